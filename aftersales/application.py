@@ -1,0 +1,269 @@
+"""The ledger: an eventsourcing Application with one method per command.
+
+Errors are translated here: the domain raises `CommandRefused`; this layer adds the
+refusals only it can see (UNKNOWN-ORDER, DUPLICATE-ORDER, DUPLICATE-ID), makes commands
+idempotent by `command_id`, retries optimistic-concurrency conflicts, and keeps the
+deadline index and the command ids in the same transaction as the events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError
+
+from aftersales import commands as cmd
+from aftersales.domain.errors import AftersalesError, CommandRefused
+from aftersales.domain.events import OrderEvent
+from aftersales.domain.order import Order, order_uuid
+from aftersales.domain.policy import DEFAULT_POLICY, Policy
+from aftersales.store import (
+    CommandRow,
+    DeadlineRow,
+    LedgerRecorder,
+    construct_recorder,
+    eventsourcing_env,
+    resolve_url,
+    sidecar_kwargs,
+)
+
+SWEEP_BATCH = 500
+
+
+class ConflictError(AftersalesError):
+    """Concurrent writers kept conflicting on one order beyond the retry limit."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one command did."""
+
+    duplicate: bool = False  # its command id was already applied: nothing was done
+    events: int = 0  # events recorded, timeouts included
+    timeouts: int = 0  # timeouts applied (by a sweep; lazy ones count in `events`)
+
+
+Handler = Callable[[Order, Any, Policy], None]
+
+#: How each order command (other than place_order) is decided by the aggregate.
+HANDLERS: dict[type[cmd.OrderCommand], Handler] = {
+    cmd.Pay: lambda o, c, p: o.pay(c.at, command_id=c.command_id, policy=p),
+    cmd.ConfirmOrder: lambda o, c, p: o.confirm(c.at, command_id=c.command_id, policy=p),
+    cmd.Ship: lambda o, c, p: o.ship(
+        c.at, carrier=c.carrier, tracking_no=c.tracking_no, command_id=c.command_id, policy=p
+    ),
+    cmd.Deliver: lambda o, c, p: o.deliver(c.at, command_id=c.command_id, policy=p),
+    cmd.Cancel: lambda o, c, p: o.cancel(
+        c.at, by=c.by, reason=c.reason, command_id=c.command_id, policy=p
+    ),
+    cmd.RequestReturn: lambda o, c, p: o.request_return(
+        c.at, amount=c.amount, reason=c.reason, command_id=c.command_id, policy=p
+    ),
+    cmd.ApproveReturn: lambda o, c, p: o.approve_return(
+        c.at, command_id=c.command_id, policy=p
+    ),
+    cmd.RejectReturn: lambda o, c, p: o.reject_return(
+        c.at, reason=c.reason, command_id=c.command_id, policy=p
+    ),
+    cmd.WithdrawReturn: lambda o, c, p: o.withdraw_return(
+        c.at, command_id=c.command_id, policy=p
+    ),
+    cmd.SubmitTracking: lambda o, c, p: o.submit_tracking(
+        c.at, carrier=c.carrier, tracking_no=c.tracking_no, command_id=c.command_id, policy=p
+    ),
+    cmd.ConfirmReceipt: lambda o, c, p: o.confirm_receipt(
+        c.at, command_id=c.command_id, policy=p
+    ),
+    cmd.UploadRefundVoucher: lambda o, c, p: o.upload_refund_voucher(
+        c.at, voucher_ref=c.voucher_ref, amount=c.amount, command_id=c.command_id, policy=p
+    ),
+}
+
+
+class Ledger(Application[UUID]):
+    """The after-sales ledger over one store (see `aftersales.store` for URLs)."""
+
+    name = "aftersales"
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        policy: Policy = DEFAULT_POLICY,
+        max_retries: int = 50,
+    ) -> None:
+        self.url = resolve_url(url)
+        self.policy = policy
+        self.max_retries = max_retries
+        super().__init__(env=eventsourcing_env(self.url))
+
+    def construct_recorder(self) -> ApplicationRecorder:
+        return construct_recorder(self.factory)
+
+    @property
+    def index(self) -> LedgerRecorder:
+        """The deadline index and command ids kept beside the events."""
+        recorder = self.recorder
+        assert hasattr(recorder, "due_orders")
+        return recorder  # type: ignore[return-value]
+
+    # --- commands ----------------------------------------------------------------------
+
+    def execute(self, command: cmd.Command) -> Outcome:
+        """Apply one command; raise `CommandRefused` when a rule forbids it."""
+        if isinstance(command, cmd.Tick):
+            return Outcome(timeouts=self.tick(command.at))
+        command_id, digest = command.identity()
+        for _ in range(self.max_retries):
+            known = self.index.command_digest(command_id)
+            if known == digest:
+                return Outcome(duplicate=True)
+            if known is not None:
+                raise CommandRefused(
+                    "DUPLICATE-ID",
+                    f"command id {command_id!r} was already applied with other content",
+                )
+            try:
+                return self._decide(command, CommandRow(command_id, order_uuid(
+                    command.order_id), digest))
+            except IntegrityError:
+                continue  # another writer got there first: look again and decide again
+        raise ConflictError(f"order {command.order_id}: gave up after {self.max_retries} "
+                            "conflicting attempts")
+
+    def _decide(self, command: cmd.OrderCommand, row: CommandRow) -> Outcome:
+        order = self.get_order(command.order_id)
+        if isinstance(command, cmd.PlaceOrder):
+            if order is not None:
+                raise CommandRefused(
+                    "DUPLICATE-ORDER", f"order {command.order_id} was already placed")
+            order = Order.place(
+                order_id=command.order_id, at=command.at, payment=command.payment,
+                merchant_id=command.merchant_id, user_id=command.user_id,
+                goods_amount=command.goods_amount, postage=command.postage,
+                currency=command.currency, command_id=command.command_id,
+                policy=self.policy,
+            )
+            return Outcome(events=self._save(order, row))
+        if order is None:
+            raise CommandRefused("UNKNOWN-ORDER", f"order {command.order_id} was never placed")
+        try:
+            HANDLERS[type(command)](order, command, self.policy)
+        except CommandRefused:
+            self._save(order, None)  # the timeouts it revealed are facts: keep them
+            raise
+        return Outcome(events=self._save(order, row))
+
+    def _save(self, order: Order, command: CommandRow | None) -> int:
+        pending = len(order.pending_events)
+        if pending == 0:
+            return 0
+        due = order.pending_deadline
+        row = None if due is None else DeadlineRow(order.order_id, due.at, due.rule, due.case)
+        self.save(order, **sidecar_kwargs({order.id: row}, [command] if command else []))
+        return pending
+
+    # One method per command, for callers in Python.
+    def place_order(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.PlaceOrder(**fields))
+
+    def pay(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.Pay(**fields))
+
+    def confirm_order(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.ConfirmOrder(**fields))
+
+    def ship(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.Ship(**fields))
+
+    def deliver(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.Deliver(**fields))
+
+    def cancel(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.Cancel(**fields))
+
+    def request_return(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.RequestReturn(**fields))
+
+    def approve_return(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.ApproveReturn(**fields))
+
+    def reject_return(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.RejectReturn(**fields))
+
+    def withdraw_return(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.WithdrawReturn(**fields))
+
+    def submit_tracking(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.SubmitTracking(**fields))
+
+    def confirm_receipt(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.ConfirmReceipt(**fields))
+
+    def upload_refund_voucher(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.UploadRefundVoucher(**fields))
+
+    # --- timeouts ----------------------------------------------------------------------
+
+    def tick(self, now: datetime) -> int:
+        """Apply every timeout due before `now` (deadline < now); return how many.
+
+        Due orders are found through the deadline index, a batch at a time, never by
+        loading every order.
+        """
+        total = 0
+        while due := self.index.due_orders(now, SWEEP_BATCH):
+            for oid in due:
+                total += self._sweep_order(oid, now)
+        return total
+
+    def _sweep_order(self, oid: UUID, now: datetime) -> int:
+        for _ in range(self.max_retries):
+            order = self._load(oid)
+            if order is None:  # an index row without events: drop it
+                self.index.put_deadline(oid, None)
+                return 0
+            fired = order.apply_due_timeouts(now, self.policy)
+            if fired == 0:  # the index was behind the events: make it right
+                due = order.pending_deadline
+                self.index.put_deadline(oid, None if due is None else DeadlineRow(
+                    order.order_id, due.at, due.rule, due.case))
+                return 0
+            try:
+                self._save(order, None)
+            except IntegrityError:
+                continue
+            return fired
+        raise ConflictError(f"sweep of {oid}: gave up after {self.max_retries} attempts")
+
+    # --- queries -----------------------------------------------------------------------
+
+    def _load(self, oid: UUID) -> Order | None:
+        try:
+            order: Order = self.repository.get(oid)
+        except AggregateNotFoundError:
+            return None
+        return order
+
+    def get_order(self, order_id: str) -> Order | None:
+        """The order as recorded now (no timeouts are invented), or None."""
+        return self._load(order_uuid(order_id))
+
+    def order_events(self, order_id: str) -> Iterator[OrderEvent]:
+        for event in self.events.get(order_uuid(order_id)):
+            assert isinstance(event, OrderEvent)
+            yield event
+
+    def order_as_of(self, order_id: str, as_of: datetime) -> Order | None:
+        """The order as it stood at business time `as_of` (events with at <= as_of)."""
+        order: Order | None = None
+        for event in self.order_events(order_id):
+            if event.at > as_of:
+                break
+            order = event.mutate(order)
+        return order

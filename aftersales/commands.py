@@ -1,0 +1,185 @@
+"""The command file's lines (SPEC section 6) as pydantic v2 models.
+
+Validation is strict: unknown fields, wrong types, zero or negative amounts and timestamps
+without an offset are refused with `INPUT` and a message that names the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
+
+from aftersales.domain.errors import CommandRefused
+
+#: Documented limits of identifiers and texts (see docs/rules.md).
+MAX_ID = 64
+MAX_TEXT = 500
+MAX_AMOUNT = 10**12  # fen: ten billion yuan
+
+
+
+def _plain_offset(at: datetime) -> datetime:
+    """Keep the offset but as a standard-library timezone (what the event store decodes)."""
+    return at.replace(tzinfo=timezone(at.utcoffset() or timedelta(0)))
+
+
+At = Annotated[AwareDatetime, AfterValidator(_plain_offset)]
+Identifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=r"^[A-Za-z0-9_.:\-]+$")
+]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT, pattern=r"\S")]
+Amount = Annotated[int, Field(gt=0, le=MAX_AMOUNT)]
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    at: At
+    command_id: Identifier | None = None
+
+    def identity(self) -> tuple[str, str]:
+        """(command id, digest of the content); the id is derived when absent.
+
+        The content is canonical JSON of every field but `command_id`, with `at` taken as
+        an instant, so the same line re-ingested is the same command.
+        """
+        content = self.model_dump(mode="json", exclude={"command_id"})
+        content["at"] = self.at.astimezone(UTC).isoformat()
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(canonical.encode()).hexdigest()
+        return (self.command_id or f"sha256:{digest[:40]}", digest)
+
+
+class OrderCommand(_Command):
+    order_id: Identifier
+
+
+class PlaceOrder(OrderCommand):
+    command: Literal["place_order"] = "place_order"
+    payment: Literal["online", "cod"]
+    merchant_id: Identifier
+    user_id: Identifier
+    goods_amount: Amount
+    postage: Annotated[int, Field(ge=0, le=MAX_AMOUNT)] = 0
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "CNY"
+
+
+class Pay(OrderCommand):
+    command: Literal["pay"] = "pay"
+
+
+class ConfirmOrder(OrderCommand):
+    command: Literal["confirm_order"] = "confirm_order"
+
+
+class Ship(OrderCommand):
+    command: Literal["ship"] = "ship"
+    carrier: Identifier
+    tracking_no: Identifier
+
+
+class Deliver(OrderCommand):
+    command: Literal["deliver"] = "deliver"
+
+
+class Cancel(OrderCommand):
+    command: Literal["cancel"] = "cancel"
+    by: Literal["user", "merchant", "platform"]
+    reason: Text = ""
+
+
+class RequestReturn(OrderCommand):
+    command: Literal["request_return"] = "request_return"
+    amount: Amount | None = None
+    reason: Text = ""
+
+
+class ApproveReturn(OrderCommand):
+    command: Literal["approve_return"] = "approve_return"
+
+
+class RejectReturn(OrderCommand):
+    command: Literal["reject_return"] = "reject_return"
+    reason: Reason
+
+
+class WithdrawReturn(OrderCommand):
+    command: Literal["withdraw_return"] = "withdraw_return"
+
+
+class SubmitTracking(OrderCommand):
+    command: Literal["submit_tracking"] = "submit_tracking"
+    carrier: Identifier
+    tracking_no: Identifier
+
+
+class ConfirmReceipt(OrderCommand):
+    command: Literal["confirm_receipt"] = "confirm_receipt"
+
+
+class UploadRefundVoucher(OrderCommand):
+    command: Literal["upload_refund_voucher"] = "upload_refund_voucher"
+    voucher_ref: Identifier
+    amount: Amount
+
+
+class Tick(_Command):
+    command: Literal["tick"] = "tick"
+
+
+Command = (
+    PlaceOrder | Pay | ConfirmOrder | Ship | Deliver | Cancel | RequestReturn | ApproveReturn
+    | RejectReturn | WithdrawReturn | SubmitTracking | ConfirmReceipt | UploadRefundVoucher
+    | Tick
+)
+COMMAND_NAMES = tuple(
+    m.model_fields["command"].default for m in Command.__args__  # type: ignore[attr-defined]
+)
+_ADAPTER: TypeAdapter[Command] = TypeAdapter(
+    Annotated[Command, Field(discriminator="command")]
+)
+
+
+def parse_command(line: str | bytes) -> Command:
+    """One line of a command file as a command, or `CommandRefused('INPUT', ...)`."""
+    try:
+        return _ADAPTER.validate_json(line, strict=True)
+    except ValidationError as e:
+        raise CommandRefused("INPUT", describe(e)) from None
+
+
+def describe(error: ValidationError) -> str:
+    """The first problem of a validation error, naming the field."""
+    first = error.errors(include_url=False)[0]
+    kind, loc, msg = first["type"], first["loc"], first["msg"]
+    if kind == "json_invalid":
+        return f"not a JSON object: {first['ctx'].get('error', msg)}"
+    if kind in ("model_attributes_type", "model_type", "dict_type") or not loc:
+        return "a line must be a JSON object"
+    if kind == "union_tag_not_found":
+        return "field 'command': missing"
+    if kind == "union_tag_invalid":
+        return (f"field 'command': unknown command {first['input'].get('command')!r}; "
+                f"expected one of {', '.join(COMMAND_NAMES)}")
+    field = ".".join(str(x) for x in loc[1:]) or str(loc[0])  # loc[0] is the union tag
+    if kind == "extra_forbidden":
+        return f"field '{field}': unknown field"
+    if kind == "missing":
+        return f"field '{field}': required"
+    if kind == "timezone_aware":
+        return f"field '{field}': a timestamp needs an offset, e.g. 2026-03-01T10:00:00+08:00"
+    return f"field '{field}': {msg}"

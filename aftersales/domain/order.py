@@ -1,0 +1,435 @@
+"""The Order aggregate: every rule of SPEC sections 2 and 3.
+
+Each command method first applies the timeouts that fell due before its business time
+(`apply_due_timeouts`, cascading), then refuses a command that goes back in time, then runs
+all of its checks, and only then triggers events: a refused command leaves behind nothing
+but the timeouts it revealed.  Each rule ID is decided in exactly one method here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from aftersales.domain import events as ev
+from aftersales.domain.errors import CommandRefused
+from aftersales.domain.policy import Policy
+from aftersales.domain.states import (
+    Actor,
+    CaseStatus,
+    Deadline,
+    Lapse,
+    OrderStatus,
+    Payment,
+    ReturnCase,
+    Violation,
+)
+
+ORDER_NAMESPACE = UUID("6f1c1d2e-58a4-4c36-9d8e-5a1f0c7b2e41")
+
+CANCELLERS = ("user", "merchant", "platform")
+
+
+def order_uuid(order_id: str) -> UUID:
+    """The aggregate id of a platform order number (deterministic)."""
+    return uuid5(ORDER_NAMESPACE, order_id)
+
+
+class Order(Aggregate):
+    order_id: str
+    payment: Payment
+    merchant_id: str
+    user_id: str
+    goods_amount: int
+    postage: int
+    currency: str
+    placed_at: datetime
+    last_at: datetime
+    status: OrderStatus
+    payment_deadline: datetime | None
+    paid_at: datetime | None
+    delivered_at: datetime | None
+    cancelled_by: str | None
+    cases: list[ReturnCase]
+    violations: list[Violation]
+    lapses: list[Lapse]
+    refunded_total: int
+    returned_goods: int
+
+    def __init__(self) -> None:
+        """State is set by `OrderPlaced.evolve`."""
+
+    # --- placing -----------------------------------------------------------------------
+
+    @classmethod
+    def place(
+        cls,
+        *,
+        order_id: str,
+        at: datetime,
+        payment: str,
+        merchant_id: str,
+        user_id: str,
+        goods_amount: int,
+        postage: int,
+        currency: str,
+        command_id: str | None,
+        policy: Policy,
+    ) -> Order:
+        check_positive("goods_amount", goods_amount)
+        if postage < 0:
+            raise CommandRefused("INPUT", "field 'postage': must not be negative")
+        kind = Payment(payment)
+        return cls._create(
+            ev.OrderPlaced,
+            id=order_uuid(order_id),
+            at=at,
+            actor=Actor.USER.value,
+            command_id=command_id,
+            order_id=order_id,
+            payment=kind.value,
+            merchant_id=merchant_id,
+            user_id=user_id,
+            goods_amount=goods_amount,
+            postage=postage,
+            currency=currency,
+            payment_deadline=at + policy.payment_window if kind is Payment.ONLINE else None,
+        )
+
+    # --- deadlines ---------------------------------------------------------------------
+
+    @property
+    def latest_case(self) -> ReturnCase | None:
+        return self.cases[-1] if self.cases else None
+
+    @property
+    def open_case(self) -> ReturnCase | None:
+        case = self.latest_case
+        return case if case is not None and case.is_open else None
+
+    @property
+    def pending_deadline(self) -> Deadline | None:
+        """The order's one pending deadline, if any (at most one is ever pending)."""
+        if self.status is OrderStatus.AWAITING_PAYMENT and self.payment_deadline:
+            return Deadline(self.payment_deadline, "C-ON-4", None)
+        case = self.open_case
+        return case.deadline if case is not None else None
+
+    def apply_due_timeouts(self, now: datetime, policy: Policy) -> int:
+        """Apply, in order, every timeout whose deadline is before `now`; return how many."""
+        fired = 0
+        while (due := self.pending_deadline) is not None and due.at < now:
+            self._time_out(due, policy)
+            fired += 1
+        return fired
+
+    def _time_out(self, due: Deadline, policy: Policy) -> None:
+        system = {"at": due.at, "actor": Actor.SYSTEM.value, "command_id": None}
+        cause = {"rule": due.rule, "deadline": due.at}
+        if due.rule == "C-ON-4":
+            self.trigger_event(ev.OrderAutoCancelled, **system, **cause)
+            return
+        case = self.open_case
+        assert case is not None and due.case == case.number
+        if due.rule == "R-1":
+            self.trigger_event(
+                ev.ReturnAutoApproved,
+                **system,
+                **cause,
+                case=case.number,
+                tracking_deadline=due.at + policy.tracking_window,
+            )
+        elif due.rule == "R-2":
+            self.trigger_event(ev.ReturnAutoClosed, **system, **cause, case=case.number)
+        elif due.rule == "R-3":
+            self.trigger_event(
+                ev.ReceiptAutoConfirmed,
+                **system,
+                **cause,
+                case=case.number,
+                voucher_deadline=self._voucher_deadline(due.at, policy),
+            )
+            self._refund_online_on_receipt(case, due.at)
+        elif due.rule == "R-COD-4":
+            self._compensate(case, due)
+        else:  # pragma: no cover - every deadline above is started by this class
+            raise AssertionError(due.rule)
+
+    def _compensate(self, case: ReturnCase, due: Deadline) -> None:
+        """R-COD-4: the platform pays the user in advance; the merchant is penalised."""
+        cause = {"rule": "R-COD-4", "deadline": due.at, "command_id": None}
+        self.trigger_event(
+            ev.AdvanceCompensationPaid,
+            at=due.at,
+            actor=Actor.PLATFORM.value,
+            case=case.number,
+            amount=case.amount,
+            **cause,
+        )
+        self.trigger_event(
+            ev.MerchantPenalized,
+            at=due.at,
+            actor=Actor.SYSTEM.value,
+            case=case.number,
+            debt=case.amount,
+            **cause,
+        )
+
+    # --- common checks -----------------------------------------------------------------
+
+    def _begin(self, at: datetime, policy: Policy) -> None:
+        """Apply due timeouts first (they are kept even if the command is refused)."""
+        self.apply_due_timeouts(at, policy)
+        if at < self.last_at:
+            raise CommandRefused(
+                "TIME",
+                f"business time {at.isoformat()} is before the order's latest event "
+                f"at {self.last_at.isoformat()}",
+            )
+
+    def _check_not_cancelled(self, doing: str) -> None:
+        """C-ANY: nothing is paid, shipped, delivered or returned after cancellation."""
+        if self.status is OrderStatus.CANCELLED:
+            raise CommandRefused("C-ANY", f"the order was cancelled; it cannot be {doing}")
+
+    def _check_status(self, wanted: OrderStatus, step: str) -> None:
+        if self.status is not wanted:
+            raise CommandRefused(
+                "FLOW", f"{step} needs order status {wanted.value}, not {self.status.value}"
+            )
+
+    def _emit(self, event: type[ev.OrderEvent], at: datetime, actor: Actor,
+              command_id: str | None, **fields: Any) -> None:
+        self.trigger_event(event, at=at, actor=actor.value, command_id=command_id, **fields)
+
+    # --- order life cycle --------------------------------------------------------------
+
+    def pay(self, at: datetime, *, command_id: str | None, policy: Policy) -> None:
+        self._begin(at, policy)
+        if self.payment is Payment.COD:
+            raise CommandRefused("FLOW", "a cash-on-delivery order is paid on delivery")
+        if self.status is OrderStatus.CANCELLED and self.cancelled_by == Actor.SYSTEM:
+            raise CommandRefused(
+                "DEADLINE",
+                f"C-ON-4: the order was not paid by {self._lapse_deadline('UNPAID_24H')} "
+                "and the system cancelled it",
+            )
+        self._check_not_cancelled("paid")
+        self._check_status(OrderStatus.AWAITING_PAYMENT, "pay")
+        self._emit(ev.PaymentReceived, at, Actor.USER, command_id)
+
+    def confirm(self, at: datetime, *, command_id: str | None, policy: Policy) -> None:
+        self._begin(at, policy)
+        if self.payment is Payment.ONLINE:
+            raise CommandRefused("FLOW", "only a cash-on-delivery order is confirmed")
+        self._check_not_cancelled("confirmed")
+        self._check_status(OrderStatus.PENDING_CONFIRMATION, "confirm_order")
+        self._emit(ev.OrderConfirmed, at, Actor.MERCHANT, command_id)
+
+    def ship(self, at: datetime, *, carrier: str, tracking_no: str,
+             command_id: str | None, policy: Policy) -> None:
+        self._begin(at, policy)
+        self._check_not_cancelled("shipped")
+        ready = OrderStatus.PAID if self.payment is Payment.ONLINE else OrderStatus.STOCKING
+        self._check_status(ready, "ship")
+        self._emit(ev.OrderShipped, at, Actor.MERCHANT, command_id,
+                   carrier=carrier, tracking_no=tracking_no)
+
+    def deliver(self, at: datetime, *, command_id: str | None, policy: Policy) -> None:
+        self._begin(at, policy)
+        self._check_not_cancelled("delivered")
+        self._check_status(OrderStatus.SHIPPED, "deliver")
+        self._emit(ev.OrderDelivered, at, Actor.CARRIER, command_id)
+
+    def cancel(self, at: datetime, *, by: str, reason: str,
+               command_id: str | None, policy: Policy) -> None:
+        self._begin(at, policy)
+        if by not in CANCELLERS:
+            raise CommandRefused("INPUT", f"field 'by': must be one of {', '.join(CANCELLERS)}")
+        if self.payment is Payment.COD:
+            self._check_cod_cancel(by)
+        else:
+            self._check_online_cancel(by)
+        refund = self.goods_amount + self.postage if self.status is OrderStatus.PAID else 0
+        self._emit(ev.OrderCancelled, at, Actor(by), command_id,
+                   reason=reason, refund_amount=refund)
+
+    def _check_cancellable(self) -> None:
+        """C-ANY: a cancelled order stays cancelled; a delivered order cannot be cancelled."""
+        if self.status in (OrderStatus.CANCELLED, OrderStatus.DELIVERED):
+            raise CommandRefused("C-ANY", f"a {self.status.value} order cannot be cancelled")
+
+    def _check_cod_cancel(self, by: str) -> None:
+        if by == Actor.USER:
+            raise CommandRefused(
+                "C-COD-1", "the user cannot cancel a cash-on-delivery order at any stage")
+        self._check_cancellable()
+        shipped = self.status is OrderStatus.SHIPPED
+        if by == Actor.MERCHANT and shipped:
+            raise CommandRefused(
+                "C-COD-3", "the merchant cannot cancel a shipped cash-on-delivery order; "
+                "the user asks platform customer service")
+        if by == Actor.PLATFORM and not shipped:
+            raise CommandRefused(
+                "C-COD-3", "before shipping the merchant, not the platform, cancels a "
+                "cash-on-delivery order (C-COD-2)")
+        # C-COD-2: the merchant cancels while pending_confirmation or stocking.
+
+    def _check_online_cancel(self, by: str) -> None:
+        if by == Actor.MERCHANT:
+            raise CommandRefused(
+                "C-ON-3", "the merchant cannot cancel an online order at any stage")
+        self._check_cancellable()
+        if self.status is OrderStatus.SHIPPED:
+            raise CommandRefused(
+                "C-ON-2", "a shipped online order is not cancelled; the way back is a return")
+        if by == Actor.USER and self.status is OrderStatus.PAID:
+            raise CommandRefused(
+                "C-ON-2", "after payment the user cancels through platform customer service")
+        # C-ON-1: the user cancels while awaiting_payment; C-ON-2: the platform cancels
+        # while awaiting_payment or paid, refunding goods and postage in full.
+
+    # --- returns -----------------------------------------------------------------------
+
+    def refundable(self, policy: Policy) -> int:
+        limit = self.goods_amount + (self.postage if policy.refund_postage_on_return else 0)
+        return limit - self.returned_goods
+
+    def request_return(self, at: datetime, *, amount: int | None, reason: str,
+                       command_id: str | None, policy: Policy) -> None:
+        self._begin(at, policy)
+        self._check_not_cancelled("returned")
+        self._check_status(OrderStatus.DELIVERED, "request_return")
+        if (case := self.open_case) is not None:
+            raise CommandRefused(
+                "R-OPEN", f"case {case.number} is still open ({case.status.value})")
+        if policy.return_window is not None and self.delivered_at is not None:
+            closes = self.delivered_at + policy.return_window
+            if at > closes:
+                raise CommandRefused(
+                    "DEADLINE", f"the return window closed at {closes.isoformat()} (policy)")
+        left = self.refundable(policy)
+        if amount is not None:
+            check_positive("amount", amount)
+        if left <= 0:
+            raise CommandRefused("R-AMOUNT", "nothing refundable is left on this order")
+        if amount is not None and amount > left:
+            raise CommandRefused(
+                "R-AMOUNT", f"amount {amount} is more than the refundable {left}")
+        self._emit(ev.ReturnRequested, at, Actor.USER, command_id,
+                   case=len(self.cases) + 1, amount=amount if amount is not None else left,
+                   reason=reason, response_deadline=at + policy.merchant_response_window)
+
+    def _case_for(self, step: str) -> ReturnCase:
+        case = self.latest_case
+        if case is None:
+            raise CommandRefused("FLOW", f"{step}: the order has no return case")
+        return case
+
+    def _check_case(self, case: ReturnCase, wanted: CaseStatus, step: str,
+                    timed_out: bool, rule: str) -> None:
+        """FLOW, or DEADLINE where the system already took this step at its deadline."""
+        if case.status is wanted:
+            return
+        if timed_out:
+            raise CommandRefused(
+                "DEADLINE", f"{step}: the {rule} deadline of case {case.number} passed "
+                "and the system acted")
+        raise CommandRefused(
+            "FLOW", f"{step} needs case {case.number} {wanted.value}, not {case.status.value}")
+
+    def _check_merchant_answer(self, step: str) -> ReturnCase:
+        case = self._case_for(step)
+        self._check_case(case, CaseStatus.REQUESTED, step,
+                         case.decided_by == Actor.SYSTEM, "R-1")
+        return case
+
+    def approve_return(self, at: datetime, *, command_id: str | None,
+                       policy: Policy) -> None:
+        self._begin(at, policy)
+        case = self._check_merchant_answer("approve_return")
+        self._emit(ev.MerchantApproved, at, Actor.MERCHANT, command_id, case=case.number,
+                   tracking_deadline=at + policy.tracking_window)
+
+    def reject_return(self, at: datetime, *, reason: str, command_id: str | None,
+                      policy: Policy) -> None:
+        self._begin(at, policy)
+        case = self._check_merchant_answer("reject_return")
+        if not reason.strip():
+            raise CommandRefused("INPUT", "field 'reason': a rejection needs a reason (R-1)")
+        self._emit(ev.MerchantRejected, at, Actor.MERCHANT, command_id,
+                   case=case.number, reason=reason)
+
+    def withdraw_return(self, at: datetime, *, command_id: str | None,
+                        policy: Policy) -> None:
+        self._begin(at, policy)
+        case = self._case_for("withdraw_return")
+        if case.status in (CaseStatus.IN_TRANSIT, CaseStatus.RECEIVED):
+            raise CommandRefused(
+                "R-5", "a case is withdrawn only before the return tracking is submitted")
+        if not policy.user_may_withdraw and case.is_open:
+            raise CommandRefused("R-5", "this platform's policy does not allow withdrawal")
+        if case.status not in (CaseStatus.REQUESTED, CaseStatus.APPROVED):
+            self._check_case(case, CaseStatus.APPROVED, "withdraw_return",
+                             case.status is CaseStatus.CLOSED, "R-2")
+        self._emit(ev.ReturnWithdrawn, at, Actor.USER, command_id, case=case.number)
+
+    def submit_tracking(self, at: datetime, *, carrier: str, tracking_no: str,
+                        command_id: str | None, policy: Policy) -> None:
+        self._begin(at, policy)
+        case = self._case_for("submit_tracking")
+        self._check_case(case, CaseStatus.APPROVED, "submit_tracking",
+                         case.status is CaseStatus.CLOSED, "R-2")
+        self._emit(ev.TrackingSubmitted, at, Actor.USER, command_id, case=case.number,
+                   carrier=carrier, tracking_no=tracking_no,
+                   receipt_deadline=at + policy.receipt_window)
+
+    def confirm_receipt(self, at: datetime, *, command_id: str | None,
+                        policy: Policy) -> None:
+        self._begin(at, policy)
+        case = self._case_for("confirm_receipt")
+        self._check_case(case, CaseStatus.IN_TRANSIT, "confirm_receipt",
+                         case.received_by == Actor.SYSTEM, "R-3")
+        self._emit(ev.ReceiptConfirmed, at, Actor.MERCHANT, command_id, case=case.number,
+                   voucher_deadline=self._voucher_deadline(at, policy))
+        self._refund_online_on_receipt(case, at)
+
+    def _voucher_deadline(self, received: datetime, policy: Policy) -> datetime | None:
+        return received + policy.voucher_window if self.payment is Payment.COD else None
+
+    def _refund_online_on_receipt(self, case: ReturnCase, at: datetime) -> None:
+        """R-ON-4: on receipt of an online return the platform refunds `amount` at once."""
+        if self.payment is Payment.ONLINE:
+            self.trigger_event(ev.PlatformRefunded, at=at, actor=Actor.PLATFORM.value,
+                               command_id=None, rule="R-ON-4", deadline=None,
+                               case=case.number, amount=case.amount)
+
+    def upload_refund_voucher(self, at: datetime, *, voucher_ref: str, amount: int,
+                              command_id: str | None, policy: Policy) -> None:
+        """R-COD-4: the cod merchant refunds `amount` exactly and uploads the voucher."""
+        self._begin(at, policy)
+        check_positive("amount", amount)
+        if self.payment is Payment.ONLINE:
+            raise CommandRefused("FLOW", "online returns are refunded by the platform")
+        case = self._case_for("upload_refund_voucher")
+        late = case.status is CaseStatus.COMPENSATED and case.merchant_debt > 0
+        if not late:
+            self._check_case(case, CaseStatus.RECEIVED, "upload_refund_voucher", False, "")
+        if amount != case.amount:
+            raise CommandRefused(
+                "R-AMOUNT", f"the voucher is for {amount}; case {case.number} is for "
+                f"{case.amount}")
+        self._emit(ev.RefundVoucherUploaded, at, Actor.MERCHANT, command_id,
+                   case=case.number, voucher_ref=voucher_ref, amount=amount,
+                   settles_debt=late)
+
+    def _lapse_deadline(self, rule: str) -> str:
+        return next(x.deadline.isoformat() for x in self.lapses if x.rule == rule)
+
+
+def check_positive(field: str, amount: int) -> None:
+    if amount <= 0:
+        raise CommandRefused("INPUT", f"field '{field}': must be greater than zero")

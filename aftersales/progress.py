@@ -1,0 +1,41 @@
+"""A progress line for long work: shown on a terminal, silent when piped."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+class Progress:
+    def __init__(self, label: str, total: int | None, stream: TextIO | None = None,
+                 unit: str = "") -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = self.stream.isatty()
+        self.label, self.total, self.unit = label, total, unit
+        self.done = 0
+        self._shown = 0.0
+        self._start = time.monotonic()
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        if self.enabled and time.monotonic() - self._shown > 0.1:
+            self._draw()
+
+    def _draw(self) -> None:
+        self._shown = time.monotonic()
+        rate = self.done / max(self._shown - self._start, 1e-9)
+        if self.total:
+            share = min(self.done / self.total, 1.0)
+            bar = "#" * int(30 * share)
+            text = f"{self.label} [{bar:<30}] {share:6.1%}"
+        else:
+            text = f"{self.label} {self.done:,}{self.unit}"
+        self.stream.write(f"\r{text}  {rate:,.0f}{self.unit}/s ")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self._draw()
+            self.stream.write("\n")
+            self.stream.flush()
