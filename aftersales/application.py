@@ -170,43 +170,43 @@ class Ledger(Application[UUID]):
 
     # One method per command, for callers in Python.
     def place_order(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.PlaceOrder(**fields))
+        return self.execute(cmd.build(cmd.PlaceOrder, fields))
 
     def pay(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.Pay(**fields))
+        return self.execute(cmd.build(cmd.Pay, fields))
 
     def confirm_order(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.ConfirmOrder(**fields))
+        return self.execute(cmd.build(cmd.ConfirmOrder, fields))
 
     def ship(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.Ship(**fields))
+        return self.execute(cmd.build(cmd.Ship, fields))
 
     def deliver(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.Deliver(**fields))
+        return self.execute(cmd.build(cmd.Deliver, fields))
 
     def cancel(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.Cancel(**fields))
+        return self.execute(cmd.build(cmd.Cancel, fields))
 
     def request_return(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.RequestReturn(**fields))
+        return self.execute(cmd.build(cmd.RequestReturn, fields))
 
     def approve_return(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.ApproveReturn(**fields))
+        return self.execute(cmd.build(cmd.ApproveReturn, fields))
 
     def reject_return(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.RejectReturn(**fields))
+        return self.execute(cmd.build(cmd.RejectReturn, fields))
 
     def withdraw_return(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.WithdrawReturn(**fields))
+        return self.execute(cmd.build(cmd.WithdrawReturn, fields))
 
     def submit_tracking(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.SubmitTracking(**fields))
+        return self.execute(cmd.build(cmd.SubmitTracking, fields))
 
     def confirm_receipt(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.ConfirmReceipt(**fields))
+        return self.execute(cmd.build(cmd.ConfirmReceipt, fields))
 
     def upload_refund_voucher(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.UploadRefundVoucher(**fields))
+        return self.execute(cmd.build(cmd.UploadRefundVoucher, fields))
 
     # --- timeouts ----------------------------------------------------------------------
 

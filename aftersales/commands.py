@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -141,6 +141,8 @@ class Tick(_Command):
     command: Literal["tick"] = "tick"
 
 
+C = TypeVar("C", bound="_Command")
+
 Command = (
     PlaceOrder | Pay | ConfirmOrder | Ship | Deliver | Cancel | RequestReturn | ApproveReturn
     | RejectReturn | WithdrawReturn | SubmitTracking | ConfirmReceipt | UploadRefundVoucher
@@ -162,20 +164,31 @@ def parse_command(line: str | bytes) -> Command:
         raise CommandRefused("INPUT", describe(e)) from None
 
 
-def describe(error: ValidationError) -> str:
+def build(model: type[C], fields: dict[str, Any]) -> C:
+    """A command from Python values, or `CommandRefused('INPUT', ...)`."""
+    try:
+        return model(**fields)
+    except ValidationError as e:
+        raise CommandRefused("INPUT", describe(e, tagged=False)) from None
+
+
+def describe(error: ValidationError, *, tagged: bool = True) -> str:
     """The first problem of a validation error, naming the field."""
     first = error.errors(include_url=False)[0]
     kind, loc, msg = first["type"], first["loc"], first["msg"]
     if kind == "json_invalid":
         return f"not a JSON object: {first['ctx'].get('error', msg)}"
-    if kind in ("model_attributes_type", "model_type", "dict_type") or not loc:
+    if kind in ("model_attributes_type", "model_type", "dict_type"):
         return "a line must be a JSON object"
     if kind == "union_tag_not_found":
         return "field 'command': missing"
     if kind == "union_tag_invalid":
         return (f"field 'command': unknown command {first['input'].get('command')!r}; "
                 f"expected one of {', '.join(COMMAND_NAMES)}")
-    field = ".".join(str(x) for x in loc[1:]) or str(loc[0])  # loc[0] is the union tag
+    if not loc:
+        return f"{msg}"
+    path = loc[1:] if tagged else loc  # a tagged union puts the tag first
+    field = ".".join(str(x) for x in path) or str(loc[0])
     if kind == "extra_forbidden":
         return f"field '{field}': unknown field"
     if kind == "missing":

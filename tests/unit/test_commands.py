@@ -1,0 +1,94 @@
+"""The command file's lines: strict pydantic validation with messages naming the field."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from aftersales import CommandRefused, parse_command
+from aftersales.commands import PlaceOrder, RequestReturn
+
+AT = "2026-03-01T10:00:00+08:00"
+
+
+def refusal(line: str | bytes) -> str:
+    with pytest.raises(CommandRefused) as info:
+        parse_command(line)
+    assert info.value.code == "INPUT"
+    return info.value.reason
+
+
+def test_every_example_line_of_the_spec_parses() -> None:
+    lines = [
+        {"command": "place_order", "order_id": "D1", "at": AT, "payment": "online",
+         "merchant_id": "M1", "user_id": "U1", "goods_amount": 9900, "postage": 800},
+        {"command": "pay", "order_id": "D1", "at": AT},
+        {"command": "confirm_order", "order_id": "D2", "at": AT},
+        {"command": "ship", "order_id": "D1", "at": AT, "carrier": "SF", "tracking_no": "SF123"},
+        {"command": "deliver", "order_id": "D1", "at": AT},
+        {"command": "cancel", "order_id": "D1", "at": AT, "by": "platform", "reason": "x"},
+        {"command": "request_return", "order_id": "D1", "at": AT, "amount": 9900, "reason": "x"},
+        {"command": "approve_return", "order_id": "D1", "at": AT},
+        {"command": "reject_return", "order_id": "D1", "at": AT, "reason": "used"},
+        {"command": "withdraw_return", "order_id": "D1", "at": AT},
+        {"command": "submit_tracking", "order_id": "D1", "at": AT, "carrier": "YTO",
+         "tracking_no": "YT9"},
+        {"command": "confirm_receipt", "order_id": "D1", "at": AT},
+        {"command": "upload_refund_voucher", "order_id": "D2", "at": AT, "voucher_ref": "V-1",
+         "amount": 5000},
+        {"command": "tick", "at": AT},
+    ]
+    for line in lines:
+        assert parse_command(json.dumps(line)).command == line["command"]
+
+
+@pytest.mark.parametrize("line,expected", [
+    ("not json", "not a JSON object"),
+    ("[1, 2]", "must be a JSON object"),
+    ('{"order_id": "D1", "at": "%s"}' % AT, "field 'command': missing"),
+    ('{"command": "refund", "order_id": "D1", "at": "%s"}' % AT, "unknown command 'refund'"),
+    ('{"command": "pay", "order_id": "D1"}', "field 'at': required"),
+    ('{"command": "pay", "order_id": "D1", "at": "2026-03-01T10:00:00"}', "needs an offset"),
+    ('{"command": "pay", "order_id": "D1", "at": 1772330400}', "field 'at'"),
+    ('{"command": "pay", "order_id": "D1", "at": "%s", "extra": 1}' % AT,
+     "field 'extra': unknown field"),
+    ('{"command": "pay", "order_id": 17, "at": "%s"}' % AT, "field 'order_id'"),
+    ('{"command": "pay", "order_id": "D 1; rm -rf", "at": "%s"}' % AT, "field 'order_id'"),
+    ('{"command": "request_return", "order_id": "D1", "at": "%s", "amount": 0}' % AT,
+     "field 'amount': Input should be greater than 0"),
+    ('{"command": "request_return", "order_id": "D1", "at": "%s", "amount": -5}' % AT,
+     "field 'amount'"),
+    ('{"command": "request_return", "order_id": "D1", "at": "%s", "amount": "5"}' % AT,
+     "field 'amount': Input should be a valid integer"),
+    ('{"command": "upload_refund_voucher", "order_id": "D1", "at": "%s", "voucher_ref": "V"}'
+     % AT, "field 'amount': required"),
+    ('{"command": "cancel", "order_id": "D1", "at": "%s", "by": "system"}' % AT, "field 'by'"),
+    ('{"command": "reject_return", "order_id": "D1", "at": "%s"}' % AT, "field 'reason'"),
+])
+def test_INPUT_refusals_name_the_field(line: str, expected: str) -> None:
+    assert expected in refusal(line)
+
+
+def test_INPUT_invalid_utf8_is_refused() -> None:
+    assert "not a JSON object" in refusal(b'{"command": "pay", "order_id": "D\xff"}')
+
+
+def test_command_id_is_derived_from_content_with_at_as_an_instant() -> None:
+    a = parse_command(json.dumps({"command": "pay", "order_id": "D1", "at": AT}))
+    b = parse_command(json.dumps({"command": "pay", "order_id": "D1",
+                                  "at": "2026-03-01T02:00:00Z"}))
+    c = parse_command(json.dumps({"command": "pay", "order_id": "D2", "at": AT}))
+    assert a.identity() == b.identity()
+    assert a.identity()[0] != c.identity()[0]
+
+
+def test_defaults_are_part_of_the_content() -> None:
+    explicit = PlaceOrder(order_id="D1", at=parse_command(
+        json.dumps({"command": "tick", "at": AT})).at, payment="cod", merchant_id="M",
+        user_id="U", goods_amount=1, postage=0, currency="CNY")
+    implicit = PlaceOrder.model_validate_json(json.dumps(
+        {"order_id": "D1", "at": AT, "payment": "cod", "merchant_id": "M", "user_id": "U",
+         "goods_amount": 1}))
+    assert explicit.identity() == implicit.identity()
+    assert RequestReturn.model_fields["amount"].default is None
