@@ -1,0 +1,255 @@
+"""A small, independent model of SPEC sections 2-3 for the state machine to check against.
+
+It is written as tables (who may cancel what, which step needs which status, what each
+timeout does) rather than as an aggregate, so that it fails differently from the code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+H, D = timedelta(hours=1), timedelta(days=1)
+WINDOW = {"pay": 24 * H, "answer": 48 * H, "track": 7 * D, "receive": 7 * D, "voucher": 48 * H}
+TERMINAL = {"rejected", "refunded", "compensated", "closed", "withdrawn"}
+
+ONLINE_CANCEL = {("user", "awaiting_payment"): None, ("user", "paid"): "C-ON-2",
+                 ("user", "shipped"): "C-ON-2", ("platform", "awaiting_payment"): None,
+                 ("platform", "paid"): None, ("platform", "shipped"): "C-ON-2"}
+COD_CANCEL = {("merchant", "pending_confirmation"): None, ("merchant", "stocking"): None,
+              ("merchant", "shipped"): "C-COD-3", ("platform", "pending_confirmation"): "C-COD-3",
+              ("platform", "stocking"): "C-COD-3", ("platform", "shipped"): None}
+# command: (payment it is for, status it needs, status it leads to)
+ORDER_STEPS = {"pay": ("online", "awaiting_payment", "paid"),
+               "confirm_order": ("cod", "pending_confirmation", "stocking"),
+               "ship": (None, None, "shipped"), "deliver": (None, "shipped", "delivered")}
+# command: (case status it needs, what the system did instead when it is late)
+CASE_STEPS = {"approve_return": ("requested", "approve"), "reject_return": ("requested", "approve"),
+              "submit_tracking": ("approved", "close"), "confirm_receipt": ("in_transit", "receive")}
+
+
+@dataclass
+class MCase:
+    n: int
+    amount: int
+    status: str = "requested"
+    deadline: datetime | None = None
+    by_system: set[str] = field(default_factory=set)
+    debt: bool = False
+    paid: int = 0
+
+
+@dataclass
+class MOrder:
+    payment: str
+    goods: int
+    postage: int
+    status: str
+    last_at: datetime
+    pay_deadline: datetime | None
+    cancelled_by: str | None = None
+    cases: list[MCase] = field(default_factory=list)
+    refunded: int = 0
+    returned: int = 0
+    violations: list[tuple[str, int, datetime]] = field(default_factory=list)
+    lapses: list[tuple[str, int | None, datetime]] = field(default_factory=list)
+
+    @property
+    def case(self) -> MCase | None:
+        return self.cases[-1] if self.cases else None
+
+    def due(self) -> datetime | None:
+        if self.status == "awaiting_payment":
+            return self.pay_deadline
+        case = self.case
+        return case.deadline if case and case.status not in TERMINAL else None
+
+    def fire(self) -> None:
+        d = self.due()
+        assert d is not None
+        self.last_at = d
+        if self.status == "awaiting_payment":
+            self.status, self.cancelled_by = "cancelled", "system"
+            self.lapses.append(("UNPAID_24H", None, d))
+            return
+        c = self.case
+        assert c is not None
+        if c.status == "requested":
+            c.status, c.deadline = "approved", d + WINDOW["track"]
+            c.by_system.add("approve")
+            self.violations.append(("RETURN_RESPONSE_48H", c.n, d))
+        elif c.status == "approved":
+            c.status, c.deadline = "closed", None
+            c.by_system.add("close")
+            self.lapses.append(("RETURN_TRACKING_7D", c.n, d))
+        elif c.status == "in_transit":
+            c.by_system.add("receive")
+            self.violations.append(("RECEIPT_CONFIRM_7D", c.n, d))
+            self.received(c, d)
+        elif c.status == "received":
+            c.status, c.deadline, c.debt = "compensated", None, True
+            self.pay_user(c)
+            self.violations.append(("COD_REFUND_VOUCHER_48H", c.n, d))
+
+    def received(self, c: MCase, at: datetime) -> None:
+        if self.payment == "online":
+            c.status, c.deadline = "refunded", None
+            self.pay_user(c)
+        else:
+            c.status, c.deadline = "received", at + WINDOW["voucher"]
+
+    def pay_user(self, c: MCase) -> None:
+        c.paid += c.amount
+        self.refunded += c.amount
+        self.returned += c.amount
+
+    def catch_up(self, now: datetime) -> None:
+        while (d := self.due()) is not None and d < now:
+            self.fire()
+
+
+NEXT_ORDER_STEP = {"awaiting_payment": "pay", "pending_confirmation": "confirm_order",
+                   "paid": "ship", "stocking": "ship", "shipped": "deliver"}
+NEXT_CASE_STEP = {"requested": "approve_return", "approved": "submit_tracking",
+                  "in_transit": "confirm_receipt", "received": "upload_refund_voucher"}
+
+
+class Model:
+    def __init__(self) -> None:
+        self.orders: dict[str, MOrder] = {}
+        self.commands: dict[str, str] = {}
+
+    def next_step(self, order_id: str) -> str | None:
+        """The step that moves an order along its happy path, if any."""
+        o = self.orders.get(order_id)
+        if o is None:
+            return "place_order"
+        if o.status in NEXT_ORDER_STEP:
+            return NEXT_ORDER_STEP[o.status]
+        c = o.case
+        if o.status == "delivered" and (c is None or c.status in TERMINAL):
+            return "request_return"
+        return NEXT_CASE_STEP.get(c.status) if c is not None else None
+
+    def tick(self, now: datetime) -> None:
+        for order in self.orders.values():
+            order.catch_up(now)
+
+    def apply(self, name: str, order_id: str, at: datetime, ident: tuple[str, str],
+              **f: object) -> str | None:
+        """The refusal code the ledger must give, or None (applied or a known duplicate)."""
+        cid, digest = ident
+        if cid in self.commands:
+            return None if self.commands[cid] == digest else "DUPLICATE-ID"
+        code = self._decide(name, order_id, at, f)
+        if code is None:
+            self.commands[cid] = digest
+        return code
+
+    def _decide(self, name: str, oid: str, at: datetime, f: dict[str, object]) -> str | None:
+        o = self.orders.get(oid)
+        if name == "place_order":
+            if o is not None:
+                return "DUPLICATE-ORDER"
+            online = f["payment"] == "online"
+            self.orders[oid] = MOrder(
+                str(f["payment"]), int(f["goods_amount"]), int(f["postage"]),  # type: ignore[call-overload]
+                "awaiting_payment" if online else "pending_confirmation", at,
+                at + WINDOW["pay"] if online else None)
+            return None
+        if o is None:
+            return "UNKNOWN-ORDER"
+        o.catch_up(at)
+        if at < o.last_at:
+            return "TIME"
+        code = self._check(o, name, f)
+        if code is None:
+            self._do(o, name, at, f)
+            o.last_at = at
+        return code
+
+    def _check(self, o: MOrder, name: str, f: dict[str, object]) -> str | None:
+        c = o.case
+        if name == "cancel":
+            by = f["by"]
+            if o.payment == "cod" and by == "user":
+                return "C-COD-1"
+            if o.payment == "online" and by == "merchant":
+                return "C-ON-3"
+            if o.status in ("cancelled", "delivered"):
+                return "C-ANY"
+            table = ONLINE_CANCEL if o.payment == "online" else COD_CANCEL
+            return table[(str(by), o.status)]
+        if name in ORDER_STEPS:
+            payment, needs, _ = ORDER_STEPS[name]
+            if payment is not None and payment != o.payment:
+                return "FLOW"
+            if name == "pay" and o.cancelled_by == "system":
+                return "DEADLINE"
+            if o.status == "cancelled":
+                return "C-ANY"
+            needs = needs or ("paid" if o.payment == "online" else "stocking")
+            return None if o.status == needs else "FLOW"
+        if name == "request_return":
+            if o.status == "cancelled":
+                return "C-ANY"
+            if o.status != "delivered":
+                return "FLOW"
+            if c is not None and c.status not in TERMINAL:
+                return "R-OPEN"
+            left = o.goods - o.returned
+            amount = f.get("amount")
+            if left <= 0 or (amount is not None and int(amount) > left):  # type: ignore[call-overload]
+                return "R-AMOUNT"
+            return None
+        if c is None:
+            return "FLOW"
+        if name in CASE_STEPS:
+            needs, late = CASE_STEPS[name]
+            if c.status == needs:
+                return None
+            return "DEADLINE" if late in c.by_system else "FLOW"
+        if name == "withdraw_return":
+            if c.status in ("in_transit", "received"):
+                return "R-5"
+            if c.status in ("requested", "approved"):
+                return None
+            return "DEADLINE" if "close" in c.by_system else "FLOW"
+        if name == "upload_refund_voucher":
+            if o.payment == "online":
+                return "FLOW"
+            if not (c.status == "received" or (c.status == "compensated" and c.debt)):
+                return "FLOW"
+            return None if f["amount"] == c.amount else "R-AMOUNT"
+        raise AssertionError(name)
+
+    def _do(self, o: MOrder, name: str, at: datetime, f: dict[str, object]) -> None:
+        c = o.case
+        if name == "cancel":
+            if o.status == "paid":
+                o.refunded += o.goods + o.postage
+            o.status, o.cancelled_by = "cancelled", str(f["by"])
+        elif name in ORDER_STEPS:
+            o.status = ORDER_STEPS[name][2]
+        elif name == "request_return":
+            amount = f.get("amount") or o.goods - o.returned
+            o.cases.append(MCase(len(o.cases) + 1, int(amount),  # type: ignore[call-overload]
+                                 deadline=at + WINDOW["answer"]))
+        elif c is None:
+            raise AssertionError(name)
+        elif name == "approve_return":
+            c.status, c.deadline = "approved", at + WINDOW["track"]
+        elif name == "reject_return":
+            c.status, c.deadline = "rejected", None
+        elif name == "withdraw_return":
+            c.status, c.deadline = "withdrawn", None
+        elif name == "submit_tracking":
+            c.status, c.deadline = "in_transit", at + WINDOW["receive"]
+        elif name == "confirm_receipt":
+            o.received(c, at)
+        elif name == "upload_refund_voucher":
+            if c.status == "compensated":
+                c.debt = False
+            else:
+                c.status, c.deadline = "refunded", None
+                o.pay_user(c)

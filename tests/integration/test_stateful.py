@@ -1,0 +1,266 @@
+"""Hypothesis: random command sequences (legal and illegal, random gaps of business time,
+random ticks, repeated commands) drive a SQLite ledger that is swept at every tick and an
+in-memory ledger that is never swept (timeouts only lazily), both checked against the
+independent model of `rules_model.py` after every step (I1-I5, I7, I8), and against each
+other at the end (I9, and the two stores agree)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import fields
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from aftersales import CommandRefused, Ledger, status_document
+from aftersales import commands as cmd
+from aftersales.domain.events import OrderEvent
+from aftersales.domain.states import TERMINAL_CASE_STATUSES
+from tests.integration.rules_model import Model
+from tests.scenario import T0
+
+ORDER_IDS = ["O1", "O2", "O3"]
+S, H, D = timedelta(seconds=1), timedelta(hours=1), timedelta(days=1)
+# Gaps that land on and around every deadline of the policy.
+GAPS = [timedelta(0), S, H, 23 * H, 24 * H, 24 * H + S, 47 * H, 48 * H, 48 * H + S,
+        6 * D, 7 * D, 7 * D + S, 10 * D]
+MODELS: dict[str, type[cmd.OrderCommand]] = {
+    "place_order": cmd.PlaceOrder, "pay": cmd.Pay, "confirm_order": cmd.ConfirmOrder,
+    "ship": cmd.Ship, "deliver": cmd.Deliver, "cancel": cmd.Cancel,
+    "request_return": cmd.RequestReturn, "approve_return": cmd.ApproveReturn,
+    "reject_return": cmd.RejectReturn, "withdraw_return": cmd.WithdrawReturn,
+    "submit_tracking": cmd.SubmitTracking, "confirm_receipt": cmd.ConfirmReceipt,
+    "upload_refund_voucher": cmd.UploadRefundVoucher,
+}
+STEPS = [name for name in MODELS if name != "place_order"]
+
+
+def outcome(ledger: Ledger, command: cmd.Command) -> str | None:
+    try:
+        ledger.execute(command)
+    except CommandRefused as refusal:
+        return refusal.code
+    return None
+
+
+def comparable(event: OrderEvent) -> tuple[str, dict[str, Any]]:
+    """An event without its recorded time (the only part that may differ)."""
+    return type(event).__name__, {f.name: getattr(event, f.name) for f in fields(event)
+                                  if f.name != "timestamp"}
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tmp = tempfile.TemporaryDirectory()
+        self.swept = Ledger(f"sqlite:///{Path(self.tmp.name) / 'ledger.db'}")
+        self.lazy = Ledger("memory:")
+        self.model = Model()
+        self.now = T0
+        self.last_tick: datetime | None = None
+        self.applied: list[cmd.Command] = []
+        self.terminal: dict[tuple[str, int], str] = {}
+
+    def teardown(self) -> None:
+        try:
+            if self.last_tick is not None:
+                self.lazy.tick(self.last_tick)  # I9: one late sweep equals all the sweeps
+            for order_id in self.model.orders:
+                assert [comparable(e) for e in self.swept.order_events(order_id)] == [
+                    comparable(e) for e in self.lazy.order_events(order_id)], order_id
+        finally:
+            self.swept.close()
+            self.lazy.close()
+            self.tmp.cleanup()
+
+    @initialize()
+    def start(self) -> None:
+        self.now = T0
+
+    # --- driving -----------------------------------------------------------------------
+
+    def send(self, name: str, order_id: str, at: datetime, *, to_lazy: bool = True,
+             **fields: Any) -> None:
+        command = MODELS[name](order_id=order_id, at=at, **fields)
+        expected = self.model.apply(name, order_id, at, command.identity(), **fields)
+        got = outcome(self.swept, command)
+        assert got == expected, (name, order_id, fields, got, expected)
+        if to_lazy:
+            assert outcome(self.lazy, command) == expected, ("lazy", name, order_id)
+        if got is None:
+            self.applied.append(command)
+
+    @rule(gap=st.sampled_from(GAPS))
+    def time_passes(self, gap: timedelta) -> None:
+        self.now += gap
+
+    @rule(order_id=st.sampled_from(ORDER_IDS), payment=st.sampled_from(["online", "cod"]),
+          amount=st.one_of(st.none(), st.integers(1, 9900)), label=st.integers(0, 3))
+    def next_step(self, order_id: str, payment: str, amount: int | None, label: int) -> None:
+        """The model's next legal step for the order, so that deep states are reached."""
+        name = self.model.next_step(order_id)
+        if name == "place_order":
+            self.place_order(order_id, payment, 9900, 800)
+        elif name is not None:
+            self.send(name, order_id, self.now, **self.fields_for(
+                name, order_id, "user", amount, True, label))
+
+    @rule(order_id=st.sampled_from(ORDER_IDS), payment=st.sampled_from(["online", "cod"]),
+          gaps=st.lists(st.sampled_from(GAPS[:-1]), min_size=1, max_size=8))
+    def walk(self, order_id: str, payment: str, gaps: list[timedelta]) -> None:
+        """Several happy-path steps of one order, each after a gap."""
+        for gap in gaps:
+            self.now += gap
+            self.next_step(order_id, payment, None, 0)
+
+    @rule(order_id=st.sampled_from(ORDER_IDS), payment=st.sampled_from(["online", "cod"]),
+          goods=st.sampled_from([100, 9900]), postage=st.sampled_from([0, 800]))
+    def place_order(self, order_id: str, payment: str, goods: int, postage: int) -> None:
+        self.send("place_order", order_id, self.now, payment=payment, merchant_id="M1",
+                  user_id="U1", goods_amount=goods, postage=postage)
+
+    @rule(order_id=st.sampled_from(ORDER_IDS), name=st.sampled_from(STEPS),
+          by=st.sampled_from(["user", "merchant", "platform"]),
+          amount=st.one_of(st.none(), st.integers(1, 10_000)),
+          exact=st.booleans(), label=st.integers(0, 3))
+    def step(self, order_id: str, name: str, by: str, amount: int | None, exact: bool,
+             label: int) -> None:
+        self.send(name, order_id, self.now, **self.fields_for(name, order_id, by, amount,
+                                                              exact, label))
+
+    def fields_for(self, name: str, order_id: str, by: str, amount: int | None,
+                   exact: bool, label: int) -> dict[str, Any]:
+        if name == "cancel":
+            return {"by": by, "reason": f"r{label}"}
+        if name in ("ship", "submit_tracking"):
+            return {"carrier": "SF", "tracking_no": f"T{label}"}
+        if name == "request_return":
+            return {"amount": amount, "reason": f"r{label}"}
+        if name == "reject_return":
+            return {"reason": f"r{label}"}
+        if name == "upload_refund_voucher":
+            order = self.model.orders.get(order_id)
+            case = order.case if order else None
+            if exact and case is not None:
+                amount = case.amount
+            return {"voucher_ref": f"V{label}", "amount": amount or 1}
+        return {}
+
+    @rule(order_id=st.sampled_from(ORDER_IDS), by=st.sampled_from(["user", "merchant",
+                                                                    "platform"]))
+    def cancel(self, order_id: str, by: str) -> None:
+        """I7: the cancellation rules of section 2, at whatever stage the order is."""
+        self.send("cancel", order_id, self.now, by=by, reason="")
+
+    @precondition(lambda self: bool(self.model.orders))
+    @rule(data=st.data(), name=st.sampled_from(STEPS), back=st.sampled_from([S, H, 3 * D]))
+    def backdated_step(self, data: st.DataObject, name: str, back: timedelta) -> None:
+        """A command earlier than the order's latest event: TIME, nothing changes.  Sent to
+        the swept ledger only: there a sweep may have moved the order past it."""
+        order_id = data.draw(st.sampled_from(sorted(self.model.orders)))
+        fields = self.fields_for(name, order_id, "platform", None, True, 0)
+        at = self.model.orders[order_id].last_at - back
+        self.send(name, order_id, at, to_lazy=False, **fields)
+
+    @rule()
+    def tick(self) -> None:
+        self.swept.tick(self.now)
+        self.model.tick(self.now)
+        self.last_tick = self.now
+        # I4: after tick(t) no pending deadline < t remains.
+        assert all(row.deadline >= self.now for _, row in self.swept.index.pending_deadlines())
+
+    @precondition(lambda self: bool(self.applied))
+    @rule(data=st.data())
+    def repeat(self, data: st.DataObject) -> None:
+        """I8: applying an applied command again changes nothing."""
+        command = data.draw(st.sampled_from(self.applied))
+        before = {oid: len(list(self.swept.order_events(oid))) for oid in self.model.orders}
+        assert outcome(self.swept, command) is None
+        assert outcome(self.lazy, command) is None
+        after = {oid: len(list(self.swept.order_events(oid))) for oid in self.model.orders}
+        assert before == after
+
+    @precondition(lambda self: bool(self.applied))
+    @rule(data=st.data())
+    def reuse_command_id(self, data: st.DataObject) -> None:
+        """DUPLICATE-ID: a known command id with other content."""
+        known = data.draw(st.sampled_from(self.applied))
+        command_id = known.identity()[0]
+        other = cmd.Tick(at=self.now) if isinstance(known, cmd.Tick) else cmd.Pay(
+            order_id="O9", at=self.now, command_id=command_id)
+        assert outcome(self.swept, other) == "DUPLICATE-ID"
+
+    # --- checking ----------------------------------------------------------------------
+
+    @invariant()
+    def agrees_with_the_model(self) -> None:
+        for order_id, m in self.model.orders.items():
+            order = self.swept.get_order(order_id)
+            assert order is not None
+            doc = status_document(order)
+            event(f"order {doc['order_status']}")
+            for case in order.cases:
+                event(f"{m.payment} case {case.status.value}")
+            assert doc["order_status"] == m.status, order_id
+            assert doc["refunded_total"] == m.refunded, order_id
+            assert [(c.status.value, c.amount) for c in order.cases] == [
+                (c.status, c.amount) for c in m.cases], order_id
+            # I5: every elapsed merchant deadline yields exactly one violation.
+            assert [(v.rule, v.case, v.deadline) for v in order.violations] == m.violations
+            assert [(x.rule, x.case, x.deadline) for x in order.lapses] == m.lapses
+            due = order.pending_deadline
+            assert (due.at if due else None) == m.due(), order_id
+
+    @invariant()
+    def money_I1(self) -> None:
+        for order_id in self.model.orders:
+            order = self.swept.get_order(order_id)
+            assert order is not None
+            cancel_refund = sum(
+                getattr(e, "refund_amount", 0) for e in self.swept.order_events(order_id))
+            assert 0 <= order.refunded_total <= order.goods_amount + cancel_refund
+            assert cancel_refund in (0, order.goods_amount + order.postage)
+            for case in order.cases:
+                assert case.paid_to_user in (0, case.amount)  # paid at most once
+
+    @invariant()
+    def versions_and_business_time_I2(self) -> None:
+        for order_id in self.model.orders:
+            events = list(self.swept.order_events(order_id))
+            assert [e.originator_version for e in events] == list(range(1, len(events) + 1))
+            assert all(a.at <= b.at for a, b in zip(events, events[1:], strict=False))
+
+    @invariant()
+    def terminal_statuses_never_change_I3(self) -> None:
+        for order_id in self.model.orders:
+            order = self.swept.get_order(order_id)
+            assert order is not None
+            for case in order.cases:
+                key = (order_id, case.number)
+                if key in self.terminal:
+                    assert case.status == self.terminal[key]
+                elif case.status in TERMINAL_CASE_STATUSES:
+                    self.terminal[key] = case.status
+
+
+#: Examples per run: 200 in CI, 60 on a laptop; HYPOTHESIS_EXAMPLES overrides both.
+EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", "200" if os.environ.get("CI") else "60"))
+STEPS_PER_EXAMPLE = 40
+
+LedgerMachine.TestCase.settings = settings(
+    max_examples=EXAMPLES, stateful_step_count=STEPS_PER_EXAMPLE, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestLedgerMachine = LedgerMachine.TestCase
