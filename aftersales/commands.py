@@ -149,7 +149,7 @@ Command = (
     | Tick
 )
 COMMAND_NAMES = tuple(
-    m.model_fields["command"].default for m in Command.__args__  # type: ignore[attr-defined]
+    m.model_fields["command"].default for m in Command.__args__
 )
 _ADAPTER: TypeAdapter[Command] = TypeAdapter(
     Annotated[Command, Field(discriminator="command")]

@@ -21,12 +21,15 @@ from aftersales.domain.states import (
 )
 
 PAGE = 1000
-VIOLATION_OF = {
+VIOLATION_OF: dict[type[ev.OrderEvent], str] = {
     ev.ReturnAutoApproved: RETURN_RESPONSE_48H,
     ev.ReceiptAutoConfirmed: RECEIPT_CONFIRM_7D,
     ev.MerchantPenalized: COD_REFUND_VOUCHER_48H,
 }
-LAPSE_OF = {ev.OrderAutoCancelled: UNPAID_24H, ev.ReturnAutoClosed: RETURN_TRACKING_7D}
+LAPSE_OF: dict[type[ev.OrderEvent], str] = {
+    ev.OrderAutoCancelled: UNPAID_24H,
+    ev.ReturnAutoClosed: RETURN_TRACKING_7D,
+}
 
 
 @dataclass
@@ -83,9 +86,9 @@ def summarize(ledger: Ledger) -> Summary:
             s.cases_by_merchant[merchant_of[key]] += 1
         elif isinstance(event, ev.OrderCancelled):
             s.refunded += event.refund_amount
-        elif isinstance(event, ev.PlatformRefunded):
-            s.refunded += event.amount
-        elif isinstance(event, ev.RefundVoucherUploaded) and not event.settles_debt:
+        elif isinstance(event, ev.PlatformRefunded) or (
+            isinstance(event, ev.RefundVoucherUploaded) and not event.settles_debt
+        ):
             s.refunded += event.amount
         elif isinstance(event, ev.AdvanceCompensationPaid):
             s.refunded += event.amount

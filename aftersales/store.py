@@ -14,8 +14,7 @@ by the recorder in the same transaction as the events they belong to:
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -227,8 +226,3 @@ def construct_recorder(factory: InfrastructureFactory[Any]) -> ApplicationRecord
     if isinstance(factory, POPOFactory):
         return MemoryLedgerRecorder()
     raise StoreConfigError(f"no ledger recorder for {type(factory).__name__}")
-
-
-def chunked(items: Sequence[UUID], size: int) -> Iterator[Sequence[UUID]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

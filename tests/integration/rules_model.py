@@ -24,8 +24,10 @@ ORDER_STEPS = {"pay": ("online", "awaiting_payment", "paid"),
                "confirm_order": ("cod", "pending_confirmation", "stocking"),
                "ship": (None, None, "shipped"), "deliver": (None, "shipped", "delivered")}
 # command: (case status it needs, what the system did instead when it is late)
-CASE_STEPS = {"approve_return": ("requested", "approve"), "reject_return": ("requested", "approve"),
-              "submit_tracking": ("approved", "close"), "confirm_receipt": ("in_transit", "receive")}
+CASE_STEPS = {"approve_return": ("requested", "approve"),
+              "reject_return": ("requested", "approve"),
+              "submit_tracking": ("approved", "close"),
+              "confirm_receipt": ("in_transit", "receive")}
 
 
 @dataclass

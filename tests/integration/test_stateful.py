@@ -10,6 +10,7 @@ import os
 import tempfile
 from dataclasses import fields
 from datetime import datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -240,7 +241,7 @@ class LedgerMachine(RuleBasedStateMachine):
         for order_id in self.model.orders:
             events = list(self.swept.order_events(order_id))
             assert [e.originator_version for e in events] == list(range(1, len(events) + 1))
-            assert all(a.at <= b.at for a, b in zip(events, events[1:], strict=False))
+            assert all(a.at <= b.at for a, b in pairwise(events))
 
     @invariant()
     def terminal_statuses_never_change_I3(self) -> None:
