@@ -119,22 +119,32 @@ class Ledger(Application[UUID]):
         if isinstance(command, cmd.Tick):
             return Outcome(timeouts=self.tick(command.at))
         command_id, digest = command.identity()
+        row = CommandRow(command_id, order_uuid(command.order_id), digest)
         for _ in range(self.max_retries):
-            known = self.index.command_digest(command_id)
-            if known == digest:
-                return Outcome(duplicate=True)
-            if known is not None:
-                raise CommandRefused(
-                    "DUPLICATE-ID",
-                    f"command id {command_id!r} was already applied with other content",
-                )
+            if (known := self._known(row)) is not None:
+                return known
             try:
-                return self._decide(command, CommandRow(command_id, order_uuid(
-                    command.order_id), digest))
+                return self._decide(command, row)
             except IntegrityError:
                 continue  # another writer got there first: look again and decide again
+            except CommandRefused:
+                # Another writer may have applied this very command after we looked.
+                if (known := self._known(row)) is not None:
+                    return known
+                raise
         raise ConflictError(f"order {command.order_id}: gave up after {self.max_retries} "
                             "conflicting attempts")
+
+    def _known(self, row: CommandRow) -> Outcome | None:
+        """A duplicate's outcome if the command id was applied, else None."""
+        known = self.index.command_digest(row.command_id)
+        if known is None:
+            return None
+        if known != row.digest:
+            raise CommandRefused(
+                "DUPLICATE-ID",
+                f"command id {row.command_id!r} was already applied with other content")
+        return Outcome(duplicate=True)
 
     def _decide(self, command: cmd.OrderCommand, row: CommandRow) -> Outcome:
         order = self.get_order(command.order_id)

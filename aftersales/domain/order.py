@@ -191,9 +191,12 @@ class Order(Aggregate):
             )
 
     def _check_not_cancelled(self, doing: str) -> None:
-        """C-ANY: nothing is paid, shipped, delivered or returned after cancellation."""
+        """C-ANY: nothing is paid, shipped, delivered or returned after cancellation, and
+        a cancelled or delivered order cannot be cancelled."""
         if self.status is OrderStatus.CANCELLED:
             raise CommandRefused("C-ANY", f"the order was cancelled; it cannot be {doing}")
+        if doing == "cancelled" and self.status is OrderStatus.DELIVERED:
+            raise CommandRefused("C-ANY", "a delivered order cannot be cancelled")
 
     def _check_status(self, wanted: OrderStatus, step: str) -> None:
         if self.status is not wanted:
@@ -257,16 +260,11 @@ class Order(Aggregate):
         self._emit(ev.OrderCancelled, at, Actor(by), command_id,
                    reason=reason, refund_amount=refund)
 
-    def _check_cancellable(self) -> None:
-        """C-ANY: a cancelled order stays cancelled; a delivered order cannot be cancelled."""
-        if self.status in (OrderStatus.CANCELLED, OrderStatus.DELIVERED):
-            raise CommandRefused("C-ANY", f"a {self.status.value} order cannot be cancelled")
-
     def _check_cod_cancel(self, by: str) -> None:
         if by == Actor.USER:
             raise CommandRefused(
                 "C-COD-1", "the user cannot cancel a cash-on-delivery order at any stage")
-        self._check_cancellable()
+        self._check_not_cancelled("cancelled")
         shipped = self.status is OrderStatus.SHIPPED
         if by == Actor.MERCHANT and shipped:
             raise CommandRefused(
@@ -282,7 +280,7 @@ class Order(Aggregate):
         if by == Actor.MERCHANT:
             raise CommandRefused(
                 "C-ON-3", "the merchant cannot cancel an online order at any stage")
-        self._check_cancellable()
+        self._check_not_cancelled("cancelled")
         if self.status is OrderStatus.SHIPPED:
             raise CommandRefused(
                 "C-ON-2", "a shipped online order is not cancelled; the way back is a return")
