@@ -101,10 +101,9 @@ def cmd_ingest(ledger: Ledger, args: argparse.Namespace) -> int:
         except OSError as e:
             print(f"aftersales: cannot read {args.file}: {e.strerror}", file=sys.stderr)
             return 2
-    progress = Progress("ingest", total, unit="B" if total else " lines")
+    progress = Progress("ingest", total)
     with source:
-        report = ingest(ledger, _lines_of(source), _print_refusal,
-                        lambda n: progress.advance(n if total else 1))
+        report = ingest(ledger, _lines_of(source), _print_refusal, progress.advance)
     progress.close()
     print(report.summary())
     return 1 if report.refused else 0
@@ -157,9 +156,9 @@ def cmd_demo(ledger: Ledger, args: argparse.Namespace) -> int:
     w = _workload(args)
     print(f"demo: {w.orders} orders over {w.days} days (seed {w.seed}) into {ledger.url}")
     lines = [json.dumps(line).encode() for line in generate(w)]
-    progress = Progress("ingest", len(lines), unit=" lines")
+    progress = Progress("ingest", len(lines))
     started = time.perf_counter()
-    report: IngestReport = ingest(ledger, lines, _print_refusal, lambda n: progress.advance())
+    report: IngestReport = ingest(ledger, lines, _print_refusal, lambda _: progress.advance())
     progress.close()
     elapsed = time.perf_counter() - started
     swept = ledger.tick(w.end)

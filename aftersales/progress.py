@@ -8,30 +8,34 @@ from typing import TextIO
 
 
 class Progress:
+    """`advance(size)` per item; the share done follows `size` against `total` (bytes of a
+    file, say) while the rate counts items (lines)."""
+
     def __init__(self, label: str, total: int | None, stream: TextIO | None = None,
-                 unit: str = "") -> None:
+                 unit: str = "lines") -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = self.stream.isatty()
         self.label, self.total, self.unit = label, total, unit
         self.done = 0
+        self.items = 0
         self._shown = 0.0
         self._start = time.monotonic()
 
-    def advance(self, n: int = 1) -> None:
-        self.done += n
+    def advance(self, size: int = 1) -> None:
+        self.done += size
+        self.items += 1
         if self.enabled and time.monotonic() - self._shown > 0.1:
             self._draw()
 
     def _draw(self) -> None:
         self._shown = time.monotonic()
-        rate = self.done / max(self._shown - self._start, 1e-9)
+        rate = self.items / max(self._shown - self._start, 1e-9)
         if self.total:
             share = min(self.done / self.total, 1.0)
-            bar = "#" * int(30 * share)
-            text = f"{self.label} [{bar:<30}] {share:6.1%}"
+            text = f"{self.label} [{'#' * int(30 * share):<30}] {share:6.1%}"
         else:
-            text = f"{self.label} {self.done:,}{self.unit}"
-        self.stream.write(f"\r{text}  {rate:,.0f}{self.unit}/s ")
+            text = f"{self.label} {self.items:,} {self.unit}"
+        self.stream.write(f"\r{text}  {rate:,.0f} {self.unit}/s ")
         self.stream.flush()
 
     def close(self) -> None:
