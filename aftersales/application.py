@@ -269,6 +269,16 @@ class Ledger(Application[UUID]):
             assert isinstance(event, OrderEvent)
             yield event
 
+    def all_events(self, page: int = 1000) -> Iterator[OrderEvent]:
+        """Every recorded event in recording order, a page at a time."""
+        start = 1
+        while notifications := self.recorder.select_notifications(start, page):
+            for notification in notifications:
+                event = self.mapper.to_domain_event(notification)
+                assert isinstance(event, OrderEvent)
+                yield event
+            start = notifications[-1].id + 1
+
     def order_as_of(self, order_id: str, as_of: datetime) -> Order | None:
         """The order as it stood at business time `as_of` (events with at <= as_of)."""
         order: Order | None = None

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing
@@ -15,13 +17,18 @@ from typing import BinaryIO
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from aftersales.application import Ledger
-from aftersales.compliance import summarize
 from aftersales.domain.errors import AftersalesError, CommandRefused
 from aftersales.ingest import IngestReport, ingest
 from aftersales.progress import Progress
 from aftersales.status import history_entry, render_history, render_status, status_document
 from aftersales.store import DEFAULT_URL, ENV_VAR
 from aftersales.workload import Workload, generate
+from projections.queries import SCORECARD, list_violations, render, scorecard
+from projections.runner import Runner, verify
+from projections.views import VIEWS_ENV_VAR, ReadModels, views_url
+
+VIOLATION_COLUMNS = ("deadline", "rule", "merchant_id", "order_id", "case_no",
+                     "consequence", "penalty")
 
 _TIME = TypeAdapter(AwareDatetime)
 
@@ -40,15 +47,25 @@ def build_parser() -> argparse.ArgumentParser:
     db = argparse.ArgumentParser(add_help=False)
     db.add_argument("--db", metavar="URL", default=argparse.SUPPRESS,
                     help=f"store URL (default: ${ENV_VAR} or {DEFAULT_URL})")
+    db.add_argument("--views", metavar="URL", default=argparse.SUPPRESS,
+                    help=f"read-model URL (default: ${VIEWS_ENV_VAR} or the store's database)")
+    projecting = argparse.ArgumentParser(add_help=False)
+    projecting.add_argument("--no-project", action="store_true",
+                            help="leave the read models for `aftersales project`")
+    since_until = argparse.ArgumentParser(add_help=False)
+    since_until.add_argument("--since", type=business_time, help="from business time T")
+    since_until.add_argument("--until", type=business_time, help="before business time T")
+    since_until.add_argument("--format", choices=("table", "json", "csv"), default="table")
     parser = argparse.ArgumentParser(
         prog="aftersales", parents=[db],
         description="An event-sourced ledger for e-commerce after-sales.")
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("ingest", parents=[db], help="apply a command file (JSON Lines)")
+    p = sub.add_parser("ingest", parents=[db, projecting],
+                       help="apply a command file (JSON Lines)")
     p.add_argument("file", help="the command file, or - for standard input")
 
-    p = sub.add_parser("tick", parents=[db], help="sweep due timeouts")
+    p = sub.add_parser("tick", parents=[db, projecting], help="sweep due timeouts")
     p.add_argument("--now", type=business_time, help="business time (default: wall clock)")
 
     p = sub.add_parser("status", parents=[db], help="an order's current state")
@@ -60,9 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("order_id")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("project", parents=[db], help="bring the read models up to date")
+    p.add_argument("--follow", action="store_true", help="then keep following new events")
+    p.add_argument("--poll", type=float, default=0.5, help="seconds between polls (--follow)")
+    sub.add_parser("rebuild", parents=[db], help="drop the read models and replay all events")
+    sub.add_parser("verify", parents=[db],
+                   help="rebuild into a scratch database and compare with the read models")
+    p = sub.add_parser("violations", parents=[db, since_until], help="list violations")
+    p.add_argument("--merchant")
+    p.add_argument("--rule")
+    sub.add_parser("report", parents=[db, since_until], help="the merchant scorecard")
+
     for name, text in (("demo", "generate a workload, ingest it, sweep, and report"),
                        ("gen", "write a generated command file to standard output")):
-        p = sub.add_parser(name, parents=[db], help=text)
+        p = sub.add_parser(name, parents=[db, projecting] if name == "demo" else [db],
+                           help=text)
         p.add_argument("--orders", type=int, default=3000)
         p.add_argument("--seed", type=int, default=7)
         p.add_argument("--days", type=int, default=42)
@@ -77,11 +106,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_gen(args)
         with closing(Ledger(url)) as ledger:
             handler = {"ingest": cmd_ingest, "tick": cmd_tick, "status": cmd_status,
-                       "history": cmd_history, "demo": cmd_demo}[args.cmd]
+                       "history": cmd_history, "demo": cmd_demo, "project": cmd_project,
+                       "rebuild": cmd_rebuild, "verify": cmd_verify,
+                       "violations": cmd_violations, "report": cmd_report}[args.cmd]
             return handler(ledger, args)
     except AftersalesError as e:
         print(f"aftersales: {e}", file=sys.stderr)
         return 2
+
+
+def _views(ledger: Ledger, args: argparse.Namespace) -> ReadModels:
+    return ReadModels(views_url(ledger.url, getattr(args, "views", None)))
+
+
+def _project(ledger: Ledger, args: argparse.Namespace, label: str = "project") -> int:
+    """Bring the read models up to date (unless --no-project); return events projected."""
+    if getattr(args, "no_project", False):
+        return 0
+    with closing(_views(ledger, args)) as views:
+        runner = Runner(ledger, views)
+        progress = Progress(label, runner.lag(), unit="events")
+        done = runner.catch_up(progress.advance_by)
+        progress.close()
+        return done
 
 
 def _print_refusal(number: int, refusal: CommandRefused) -> None:
@@ -106,6 +153,7 @@ def cmd_ingest(ledger: Ledger, args: argparse.Namespace) -> int:
         report = ingest(ledger, _lines_of(source), _print_refusal, progress.advance)
     progress.close()
     print(report.summary())
+    _project(ledger, args)
     return 1 if report.refused else 0
 
 
@@ -113,6 +161,7 @@ def cmd_tick(ledger: Ledger, args: argparse.Namespace) -> int:
     now = args.now or datetime.now(UTC)
     swept = ledger.tick(now)
     print(f"swept {swept} timeouts due before {now.isoformat()}")
+    _project(ledger, args)
     return 0
 
 
@@ -165,8 +214,81 @@ def cmd_demo(ledger: Ledger, args: argparse.Namespace) -> int:
     print(report.summary())
     print(f"ingested in {elapsed:.1f}s ({report.lines / elapsed:,.0f} lines/s); "
           f"final sweep at {w.end.isoformat()}: {swept} timeouts")
-    print(summarize(ledger).render())
+    started = time.perf_counter()
+    projected = _project(ledger, args)
+    print(f"projected {projected} events into the read models in "
+          f"{time.perf_counter() - started:.1f}s")
+    if not getattr(args, "no_project", False):
+        with closing(_views(ledger, args)) as views:
+            rows = scorecard(views)
+            found = list_violations(views)
+        by_rule: dict[str, int] = {}
+        for v in found:
+            by_rule[v["rule"]] = by_rule.get(v["rule"], 0) + 1
+        print("\nviolations by rule (read model `violations`):")
+        for rule, n in sorted(by_rule.items()):
+            print(f"  {rule:<24} {n:>6}")
+        print("\nworst merchants (read model `merchant_compliance`):")
+        print(render(rows[:8], "table", SCORECARD))
     return 1 if report.refused else 0
+
+
+def cmd_project(ledger: Ledger, args: argparse.Namespace) -> int:
+    with closing(_views(ledger, args)) as views:
+        runner = Runner(ledger, views)
+        if not args.follow:
+            print(f"projected {runner.catch_up()} events; position {runner.position}")
+            return 0
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        print(f"following {ledger.url} from position {runner.position}", flush=True)
+        runner.follow(stop, args.poll)
+        print(f"stopped at position {runner.position}")
+        return 0
+
+
+def cmd_rebuild(ledger: Ledger, args: argparse.Namespace) -> int:
+    with closing(_views(ledger, args)) as views:
+        runner = Runner(ledger, views)
+        total = ledger.recorder.max_notification_id() or 0
+        progress = Progress("rebuild", total, unit="events")
+        started = time.perf_counter()
+        done = runner.rebuild(progress.advance_by)
+        progress.close()
+        elapsed = time.perf_counter() - started
+        print(f"rebuilt the read models from {done} events in {elapsed:.1f}s "
+              f"({done / max(elapsed, 1e-9):,.0f} events/s)")
+        return 0
+
+
+def cmd_verify(ledger: Ledger, args: argparse.Namespace) -> int:
+    with closing(_views(ledger, args)) as views:
+        differences = verify(ledger, views)
+    for line in differences:
+        print(line)
+    if differences:
+        print(f"verify: the read models differ from a rebuild ({len(differences)} lines)",
+              file=sys.stderr)
+        return 1
+    print("verify: the read models equal a rebuild from the events")
+    return 0
+
+
+def cmd_violations(ledger: Ledger, args: argparse.Namespace) -> int:
+    _project(ledger, args)
+    with closing(_views(ledger, args)) as views:
+        rows = list_violations(views, args.merchant, args.rule, args.since, args.until)
+    print(render(rows, args.format, VIOLATION_COLUMNS))
+    return 0
+
+
+def cmd_report(ledger: Ledger, args: argparse.Namespace) -> int:
+    _project(ledger, args)
+    with closing(_views(ledger, args)) as views:
+        rows = scorecard(views, args.since, args.until)
+    print(render(rows, args.format, SCORECARD))
+    return 0
 
 
 if __name__ == "__main__":

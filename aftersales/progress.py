@@ -27,6 +27,13 @@ class Progress:
         if self.enabled and time.monotonic() - self._shown > 0.1:
             self._draw()
 
+    def advance_by(self, n: int) -> None:
+        """`n` items of size one at once (a batch)."""
+        self.done += n
+        self.items += n
+        if self.enabled and time.monotonic() - self._shown > 0.1:
+            self._draw()
+
     def _draw(self) -> None:
         self._shown = time.monotonic()
         rate = self.items / max(self._shown - self._start, 1e-9)

@@ -159,8 +159,9 @@ def test_generated_workload_ingests_without_refusals_and_quietly_when_piped(
 def test_demo_runs_and_prints_a_compliance_summary(tmp_path: Path) -> None:
     out = run("demo", "--orders", "300", "--days", "25", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[:2000]
-    assert "violations (merchant deadlines missed):" in out.stdout
+    assert "violations by rule (read model `violations`):" in out.stdout
     assert "RETURN_RESPONSE_48H" in out.stdout and "worst merchants" in out.stdout
+    assert "projected" in out.stdout
     assert (tmp_path / "aftersales.db").exists()
     again = run("demo", "--orders", "300", "--days", "25", cwd=tmp_path)
     assert " 0 applied" in again.stdout  # the same workload again changes nothing

@@ -7,7 +7,6 @@ import threading
 from pathlib import Path
 
 from aftersales import CommandRefused, Ledger, parse_command
-from aftersales.compliance import all_events
 from aftersales.workload import Workload, generate
 from tests.integration.test_stateful import comparable
 
@@ -43,11 +42,11 @@ def test_two_writers_with_the_same_commands_equal_one_sequential_run(tmp_path: P
         t.join()
     assert refused == []
     one, two = Ledger(sequential), Ledger(shared)
-    ids = sorted({e.order_id for e in all_events(one) if hasattr(e, "order_id")})
+    ids = sorted({e.order_id for e in one.all_events() if hasattr(e, "order_id")})
     assert ids
     for order_id in ids:
         assert [comparable(e) for e in one.order_events(order_id)] == [
             comparable(e) for e in two.order_events(order_id)], order_id
-    assert len(list(all_events(one))) == len(list(all_events(two)))
+    assert len(list(one.all_events())) == len(list(two.all_events()))
     one.close()
     two.close()

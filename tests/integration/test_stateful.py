@@ -14,6 +14,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from eventsourcing.persistence import Tracking
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -28,6 +29,9 @@ from aftersales import CommandRefused, Ledger, status_document
 from aftersales import commands as cmd
 from aftersales.domain.events import OrderEvent
 from aftersales.domain.states import TERMINAL_CASE_STATUSES
+from projections.runner import Runner, verify
+from projections.schema import order_status, violations
+from projections.views import ReadModels
 from tests.integration.rules_model import Model
 from tests.scenario import T0
 
@@ -67,6 +71,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.tmp = tempfile.TemporaryDirectory()
         self.swept = Ledger(f"sqlite:///{Path(self.tmp.name) / 'ledger.db'}")
         self.lazy = Ledger("memory:")
+        self.views = ReadModels(self.swept.url)
         self.model = Model()
         self.now = T0
         self.last_tick: datetime | None = None
@@ -75,12 +80,14 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         try:
+            self.check_read_models()
             if self.last_tick is not None:
                 self.lazy.tick(self.last_tick)  # I9: one late sweep equals all the sweeps
             for order_id in self.model.orders:
                 assert [comparable(e) for e in self.swept.order_events(order_id)] == [
                     comparable(e) for e in self.lazy.order_events(order_id)], order_id
         finally:
+            self.views.close()
             self.swept.close()
             self.lazy.close()
             self.tmp.cleanup()
@@ -203,7 +210,46 @@ class LedgerMachine(RuleBasedStateMachine):
             order_id="O9", at=self.now, command_id=command_id)
         assert outcome(self.swept, other) == "DUPLICATE-ID"
 
+    @rule(batch=st.integers(1, 7))
+    def project_some(self, batch: int) -> None:
+        """A runner that projects one batch and stops: an interruption at a random point."""
+        runner = Runner(self.swept, ReadModels(self.views.url), batch=batch)
+        expected = runner.views.max_tracking_id(self.swept.name)
+        page = self.swept.recorder.select_notifications(expected, batch,
+                                                        inclusive_of_start=False)
+        if page:
+            runner.projection.process_batch(
+                [(self.swept.mapper.to_domain_event(n), Tracking(self.swept.name, n.id))
+                 for n in page], expected)
+        runner.views.close()
+
     # --- checking ----------------------------------------------------------------------
+
+    def check_read_models(self) -> None:
+        """I6: the interrupted read models, caught up, equal a rebuild; I5: one violation
+        row per violation the aggregates hold."""
+        Runner(self.swept, self.views).catch_up()
+        assert verify(self.swept, self.views) == []
+        expected_violations, expected_rows = [], {}
+        for order_id in self.model.orders:
+            order = self.swept.get_order(order_id)
+            assert order is not None
+            doc = status_document(order)
+            expected_violations += [(order_id, v.case, v.rule, v.deadline)
+                                    for v in order.violations]
+            due = order.pending_deadline
+            expected_rows[order_id] = (
+                doc["order_status"], doc["return"] and doc["return"]["status"],
+                doc["refunded_total"], len(doc["violations"]), len(doc["lapses"]),
+                due.at if due else None, order.version)
+        with self.views.engine.connect() as conn:
+            found = sorted((r.order_id, r.case_no, r.rule, r.deadline) for r in
+                           conn.execute(violations.select()))
+            rows = {r.order_id: (r.order_status, r.case_status, r.refunded_total,
+                                 r.violations, r.lapses, r.next_deadline, r.version)
+                    for r in conn.execute(order_status.select())}
+        assert found == sorted(expected_violations)
+        assert rows == expected_rows
 
     @invariant()
     def agrees_with_the_model(self) -> None:

@@ -1,0 +1,119 @@
+"""Running the reporting projection: catch up, follow, rebuild, verify.
+
+The runner reads the ledger's notification log a page at a time (memory does not grow with
+the history) and hands each page to the projection as one batch.  Following a SQLite store
+polls (eventsourcing's SQLite recorder has no `subscribe()`).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from threading import Event
+
+from eventsourcing.persistence import Tracking
+from sqlalchemy import select
+
+from aftersales.application import Ledger
+from aftersales.domain.events import OrderEvent
+from projections.projection import ReportingProjection
+from projections.schema import READ_MODELS, metadata
+from projections.views import ReadModels, StaleTracking
+
+BATCH = 500
+
+
+class Runner:
+    """The reporting projection of one ledger."""
+
+    def __init__(self, ledger: Ledger, views: ReadModels, batch: int = BATCH) -> None:
+        self.ledger, self.views, self.batch = ledger, views, batch
+        views.create_table()
+        self.projection = ReportingProjection(view=views)
+
+    @property
+    def position(self) -> int:
+        return self.views.max_tracking_id(self.ledger.name) or 0
+
+    def lag(self) -> int:
+        """Events recorded but not yet projected."""
+        return (self.ledger.recorder.max_notification_id() or 0) - self.position
+
+    def catch_up(self, on_batch: Callable[[int], None] = lambda n: None) -> int:
+        """Project every recorded event not yet projected; return how many."""
+        done = 0
+        while True:
+            expected = self.views.max_tracking_id(self.ledger.name)
+            page = self.ledger.recorder.select_notifications(
+                start=expected, limit=self.batch, inclusive_of_start=False)
+            if not page:
+                return done
+            items = []
+            for n in page:
+                event = self.ledger.mapper.to_domain_event(n)
+                assert isinstance(event, OrderEvent)
+                items.append((event, Tracking(self.ledger.name, n.id)))
+            try:
+                self.projection.process_batch(items, expected)
+            except StaleTracking:
+                continue  # another runner projected them: carry on from its position
+            done += len(items)
+            on_batch(len(items))
+
+    def follow(self, stop: Event, poll: float = 0.5,
+               on_batch: Callable[[int], None] = lambda n: None) -> None:
+        """Catch up, then keep projecting new events until `stop` is set."""
+        while not stop.is_set():
+            if self.catch_up(on_batch) == 0:
+                stop.wait(poll)
+
+    def rebuild(self, on_batch: Callable[[int], None] = lambda n: None) -> int:
+        """Drop every read model and replay all events."""
+        self.views.drop()
+        self.views.create_table()
+        return self.catch_up(on_batch)
+
+
+def verify(ledger: Ledger, views: ReadModels, limit: int = 20) -> list[str]:
+    """Rebuild into a scratch database and compare row by row with the live read models.
+
+    Returns the differences (at most `limit` per table); empty when they agree.  The live
+    models are first caught up, so events recorded meanwhile are not differences."""
+    Runner(ledger, views).catch_up()
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = ReadModels(f"sqlite:///{Path(tmp) / 'verify.db'}", views.tz_name)
+        Runner(ledger, scratch).catch_up()
+        try:
+            return _compare(views, scratch, limit)
+        finally:
+            scratch.close()
+
+
+def _compare(live: ReadModels, scratch: ReadModels, limit: int) -> list[str]:
+    out: list[str] = []
+    with live.engine.connect() as a, scratch.engine.connect() as b:
+        for name, keys in READ_MODELS.items():
+            table = metadata.tables[name]
+            order = [table.c[k] for k in keys]
+            rows_a = {tuple(r[k] for k in keys): dict(r) for r in
+                      a.execute(select(table).order_by(*order)).mappings()}
+            rows_b = {tuple(r[k] for k in keys): dict(r) for r in
+                      b.execute(select(table).order_by(*order)).mappings()}
+            found = []
+            for key in sorted(rows_a.keys() | rows_b.keys(), key=str):
+                x, y = rows_a.get(key), rows_b.get(key)
+                if x == y:
+                    continue
+                if x is None:
+                    found.append(f"{name} {key}: missing (rebuild has it)")
+                elif y is None:
+                    found.append(f"{name} {key}: extra row (rebuild has none)")
+                else:
+                    cols = [c for c in x if x[c] != y[c]]
+                    found.append(f"{name} {key}: " + ", ".join(
+                        f"{c} is {x[c]!r}, rebuild says {y[c]!r}" for c in cols))
+            out.extend(found[:limit])
+            if len(found) > limit:
+                out.append(f"{name}: {len(found) - limit} more differences")
+    return out

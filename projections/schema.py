@@ -1,0 +1,191 @@
+"""The read models: plain SQL tables for reporting tools (see docs/reporting.md).
+
+Timestamps are stored as UTC (`timestamptz` on PostgreSQL; ISO text in SQLite) and come
+back timezone-aware; money is integer fen; statuses are text.  `SCHEMA_VERSION` changes
+whenever a table or the meaning of a column changes: a store built by another version is
+rebuilt from the events, never mixed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+SCHEMA_VERSION = 1
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware datetime stored as UTC, returned aware (UTC) on every database."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        utc = value.astimezone(UTC)
+        return utc if dialect.name == "postgresql" else utc.replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+TS = UTCDateTime
+ID = String(64)
+metadata = MetaData()
+
+order_status = Table(
+    "order_status", metadata,
+    Column("order_id", ID, primary_key=True),
+    Column("order_uuid", String(32), nullable=False, unique=True),
+    Column("payment", String(8), nullable=False),
+    Column("merchant_id", ID, nullable=False, index=True),
+    Column("user_id", ID, nullable=False),
+    Column("order_status", String(24), nullable=False, index=True),
+    Column("goods_amount", BigInteger, nullable=False),
+    Column("postage", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("placed_at", TS, nullable=False),
+    Column("placed_day", Date, nullable=False, index=True),
+    Column("delivered_at", TS),
+    Column("cancelled_by", String(16)),
+    Column("latest_case", Integer),
+    Column("case_status", String(16), index=True),
+    Column("awaiting", String(16)),
+    Column("next_deadline", TS, index=True),
+    Column("next_deadline_rule", String(16)),
+    Column("refunded_total", BigInteger, nullable=False),
+    Column("violations", Integer, nullable=False),
+    Column("lapses", Integer, nullable=False),
+    Column("last_event_at", TS, nullable=False),
+    Column("last_position", BigInteger, nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+return_cases = Table(
+    "return_cases", metadata,
+    Column("order_id", ID, primary_key=True),
+    Column("case_no", Integer, primary_key=True),
+    Column("order_uuid", String(32), nullable=False, index=True),
+    Column("merchant_id", ID, nullable=False, index=True),
+    Column("user_id", ID, nullable=False),
+    Column("payment", String(8), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("requested_at", TS, nullable=False),
+    Column("requested_day", Date, nullable=False, index=True),
+    Column("decided_at", TS),
+    Column("decided_day", Date),
+    Column("decided_by", String(16)),
+    Column("decision", String(16)),
+    Column("reject_reason", Text),
+    Column("response_seconds", BigInteger),
+    Column("tracking_at", TS),
+    Column("carrier", ID),
+    Column("tracking_no", ID),
+    Column("received_at", TS),
+    Column("received_by", String(16)),
+    Column("refunded_at", TS),
+    Column("refunded_by", String(16)),
+    Column("compensated_at", TS),
+    Column("voucher_ref", ID),
+    Column("voucher_at", TS),
+    Column("voucher_late", Boolean),
+    Column("ended_at", TS),
+    Column("paid_to_user", BigInteger, nullable=False),
+    Column("merchant_debt", BigInteger, nullable=False),
+    Column("last_position", BigInteger, nullable=False),
+    Index("return_cases_merchant_decided", "merchant_id", "decided_day"),
+)
+
+violations = Table(
+    "violations", metadata,
+    Column("position", BigInteger, primary_key=True),
+    Column("order_id", ID, nullable=False, index=True),
+    Column("merchant_id", ID, nullable=False, index=True),
+    Column("case_no", Integer, nullable=False),
+    Column("rule", String(32), nullable=False, index=True),
+    Column("deadline", TS, nullable=False, index=True),
+    Column("day", Date, nullable=False, index=True),
+    Column("consequence", String(24), nullable=False),
+    Column("penalty", Boolean, nullable=False),
+)
+
+lapses = Table(
+    "lapses", metadata,
+    Column("position", BigInteger, primary_key=True),
+    Column("order_id", ID, nullable=False, index=True),
+    Column("merchant_id", ID, nullable=False, index=True),
+    Column("user_id", ID, nullable=False, index=True),
+    Column("case_no", Integer),
+    Column("rule", String(32), nullable=False, index=True),
+    Column("deadline", TS, nullable=False),
+    Column("day", Date, nullable=False, index=True),
+)
+
+merchant_compliance = Table(
+    "merchant_compliance", metadata,
+    Column("merchant_id", ID, primary_key=True),
+    Column("day", Date, primary_key=True, index=True),
+    Column("cases_opened", Integer, nullable=False),
+    Column("answered_on_time", Integer, nullable=False),
+    Column("auto_approved", Integer, nullable=False),
+    Column("receipts_auto_confirmed", Integer, nullable=False),
+    Column("vouchers_late", Integer, nullable=False),
+    Column("compensations_paid", Integer, nullable=False),
+    Column("compensation_amount", BigInteger, nullable=False),
+    Column("median_response_seconds", Float),
+)
+
+pending_deadlines = Table(
+    "pending_deadlines", metadata,
+    Column("order_id", ID, primary_key=True),
+    Column("merchant_id", ID, nullable=False, index=True),
+    Column("case_no", Integer),
+    Column("rule", String(16), nullable=False, index=True),
+    Column("deadline", TS, nullable=False, index=True),
+    Column("awaiting", String(16)),
+)
+
+projection_tracking = Table(
+    "projection_tracking", metadata,
+    Column("application_name", String(64), primary_key=True),
+    Column("notification_id", BigInteger, nullable=False),
+)
+
+projection_meta = Table(
+    "projection_meta", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("schema_version", Integer, nullable=False),
+    Column("timezone", String(64), nullable=False),
+)
+
+#: The tables `rebuild` replays and `verify` compares, with their ordering keys.
+READ_MODELS: dict[str, tuple[str, ...]] = {
+    "order_status": ("order_id",),
+    "return_cases": ("order_id", "case_no"),
+    "violations": ("position",),
+    "lapses": ("position",),
+    "merchant_compliance": ("merchant_id", "day"),
+    "pending_deadlines": ("order_id",),
+}

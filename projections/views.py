@@ -1,0 +1,146 @@
+"""The read models' database: a SQLAlchemy engine, the schema (versioned), and the tracking
+position, implementing eventsourcing's `TrackingRecorder` so that positions are recorded
+atomically with the rows they account for."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from zoneinfo import ZoneInfo
+
+from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
+from sqlalchemy import Connection, Engine, create_engine, event, insert, select, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.pool import StaticPool
+
+from aftersales.domain.errors import AftersalesError
+from projections.schema import (
+    SCHEMA_VERSION,
+    metadata,
+    projection_meta,
+    projection_tracking,
+)
+
+VIEWS_ENV_VAR = "AFTERSALES_VIEWS_DB"
+TZ_ENV_VAR = "AFTERSALES_TZ"
+DEFAULT_TZ = "Asia/Shanghai"
+PROJECTION_NAME = "reporting"
+
+
+class ViewsConfigError(AftersalesError):
+    """The read models' URL or time zone cannot be used."""
+
+
+class StaleTracking(IntegrityError):
+    """Another runner recorded these events first: nothing of this batch was written."""
+
+
+def views_url(store_url: str, url: str | None = None) -> str:
+    """Explicit URL, else $AFTERSALES_VIEWS_DB, else the events' own database."""
+    chosen = url or os.environ.get(VIEWS_ENV_VAR)
+    if chosen:
+        return chosen
+    return "sqlite://" if store_url.startswith("memory:") else store_url
+
+
+def make_engine(url: str) -> Engine:
+    if url == "sqlite://":  # in-process, shared by every connection
+        return create_engine(url, poolclass=StaticPool,
+                             connect_args={"check_same_thread": False})
+    if url.startswith("sqlite:"):
+        engine = create_engine(url, connect_args={"timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _wal(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+        return engine
+    if url.startswith(("postgresql", "postgres")):
+        raise ViewsConfigError("PostgreSQL read models arrive with issue 4")
+    raise ViewsConfigError(f"unknown read-model URL {url!r}")
+
+
+class ReadModels(TrackingRecorder):
+    """The read-model tables and their tracking position."""
+
+    def __init__(self, url: str, tz: str | None = None) -> None:
+        self.url = url
+        self.tz_name = tz or os.environ.get(TZ_ENV_VAR) or DEFAULT_TZ
+        try:
+            self.tz = ZoneInfo(self.tz_name)
+        except (KeyError, ValueError) as e:
+            raise ViewsConfigError(f"unknown time zone {self.tz_name!r}") from e
+        self.engine = make_engine(url)
+        self.rebuilt_for_version = False
+
+    def create_table(self) -> None:
+        """Create the tables; a store of another schema version or zone is replaced."""
+        with self.engine.begin() as conn:
+            metadata.create_all(conn, tables=[projection_meta])
+            meta = conn.execute(select(projection_meta).where(
+                projection_meta.c.name == PROJECTION_NAME)).first()
+        if meta is not None and (meta.schema_version, meta.timezone) != (
+                SCHEMA_VERSION, self.tz_name):
+            self.drop()
+            self.rebuilt_for_version = True
+            meta = None
+        with self.engine.begin() as conn:
+            metadata.create_all(conn)
+            if meta is None:
+                conn.execute(insert(projection_meta).values(
+                    name=PROJECTION_NAME, schema_version=SCHEMA_VERSION,
+                    timezone=self.tz_name))
+
+    def drop(self) -> None:
+        """Drop every read model and the tracking position (the next run replays all)."""
+        with self.engine.begin() as conn:
+            metadata.drop_all(conn)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    # --- TrackingRecorder ----------------------------------------------------------------
+
+    def insert_tracking(self, tracking: Tracking) -> None:
+        with self.transaction() as conn:
+            self.advance(conn, tracking, self._max(conn, tracking.application_name))
+
+    def max_tracking_id(self, application_name: str) -> int | None:
+        with self.engine.connect() as conn:
+            return self._max(conn, application_name)
+
+    @staticmethod
+    def _max(conn: Connection, application_name: str) -> int | None:
+        return conn.execute(
+            select(projection_tracking.c.notification_id).where(
+                projection_tracking.c.application_name == application_name)
+        ).scalar_one_or_none()
+
+    @staticmethod
+    def advance(conn: Connection, tracking: Tracking, expected: int | None) -> None:
+        """Move the position from `expected` to `tracking` (compare-and-set), as the first
+        write of the batch's transaction; `StaleTracking` if another runner moved it."""
+        if expected is None:
+            try:
+                conn.execute(insert(projection_tracking).values(
+                    application_name=tracking.application_name,
+                    notification_id=tracking.notification_id))
+            except sa_exc.IntegrityError as e:  # another runner inserted it first
+                raise StaleTracking(str(e)) from e
+            return
+        moved = conn.execute(
+            update(projection_tracking)
+            .where(projection_tracking.c.application_name == tracking.application_name,
+                   projection_tracking.c.notification_id == expected)
+            .values(notification_id=tracking.notification_id))
+        if moved.rowcount != 1:
+            raise StaleTracking(
+                f"{tracking.application_name}: position moved from {expected} by another "
+                "runner")
+
+    def close(self) -> None:
+        self.engine.dispose()
