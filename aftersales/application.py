@@ -8,6 +8,7 @@ deadline index and the command ids in the same transaction as the events.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -85,6 +86,12 @@ HANDLERS: dict[type[cmd.OrderCommand], Handler] = {
 }
 
 
+def deadline_row(order: Order) -> DeadlineRow | None:
+    """The deadline index row of an order's pending deadline."""
+    due = order.pending_deadline
+    return None if due is None else DeadlineRow(order.order_id, due.at, due.rule, due.case)
+
+
 class Ledger(Application[UUID]):
     """The after-sales ledger over one store (see `aftersales.store` for URLs)."""
 
@@ -121,8 +128,12 @@ class Ledger(Application[UUID]):
         command_id, digest = command.identity()
         row = CommandRow(command_id, order_uuid(command.order_id), digest)
         for _ in range(self.max_retries):
-            if (known := self._known(row)) is not None:
-                return known
+            try:
+                if (known := self._known(row)) is not None:
+                    return known
+            except CommandRefused:
+                self._reveal_timeouts(command)
+                raise
             try:
                 return self._decide(command, row)
             except IntegrityError:
@@ -150,6 +161,8 @@ class Ledger(Application[UUID]):
         order = self.get_order(command.order_id)
         if isinstance(command, cmd.PlaceOrder):
             if order is not None:
+                if order.apply_due_timeouts(command.at, self.policy):
+                    self._save(order, None)
                 raise CommandRefused(
                     "DUPLICATE-ORDER", f"order {command.order_id} was already placed")
             order = Order.place(
@@ -169,13 +182,19 @@ class Ledger(Application[UUID]):
             raise
         return Outcome(events=self._save(order, row))
 
+    def _reveal_timeouts(self, command: cmd.OrderCommand) -> None:
+        """Record the timeouts a refused command's business time revealed."""
+        order = self.get_order(command.order_id)
+        if order is not None and order.apply_due_timeouts(command.at, self.policy):
+            with contextlib.suppress(IntegrityError):  # another writer moved it on
+                self._save(order, None)
+
     def _save(self, order: Order, command: CommandRow | None) -> int:
         pending = len(order.pending_events)
         if pending == 0:
             return 0
-        due = order.pending_deadline
-        row = None if due is None else DeadlineRow(order.order_id, due.at, due.rule, due.case)
-        self.save(order, **sidecar_kwargs({order.id: row}, [command] if command else []))
+        self.save(order, **sidecar_kwargs({order.id: deadline_row(order)},
+                                          [command] if command else []))
         return pending
 
     # One method per command, for callers in Python.
@@ -236,13 +255,14 @@ class Ledger(Application[UUID]):
         for _ in range(self.max_retries):
             order = self._load(oid)
             if order is None:  # an index row without events: drop it
-                self.index.put_deadline(oid, None)
+                self.index.repair_deadline(oid, None, 0)
                 return 0
             fired = order.apply_due_timeouts(now, self.policy)
-            if fired == 0:  # the index was behind the events: make it right
-                due = order.pending_deadline
-                self.index.put_deadline(oid, None if due is None else DeadlineRow(
-                    order.order_id, due.at, due.rule, due.case))
+            if fired == 0:
+                # Nothing is due: another writer moved the order on after the index was
+                # read (and set its row), or the row is behind the events: set it from
+                # this state, unless an event was recorded since.
+                self.index.repair_deadline(oid, deadline_row(order), order.version)
                 return 0
             try:
                 self._save(order, None)

@@ -14,9 +14,11 @@ from contextlib import closing
 from datetime import UTC, datetime
 from typing import BinaryIO
 
-from pydantic import AwareDatetime, TypeAdapter, ValidationError
+from eventsourcing.persistence import PersistenceError
+from pydantic import TypeAdapter, ValidationError
 
 from aftersales.application import Ledger
+from aftersales.commands import At
 from aftersales.domain.errors import AftersalesError, CommandRefused
 from aftersales.ingest import IngestReport, ingest
 from aftersales.progress import Progress
@@ -30,7 +32,7 @@ from projections.views import VIEWS_ENV_VAR, ReadModels, views_url
 VIOLATION_COLUMNS = ("deadline", "rule", "merchant_id", "order_id", "case_no",
                      "consequence", "penalty")
 
-_TIME = TypeAdapter(AwareDatetime)
+_TIME: TypeAdapter[datetime] = TypeAdapter(At)
 
 
 def business_time(text: str) -> datetime:
@@ -110,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        "rebuild": cmd_rebuild, "verify": cmd_verify,
                        "violations": cmd_violations, "report": cmd_report}[args.cmd]
             return handler(ledger, args)
-    except AftersalesError as e:
+    except (AftersalesError, PersistenceError) as e:
         print(f"aftersales: {e}", file=sys.stderr)
         return 2
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -15,6 +16,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -31,12 +33,34 @@ MAX_AMOUNT = 10**12  # fen: ten billion yuan
 
 
 
+#: Business time must lie in this range (documented limit; keeps deadline arithmetic finite).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_text(value: Any) -> Any:
+    """Parse ISO-8601 text here: pydantic would also read other strings (epoch seconds)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        if not _ISO.match(value):
+            raise ValueError(value)
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("expected an ISO-8601 timestamp with an offset, "
+                         "e.g. 2026-03-01T10:00:00+08:00") from None
+
+
 def _plain_offset(at: datetime) -> datetime:
     """Keep the offset but as a standard-library timezone (what the event store decodes)."""
-    return at.replace(tzinfo=timezone(at.utcoffset() or timedelta(0)))
+    plain = at.replace(tzinfo=timezone(at.utcoffset() or timedelta(0)))
+    if not EARLIEST <= plain < LATEST:
+        raise ValueError("business time must be from 1970 to 2199")
+    return plain
 
 
-At = Annotated[AwareDatetime, AfterValidator(_plain_offset)]
+At = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_plain_offset)]
 Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=r"^[A-Za-z0-9_.:\-]+$")
 ]
@@ -185,8 +209,9 @@ def describe(error: ValidationError, *, tagged: bool = True) -> str:
     if kind == "union_tag_invalid":
         return (f"field 'command': unknown command {first['input'].get('command')!r}; "
                 f"expected one of {', '.join(COMMAND_NAMES)}")
+    msg = msg.removeprefix("Value error, ")
     if not loc:
-        return f"{msg}"
+        return msg
     path = loc[1:] if tagged else loc  # a tagged union puts the tag first
     field = ".".join(str(x) for x in path) or str(loc[0])
     if kind == "extra_forbidden":

@@ -6,10 +6,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from eventsourcing.persistence import PersistenceError
+
 from aftersales.application import Ledger
 from aftersales.commands import parse_command
-from aftersales.domain.errors import CommandRefused
+from aftersales.domain.errors import AftersalesError, CommandRefused
 
+#: The code reported for a line the store failed to record (it may succeed when re-run).
+STORE = "STORE"
 #: A longer line is refused unread (see docs/rules.md, limits).
 MAX_LINE_BYTES = 16 * 1024
 
@@ -38,7 +42,7 @@ def decode_line(raw: bytes) -> str:
     if len(raw) > MAX_LINE_BYTES:
         raise CommandRefused("INPUT", f"line longer than {MAX_LINE_BYTES} bytes")
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8").removeprefix("\ufeff")  # a BOM from a spreadsheet
     except UnicodeDecodeError as e:
         raise CommandRefused("INPUT", f"not valid UTF-8 at byte {e.start}") from None
 
@@ -62,6 +66,12 @@ def ingest(
         except CommandRefused as refusal:
             report.refused[refusal.code] += 1
             on_refused(number, refusal)
+            continue
+        except (AftersalesError, PersistenceError) as trouble:
+            # The store failed (or conflicts outlasted the retries): nothing of this line
+            # was recorded; report it like a refusal and go on.
+            report.refused[STORE] += 1
+            on_refused(number, CommandRefused(STORE, f"{type(trouble).__name__}: {trouble}"))
             continue
         if command.command == "tick":
             report.ticks += 1

@@ -95,7 +95,8 @@ class LedgerRecorder(Protocol):
 
     def pending_deadlines(self) -> list[tuple[UUID, DeadlineRow]]: ...
 
-    def put_deadline(self, originator_id: UUID, row: DeadlineRow | None) -> None: ...
+    def repair_deadline(self, originator_id: UUID, row: DeadlineRow | None,
+                        version: int) -> bool: ...
 
 
 def sidecar_kwargs(
@@ -145,9 +146,18 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
              row.rule, row.case),
         )
 
-    def put_deadline(self, originator_id: UUID, row: DeadlineRow | None) -> None:
+    def repair_deadline(self, originator_id: UUID, row: DeadlineRow | None,
+                        version: int) -> bool:
+        """Set an order's index row from its state at `version`, only if no event was
+        recorded since (else the writer of that event has set the row); True if set."""
         with self.datastore.transaction(commit=True) as c:
+            c.execute(f"SELECT MAX(originator_version) FROM {self.events_table_name} "
+                      "WHERE originator_id=?", (originator_id.hex,))
+            latest = c.fetchone()[0] or 0
+            if latest != version:
+                return False
             self._put_deadline(c, originator_id, row)
+            return True
 
     def due_orders(self, before: datetime, limit: int) -> list[UUID]:
         with self.datastore.transaction(commit=False) as c:
@@ -192,15 +202,22 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
             for x in commands:
                 self._commands[x.command_id] = x.digest
             for oid, row in kwargs.get("deadlines", {}).items():
-                self.put_deadline(oid, row)
+                self._put_deadline(oid, row)
             return ids
 
-    def put_deadline(self, originator_id: UUID, row: DeadlineRow | None) -> None:
+    def _put_deadline(self, originator_id: UUID, row: DeadlineRow | None) -> None:
+        if row is None:
+            self._deadlines.pop(originator_id, None)
+        else:
+            self._deadlines[originator_id] = row
+
+    def repair_deadline(self, originator_id: UUID, row: DeadlineRow | None,
+                        version: int) -> bool:
         with self._database_lock:
-            if row is None:
-                self._deadlines.pop(originator_id, None)
-            else:
-                self._deadlines[originator_id] = row
+            if len(self._stored_events_index[str(originator_id)]) != version:
+                return False
+            self._put_deadline(originator_id, row)
+            return True
 
     def due_orders(self, before: datetime, limit: int) -> list[UUID]:
         with self._database_lock:

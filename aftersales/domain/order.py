@@ -413,6 +413,8 @@ class Order(Aggregate):
         if self.payment is Payment.ONLINE:
             raise CommandRefused("FLOW", "online returns are refunded by the platform")
         case = self._case_for("upload_refund_voucher")
+        if case.status is not CaseStatus.RECEIVED:  # a late voucher for an older case?
+            case = next((c for c in reversed(self.cases) if c.merchant_debt > 0), case)
         late = case.status is CaseStatus.COMPENSATED and case.merchant_debt > 0
         if not late:
             self._check_case(case, CaseStatus.RECEIVED, "upload_refund_voucher", False, "")

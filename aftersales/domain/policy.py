@@ -32,8 +32,6 @@ class Policy:
     refund_postage_on_return: bool = False
     #: R-5 (interpretation): the user may withdraw a case before submitting tracking.
     user_may_withdraw: bool = True
-    #: Currency of orders that name none.
-    default_currency: str = "CNY"
 
 
 DEFAULT_POLICY = Policy()

@@ -143,6 +143,9 @@ def test_store_from_environment_and_default_file(tmp_path: Path) -> None:
     assert other.exists()
     bad = run("status", "D1", "--db", "mysql://nowhere", cwd=tmp_path)
     assert bad.returncode == 2 and "unknown store URL" in bad.stderr
+    missing = run("status", "D1", "--db", f"sqlite:///{tmp_path}/no/such/dir.db", cwd=tmp_path)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert missing.stderr.startswith("aftersales: ")
 
 
 def test_generated_workload_ingests_without_refusals_and_quietly_when_piped(

@@ -142,7 +142,11 @@ class Model:
         """The refusal code the ledger must give, or None (applied or a known duplicate)."""
         cid, digest = ident
         if cid in self.commands:
-            return None if self.commands[cid] == digest else "DUPLICATE-ID"
+            if self.commands[cid] == digest:
+                return None
+            if order_id in self.orders:  # the refusal still reveals due timeouts
+                self.orders[order_id].catch_up(at)
+            return "DUPLICATE-ID"
         code = self._decide(name, order_id, at, f)
         if code is None:
             self.commands[cid] = digest
@@ -152,6 +156,7 @@ class Model:
         o = self.orders.get(oid)
         if name == "place_order":
             if o is not None:
+                o.catch_up(at)
                 return "DUPLICATE-ORDER"
             online = f["payment"] == "online"
             self.orders[oid] = MOrder(
@@ -220,10 +225,19 @@ class Model:
         if name == "upload_refund_voucher":
             if o.payment == "online":
                 return "FLOW"
-            if not (c.status == "received" or (c.status == "compensated" and c.debt)):
+            target = self.voucher_case(o)
+            if target is None:
                 return "FLOW"
-            return None if f["amount"] == c.amount else "R-AMOUNT"
+            return None if f["amount"] == target.amount else "R-AMOUNT"
         raise AssertionError(name)
+
+    @staticmethod
+    def voucher_case(o: MOrder) -> MCase | None:
+        """The case a voucher is for: the received one, else the latest still owed."""
+        if o.case is not None and o.case.status == "received":
+            return o.case
+        owed = [c for c in o.cases if c.status == "compensated" and c.debt]
+        return owed[-1] if owed else None
 
     def _do(self, o: MOrder, name: str, at: datetime, f: dict[str, object]) -> None:
         c = o.case
@@ -250,8 +264,10 @@ class Model:
         elif name == "confirm_receipt":
             o.received(c, at)
         elif name == "upload_refund_voucher":
-            if c.status == "compensated":
-                c.debt = False
+            target = self.voucher_case(o)
+            assert target is not None
+            if target.status == "compensated":
+                target.debt = False
             else:
-                c.status, c.deadline = "refunded", None
-                o.pay_user(c)
+                target.status, target.deadline = "refunded", None
+                o.pay_user(target)

@@ -108,3 +108,20 @@ def test_command_ids_survive_a_restart(db_url: str) -> None:
                                user_id="U1", goods_amount=9900, postage=800)
     assert again.duplicate
     second.close()
+
+
+def test_a_stale_sweep_cannot_overwrite_a_newer_deadline(db_url: str) -> None:
+    """A sweep that loaded an order before another writer moved it on must not set the
+    index row from its stale state (the other writer set it with its events)."""
+    sweeper, writer = Ledger(db_url), Ledger(db_url)
+    s = Scenario(writer).to_approved()
+    stale = sweeper.get_order("D1")
+    assert stale is not None
+    s.do("withdraw_return")
+    s.do("request_return", reason="again")  # R-1 pending for case 2
+    assert not sweeper.index.repair_deadline(stale.id, None, stale.version)
+    [(_, row)] = sweeper.index.pending_deadlines()
+    assert (row.rule, row.case) == ("R-1", 2)
+    assert sweeper.tick(s.now + 3 * DAY) == 1  # and the sweep still finds it
+    sweeper.close()
+    writer.close()

@@ -71,6 +71,10 @@ def without(key: str, **fields: object) -> str:
     (line(command="upload_refund_voucher", voucher_ref="V"), "field 'amount': required"),
     (line(command="cancel", by="system"), "field 'by'"),
     (line(command="reject_return"), "field 'reason'"),
+    (line(at="1772330400"), "field 'at': expected an ISO-8601 timestamp with an offset"),
+    (line(at="2026-13-01T10:00:00Z"), "field 'at': expected an ISO-8601 timestamp"),
+    (line(at="9999-12-31T10:00:00+00:00"), "field 'at': business time must be from 1970"),
+    (line(at="0001-01-01T00:00:00+08:00"), "field 'at': business time must be from 1970"),
 ])
 def test_INPUT_refusals_name_the_field(line: str, expected: str) -> None:
     assert expected in refusal(line)

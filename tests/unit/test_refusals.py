@@ -49,6 +49,26 @@ def test_DUPLICATE_ORDER_same_order_id_other_content(ledger: Ledger) -> None:
     assert info.value.code == "DUPLICATE-ORDER"
 
 
+def test_DUPLICATE_ORDER_still_records_the_timeouts_it_revealed(ledger: Ledger) -> None:
+    s = Scenario(ledger)
+    with pytest.raises(CommandRefused):
+        ledger.place_order(order_id="D1", at=T0 + 3 * DAY, payment="online",
+                           merchant_id="M1", user_id="U1", goods_amount=1)
+    assert s.event_names() == ["OrderPlaced", "OrderAutoCancelled"]
+
+
+def test_DUPLICATE_ID_still_records_the_timeouts_it_revealed(ledger: Ledger) -> None:
+    s = Scenario(ledger)
+    ledger.pay(order_id="D1", at=T0 + HOUR, command_id="c1")
+    ledger.ship(order_id="D1", at=T0 + 2 * HOUR, carrier="SF", tracking_no="1")
+    ledger.deliver(order_id="D1", at=T0 + DAY)
+    ledger.request_return(order_id="D1", at=T0 + 2 * DAY)
+    with pytest.raises(CommandRefused) as info:
+        ledger.approve_return(order_id="D1", at=T0 + 5 * DAY, command_id="c1")
+    assert info.value.code == "DUPLICATE-ID"
+    assert s.event_names()[-1] == "ReturnAutoApproved"
+
+
 def test_DUPLICATE_ID_a_known_command_id_with_other_content(ledger: Ledger) -> None:
     s = Scenario(ledger)
     ledger.pay(order_id="D1", at=T0 + HOUR, command_id="cmd-1")

@@ -197,6 +197,24 @@ def test_R_COD_4_late_voucher_settles_the_debt_and_never_pays_the_user_twice(
     s.refused("FLOW", "upload_refund_voucher", voucher_ref="V-again", amount=GOODS)
 
 
+def test_R_COD_4_late_voucher_reaches_a_compensated_case_after_a_newer_one_opened(
+    ledger: Ledger,
+) -> None:
+    s = Scenario(ledger, "cod").to_delivered()
+    s.do("request_return", amount=4000, reason="first")
+    for step, fields in (("approve_return", {}), ("submit_tracking",
+                         {"carrier": "YTO", "tracking_no": "1"}), ("confirm_receipt", {})):
+        s.do(step, **fields)
+    s.tick(3 * DAY)  # case 1 compensated, the merchant owes 4000
+    s.do("request_return", amount=4000, reason="second")
+    s.do("upload_refund_voucher", voucher_ref="V1", amount=4000)
+    order = ledger.get_order("D1")
+    assert order is not None
+    assert [(c.status.value, c.merchant_debt) for c in order.cases] == [
+        ("compensated", 0), ("requested", 0)]
+    assert s.doc["refunded_total"] == 4000
+
+
 def test_R_COD_4_online_orders_take_no_voucher(ledger: Ledger) -> None:
     s = Scenario(ledger, "online").to_in_transit()
     s.refused("FLOW", "upload_refund_voucher", voucher_ref="V", amount=GOODS)
