@@ -77,6 +77,12 @@ class ReadModels(TrackingRecorder):
 
     def create_table(self) -> None:
         """Create the tables; a store of another schema version or zone is replaced."""
+        try:
+            self._create_table()
+        except (sa_exc.OperationalError, sa_exc.IntegrityError):
+            self._create_table()  # another process created them at the same moment
+
+    def _create_table(self) -> None:
         with self.engine.begin() as conn:
             metadata.create_all(conn, tables=[projection_meta])
             meta = conn.execute(select(projection_meta).where(
