@@ -23,15 +23,8 @@ from aftersales.domain.errors import AftersalesError, CommandRefused
 from aftersales.domain.events import OrderEvent
 from aftersales.domain.order import Order, order_uuid
 from aftersales.domain.policy import DEFAULT_POLICY, Policy
-from aftersales.store import (
-    CommandRow,
-    DeadlineRow,
-    LedgerRecorder,
-    construct_recorder,
-    eventsourcing_env,
-    resolve_url,
-    sidecar_kwargs,
-)
+from aftersales.recorders.rows import CommandRow, DeadlineRow, LedgerRecorder, sidecar_kwargs
+from aftersales.store import construct_recorder, eventsourcing_env, resolve_url
 
 SWEEP_BATCH = 500
 

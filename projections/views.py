@@ -10,11 +10,12 @@ from contextlib import contextmanager
 from zoneinfo import ZoneInfo
 
 from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, insert, select, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import StaticPool
 
 from aftersales.domain.errors import AftersalesError
+from aftersales.store import postgres_target
 from projections.schema import (
     SCHEMA_VERSION,
     metadata,
@@ -57,8 +58,13 @@ def make_engine(url: str) -> Engine:
             dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
         return engine
-    if url.startswith(("postgresql", "postgres")):
-        raise ViewsConfigError("PostgreSQL read models arrive with issue 4")
+    target = postgres_target(url)
+    if target is not None:
+        engine = create_engine(target.sqlalchemy_url(), **target.engine_options())
+        if target.schema != "public":
+            with engine.begin() as conn:
+                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{target.schema}"'))
+        return engine
     raise ViewsConfigError(f"unknown read-model URL {url!r}")
 
 

@@ -47,8 +47,9 @@ ONLINE_RETURN = jsonl(
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'ledger.db'}"
+def db(db_url: str) -> str:
+    """Each test runs on a SQLite file and on a PostgreSQL schema."""
+    return db_url
 
 
 def test_ingest_reports_refused_lines_goes_on_and_exits_non_zero(tmp_path: Path,

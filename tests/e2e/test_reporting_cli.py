@@ -18,7 +18,9 @@ from sqlalchemy import update
 from aftersales import Ledger
 from projections.schema import order_status
 from projections.views import ReadModels
-from tests.e2e.test_cli import run
+from tests.e2e.test_cli import db, run
+
+__all__ = ["db"]  # the store fixture, shared with test_cli
 
 pytestmark = pytest.mark.slow
 
@@ -31,8 +33,7 @@ def workload(tmp_path: Path) -> Path:
     return path
 
 
-def test_ingest_projects_in_process_and_verify_agrees(tmp_path: Path, workload: Path) -> None:
-    db = f"sqlite:///{tmp_path / 'l.db'}"
+def test_ingest_projects_in_process_and_verify_agrees(tmp_path: Path, workload: Path, db: str) -> None:
     assert run("ingest", str(workload), "--db", db, cwd=tmp_path).returncode == 0
     views = ReadModels(db)
     ledger = Ledger(db)
@@ -52,8 +53,7 @@ def test_ingest_projects_in_process_and_verify_agrees(tmp_path: Path, workload: 
     ledger.close()
 
 
-def test_violations_and_report_formats(tmp_path: Path, workload: Path) -> None:
-    db = f"sqlite:///{tmp_path / 'l.db'}"
+def test_violations_and_report_formats(tmp_path: Path, workload: Path, db: str) -> None:
     run("ingest", str(workload), "--db", db, cwd=tmp_path)
     listed = json.loads(run("violations", "--format", "json", "--db", db,
                             cwd=tmp_path).stdout)
@@ -81,9 +81,8 @@ def test_violations_and_report_formats(tmp_path: Path, workload: Path) -> None:
     assert worst == sorted(worst, reverse=True)
 
 
-def test_project_follow_catches_up_and_follows_new_events(tmp_path: Path,
-                                                          workload: Path) -> None:
-    db = f"sqlite:///{tmp_path / 'l.db'}"
+def test_project_follow_catches_up_and_follows_new_events(tmp_path: Path, workload: Path,
+                                                          db: str) -> None:
     lines = workload.read_text().splitlines(keepends=True)
     half = len(lines) // 2
     run("ingest", "-", "--no-project", "--db", db, cwd=tmp_path, stdin="".join(lines[:half]))

@@ -26,8 +26,8 @@ from tests.scenario import DAY, GOODS, HOUR, POSTAGE, SECOND, T0, Scenario
 
 
 @pytest.fixture
-def views(sqlite_ledger: Ledger) -> Iterator[ReadModels]:
-    models = ReadModels(views_url(sqlite_ledger.url))
+def views(durable_ledger: Ledger) -> Iterator[ReadModels]:
+    models = ReadModels(views_url(durable_ledger.url))
     yield models
     models.close()
 
@@ -51,10 +51,10 @@ def one(views: ReadModels, table: Any, **where: Any) -> dict[str, Any]:
 
 
 def test_order_status_row_for_an_online_order_awaiting_payment(
-    sqlite_ledger: Ledger, views: ReadModels
+    durable_ledger: Ledger, views: ReadModels
 ) -> None:
-    Scenario(sqlite_ledger, "online")
-    assert project(sqlite_ledger, views) == 1
+    Scenario(durable_ledger, "online")
+    assert project(durable_ledger, views) == 1
     row = one(views, order_status, order_id="D1")
     assert {k: row[k] for k in ("payment", "merchant_id", "user_id", "order_status",
                                 "awaiting", "next_deadline_rule", "refunded_total",
@@ -69,9 +69,9 @@ def test_order_status_row_for_an_online_order_awaiting_payment(
     assert one(views, pending_deadlines, order_id="D1")["rule"] == "C-ON-4"
 
 
-def test_online_return_refunded_rows(sqlite_ledger: Ledger, views: ReadModels) -> None:
-    s = Scenario(sqlite_ledger, "online").to_received()
-    project(sqlite_ledger, views)
+def test_online_return_refunded_rows(durable_ledger: Ledger, views: ReadModels) -> None:
+    s = Scenario(durable_ledger, "online").to_received()
+    project(durable_ledger, views)
     case = one(views, return_cases, order_id="D1", case_no=1)
     assert (case["status"], case["decision"], case["decided_by"], case["refunded_by"],
             case["paid_to_user"], case["received_by"]) == (
@@ -86,17 +86,17 @@ def test_online_return_refunded_rows(sqlite_ledger: Ledger, views: ReadModels) -
 
 
 def test_cod_violations_compensation_and_late_voucher_counted_once(
-    sqlite_ledger: Ledger, views: ReadModels
+    durable_ledger: Ledger, views: ReadModels
 ) -> None:
-    s = Scenario(sqlite_ledger, "cod").to_requested()
+    s = Scenario(durable_ledger, "cod").to_requested()
     requested = s.now
     s.tick(48 * HOUR + SECOND)  # RETURN_RESPONSE_48H
     s.do("submit_tracking", carrier="YTO", tracking_no="1")
     tracked = s.now
     s.tick(7 * DAY + 48 * HOUR + 2 * SECOND)  # RECEIPT_CONFIRM_7D, COD_REFUND_VOUCHER_48H
-    project(sqlite_ledger, views)  # interrupted here, resumed below
+    project(durable_ledger, views)  # interrupted here, resumed below
     s.do("upload_refund_voucher", voucher_ref="V-late", amount=GOODS)
-    project(sqlite_ledger, views)
+    project(durable_ledger, views)
     found = sorted((v["rule"], v["consequence"], v["penalty"], v["case_no"])
                    for v in rows(views, violations))
     assert found == [("COD_REFUND_VOUCHER_48H", "advance_compensated", True, 1),
@@ -121,9 +121,9 @@ def test_cod_violations_compensation_and_late_voucher_counted_once(
         48 * 3600.0]
 
 
-def test_lapses_and_partial_returns(sqlite_ledger: Ledger, views: ReadModels) -> None:
-    Scenario(sqlite_ledger, "online", order_id="UNPAID")
-    s = Scenario(sqlite_ledger, "online", order_id="P1").to_delivered()
+def test_lapses_and_partial_returns(durable_ledger: Ledger, views: ReadModels) -> None:
+    Scenario(durable_ledger, "online", order_id="UNPAID")
+    s = Scenario(durable_ledger, "online", order_id="P1").to_delivered()
     s.do("request_return", amount=3000, reason="one broken")
     s.do("approve_return")
     s.tick(8 * DAY)  # the user never sends tracking: RETURN_TRACKING_7D; UNPAID_24H too
@@ -131,7 +131,7 @@ def test_lapses_and_partial_returns(sqlite_ledger: Ledger, views: ReadModels) ->
     s.do("approve_return")
     s.do("submit_tracking", carrier="YTO", tracking_no="2")
     s.do("confirm_receipt")
-    project(sqlite_ledger, views)
+    project(durable_ledger, views)
     assert sorted((x["order_id"], x["rule"], x["case_no"]) for x in rows(views, lapses)) == [
         ("P1", "RETURN_TRACKING_7D", 1), ("UNPAID", "UNPAID_24H", None)]
     cases = sorted((c["case_no"], c["status"], c["amount"], c["paid_to_user"])
@@ -144,34 +144,34 @@ def test_lapses_and_partial_returns(sqlite_ledger: Ledger, views: ReadModels) ->
     assert (unpaid["order_status"], unpaid["cancelled_by"]) == ("cancelled", "system")
 
 
-def test_cancellation_refund_in_order_status(sqlite_ledger: Ledger, views: ReadModels) -> None:
-    s = Scenario(sqlite_ledger, "online")
+def test_cancellation_refund_in_order_status(durable_ledger: Ledger, views: ReadModels) -> None:
+    s = Scenario(durable_ledger, "online")
     s.do("pay")
     s.do("cancel", by="platform")
-    project(sqlite_ledger, views)
+    project(durable_ledger, views)
     row = one(views, order_status, order_id="D1")
     assert (row["order_status"], row["cancelled_by"], row["refunded_total"]) == (
         "cancelled", "platform", GOODS + POSTAGE)
 
 
-def test_restart_does_not_double_count(sqlite_ledger: Ledger, views: ReadModels) -> None:
-    Scenario(sqlite_ledger, "cod").to_received()
-    sqlite_ledger.tick(T0 + 60 * DAY)
-    first = project(sqlite_ledger, views)
+def test_restart_does_not_double_count(durable_ledger: Ledger, views: ReadModels) -> None:
+    Scenario(durable_ledger, "cod").to_received()
+    durable_ledger.tick(T0 + 60 * DAY)
+    first = project(durable_ledger, views)
     again = ReadModels(views.url)
-    assert Runner(sqlite_ledger, again).catch_up() == 0
+    assert Runner(durable_ledger, again).catch_up() == 0
     again.close()
-    assert first == len(list(sqlite_ledger.all_events()))
+    assert first == len(list(durable_ledger.all_events()))
     assert len(rows(views, violations)) == 1
 
 
-def test_a_batch_that_fails_midway_writes_nothing(sqlite_ledger: Ledger,
+def test_a_batch_that_fails_midway_writes_nothing(durable_ledger: Ledger,
                                                   views: ReadModels) -> None:
-    Scenario(sqlite_ledger, "online").to_delivered()
-    runner = Runner(sqlite_ledger, views, batch=2)
+    Scenario(durable_ledger, "online").to_delivered()
+    runner = Runner(durable_ledger, views, batch=2)
     runner.catch_up()
-    good = [(e, Tracking(sqlite_ledger.name, i + 1))
-            for i, e in enumerate(sqlite_ledger.all_events())]
+    good = [(e, Tracking(durable_ledger.name, i + 1))
+            for i, e in enumerate(durable_ledger.all_events())]
     # An event of an order the read models never saw: the fold fails in the middle.
     other = Ledger("memory:")
     Scenario(other, "online", order_id="X").do("pay")
@@ -179,76 +179,76 @@ def test_a_batch_that_fails_midway_writes_nothing(sqlite_ledger: Ledger,
     before = rows(views, order_status)
     with pytest.raises(KeyError):
         runner.projection.process_batch(
-            [good[0], (poison, Tracking(sqlite_ledger.name, 99))], runner.position)
+            [good[0], (poison, Tracking(durable_ledger.name, 99))], runner.position)
     assert rows(views, order_status) == before
     assert runner.position == len(good)
     other.close()
 
 
-def test_two_runners_racing_project_each_event_once(sqlite_ledger: Ledger,
+def test_two_runners_racing_project_each_event_once(durable_ledger: Ledger,
                                                     views: ReadModels) -> None:
-    Scenario(sqlite_ledger, "cod").to_received()
-    events = [(e, Tracking(sqlite_ledger.name, i + 1))
-              for i, e in enumerate(sqlite_ledger.all_events())]
-    runner = Runner(sqlite_ledger, views)
+    Scenario(durable_ledger, "cod").to_received()
+    events = [(e, Tracking(durable_ledger.name, i + 1))
+              for i, e in enumerate(durable_ledger.all_events())]
+    runner = Runner(durable_ledger, views)
     runner.projection.process_batch(events[:3], None)
     with pytest.raises(StaleTracking):  # a second runner that read the old position
         runner.projection.process_batch(events[:3], None)
     with pytest.raises(StaleTracking):
         runner.projection.process_batch(events[3:], 1)
     assert runner.catch_up() == len(events) - 3
-    assert verify(sqlite_ledger, views) == []
+    assert verify(durable_ledger, views) == []
 
 
-def test_verify_detects_a_corrupted_row(sqlite_ledger: Ledger, views: ReadModels) -> None:
-    Scenario(sqlite_ledger, "online").to_received()
-    project(sqlite_ledger, views)
-    assert verify(sqlite_ledger, views) == []
+def test_verify_detects_a_corrupted_row(durable_ledger: Ledger, views: ReadModels) -> None:
+    Scenario(durable_ledger, "online").to_received()
+    project(durable_ledger, views)
+    assert verify(durable_ledger, views) == []
     with views.engine.begin() as conn:
         conn.execute(update(order_status).where(order_status.c.order_id == "D1")
                      .values(refunded_total=1))
-    differences = verify(sqlite_ledger, views)
+    differences = verify(durable_ledger, views)
     assert differences == [
         f"order_status ('D1',): refunded_total is 1, rebuild says {GOODS}"]
 
 
-def test_verify_reports_missing_and_extra_rows(sqlite_ledger: Ledger,
+def test_verify_reports_missing_and_extra_rows(durable_ledger: Ledger,
                                                views: ReadModels) -> None:
-    Scenario(sqlite_ledger, "online").to_requested()
-    sqlite_ledger.tick(T0 + 30 * DAY)
-    project(sqlite_ledger, views)
+    Scenario(durable_ledger, "online").to_requested()
+    durable_ledger.tick(T0 + 30 * DAY)
+    project(durable_ledger, views)
     with views.engine.begin() as conn:
         conn.execute(violations.delete())
         conn.execute(pending_deadlines.insert().values(
             order_id="GHOST", merchant_id="M", case_no=None, rule="R-1", deadline=T0,
             awaiting="merchant"))
-    differences = verify(sqlite_ledger, views)
+    differences = verify(durable_ledger, views)
     assert any(d.startswith("violations (") and "missing" in d for d in differences)
     assert "pending_deadlines ('GHOST',): extra row (rebuild has none)" in differences
 
 
-def test_rebuild_gives_identical_rows(sqlite_ledger: Ledger, views: ReadModels) -> None:
+def test_rebuild_gives_identical_rows(durable_ledger: Ledger, views: ReadModels) -> None:
     for n, payment in enumerate(["online", "cod"] * 3):
-        Scenario(sqlite_ledger, payment, order_id=f"O{n}").to_in_transit()
-    sqlite_ledger.tick(T0 + 30 * DAY)
-    project(sqlite_ledger, views)
+        Scenario(durable_ledger, payment, order_id=f"O{n}").to_in_transit()
+    durable_ledger.tick(T0 + 30 * DAY)
+    project(durable_ledger, views)
     before = {t.name: sorted(map(str, rows(views, t))) for t in
               (order_status, return_cases, violations, lapses, merchant_compliance)}
-    Runner(sqlite_ledger, views, batch=3).rebuild()
+    Runner(durable_ledger, views, batch=3).rebuild()
     after = {t.name: sorted(map(str, rows(views, t))) for t in
              (order_status, return_cases, violations, lapses, merchant_compliance)}
     assert before == after and before["violations"]
 
 
 def test_a_changed_schema_version_rebuilds_instead_of_mixing(
-    sqlite_ledger: Ledger, views: ReadModels
+    durable_ledger: Ledger, views: ReadModels
 ) -> None:
-    Scenario(sqlite_ledger, "online")
-    project(sqlite_ledger, views)
+    Scenario(durable_ledger, "online")
+    project(durable_ledger, views)
     with views.engine.begin() as conn:
         conn.execute(update(projection_meta).values(schema_version=0))
     fresh = ReadModels(views.url)
-    runner = Runner(sqlite_ledger, fresh)
+    runner = Runner(durable_ledger, fresh)
     assert fresh.rebuilt_for_version
     assert runner.position == 0
     assert runner.catch_up() == 1

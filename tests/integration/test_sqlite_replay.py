@@ -36,8 +36,8 @@ def test_I6_an_order_rebuilt_by_a_fresh_application_equals_the_live_one(db_url: 
     fresh.close()
 
 
-def test_as_of_each_events_time_gives_the_state_after_that_event(sqlite_ledger: Ledger) -> None:
-    s = Scenario(sqlite_ledger, "online").to_requested()
+def test_as_of_each_events_time_gives_the_state_after_that_event(durable_ledger: Ledger) -> None:
+    s = Scenario(durable_ledger, "online").to_requested()
     s.tick(60 * DAY)  # auto-approved, then closed
     events = s.events()
     expected: Order | None = None
@@ -46,20 +46,20 @@ def test_as_of_each_events_time_gives_the_state_after_that_event(sqlite_ledger: 
         later_same_instant = i + 1 < len(events) and events[i + 1].at == event.at
         if later_same_instant:
             continue
-        as_of = sqlite_ledger.order_as_of("D1", event.at)
+        as_of = durable_ledger.order_as_of("D1", event.at)
         assert as_of is not None
         assert status_document(as_of) == status_document(expected)
         assert as_of.version == event.originator_version
-        before = sqlite_ledger.order_as_of("D1", event.at - SECOND)
+        before = durable_ledger.order_as_of("D1", event.at - SECOND)
         assert before is None or before.version < event.originator_version
-    assert sqlite_ledger.order_as_of("D1", events[0].at - SECOND) is None
+    assert durable_ledger.order_as_of("D1", events[0].at - SECOND) is None
 
 
-def test_as_of_never_invents_timeouts_that_were_not_applied(sqlite_ledger: Ledger) -> None:
-    s = Scenario(sqlite_ledger).to_requested()
-    later = sqlite_ledger.order_as_of("D1", s.now + 30 * DAY)
+def test_as_of_never_invents_timeouts_that_were_not_applied(durable_ledger: Ledger) -> None:
+    s = Scenario(durable_ledger).to_requested()
+    later = durable_ledger.order_as_of("D1", s.now + 30 * DAY)
     assert later is not None and later.cases[0].status == "requested"
-    assert sqlite_ledger.get_order("D1") == later
+    assert durable_ledger.get_order("D1") == later
 
 
 def test_I4_deadline_index_matches_every_aggregate_after_a_workload(db_url: str) -> None:
@@ -80,12 +80,12 @@ def test_I4_deadline_index_matches_every_aggregate_after_a_workload(db_url: str)
     ledger.close()
 
 
-def test_I4_after_tick_no_pending_deadline_before_now_remains(sqlite_ledger: Ledger) -> None:
+def test_I4_after_tick_no_pending_deadline_before_now_remains(durable_ledger: Ledger) -> None:
     for n in range(5):
-        Scenario(sqlite_ledger, "online" if n % 2 else "cod", order_id=f"D{n}").to_requested()
-    now = max(row.deadline for _, row in sqlite_ledger.index.pending_deadlines()) + HOUR
-    sqlite_ledger.tick(now)
-    assert all(row.deadline >= now for _, row in sqlite_ledger.index.pending_deadlines())
+        Scenario(durable_ledger, "online" if n % 2 else "cod", order_id=f"D{n}").to_requested()
+    now = max(row.deadline for _, row in durable_ledger.index.pending_deadlines()) + HOUR
+    durable_ledger.tick(now)
+    assert all(row.deadline >= now for _, row in durable_ledger.index.pending_deadlines())
 
 
 def test_deadline_index_survives_a_restart_and_drives_the_sweep(db_url: str) -> None:

@@ -33,6 +33,7 @@ from projections.runner import Runner, verify
 from projections.schema import order_status, violations
 from projections.views import ReadModels
 from tests.integration.rules_model import Model
+from tests.conftest import drop_schema, store_url_for
 from tests.scenario import T0
 
 ORDER_IDS = ["O1", "O2", "O3"]
@@ -66,10 +67,13 @@ def comparable(event: OrderEvent) -> tuple[str, dict[str, Any]]:
 
 
 class LedgerMachine(RuleBasedStateMachine):
+    store = "sqlite"
+
     def __init__(self) -> None:
         super().__init__()
         self.tmp = tempfile.TemporaryDirectory()
-        self.swept = Ledger(f"sqlite:///{Path(self.tmp.name) / 'ledger.db'}")
+        self.url = store_url_for(self.store, Path(self.tmp.name))
+        self.swept = Ledger(self.url)
         self.lazy = Ledger("memory:")
         self.views = ReadModels(self.swept.url)
         self.model = Model()
@@ -91,6 +95,8 @@ class LedgerMachine(RuleBasedStateMachine):
             self.swept.close()
             self.lazy.close()
             self.tmp.cleanup()
+            if self.store == "postgresql":
+                drop_schema(self.url)
 
     @initialize()
     def start(self) -> None:
@@ -306,8 +312,19 @@ class LedgerMachine(RuleBasedStateMachine):
 EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", "200" if os.environ.get("CI") else "60"))
 STEPS_PER_EXAMPLE = 40
 
-LedgerMachine.TestCase.settings = settings(
+
+
+class PostgresLedgerMachine(LedgerMachine):
+    """The same sequences with the swept ledger on PostgreSQL."""
+
+    store = "postgresql"
+
+
+MACHINE_SETTINGS = settings(
     max_examples=EXAMPLES, stateful_step_count=STEPS_PER_EXAMPLE, deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+LedgerMachine.TestCase.settings = MACHINE_SETTINGS
+PostgresLedgerMachine.TestCase.settings = MACHINE_SETTINGS
 TestLedgerMachine = LedgerMachine.TestCase
+TestPostgresLedgerMachine = PostgresLedgerMachine.TestCase

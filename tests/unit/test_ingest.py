@@ -34,8 +34,8 @@ def test_blank_lines_are_skipped_and_long_lines_refused(ledger: Ledger) -> None:
     assert refused == [(3, "INPUT")]
 
 
-def test_store_failures_are_reported_per_line_and_ingest_goes_on() -> None:
-    never_retry = Ledger("memory:", max_retries=0)  # every order command gives up at once
+def test_store_failures_are_reported_per_line_and_ingest_goes_on(store_url: str) -> None:
+    never_retry = Ledger(store_url, max_retries=0)  # every order command gives up at once
     refused = run(never_retry, json.dumps(PLACE).encode(), b"nonsense",
                           json.dumps({**PLACE, "order_id": "D2"}).encode())
     assert refused == [(1, "STORE"), (2, "INPUT"), (3, "STORE")]

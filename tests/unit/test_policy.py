@@ -8,8 +8,8 @@ from aftersales import Ledger, Policy
 from tests.scenario import DAY, GOODS, HOUR, POSTAGE, SECOND, T0, Scenario
 
 
-def test_durations_come_from_the_policy() -> None:
-    ledger = Ledger("memory:", policy=Policy(payment_window=timedelta(hours=2)))
+def test_durations_come_from_the_policy(store_url: str) -> None:
+    ledger = Ledger(store_url, policy=Policy(payment_window=timedelta(hours=2)))
     s = Scenario(ledger)
     assert ledger.tick(T0 + 2 * HOUR + SECOND) == 1
     assert s.order_status == "cancelled"
@@ -28,28 +28,28 @@ def test_a_deadline_is_stored_in_its_event_so_a_new_policy_does_not_rewrite_hist
     later.close()
 
 
-def test_return_window_policy_refuses_late_requests() -> None:
-    ledger = Ledger("memory:", policy=Policy(return_window=7 * DAY))
+def test_return_window_policy_refuses_late_requests(store_url: str) -> None:
+    ledger = Ledger(store_url, policy=Policy(return_window=7 * DAY))
     s = Scenario(ledger).to_delivered()
     s.refused("DEADLINE", "request_return", 7 * DAY + SECOND, reason="late")
     assert s.doc["return"] is None
 
 
-def test_return_window_policy_allows_requests_inside_it() -> None:
-    ledger = Ledger("memory:", policy=Policy(return_window=7 * DAY))
+def test_return_window_policy_allows_requests_inside_it(store_url: str) -> None:
+    ledger = Ledger(store_url, policy=Policy(return_window=7 * DAY))
     s = Scenario(ledger).to_delivered()
     s.do("request_return", 7 * DAY, reason="on time")
     assert s.case_status == "requested"
 
 
-def test_postage_refund_on_return_is_a_policy_switch() -> None:
-    ledger = Ledger("memory:", policy=Policy(refund_postage_on_return=True))
+def test_postage_refund_on_return_is_a_policy_switch(store_url: str) -> None:
+    ledger = Ledger(store_url, policy=Policy(refund_postage_on_return=True))
     s = Scenario(ledger).to_delivered()
     s.do("request_return", reason="all of it")
     assert s.doc["return"]["amount"] == GOODS + POSTAGE
 
 
-def test_withdrawal_can_be_switched_off() -> None:
-    ledger = Ledger("memory:", policy=Policy(user_may_withdraw=False))
+def test_withdrawal_can_be_switched_off(store_url: str) -> None:
+    ledger = Ledger(store_url, policy=Policy(user_may_withdraw=False))
     s = Scenario(ledger).to_requested()
     s.refused("R-5", "withdraw_return")

@@ -1,0 +1,64 @@
+"""The ledger's in-process recorder (fast tests): eventsourcing's POPO recorder, plus the
+deadline index and command ids under the same lock."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.popo import POPOApplicationRecorder
+
+from aftersales.recorders.rows import CommandRow, DeadlineRow
+
+
+class MemoryLedgerRecorder(POPOApplicationRecorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self._deadlines: dict[UUID, DeadlineRow] = {}
+        self._commands: dict[str, str] = {}
+
+    def _insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        with self._database_lock:
+            commands: Sequence[CommandRow] = kwargs.get("commands", ())
+            for x in commands:
+                if x.command_id in self._commands:
+                    raise IntegrityError(f"command id {x.command_id} already recorded")
+            ids = super()._insert_events(stored_events, **kwargs)
+            for x in commands:
+                self._commands[x.command_id] = x.digest
+            for oid, row in kwargs.get("deadlines", {}).items():
+                self._put_deadline(oid, row)
+            return ids
+
+    def _put_deadline(self, originator_id: UUID, row: DeadlineRow | None) -> None:
+        if row is None:
+            self._deadlines.pop(originator_id, None)
+        else:
+            self._deadlines[originator_id] = row
+
+    def repair_deadline(self, originator_id: UUID, row: DeadlineRow | None,
+                        version: int) -> bool:
+        with self._database_lock:
+            if len(self._stored_events_index[str(originator_id)]) != version:
+                return False
+            self._put_deadline(originator_id, row)
+            return True
+
+    def due_orders(self, before: datetime, limit: int) -> list[UUID]:
+        with self._database_lock:
+            due = sorted((r.deadline, oid) for oid, r in self._deadlines.items()
+                         if r.deadline < before)
+            return [oid for _, oid in due[:limit]]
+
+    def command_digest(self, command_id: str) -> str | None:
+        with self._database_lock:
+            return self._commands.get(command_id)
+
+    def pending_deadlines(self) -> list[tuple[UUID, DeadlineRow]]:
+        with self._database_lock:
+            return sorted(self._deadlines.items(), key=lambda x: x[1].deadline)

@@ -1,0 +1,106 @@
+"""The ledger's recorder for PostgreSQL: eventsourcing's (psycopg 3, pooled), plus the
+deadline index and command ids written in the same transaction as the events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+from aftersales.recorders.rows import CommandRow, DeadlineRow
+
+
+class PostgresLedgerRecorder(PostgresApplicationRecorder):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        schema = Identifier(self.datastore.schema)
+        self._q = {
+            "upsert": SQL(
+                "INSERT INTO {s}.ledger_deadlines VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (originator_id) DO UPDATE SET order_id = excluded.order_id, "
+                "due = excluded.due, rule = excluded.rule, case_no = excluded.case_no"
+            ).format(s=schema),
+            "delete": SQL("DELETE FROM {s}.ledger_deadlines WHERE originator_id = %s")
+            .format(s=schema),
+            "command": SQL("INSERT INTO {s}.ledger_commands VALUES (%s, %s, %s)")
+            .format(s=schema),
+            "due": SQL("SELECT originator_id FROM {s}.ledger_deadlines WHERE due < %s "
+                       "ORDER BY due LIMIT %s").format(s=schema),
+            "digest": SQL("SELECT digest FROM {s}.ledger_commands WHERE command_id = %s")
+            .format(s=schema),
+            "pending": SQL("SELECT originator_id, order_id, due, rule, case_no "
+                           "FROM {s}.ledger_deadlines ORDER BY due").format(s=schema),
+            "version": SQL("SELECT MAX(originator_version) AS v FROM {s}.{t} "
+                           "WHERE originator_id = %s").format(
+                s=schema, t=Identifier(self.events_table_name)),
+        }
+        self.sql_create_statements += [
+            SQL("CREATE TABLE IF NOT EXISTS {s}.ledger_deadlines ("
+                "originator_id uuid PRIMARY KEY, order_id text NOT NULL, "
+                "due timestamptz NOT NULL, rule text NOT NULL, case_no integer)")
+            .format(s=schema),
+            SQL("CREATE INDEX IF NOT EXISTS ledger_deadlines_due ON {s}.ledger_deadlines "
+                "(due)").format(s=schema),
+            SQL("CREATE TABLE IF NOT EXISTS {s}.ledger_commands ("
+                "command_id text PRIMARY KEY, originator_id uuid NOT NULL, "
+                "digest text NOT NULL)").format(s=schema),
+        ]
+
+    def create_schema(self) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                Identifier(self.datastore.schema)))
+
+    def _insert_events(self, curs: Cursor[DictRow], stored_events: Sequence[Any],
+                       **kwargs: Any) -> None:
+        super()._insert_events(curs, stored_events, **kwargs)
+        for oid, row in kwargs.get("deadlines", {}).items():
+            self._put_deadline(curs, oid, row)
+        commands: Sequence[CommandRow] = kwargs.get("commands", ())
+        if commands:
+            curs.executemany(self._q["command"], [
+                (x.command_id, x.originator_id, x.digest) for x in commands])
+
+    def _put_deadline(self, curs: Cursor[DictRow], oid: UUID, row: DeadlineRow | None) -> None:
+        if row is None:
+            curs.execute(self._q["delete"], (oid,), prepare=True)
+        else:
+            curs.execute(self._q["upsert"], (oid, row.order_id, row.deadline, row.rule,
+                                             row.case), prepare=True)
+
+    def repair_deadline(self, originator_id: UUID, row: DeadlineRow | None,
+                        version: int) -> bool:
+        """Set an order's index row from its state at `version`, only if no event was
+        recorded since; the events table lock serialises this with every insert."""
+        with self.datastore.transaction(commit=True) as curs:
+            self._lock_table(curs)
+            curs.execute(self._q["version"], (originator_id,))
+            found = curs.fetchone()
+            if ((found["v"] if found else None) or 0) != version:
+                return False
+            self._put_deadline(curs, originator_id, row)
+            return True
+
+    def due_orders(self, before: datetime, limit: int) -> list[UUID]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._q["due"], (before, limit), prepare=True)
+            return [r["originator_id"] for r in curs.fetchall()]
+
+    def command_digest(self, command_id: str) -> str | None:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._q["digest"], (command_id,), prepare=True)
+            found = curs.fetchone()
+            return None if found is None else str(found["digest"])
+
+    def pending_deadlines(self) -> list[tuple[UUID, DeadlineRow]]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._q["pending"])
+            return [(r["originator_id"],
+                     DeadlineRow(r["order_id"], r["due"], r["rule"], r["case_no"]))
+                    for r in curs.fetchall()]

@@ -1,0 +1,56 @@
+"""What the ledger keeps beside its events, and what it asks of a recorder about them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+from uuid import UUID
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def to_micros(at: datetime) -> int:
+    """An aware datetime as integer microseconds since the epoch (exact, sortable)."""
+    return (at - _EPOCH) // _MICROSECOND
+
+
+@dataclass(frozen=True)
+class DeadlineRow:
+    order_id: str
+    deadline: datetime
+    rule: str
+    case: int | None
+
+
+@dataclass(frozen=True)
+class CommandRow:
+    command_id: str
+    originator_id: UUID
+    digest: str
+
+
+class LedgerRecorder(Protocol):
+    """What the ledger needs beside an ApplicationRecorder."""
+
+    def due_orders(self, before: datetime, limit: int) -> list[UUID]: ...
+
+    def command_digest(self, command_id: str) -> str | None: ...
+
+    def pending_deadlines(self) -> list[tuple[UUID, DeadlineRow]]: ...
+
+    def repair_deadline(self, originator_id: UUID, row: DeadlineRow | None,
+                        version: int) -> bool: ...
+
+
+def sidecar_kwargs(
+    deadlines: Mapping[UUID, DeadlineRow | None], commands: Sequence[CommandRow]
+) -> dict[str, Any]:
+    """The keyword arguments `Application.save` passes down to `_insert_events`."""
+    return {"deadlines": deadlines, "commands": commands}
+
+
+class StaleRepair(Exception):
+    """An event was recorded since the state a repair was computed from (rolled back)."""

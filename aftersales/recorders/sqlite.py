@@ -1,0 +1,94 @@
+"""The ledger's recorder for SQLite (eventsourcing's, plus the deadline index and command
+ids in the same transaction)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+
+from aftersales.recorders.rows import CommandRow, DeadlineRow, StaleRepair, to_micros
+
+
+class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            "CREATE TABLE IF NOT EXISTS ledger_deadlines ("
+            "originator_id TEXT PRIMARY KEY, order_id TEXT NOT NULL, "
+            "due_us INTEGER NOT NULL, deadline TEXT NOT NULL, rule TEXT NOT NULL, "
+            "case_no INTEGER)",
+            "CREATE INDEX IF NOT EXISTS ledger_deadlines_due ON ledger_deadlines (due_us)",
+            "CREATE TABLE IF NOT EXISTS ledger_commands ("
+            "command_id TEXT PRIMARY KEY, originator_id TEXT NOT NULL, digest TEXT NOT NULL)",
+        ]
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        for oid, row in kwargs.get("deadlines", {}).items():
+            self._put_deadline(c, oid, row)
+        commands: Sequence[CommandRow] = kwargs.get("commands", ())
+        if commands:
+            c.executemany(
+                "INSERT INTO ledger_commands VALUES (?,?,?)",
+                [(x.command_id, x.originator_id.hex, x.digest) for x in commands],
+            )
+        return ids
+
+    @staticmethod
+    def _put_deadline(c: SQLiteCursor, oid: UUID, row: DeadlineRow | None) -> None:
+        if row is None:
+            c.execute("DELETE FROM ledger_deadlines WHERE originator_id=?", (oid.hex,))
+            return
+        c.execute(
+            "INSERT INTO ledger_deadlines VALUES (?,?,?,?,?,?) ON CONFLICT (originator_id) "
+            "DO UPDATE SET order_id=excluded.order_id, due_us=excluded.due_us, "
+            "deadline=excluded.deadline, rule=excluded.rule, case_no=excluded.case_no",
+            (oid.hex, row.order_id, to_micros(row.deadline), row.deadline.isoformat(),
+             row.rule, row.case),
+        )
+
+    def repair_deadline(self, originator_id: UUID, row: DeadlineRow | None,
+                        version: int) -> bool:
+        """Set an order's index row from its state at `version`, only if no event was
+        recorded since (else the writer of that event has set the row); True if set.
+        The write comes first, so the transaction holds the write lock when it looks."""
+        with contextlib.suppress(StaleRepair), self.datastore.transaction(commit=True) as c:
+            self._put_deadline(c, originator_id, row)
+            c.execute(f"SELECT MAX(originator_version) FROM {self.events_table_name} "
+                      "WHERE originator_id=?", (originator_id.hex,))
+            if (c.fetchone()[0] or 0) != version:
+                raise StaleRepair
+            return True
+        return False
+
+    def due_orders(self, before: datetime, limit: int) -> list[UUID]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT originator_id FROM ledger_deadlines WHERE due_us < ? "
+                "ORDER BY due_us LIMIT ?",
+                (to_micros(before), limit),
+            )
+            return [UUID(r[0]) for r in c.fetchall()]
+
+    def command_digest(self, command_id: str) -> str | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT digest FROM ledger_commands WHERE command_id=?", (command_id,))
+            row = c.fetchone()
+            return None if row is None else str(row[0])
+
+    def pending_deadlines(self) -> list[tuple[UUID, DeadlineRow]]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT originator_id, order_id, deadline, rule, case_no "
+                      "FROM ledger_deadlines ORDER BY due_us")
+            return [
+                (UUID(r[0]), DeadlineRow(r[1], datetime.fromisoformat(r[2]), r[3], r[4]))
+                for r in c.fetchall()
+            ]
