@@ -27,6 +27,7 @@ VIEWS_ENV_VAR = "AFTERSALES_VIEWS_DB"
 TZ_ENV_VAR = "AFTERSALES_TZ"
 DEFAULT_TZ = "Asia/Shanghai"
 PROJECTION_NAME = "reporting"
+DDL_ATTEMPTS = 5
 
 
 class ViewsConfigError(AftersalesError):
@@ -62,8 +63,14 @@ def make_engine(url: str) -> Engine:
     if target is not None:
         engine = create_engine(target.sqlalchemy_url(), **target.engine_options())
         if target.schema != "public":
-            with engine.begin() as conn:
-                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{target.schema}"'))
+            for attempt in range(DDL_ATTEMPTS):
+                try:
+                    with engine.begin() as conn:
+                        conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{target.schema}"'))
+                    break
+                except sa_exc.DBAPIError:
+                    if attempt == DDL_ATTEMPTS - 1:
+                        raise
         return engine
     raise ViewsConfigError(f"unknown read-model URL {url!r}")
 
@@ -83,10 +90,13 @@ class ReadModels(TrackingRecorder):
 
     def create_table(self) -> None:
         """Create the tables; a store of another schema version or zone is replaced."""
-        try:
-            self._create_table()
-        except (sa_exc.OperationalError, sa_exc.IntegrityError):
-            self._create_table()  # another process created them at the same moment
+        for attempt in range(DDL_ATTEMPTS):
+            try:
+                self._create_table()
+                return
+            except sa_exc.DBAPIError:  # another process was creating them at that moment
+                if attempt == DDL_ATTEMPTS - 1:
+                    raise
 
     def _create_table(self) -> None:
         with self.engine.begin() as conn:

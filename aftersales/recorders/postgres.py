@@ -8,12 +8,15 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.persistence import PersistenceError
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from aftersales.recorders.rows import CommandRow, DeadlineRow
+
+DDL_ATTEMPTS = 5
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
@@ -52,10 +55,28 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 "digest text NOT NULL)").format(s=schema),
         ]
 
+    def create_table(self) -> None:
+        """Create what is missing; processes starting together may race on PostgreSQL's
+        catalog (`tuple concurrently updated`, duplicate types): the loser tries again and
+        then finds everything there."""
+        for attempt in range(DDL_ATTEMPTS):
+            try:
+                super().create_table()
+                return
+            except PersistenceError:
+                if attempt == DDL_ATTEMPTS - 1:
+                    raise
+
     def create_schema(self) -> None:
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                Identifier(self.datastore.schema)))
+        for attempt in range(DDL_ATTEMPTS):
+            try:
+                with self.datastore.transaction(commit=True) as curs:
+                    curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                        Identifier(self.datastore.schema)))
+                return
+            except PersistenceError:
+                if attempt == DDL_ATTEMPTS - 1:
+                    raise
 
     def _insert_events(self, curs: Cursor[DictRow], stored_events: Sequence[Any],
                        **kwargs: Any) -> None:

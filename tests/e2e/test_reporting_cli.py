@@ -33,7 +33,8 @@ def workload(tmp_path: Path) -> Path:
     return path
 
 
-def test_ingest_projects_in_process_and_verify_agrees(tmp_path: Path, workload: Path, db: str) -> None:
+def test_ingest_projects_in_process_and_verify_agrees(tmp_path: Path, workload: Path,
+                                                      db: str) -> None:
     assert run("ingest", str(workload), "--db", db, cwd=tmp_path).returncode == 0
     views = ReadModels(db)
     ledger = Ledger(db)

@@ -27,12 +27,13 @@ def apply_all(url: str, lines: list[str], refused: list[str]) -> None:
         ledger.close()
 
 
-def test_two_writers_with_the_same_commands_equal_one_sequential_run(tmp_path: Path) -> None:
+def test_two_writers_with_the_same_commands_equal_one_sequential_run(
+    tmp_path: Path, db_url: str
+) -> None:
     lines = workload_lines(60)
     sequential = f"sqlite:///{tmp_path / 'one.db'}"
     apply_all(sequential, lines, [])
-    shared = f"sqlite:///{tmp_path / 'two.db'}"
-    Ledger(shared).close()  # create the tables before the race
+    shared = db_url
     refused: list[str] = []
     threads = [threading.Thread(target=apply_all, args=(shared, lines, refused))
                for _ in range(2)]

@@ -32,8 +32,8 @@ from aftersales.domain.states import TERMINAL_CASE_STATUSES
 from projections.runner import Runner, verify
 from projections.schema import order_status, violations
 from projections.views import ReadModels
-from tests.integration.rules_model import Model
 from tests.conftest import drop_schema, store_url_for
+from tests.integration.rules_model import Model
 from tests.scenario import T0
 
 ORDER_IDS = ["O1", "O2", "O3"]
