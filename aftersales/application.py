@@ -96,14 +96,16 @@ class Ledger(Application[UUID]):
         *,
         policy: Policy = DEFAULT_POLICY,
         max_retries: int = 50,
+        create_tables: bool = True,
     ) -> None:
         self.url = resolve_url(url)
         self.policy = policy
         self.max_retries = max_retries
+        self.create_tables = create_tables
         super().__init__(env=eventsourcing_env(self.url))
 
     def construct_recorder(self) -> ApplicationRecorder:
-        return construct_recorder(self.factory)
+        return construct_recorder(self.factory, self.create_tables)
 
     @property
     def index(self) -> LedgerRecorder:
@@ -232,16 +234,20 @@ class Ledger(Application[UUID]):
 
     # --- timeouts ----------------------------------------------------------------------
 
-    def tick(self, now: datetime) -> int:
+    def tick(self, now: datetime,
+             on_order: Callable[[UUID, int], None] = lambda oid, n: None) -> int:
         """Apply every timeout due before `now` (deadline < now); return how many.
 
         Due orders are found through the deadline index, a batch at a time, never by
-        loading every order.
+        loading every order.  `on_order` hears of each order once its timeouts are saved.
         """
         total = 0
         while due := self.index.due_orders(now, SWEEP_BATCH):
             for oid in due:
-                total += self._sweep_order(oid, now)
+                fired = self._sweep_order(oid, now)
+                total += fired
+                if fired:
+                    on_order(oid, fired)
         return total
 
     def _sweep_order(self, oid: UUID, now: datetime) -> int:

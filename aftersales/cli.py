@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 from eventsourcing.persistence import PersistenceError
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from aftersales.application import Ledger
 from aftersales.commands import At
@@ -23,10 +24,11 @@ from aftersales.domain.errors import AftersalesError, CommandRefused
 from aftersales.ingest import IngestReport, ingest
 from aftersales.progress import Progress
 from aftersales.status import history_entry, render_history, render_status, status_document
-from aftersales.store import DEFAULT_URL, ENV_VAR
+from aftersales.store import DEFAULT_URL, ENV_VAR, redacted
 from aftersales.workload import Workload, generate
 from projections.queries import SCORECARD, list_violations, render, scorecard
 from projections.runner import Runner, verify
+from projections.schema import SCHEMA_VERSION
 from projections.views import VIEWS_ENV_VAR, ReadModels, views_url
 
 VIOLATION_COLUMNS = ("deadline", "rule", "merchant_id", "order_id", "case_no",
@@ -63,11 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="An event-sourced ledger for e-commerce after-sales.")
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("ingest", parents=[db, projecting],
+    ack = argparse.ArgumentParser(add_help=False)
+    ack.add_argument("--ack", action="store_true",
+                     help="print a line to standard output as each unit of work is committed")
+
+    p = sub.add_parser("ingest", parents=[db, projecting, ack],
                        help="apply a command file (JSON Lines)")
     p.add_argument("file", help="the command file, or - for standard input")
 
-    p = sub.add_parser("tick", parents=[db, projecting], help="sweep due timeouts")
+    p = sub.add_parser("tick", parents=[db, projecting, ack], help="sweep due timeouts")
     p.add_argument("--now", type=business_time, help="business time (default: wall clock)")
 
     p = sub.add_parser("status", parents=[db], help="an order's current state")
@@ -79,12 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("order_id")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("project", parents=[db], help="bring the read models up to date")
+    p = sub.add_parser("project", parents=[db, ack], help="bring the read models up to date")
     p.add_argument("--follow", action="store_true", help="then keep following new events")
     p.add_argument("--poll", type=float, default=0.5, help="seconds between polls (--follow)")
+    p.add_argument("--batch", type=int, default=500, help="events per transaction")
     sub.add_parser("rebuild", parents=[db], help="drop the read models and replay all events")
     sub.add_parser("verify", parents=[db],
                    help="rebuild into a scratch database and compare with the read models")
+    p = sub.add_parser("db", parents=[db], help="operators: create or check the store")
+    p.add_argument("action", choices=("init", "check"))
     p = sub.add_parser("violations", parents=[db, since_until], help="list violations")
     p.add_argument("--merchant")
     p.add_argument("--rule")
@@ -106,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.cmd == "gen":
             return cmd_gen(args)
+        if args.cmd == "db":
+            return cmd_db(args, url)
         with closing(Ledger(url)) as ledger:
             handler = {"ingest": cmd_ingest, "tick": cmd_tick, "status": cmd_status,
                        "history": cmd_history, "demo": cmd_demo, "project": cmd_project,
@@ -115,6 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (AftersalesError, PersistenceError) as e:
         print(f"aftersales: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def _views(ledger: Ledger, args: argparse.Namespace) -> ReadModels:
@@ -137,6 +151,10 @@ def _print_refusal(number: int, refusal: CommandRefused) -> None:
     print(f"line {number}: {refusal.code}: {refusal.reason}", file=sys.stderr)
 
 
+def _acknowledge(number: int, status: str) -> None:
+    print(f"ack {number} {status}", flush=True)
+
+
 def _lines_of(stream: BinaryIO) -> Iterator[bytes]:
     yield from stream
 
@@ -152,7 +170,8 @@ def cmd_ingest(ledger: Ledger, args: argparse.Namespace) -> int:
             return 2
     progress = Progress("ingest", total)
     with source:
-        report = ingest(ledger, _lines_of(source), _print_refusal, progress.advance)
+        report = ingest(ledger, _lines_of(source), _print_refusal, progress.advance,
+                        _acknowledge if args.ack else lambda n, status: None)
     progress.close()
     print(report.summary())
     _project(ledger, args)
@@ -161,7 +180,8 @@ def cmd_ingest(ledger: Ledger, args: argparse.Namespace) -> int:
 
 def cmd_tick(ledger: Ledger, args: argparse.Namespace) -> int:
     now = args.now or datetime.now(UTC)
-    swept = ledger.tick(now)
+    swept = ledger.tick(now, lambda oid, n: print(f"ack swept {oid.hex} {n}", flush=True)
+                        if args.ack else None)
     print(f"swept {swept} timeouts due before {now.isoformat()}")
     _project(ledger, args)
     return 0
@@ -205,7 +225,8 @@ def cmd_gen(args: argparse.Namespace) -> int:
 
 def cmd_demo(ledger: Ledger, args: argparse.Namespace) -> int:
     w = _workload(args)
-    print(f"demo: {w.orders} orders over {w.days} days (seed {w.seed}) into {ledger.url}")
+    print(f"demo: {w.orders} orders over {w.days} days (seed {w.seed}) into "
+          f"{redacted(ledger.url)}")
     lines = [json.dumps(line).encode() for line in generate(w)]
     progress = Progress("ingest", len(lines))
     started = time.perf_counter()
@@ -237,15 +258,20 @@ def cmd_demo(ledger: Ledger, args: argparse.Namespace) -> int:
 
 def cmd_project(ledger: Ledger, args: argparse.Namespace) -> int:
     with closing(_views(ledger, args)) as views:
-        runner = Runner(ledger, views)
+        runner = Runner(ledger, views, batch=max(1, args.batch))
+        def acknowledge(n: int) -> None:
+            if args.ack:
+                print(f"ack position {runner.position}", flush=True)
+
         if not args.follow:
-            print(f"projected {runner.catch_up()} events; position {runner.position}")
+            print(f"projected {runner.catch_up(acknowledge)} events; "
+                  f"position {runner.position}")
             return 0
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        print(f"following {ledger.url} from position {runner.position}", flush=True)
-        runner.follow(stop, args.poll)
+        print(f"following {redacted(ledger.url)} from position {runner.position}", flush=True)
+        runner.follow(stop, args.poll, acknowledge)
         print(f"stopped at position {runner.position}")
         return 0
 
@@ -275,6 +301,37 @@ def cmd_verify(ledger: Ledger, args: argparse.Namespace) -> int:
         return 1
     print("verify: the read models equal a rebuild from the events")
     return 0
+
+
+def cmd_db(args: argparse.Namespace, url: str | None) -> int:
+    """`db init` creates every table; `db check` reports on the store, creating nothing."""
+    init = args.action == "init"
+    with closing(Ledger(url, create_tables=init)) as ledger:
+        where = redacted(ledger.url)
+        views = _views(ledger, args)
+        try:
+            if init:
+                views.create_table()
+            events = ledger.recorder.max_notification_id() or 0
+            pending = ledger.index.pending_deadlines()
+            position = views.max_tracking_id(ledger.name) or 0
+        except (PersistenceError, SQLAlchemyError) as e:
+            print(f"aftersales: {where} is not usable: {str(e).splitlines()[0]}",
+                  file=sys.stderr)
+            print("aftersales: run `aftersales db init` to create the tables",
+                  file=sys.stderr)
+            return 1
+        finally:
+            views.close()
+        now = datetime.now(UTC)
+        overdue = sum(1 for _, row in pending if row.deadline < now)
+        print(f"store {where}: {'initialised' if init else 'ok'}")
+        print(f"  events recorded: {events}")
+        print(f"  pending deadlines: {len(pending)} ({overdue} past due: run `aftersales "
+              "tick`)" if overdue else f"  pending deadlines: {len(pending)}")
+        print(f"  read models at position {position} of {events} (lag {events - position}),"
+              f" schema version {SCHEMA_VERSION}, business days in {views.tz_name}")
+        return 0
 
 
 def cmd_violations(ledger: Ledger, args: argparse.Namespace) -> int:

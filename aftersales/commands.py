@@ -180,8 +180,24 @@ _ADAPTER: TypeAdapter[Command] = TypeAdapter(
 )
 
 
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        raise CommandRefused("INPUT", f"field '{twice[0]}': given more than once")
+    return dict(pairs)
+
+
 def parse_command(line: str | bytes) -> Command:
     """One line of a command file as a command, or `CommandRefused('INPUT', ...)`."""
+    try:
+        # The standard parser sees what pydantic's would let pass: a key given twice
+        # (last one wins there), nesting too deep, integers too long to read.
+        json.loads(line, object_pairs_hook=_no_duplicate_keys)
+    except RecursionError:
+        raise CommandRefused("INPUT", "not a JSON object: nested too deeply") from None
+    except ValueError:
+        pass  # not JSON at all: pydantic says where, below
     try:
         return _ADAPTER.validate_json(line, strict=True)
     except ValidationError as e:

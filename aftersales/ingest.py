@@ -52,8 +52,12 @@ def ingest(
     lines: Iterable[bytes],
     on_refused: Callable[[int, CommandRefused], None],
     on_line: Callable[[int], None] = lambda n: None,
+    on_done: Callable[[int, str], None] = lambda number, status: None,
 ) -> IngestReport:
-    """Apply each line; report each refusal and go on.  Blank lines are skipped."""
+    """Apply each line; report each refusal and go on.  Blank lines are skipped.
+
+    `on_done(line, status)` is called once a line's outcome is durable: `applied`,
+    `duplicate`, `tick`, or the refusal code."""
     report = IngestReport()
     for number, raw in enumerate(lines, start=1):
         on_line(len(raw))
@@ -66,19 +70,25 @@ def ingest(
         except CommandRefused as refusal:
             report.refused[refusal.code] += 1
             on_refused(number, refusal)
+            on_done(number, refusal.code)
             continue
         except (AftersalesError, PersistenceError) as trouble:
             # The store failed (or conflicts outlasted the retries): nothing of this line
             # was recorded; report it like a refusal and go on.
             report.refused[STORE] += 1
             on_refused(number, CommandRefused(STORE, f"{type(trouble).__name__}: {trouble}"))
+            on_done(number, STORE)
             continue
         if command.command == "tick":
             report.ticks += 1
+            status = "tick"
         elif outcome.duplicate:
             report.duplicates += 1
+            status = "duplicate"
         else:
             report.applied += 1
+            status = "applied"
+        on_done(number, status)
         report.events += outcome.events
         report.timeouts += outcome.timeouts
     return report

@@ -135,13 +135,22 @@ def eventsourcing_env(url: str) -> dict[str, str]:
         f"unknown store URL {url!r}: use sqlite:///PATH, postgresql://USER@HOST/DB or memory:")
 
 
-def construct_recorder(factory: InfrastructureFactory[Any]) -> ApplicationRecorder:
-    """The ledger's recorder for the store the factory was configured for."""
+def redacted(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    target = postgres_target(url)
+    return url if target is None else target.url.render_as_string(hide_password=True)
+
+
+def construct_recorder(factory: InfrastructureFactory[Any],
+                       create: bool = True) -> ApplicationRecorder:
+    """The ledger's recorder for the store the factory was configured for; `create` makes
+    the tables that are missing."""
     if isinstance(factory, SQLiteFactory):
         from aftersales.recorders.sqlite import SQLiteLedgerRecorder
 
         sqlite = SQLiteLedgerRecorder(datastore=factory.datastore)
-        sqlite.create_table()
+        if create:
+            sqlite.create_table()
         return sqlite
     if isinstance(factory, POPOFactory):
         from aftersales.recorders.memory import MemoryLedgerRecorder
@@ -154,7 +163,8 @@ def construct_recorder(factory: InfrastructureFactory[Any]) -> ApplicationRecord
 
         postgres = PostgresLedgerRecorder(datastore=factory.datastore,
                                           events_table_name="aftersales_events")
-        postgres.create_schema()
-        postgres.create_table()
+        if create:
+            postgres.create_schema()
+            postgres.create_table()
         return postgres
     raise StoreConfigError(f"no ledger recorder for {type(factory).__name__}")

@@ -8,7 +8,8 @@ polls (eventsourcing's SQLite recorder has no `subscribe()`).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from threading import Event
 
@@ -63,10 +64,21 @@ class Runner:
 
     def follow(self, stop: Event, poll: float = 0.5,
                on_batch: Callable[[int], None] = lambda n: None) -> None:
-        """Catch up, then keep projecting new events until `stop` is set."""
-        while not stop.is_set():
-            if self.catch_up(on_batch) == 0:
-                stop.wait(poll)
+        """Catch up, then keep projecting new events until `stop` is set.  On PostgreSQL it
+        sleeps until the events table's NOTIFY (at most `poll` seconds); elsewhere it polls."""
+        with self._waiter(stop) as wait:
+            while not stop.is_set():
+                if self.catch_up(on_batch) == 0:
+                    wait(poll)
+
+    @contextmanager
+    def _waiter(self, stop: Event) -> Iterator[Callable[[float], object]]:
+        listen = getattr(self.ledger.recorder, "listen", None)
+        if listen is None:
+            yield stop.wait
+            return
+        with listen() as wait:
+            yield wait
 
     def rebuild(self, on_batch: Callable[[int], None] = lambda n: None) -> int:
         """Drop every read model and replay all events."""

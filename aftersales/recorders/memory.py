@@ -59,6 +59,10 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
         with self._database_lock:
             return self._commands.get(command_id)
 
+    def command_ids(self) -> set[str]:
+        with self._database_lock:
+            return set(self._commands)
+
     def pending_deadlines(self) -> list[tuple[UUID, DeadlineRow]]:
         with self._database_lock:
             return sorted(self._deadlines.items(), key=lambda x: x[1].deadline)

@@ -3,7 +3,8 @@ deadline index and command ids written in the same transaction as the events."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -37,6 +38,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                        "ORDER BY due LIMIT %s").format(s=schema),
             "digest": SQL("SELECT digest FROM {s}.ledger_commands WHERE command_id = %s")
             .format(s=schema),
+            "commands": SQL("SELECT command_id FROM {s}.ledger_commands").format(s=schema),
             "pending": SQL("SELECT originator_id, order_id, due, rule, case_no "
                            "FROM {s}.ledger_deadlines ORDER BY due").format(s=schema),
             "version": SQL("SELECT MAX(originator_version) AS v FROM {s}.{t} "
@@ -66,6 +68,22 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             except PersistenceError:
                 if attempt == DDL_ATTEMPTS - 1:
                     raise
+
+    @contextmanager
+    def listen(self) -> Iterator[Callable[[float], None]]:
+        """A wait(timeout) that returns when new events are recorded (the library's NOTIFY
+        on every insert) or after `timeout` seconds."""
+        with self.datastore.get_connection() as conn:
+            conn.execute(SQL("LISTEN {}").format(Identifier(self.channel_name)))
+
+            def wait(timeout: float) -> None:
+                for _ in conn.notifies(timeout=timeout, stop_after=1):
+                    pass
+
+            try:
+                yield wait
+            finally:
+                conn.execute(SQL("UNLISTEN {}").format(Identifier(self.channel_name)))
 
     def create_schema(self) -> None:
         for attempt in range(DDL_ATTEMPTS):
@@ -118,6 +136,12 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             curs.execute(self._q["digest"], (command_id,), prepare=True)
             found = curs.fetchone()
             return None if found is None else str(found["digest"])
+
+    def command_ids(self) -> set[str]:
+        """Every applied command id (for audits and tests)."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._q["commands"])
+            return {str(r["command_id"]) for r in curs.fetchall()}
 
     def pending_deadlines(self) -> list[tuple[UUID, DeadlineRow]]:
         with self.datastore.transaction(commit=False) as curs:

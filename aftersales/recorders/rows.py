@@ -44,6 +44,8 @@ class LedgerRecorder(Protocol):
     def repair_deadline(self, originator_id: UUID, row: DeadlineRow | None,
                         version: int) -> bool: ...
 
+    def command_ids(self) -> set[str]: ...
+
 
 def sidecar_kwargs(
     deadlines: Mapping[UUID, DeadlineRow | None], commands: Sequence[CommandRow]

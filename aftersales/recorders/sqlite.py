@@ -84,6 +84,12 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             row = c.fetchone()
             return None if row is None else str(row[0])
 
+    def command_ids(self) -> set[str]:
+        """Every applied command id (for audits and tests)."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT command_id FROM ledger_commands")
+            return {str(r[0]) for r in c.fetchall()}
+
     def pending_deadlines(self) -> list[tuple[UUID, DeadlineRow]]:
         with self.datastore.transaction(commit=False) as c:
             c.execute("SELECT originator_id, order_id, deadline, rule, case_no "

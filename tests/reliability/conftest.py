@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from aftersales.workload import Workload, generate
+
+
+@pytest.fixture(scope="session")
+def workload_lines() -> list[str]:
+    """A generated command file (ticks included) shared by the reliability tests."""
+    return [json.dumps(x) for x in generate(Workload(orders=250, seed=21, days=25))]
+
+
+@pytest.fixture(scope="session")
+def workload_file(tmp_path_factory: pytest.TempPathFactory,
+                  workload_lines: list[str]) -> Path:
+    path = tmp_path_factory.mktemp("workload") / "w.jsonl"
+    path.write_text("\n".join(workload_lines) + "\n")
+    return path
