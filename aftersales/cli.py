@@ -278,7 +278,7 @@ def cmd_project(ledger: Ledger, args: argparse.Namespace) -> int:
 
 def cmd_rebuild(ledger: Ledger, args: argparse.Namespace) -> int:
     with closing(_views(ledger, args)) as views:
-        runner = Runner(ledger, views)
+        runner = Runner(ledger, views, prepare=False)  # whatever is there is replaced
         total = ledger.recorder.max_notification_id() or 0
         progress = Progress("rebuild", total, unit="events")
         started = time.perf_counter()

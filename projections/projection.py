@@ -33,9 +33,11 @@ class ReportingProjection(Projection[ReadModels]):
 
     @singledispatchmethod
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
-        """One event (the library's interface); the runner uses `process_batch`."""
-        self.process_batch([(domain_event, tracking)],
-                           self.view.max_tracking_id(tracking.application_name))
+        """One event (the library's interface; the runner uses `process_batch`).  An event
+        at or before the recorded position is skipped: it was projected already."""
+        position = self.view.max_tracking_id(tracking.application_name)
+        if tracking.notification_id > (position or 0):
+            self.process_batch([(domain_event, tracking)], position)
 
     def process_batch(self, items: Sequence[tuple[OrderEvent, Tracking]],
                       expected: int | None) -> None:
@@ -45,6 +47,7 @@ class ReportingProjection(Projection[ReadModels]):
             return
         with self.view.transaction() as conn:
             self.view.advance(conn, items[-1][1], expected)
+            self.view.check(conn)
             batch = Batch(self.view.tz)
             load(conn, batch, {e.originator_id.hex for e, _ in items})
             for event, tracking in items:

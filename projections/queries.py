@@ -7,7 +7,7 @@ import io
 import json
 import statistics
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -39,22 +39,34 @@ def list_violations(views: ReadModels, merchant: str | None = None, rule: str | 
         return [dict(r) for r in conn.execute(q).mappings()]
 
 
+def business_days(views: ReadModels, since: datetime | None,
+                  until: datetime | None) -> tuple[date | None, date | None]:
+    """The business days a range touches, as [first, end): `report` counts whole days."""
+    first = since.astimezone(views.tz).date() if since else None
+    end = None
+    if until is not None:
+        local = until.astimezone(views.tz)
+        end = local.date() if local.time() == time(0) else local.date() + timedelta(days=1)
+    return first, end
+
+
 def scorecard(views: ReadModels, since: datetime | None = None,
               until: datetime | None = None) -> list[dict[str, Any]]:
-    """Per merchant over the business days in [since, until): counts from
-    merchant_compliance, and the median response time of the cases decided then.
+    """Per merchant over every business day that [since, until) touches: the counts of
+    merchant_compliance, and the median response time of the cases decided on those days.
     Worst first (most violations)."""
     m = merchant_compliance.c
     sums = [func.sum(m[c]).label(c) for c in SCORECARD[1:-2]]
     q = select(m.merchant_id, *sums).group_by(m.merchant_id)
     r = return_cases.c
     times = select(r.merchant_id, r.response_seconds).where(r.response_seconds.is_not(None))
-    if since:
-        q = q.where(m.day >= since.astimezone(views.tz).date())
-        times = times.where(r.decided_at >= since)
-    if until:
-        q = q.where(m.day < until.astimezone(views.tz).date())
-        times = times.where(r.decided_at < until)
+    first, end = business_days(views, since, until)
+    if first:
+        q = q.where(m.day >= first)
+        times = times.where(r.decided_day >= first)
+    if end:
+        q = q.where(m.day < end)
+        times = times.where(r.decided_day < end)
     with views.engine.connect() as conn:
         rows = [dict(x) for x in conn.execute(q).mappings()]
         by_merchant: dict[str, list[int]] = {}

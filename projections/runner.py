@@ -17,6 +17,7 @@ from eventsourcing.persistence import Tracking
 from sqlalchemy import select
 
 from aftersales.application import Ledger
+from aftersales.domain.errors import AftersalesError
 from aftersales.domain.events import OrderEvent
 from projections.projection import ReportingProjection
 from projections.schema import READ_MODELS, metadata
@@ -28,9 +29,11 @@ BATCH = 500
 class Runner:
     """The reporting projection of one ledger."""
 
-    def __init__(self, ledger: Ledger, views: ReadModels, batch: int = BATCH) -> None:
+    def __init__(self, ledger: Ledger, views: ReadModels, batch: int = BATCH,
+                 prepare: bool = True) -> None:
         self.ledger, self.views, self.batch = ledger, views, batch
-        views.create_table()
+        if prepare:
+            views.create_table()
         self.projection = ReportingProjection(view=views)
 
     @property
@@ -41,13 +44,17 @@ class Runner:
         """Events recorded but not yet projected."""
         return (self.ledger.recorder.max_notification_id() or 0) - self.position
 
-    def catch_up(self, on_batch: Callable[[int], None] = lambda n: None) -> int:
-        """Project every recorded event not yet projected; return how many."""
+    def catch_up(self, on_batch: Callable[[int], None] = lambda n: None,
+                 stop: Event | None = None, upto: int | None = None) -> int:
+        """Project every recorded event not yet projected (up to position `upto`, if
+        given), checking `stop` between batches; return how many."""
         done = 0
-        while True:
+        while stop is None or not stop.is_set():
             expected = self.views.max_tracking_id(self.ledger.name)
+            if upto is not None and (expected or 0) >= upto:
+                return done
             page = self.ledger.recorder.select_notifications(
-                start=expected, limit=self.batch, inclusive_of_start=False)
+                start=expected, limit=self.batch, stop=upto, inclusive_of_start=False)
             if not page:
                 return done
             items = []
@@ -61,6 +68,7 @@ class Runner:
                 continue  # another runner projected them: carry on from its position
             done += len(items)
             on_batch(len(items))
+        return done
 
     def follow(self, stop: Event, poll: float = 0.5,
                on_batch: Callable[[int], None] = lambda n: None) -> None:
@@ -68,7 +76,7 @@ class Runner:
         sleeps until the events table's NOTIFY (at most `poll` seconds); elsewhere it polls."""
         with self._waiter(stop) as wait:
             while not stop.is_set():
-                if self.catch_up(on_batch) == 0:
+                if self.catch_up(on_batch, stop) == 0:
                     wait(poll)
 
     @contextmanager
@@ -81,25 +89,37 @@ class Runner:
             yield wait
 
     def rebuild(self, on_batch: Callable[[int], None] = lambda n: None) -> int:
-        """Drop every read model and replay all events."""
+        """Drop every read model and replay all events (with this process's schema version
+        and time zone).  Readers see empty tables until the replay is done."""
         self.views.drop()
         self.views.create_table()
         return self.catch_up(on_batch)
 
 
-def verify(ledger: Ledger, views: ReadModels, limit: int = 20) -> list[str]:
+class Unsettled(AftersalesError):
+    """The read models kept moving while `verify` compared them."""
+
+
+def verify(ledger: Ledger, views: ReadModels, limit: int = 20, attempts: int = 5) -> list[str]:
     """Rebuild into a scratch database and compare row by row with the live read models.
 
     Returns the differences (at most `limit` per table); empty when they agree.  The live
-    models are first caught up, so events recorded meanwhile are not differences."""
+    models are first caught up; the scratch ones are built up to the live position, and the
+    comparison counts only if no batch was projected while it ran (else it is repeated)."""
     Runner(ledger, views).catch_up()
-    with tempfile.TemporaryDirectory() as tmp:
-        scratch = ReadModels(f"sqlite:///{Path(tmp) / 'verify.db'}", views.tz_name)
-        Runner(ledger, scratch).catch_up()
-        try:
-            return _compare(views, scratch, limit)
-        finally:
-            scratch.close()
+    for _ in range(attempts):
+        position = views.max_tracking_id(ledger.name) or 0
+        with tempfile.TemporaryDirectory() as tmp:
+            scratch = ReadModels(f"sqlite:///{Path(tmp) / 'verify.db'}", views.tz_name)
+            try:
+                Runner(ledger, scratch).catch_up(upto=position)
+                differences = _compare(views, scratch, limit)
+            finally:
+                scratch.close()
+        if (views.max_tracking_id(ledger.name) or 0) == position:
+            return differences
+    raise Unsettled(f"the read models moved during each of {attempts} comparisons; "
+                    "run verify again when fewer events arrive")
 
 
 def _compare(live: ReadModels, scratch: ReadModels, limit: int) -> list[str]:

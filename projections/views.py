@@ -34,6 +34,10 @@ class ViewsConfigError(AftersalesError):
     """The read models' URL or time zone cannot be used."""
 
 
+class ViewsMismatch(ViewsConfigError):
+    """The read models belong to another schema version or time zone."""
+
+
 class StaleTracking(IntegrityError):
     """Another runner recorded these events first: nothing of this batch was written."""
 
@@ -89,7 +93,9 @@ class ReadModels(TrackingRecorder):
         self.rebuilt_for_version = False
 
     def create_table(self) -> None:
-        """Create the tables; a store of another schema version or zone is replaced."""
+        """Create the tables.  Read models of an older schema version are dropped (the
+        runner then replays them); read models of a newer version, or of another business
+        time zone, are refused: never mixed, never silently replaced."""
         for attempt in range(DDL_ATTEMPTS):
             try:
                 self._create_table()
@@ -101,19 +107,43 @@ class ReadModels(TrackingRecorder):
     def _create_table(self) -> None:
         with self.engine.begin() as conn:
             metadata.create_all(conn, tables=[projection_meta])
-            meta = conn.execute(select(projection_meta).where(
-                projection_meta.c.name == PROJECTION_NAME)).first()
-        if meta is not None and (meta.schema_version, meta.timezone) != (
-                SCHEMA_VERSION, self.tz_name):
-            self.drop()
-            self.rebuilt_for_version = True
-            meta = None
+            meta = self._meta(conn)
+        if meta is not None and meta != (SCHEMA_VERSION, self.tz_name):
+            if meta[0] < SCHEMA_VERSION:
+                self.drop()
+                self.rebuilt_for_version = True
+                meta = None
+            else:
+                raise ViewsMismatch(self.mismatch(meta))
         with self.engine.begin() as conn:
             metadata.create_all(conn)
             if meta is None:
                 conn.execute(insert(projection_meta).values(
                     name=PROJECTION_NAME, schema_version=SCHEMA_VERSION,
                     timezone=self.tz_name))
+
+    @staticmethod
+    def _meta(conn: Connection) -> tuple[int, str] | None:
+        row = conn.execute(select(projection_meta).where(
+            projection_meta.c.name == PROJECTION_NAME)).first()
+        return None if row is None else (row.schema_version, row.timezone)
+
+    def mismatch(self, meta: tuple[int, str]) -> str:
+        version, tz = meta
+        if version > SCHEMA_VERSION:
+            return (f"the read models were built by a newer version (schema {version}; "
+                    f"this is {SCHEMA_VERSION}): upgrade aftersales")
+        if version < SCHEMA_VERSION:
+            return f"the read models are of schema {version}: run `aftersales rebuild`"
+        return (f"the read models count business days in {tz}, this process in "
+                f"{self.tz_name}: set AFTERSALES_TZ={tz}, or `aftersales rebuild` to change")
+
+    def check(self, conn: Connection) -> None:
+        """Inside a batch's transaction: refuse to write into read models that another
+        process rebuilt for another schema version or time zone meanwhile."""
+        meta = self._meta(conn)
+        if meta != (SCHEMA_VERSION, self.tz_name):
+            raise ViewsMismatch(self.mismatch(meta) if meta else "the read models were dropped")
 
     def drop(self) -> None:
         """Drop every read model and the tracking position (the next run replays all)."""
@@ -144,8 +174,12 @@ class ReadModels(TrackingRecorder):
 
     @staticmethod
     def advance(conn: Connection, tracking: Tracking, expected: int | None) -> None:
-        """Move the position from `expected` to `tracking` (compare-and-set), as the first
-        write of the batch's transaction; `StaleTracking` if another runner moved it."""
+        """Move the position from `expected` forward to `tracking` (compare-and-set), as the
+        first write of the batch's transaction; `StaleTracking` if another runner moved it
+        or the position would not move forward."""
+        if tracking.notification_id <= (expected or 0):
+            raise StaleTracking(f"{tracking.application_name}: position {expected} is at or "
+                                f"past {tracking.notification_id}")
         if expected is None:
             try:
                 conn.execute(insert(projection_tracking).values(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
+from threading import Event
 from typing import Any
 
 import pytest
@@ -11,8 +12,10 @@ from eventsourcing.persistence import Tracking
 from sqlalchemy import select, update
 
 from aftersales import Ledger
+from projections.queries import business_days
 from projections.runner import Runner, verify
 from projections.schema import (
+    SCHEMA_VERSION,
     lapses,
     merchant_compliance,
     order_status,
@@ -21,7 +24,7 @@ from projections.schema import (
     return_cases,
     violations,
 )
-from projections.views import ReadModels, StaleTracking, views_url
+from projections.views import ReadModels, StaleTracking, ViewsMismatch, views_url
 from tests.scenario import DAY, GOODS, HOUR, POSTAGE, SECOND, T0, Scenario
 
 
@@ -253,3 +256,65 @@ def test_a_changed_schema_version_rebuilds_instead_of_mixing(
     assert runner.position == 0
     assert runner.catch_up() == 1
     fresh.close()
+
+
+def test_a_redelivered_event_is_not_counted_twice(durable_ledger: Ledger,
+                                                  views: ReadModels) -> None:
+    Scenario(durable_ledger, "cod").to_approved()
+    runner = Runner(durable_ledger, views)
+    runner.catch_up()
+    approved = next((e, Tracking(durable_ledger.name, i + 1))
+                    for i, e in enumerate(durable_ledger.all_events())
+                    if type(e).__name__ == "MerchantApproved")
+    runner.projection.process_event(*approved)  # the library's one-event interface
+    with pytest.raises(StaleTracking):
+        runner.projection.process_batch([approved], runner.position)
+    assert runner.position == len(list(durable_ledger.all_events()))
+    assert sum(r["answered_on_time"] for r in rows(views, merchant_compliance)) == 1
+
+
+def test_another_time_zone_is_refused_not_mixed(durable_ledger: Ledger,
+                                                views: ReadModels) -> None:
+    s = Scenario(durable_ledger, "online")
+    project(durable_ledger, views)
+    utc = ReadModels(views.url, tz="UTC")
+    with pytest.raises(ViewsMismatch, match="AFTERSALES_TZ=Asia/Shanghai"):
+        Runner(durable_ledger, utc)
+    # An explicit rebuild in UTC replaces them; a runner still counting in Shanghai's days
+    # then stops at its next batch instead of mixing.
+    Runner(durable_ledger, utc, prepare=False).rebuild()
+    s.do("pay")
+    with pytest.raises(ViewsMismatch):
+        Runner(durable_ledger, views, prepare=False).catch_up()
+    utc.close()
+
+
+def test_read_models_of_a_newer_version_are_refused(durable_ledger: Ledger,
+                                                    views: ReadModels) -> None:
+    Scenario(durable_ledger, "online")
+    project(durable_ledger, views)
+    with views.engine.begin() as conn:
+        conn.execute(update(projection_meta).values(schema_version=SCHEMA_VERSION + 1))
+    newer = ReadModels(views.url)
+    with pytest.raises(ViewsMismatch, match="newer version"):
+        Runner(durable_ledger, newer)
+    newer.close()
+
+
+def test_catch_up_stops_between_batches_and_up_to_a_position(durable_ledger: Ledger,
+                                                            views: ReadModels) -> None:
+    Scenario(durable_ledger, "cod").to_received()
+    total = len(list(durable_ledger.all_events()))
+    runner = Runner(durable_ledger, views, batch=2)
+    stop = Event()
+    assert runner.catch_up(lambda n: stop.set(), stop) == 2
+    assert runner.catch_up(upto=5) == 3 and runner.position == 5
+    assert runner.catch_up() == total - 5
+
+
+def test_report_counts_whole_business_days(views: ReadModels) -> None:
+    assert business_days(views, T0, T0 + DAY) == (date(2026, 3, 1), date(2026, 3, 3))
+    midnight = T0.replace(hour=0)
+    assert business_days(views, midnight, midnight + DAY) == (date(2026, 3, 1),
+                                                              date(2026, 3, 2))
+    assert business_days(views, None, None) == (None, None)
