@@ -4,18 +4,34 @@ ids in the same transaction)."""
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import OperationalError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
 from aftersales.recorders.rows import CommandRow, DeadlineRow, StaleRepair, to_micros
 
+FIRST_USE_ATTEMPTS = 20
+
 
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
+    def create_table(self) -> None:
+        """Create what is missing.  Processes opening a new file together race to switch it
+        to WAL mode, and SQLite answers the loser `database is locked` at once: wait a
+        little and try again."""
+        for attempt in range(FIRST_USE_ATTEMPTS):
+            try:
+                super().create_table()
+                return
+            except OperationalError:
+                if attempt == FIRST_USE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
+
     def construct_create_table_statements(self) -> list[str]:
         return [
             *super().construct_create_table_statements(),
