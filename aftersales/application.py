@@ -9,7 +9,7 @@ deadline index and the command ids in the same transaction as the events.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,6 +23,7 @@ from aftersales.domain.errors import AftersalesError, CommandRefused
 from aftersales.domain.events import OrderEvent
 from aftersales.domain.order import Order, order_uuid
 from aftersales.domain.policy import DEFAULT_POLICY, Policy
+from aftersales.group_commit import OrderCache, execute_batch
 from aftersales.recorders.rows import CommandRow, DeadlineRow, LedgerRecorder, sidecar_kwargs
 from aftersales.store import construct_recorder, eventsourcing_env, resolve_url
 
@@ -102,6 +103,7 @@ class Ledger(Application[UUID]):
         self.policy = policy
         self.max_retries = max_retries
         self.create_tables = create_tables
+        self.order_cache = OrderCache()
         super().__init__(env=eventsourcing_env(self.url))
 
     def construct_recorder(self) -> ApplicationRecorder:
@@ -116,7 +118,7 @@ class Ledger(Application[UUID]):
 
     # --- commands ----------------------------------------------------------------------
 
-    def execute(self, command: cmd.Command) -> Outcome:
+    def execute(self, command: cmd.OrderCommand | cmd.Tick) -> Outcome:
         """Apply one command; raise `CommandRefused` when a rule forbids it."""
         if isinstance(command, cmd.Tick):
             return Outcome(timeouts=self.tick(command.at))
@@ -184,7 +186,13 @@ class Ledger(Application[UUID]):
             with contextlib.suppress(IntegrityError):  # another writer moved it on
                 self._save(order, None)
 
+    def execute_batch(self, commands: Sequence[cmd.OrderCommand]) -> list[object]:
+        """Group commit: the commands' outcomes (or their refusals and store errors) as if
+        executed one by one, recorded in one transaction (see `aftersales.group_commit`)."""
+        return execute_batch(self, commands)
+
     def _save(self, order: Order, command: CommandRow | None) -> int:
+        self.order_cache.drop(order.id)  # recorded outside a batch: the cached copy is old
         pending = len(order.pending_events)
         if pending == 0:
             return 0

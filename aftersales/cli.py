@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from aftersales.application import Ledger
 from aftersales.commands import At
 from aftersales.domain.errors import AftersalesError, CommandRefused
-from aftersales.ingest import IngestReport, ingest
+from aftersales.ingest import BATCH, IngestReport, ingest
 from aftersales.progress import Progress
 from aftersales.status import history_entry, render_history, render_status, status_document
 from aftersales.store import DEFAULT_URL, ENV_VAR, redacted
@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", parents=[db, projecting, ack],
                        help="apply a command file (JSON Lines)")
     p.add_argument("file", help="the command file, or - for standard input")
+    p.add_argument("--batch", type=int, default=BATCH,
+                   help=f"commands per transaction (default {BATCH}; 1: one each)")
 
     p = sub.add_parser("tick", parents=[db, projecting, ack], help="sweep due timeouts")
     p.add_argument("--now", type=business_time, help="business time (default: wall clock)")
@@ -171,7 +173,8 @@ def cmd_ingest(ledger: Ledger, args: argparse.Namespace) -> int:
     progress = Progress("ingest", total)
     with source:
         report = ingest(ledger, _lines_of(source), _print_refusal, progress.advance,
-                        _acknowledge if args.ack else lambda n, status: None)
+                        _acknowledge if args.ack else lambda n, status: None,
+                        batch=args.batch)
     progress.close()
     print(report.summary())
     _project(ledger, args)

@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 
 from eventsourcing.persistence import PersistenceError
 
-from aftersales.application import Ledger
-from aftersales.commands import parse_command
+from aftersales.application import Ledger, Outcome
+from aftersales.commands import OrderCommand, Tick, parse_command
 from aftersales.domain.errors import AftersalesError, CommandRefused
 
+#: Commands recorded per transaction (group commit).
+BATCH = 500
 #: The code reported for a line the store failed to record (it may succeed when re-run).
 STORE = "STORE"
 #: A longer line is refused unread (see docs/rules.md, limits).
@@ -53,12 +55,52 @@ def ingest(
     on_refused: Callable[[int, CommandRefused], None],
     on_line: Callable[[int], None] = lambda n: None,
     on_done: Callable[[int, str], None] = lambda number, status: None,
+    batch: int = BATCH,
 ) -> IngestReport:
     """Apply each line; report each refusal and go on.  Blank lines are skipped.
 
-    `on_done(line, status)` is called once a line's outcome is durable: `applied`,
-    `duplicate`, `tick`, or the refusal code."""
+    Up to `batch` commands are recorded in one transaction (group commit; a tick line
+    closes the batch before it sweeps).  `on_done(line, status)` is called, in line order,
+    once a line's outcome is durable: `applied`, `duplicate`, `tick`, or the refusal code.
+    """
     report = IngestReport()
+    pending: list[tuple[int, OrderCommand | CommandRefused]] = []
+
+    def settle(number: int, result: object, kind: str) -> None:
+        if isinstance(result, CommandRefused):
+            report.refused[result.code] += 1
+            on_refused(number, result)
+            on_done(number, result.code)
+            return
+        if isinstance(result, Exception):
+            # The store failed (or conflicts outlasted the retries): nothing of this line
+            # was recorded; report it like a refusal and go on.
+            report.refused[STORE] += 1
+            on_refused(number, CommandRefused(STORE, f"{type(result).__name__}: {result}"))
+            on_done(number, STORE)
+            return
+        assert isinstance(result, Outcome)
+        if kind == "tick":
+            report.ticks += 1
+            status = "tick"
+        elif result.duplicate:
+            report.duplicates += 1
+            status = "duplicate"
+        else:
+            report.applied += 1
+            status = "applied"
+        report.events += result.events
+        report.timeouts += result.timeouts
+        on_done(number, status)
+
+    def flush() -> None:
+        commands = [x for _, x in pending if not isinstance(x, CommandRefused)]
+        results = iter(_run(ledger, commands, batch))
+        for number, item in pending:
+            settle(number, item if isinstance(item, CommandRefused) else next(results),
+                   "command")
+        pending.clear()
+
     for number, raw in enumerate(lines, start=1):
         on_line(len(raw))
         if not raw.strip():
@@ -66,29 +108,33 @@ def ingest(
         report.lines += 1
         try:
             command = parse_command(decode_line(raw))
-            outcome = ledger.execute(command)
         except CommandRefused as refusal:
-            report.refused[refusal.code] += 1
-            on_refused(number, refusal)
-            on_done(number, refusal.code)
+            pending.append((number, refusal))
             continue
-        except (AftersalesError, PersistenceError) as trouble:
-            # The store failed (or conflicts outlasted the retries): nothing of this line
-            # was recorded; report it like a refusal and go on.
-            report.refused[STORE] += 1
-            on_refused(number, CommandRefused(STORE, f"{type(trouble).__name__}: {trouble}"))
-            on_done(number, STORE)
-            continue
-        if command.command == "tick":
-            report.ticks += 1
-            status = "tick"
-        elif outcome.duplicate:
-            report.duplicates += 1
-            status = "duplicate"
+        if isinstance(command, Tick):
+            flush()
+            settle(number, _one(ledger, command), "tick")
         else:
-            report.applied += 1
-            status = "applied"
-        on_done(number, status)
-        report.events += outcome.events
-        report.timeouts += outcome.timeouts
+            pending.append((number, command))
+            if len(pending) >= batch:
+                flush()
+    flush()
     return report
+
+
+def _one(ledger: Ledger, command: OrderCommand | Tick) -> object:
+    try:
+        return ledger.execute(command)
+    except (AftersalesError, PersistenceError) as e:
+        return e
+
+
+def _run(ledger: Ledger, commands: list[OrderCommand], batch: int) -> list[object]:
+    if not commands:
+        return []
+    if batch <= 1:
+        return [_one(ledger, c) for c in commands]
+    try:
+        return ledger.execute_batch(commands)
+    except (AftersalesError, PersistenceError) as e:
+        return [e] * len(commands)

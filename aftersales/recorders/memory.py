@@ -59,6 +59,21 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
         with self._database_lock:
             return self._commands.get(command_id)
 
+    def known_digests(self, command_ids: Sequence[str]) -> dict[str, str]:
+        with self._database_lock:
+            return {x: self._commands[x] for x in command_ids if x in self._commands}
+
+    def max_versions(self, originator_ids: Sequence[UUID]) -> dict[UUID, int]:
+        with self._database_lock:
+            return {x: len(self._stored_events_index[str(x)]) for x in originator_ids
+                    if self._stored_events_index.get(str(x))}
+
+    def select_events_many(
+        self, originator_ids: Sequence[UUID]
+    ) -> dict[UUID, list[StoredEvent]]:
+        found = {x: list(self.select_events(x)) for x in originator_ids}
+        return {x: events for x, events in found.items() if events}
+
     def command_ids(self) -> set[str]:
         with self._database_lock:
             return set(self._commands)

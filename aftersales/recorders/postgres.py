@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import PersistenceError
+from eventsourcing.persistence import PersistenceError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
@@ -38,6 +38,15 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                        "ORDER BY due LIMIT %s").format(s=schema),
             "digest": SQL("SELECT digest FROM {s}.ledger_commands WHERE command_id = %s")
             .format(s=schema),
+            "digests": SQL("SELECT command_id, digest FROM {s}.ledger_commands "
+                           "WHERE command_id = ANY(%s)").format(s=schema),
+            "versions": SQL("SELECT originator_id, MAX(originator_version) AS v FROM {s}.{t} "
+                            "WHERE originator_id = ANY(%s) GROUP BY originator_id").format(
+                s=schema, t=Identifier(self.events_table_name)),
+            "many": SQL("SELECT originator_id, originator_version, topic, state FROM {s}.{t} "
+                        "WHERE originator_id = ANY(%s) "
+                        "ORDER BY originator_id, originator_version").format(
+                s=schema, t=Identifier(self.events_table_name)),
             "commands": SQL("SELECT command_id FROM {s}.ledger_commands").format(s=schema),
             "pending": SQL("SELECT originator_id, order_id, due, rule, case_no "
                            "FROM {s}.ledger_deadlines ORDER BY due").format(s=schema),
@@ -136,6 +145,29 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             curs.execute(self._q["digest"], (command_id,), prepare=True)
             found = curs.fetchone()
             return None if found is None else str(found["digest"])
+
+    def known_digests(self, command_ids: Sequence[str]) -> dict[str, str]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._q["digests"], (list(command_ids),), prepare=True)
+            return {str(r["command_id"]): str(r["digest"]) for r in curs.fetchall()}
+
+    def max_versions(self, originator_ids: Sequence[UUID]) -> dict[UUID, int]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._q["versions"], (list(originator_ids),), prepare=True)
+            return {r["originator_id"]: int(r["v"]) for r in curs.fetchall()}
+
+    def select_events_many(
+        self, originator_ids: Sequence[UUID]
+    ) -> dict[UUID, list[StoredEvent]]:
+        found: dict[UUID, list[StoredEvent]] = {}
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._q["many"], (list(originator_ids),), prepare=True)
+            for r in curs.fetchall():
+                found.setdefault(r["originator_id"], []).append(StoredEvent(
+                    originator_id=r["originator_id"],
+                    originator_version=r["originator_version"], topic=r["topic"],
+                    state=bytes(r["state"])))
+        return found
 
     def command_ids(self) -> set[str]:
         """Every applied command id (for audits and tests)."""

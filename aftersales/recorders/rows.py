@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -45,6 +47,22 @@ class LedgerRecorder(Protocol):
                         version: int) -> bool: ...
 
     def command_ids(self) -> set[str]: ...
+
+    def known_digests(self, command_ids: Sequence[str]) -> dict[str, str]: ...
+
+    def max_versions(self, originator_ids: Sequence[UUID]) -> dict[UUID, int]: ...
+
+    def select_events_many(
+        self, originator_ids: Sequence[UUID]
+    ) -> dict[UUID, list[StoredEvent]]: ...
+
+
+CHUNK = 500
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 def sidecar_kwargs(

@@ -13,7 +13,13 @@ from uuid import UUID
 from eventsourcing.persistence import OperationalError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
-from aftersales.recorders.rows import CommandRow, DeadlineRow, StaleRepair, to_micros
+from aftersales.recorders.rows import (
+    CommandRow,
+    DeadlineRow,
+    StaleRepair,
+    chunks,
+    to_micros,
+)
 
 FIRST_USE_ATTEMPTS = 20
 
@@ -99,6 +105,42 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             c.execute("SELECT digest FROM ledger_commands WHERE command_id=?", (command_id,))
             row = c.fetchone()
             return None if row is None else str(row[0])
+
+    def known_digests(self, command_ids: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for part in chunks(command_ids):
+                c.execute("SELECT command_id, digest FROM ledger_commands WHERE command_id "
+                          f"IN ({','.join('?' * len(part))})", list(part))
+                found.update((str(r[0]), str(r[1])) for r in c.fetchall())
+        return found
+
+    def max_versions(self, originator_ids: Sequence[UUID]) -> dict[UUID, int]:
+        found: dict[UUID, int] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for part in chunks(originator_ids):
+                c.execute(f"SELECT originator_id, MAX(originator_version) FROM "
+                          f"{self.events_table_name} WHERE originator_id IN "
+                          f"({','.join('?' * len(part))}) GROUP BY originator_id",
+                          [x.hex for x in part])
+                found.update((UUID(r[0]), int(r[1])) for r in c.fetchall())
+        return found
+
+    def select_events_many(
+        self, originator_ids: Sequence[UUID]
+    ) -> dict[UUID, list[StoredEvent]]:
+        found: dict[UUID, list[StoredEvent]] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for part in chunks(originator_ids):
+                c.execute(f"SELECT * FROM {self.events_table_name} WHERE originator_id IN "
+                          f"({','.join('?' * len(part))}) "
+                          "ORDER BY originator_id, originator_version", [x.hex for x in part])
+                for r in c.fetchall():
+                    oid = UUID(r["originator_id"])
+                    found.setdefault(oid, []).append(StoredEvent(
+                        originator_id=oid, originator_version=r["originator_version"],
+                        topic=r["topic"], state=r["state"]))
+        return found
 
     def command_ids(self) -> set[str]:
         """Every applied command id (for audits and tests)."""

@@ -171,6 +171,46 @@ class LedgerMachine(RuleBasedStateMachine):
             return {"voucher_ref": f"V{label}", "amount": amount or 1}
         return {}
 
+    @rule(steps=st.lists(st.tuples(st.sampled_from(ORDER_IDS), st.sampled_from(STEPS),
+                                   st.sampled_from(GAPS[:4]), st.sampled_from(
+                                       ["user", "merchant", "platform"])),
+                         min_size=1, max_size=8),
+          repeat_first=st.booleans())
+    def group_commit(self, steps: list[tuple[str, str, timedelta, str]],
+                     repeat_first: bool) -> None:
+        """Several commands through `execute_batch` (one transaction) on the swept ledger,
+        one by one on the lazy one: the same outcomes as the model, command by command."""
+        batch: list[cmd.OrderCommand] = []
+        expected: list[str | None] = []
+        for order_id, name, gap, by in steps:
+            order = self.model.orders.get(order_id)
+            if order is None or self.model.next_step(order_id) is None:
+                name = self.model.next_step(order_id) or name
+            self.now += gap
+            fields = self.fields_for(name, order_id, by, None, True, 1)
+            if name == "place_order":
+                fields = {"payment": "cod" if by == "merchant" else "online",
+                          "merchant_id": "M1", "user_id": "U1", "goods_amount": 9900,
+                          "postage": 800}
+            command = MODELS[name](order_id=order_id, at=self.now, **fields)
+            batch.append(command)
+            expected.append(self.model.apply(name, order_id, self.now, command.identity(),
+                                             **fields))
+        if repeat_first:  # the same command twice in one batch: the second is a duplicate
+            batch.append(batch[0])
+            expected.append(None if expected[0] is None else self.model.apply(
+                type(batch[0]).model_fields["command"].default, batch[0].order_id,
+                batch[0].at, batch[0].identity(), **{
+                    k: v for k, v in batch[0].model_dump().items()
+                    if k not in ("command", "order_id", "at", "command_id")}))
+        got = [r.code if isinstance(r, CommandRefused) else None
+               for r in self.swept.execute_batch(batch)]
+        assert got == expected, (got, expected)
+        for command, want in zip(batch, expected, strict=True):
+            assert outcome(self.lazy, command) == want
+            if want is None:
+                self.applied.append(command)
+
     @rule(order_id=st.sampled_from(ORDER_IDS), by=st.sampled_from(["user", "merchant",
                                                                     "platform"]))
     def cancel(self, order_id: str, by: str) -> None:
