@@ -24,9 +24,8 @@ from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from aftersales import commands as cmd
 from aftersales.domain.errors import AftersalesError, CommandRefused
-from aftersales.domain.events import OrderEvent
 from aftersales.domain.order import Order, order_uuid
-from aftersales.recorders.rows import CommandRow, sidecar_kwargs
+from aftersales.recorders.rows import CommandRow
 
 if TYPE_CHECKING:
     from aftersales.application import Ledger
@@ -86,19 +85,13 @@ def _load(ledger: Ledger, oids: set[UUID]) -> dict[UUID, Order]:
         else:
             cache.drop(oid)
             missing.append(oid)
-    for oid, stored in ledger.index.select_events_many(missing).items():
-        rebuilt: Order | None = None
-        for s in stored:
-            event = ledger.mapper.to_domain_event(s)
-            assert isinstance(event, OrderEvent)
-            rebuilt = event.mutate(rebuilt)
-        assert rebuilt is not None
-        orders[oid] = rebuilt
+    for rebuilt in ledger.load_orders(missing):
+        orders[rebuilt.id] = rebuilt
     return orders
 
 
 def _decide_and_record(ledger: Ledger, commands: Sequence[cmd.OrderCommand]) -> list[object]:
-    from aftersales.application import HANDLERS, Outcome, deadline_row
+    from aftersales.application import HANDLERS, Outcome
 
     idents = [c.identity() for c in commands]
     known = ledger.index.known_digests(sorted({i[0] for i in idents}))
@@ -148,8 +141,7 @@ def _decide_and_record(ledger: Ledger, commands: Sequence[cmd.OrderCommand]) -> 
             if order is not None and order.pending_events:
                 touched[oid] = order
         if touched:
-            ledger.save(*touched.values(), **sidecar_kwargs(
-                {oid: deadline_row(o) for oid, o in touched.items()}, rows))
+            ledger.record(list(touched.values()), rows)
     except BaseException:
         for oid in orders:  # in memory they may hold what was not recorded
             ledger.order_cache.drop(oid)

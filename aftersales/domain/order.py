@@ -9,6 +9,7 @@ but the timeouts it revealed.  Each rule ID is decided in exactly one method her
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -33,6 +34,7 @@ ORDER_NAMESPACE = UUID("6f1c1d2e-58a4-4c36-9d8e-5a1f0c7b2e41")
 CANCELLERS = ("user", "merchant", "platform")
 
 
+@lru_cache(maxsize=65_536)
 def order_uuid(order_id: str) -> UUID:
     """The aggregate id of a platform order number (deterministic)."""
     return uuid5(ORDER_NAMESPACE, order_id)

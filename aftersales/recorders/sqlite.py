@@ -53,7 +53,12 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        ids = super()._insert_events(c, stored_events, **kwargs)
+        # One executemany (rowids, the notification ids, follow the insertion order); the
+        # ids themselves are not needed by the ledger.
+        c.executemany(self.insert_events_statement, [
+            (s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
+             s.originator_version, s.topic, s.state) for s in stored_events])
+        ids = None
         for oid, row in kwargs.get("deadlines", {}).items():
             self._put_deadline(c, oid, row)
         commands: Sequence[CommandRow] = kwargs.get("commands", ())
