@@ -7,11 +7,13 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import BinaryIO
 
 from eventsourcing.persistence import PersistenceError
@@ -101,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rule")
     sub.add_parser("report", parents=[db, since_until], help="the merchant scorecard")
 
+    p = sub.add_parser("bench", parents=[db], help="measure speed against same-run baselines")
+    p.add_argument("--orders", type=int, default=100_000)
+    p.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
+    p.add_argument("--big", action="store_true", help="also scale to 10x the orders")
+    p.add_argument("--json", metavar="FILE", help="write the full report here")
+    p.add_argument("--workdir", metavar="DIR", help="keep the generated files and stores")
+
     for name, text in (("demo", "generate a workload, ingest it, sweep, and report"),
                        ("gen", "write a generated command file to standard output")):
         p = sub.add_parser(name, parents=[db, projecting] if name == "demo" else [db],
@@ -119,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_gen(args)
         if args.cmd == "db":
             return cmd_db(args, url)
+        if args.cmd == "bench":
+            return cmd_bench(args, url)
         with closing(Ledger(url)) as ledger:
             handler = {"ingest": cmd_ingest, "tick": cmd_tick, "status": cmd_status,
                        "history": cmd_history, "demo": cmd_demo, "project": cmd_project,
@@ -335,6 +346,24 @@ def cmd_db(args: argparse.Namespace, url: str | None) -> int:
         print(f"  read models at position {position} of {events} (lag {events - position}),"
               f" schema version {SCHEMA_VERSION}, business days in {views.tz_name}")
         return 0
+
+
+def cmd_bench(args: argparse.Namespace, url: str | None) -> int:
+    from aftersales.bench import Bench, render
+
+    def say(text: str) -> None:
+        if sys.stderr.isatty():
+            print(f"bench: {text}", file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        workdir = Path(args.workdir or scratch)
+        workdir.mkdir(parents=True, exist_ok=True)
+        report = Bench(orders=args.orders, workdir=workdir, db=url, repeat=max(1, args.repeat),
+                       big=args.big, say=say).run()
+    print(render(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+    return 0
 
 
 def cmd_violations(ledger: Ledger, args: argparse.Namespace) -> int:

@@ -1,0 +1,46 @@
+"""`aftersales bench` at a small N: a smoke test of its report (no timing assertions), and
+the group-commit ingest it measures gives what the plain per-command path gives."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import drop_schema, new_schema_url
+from tests.reliability.snapshot import run_cli, snapshot
+
+pytestmark = pytest.mark.slow
+
+
+def test_bench_report_is_complete_and_ingest_equals_the_per_command_path(
+    tmp_path: Path,
+) -> None:
+    postgres = new_schema_url()
+    work = tmp_path / "work"
+    out = run_cli("bench", "--orders", "300", "--repeat", "1", "--workdir", str(work),
+                  "--json", str(tmp_path / "bench.json"), "--db", postgres, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert set(report) >= {"date", "machine", "workload", "targets", "ingest_sqlite",
+                           "rebuild_sqlite", "postgres", "sweep", "as_of", "scaling"}
+    assert set(report["machine"]) >= {"cores", "python", "sqlite", "postgresql"}
+    assert report["ingest_sqlite"]["commands_per_s"] > 0
+    assert report["ingest_sqlite"]["baseline_raw_insert_rows_per_s"] > 0
+    assert report["rebuild_sqlite"]["baseline_read_decode_events_per_s"] > 0
+    assert report["postgres"]["ingest_commands_per_s_2_processes"] > 0
+    assert report["sweep"]["due"] == 30 and report["sweep"]["open_cases"] == 300
+    assert set(report["as_of"]) == {"p50_ms_10_events", "p99_ms_10_events",
+                                    "p50_ms_200_events", "p99_ms_200_events"}
+    assert set(report["scaling"]) == {"30", "300"}
+    assert "ingest SQLite" in out.stdout and "as-of 200 events" in out.stdout
+
+    batched = f"sqlite:///{work / 'ingest.db'}"
+    one_by_one = f"sqlite:///{tmp_path / 'plain.db'}"
+    workload = work / "workload-300.jsonl"
+    assert run_cli("ingest", str(workload), "--batch", "1", "--db", one_by_one,
+                   cwd=tmp_path).returncode == 0
+    assert run_cli("project", "--db", batched, cwd=tmp_path).returncode == 0
+    assert snapshot(batched) == snapshot(one_by_one)
+    drop_schema(postgres)
