@@ -29,6 +29,7 @@ from aftersales.status import history_entry, render_history, render_status, stat
 from aftersales.store import DEFAULT_URL, ENV_VAR, redacted
 from aftersales.workload import Workload, generate
 from projections.queries import SCORECARD, list_violations, render, scorecard
+from projections.runner import BATCH as PROJECTION_BATCH
 from projections.runner import Runner, verify
 from projections.schema import SCHEMA_VERSION
 from projections.views import VIEWS_ENV_VAR, ReadModels, views_url
@@ -92,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("project", parents=[db, ack], help="bring the read models up to date")
     p.add_argument("--follow", action="store_true", help="then keep following new events")
     p.add_argument("--poll", type=float, default=0.5, help="seconds between polls (--follow)")
-    p.add_argument("--batch", type=int, default=500, help="events per transaction")
+    p.add_argument("--batch", type=int, default=PROJECTION_BATCH,
+                   help=f"events per transaction (default {PROJECTION_BATCH})")
     sub.add_parser("rebuild", parents=[db], help="drop the read models and replay all events")
     sub.add_parser("verify", parents=[db],
                    help="rebuild into a scratch database and compare with the read models")

@@ -23,7 +23,10 @@ from projections.projection import ReportingProjection
 from projections.schema import READ_MODELS, metadata
 from projections.views import ReadModels, StaleTracking
 
-BATCH = 500
+#: Events per transaction.  Rows an event batch touches several times are written once,
+#: so larger batches project faster (measured: 500 → 9,900/s, 10,000 → 17,500/s).
+BATCH = 5000
+REBUILD_BATCH = 10_000
 
 
 class Runner:
@@ -93,7 +96,11 @@ class Runner:
         and time zone).  Readers see empty tables until the replay is done."""
         self.views.drop()
         self.views.create_table()
-        return self.catch_up(on_batch)
+        batch, self.batch = self.batch, max(self.batch, REBUILD_BATCH)
+        try:
+            return self.catch_up(on_batch)
+        finally:
+            self.batch = batch
 
 
 class Unsettled(AftersalesError):
