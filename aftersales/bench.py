@@ -27,6 +27,18 @@ from aftersales.commands import OrderCommand, parse_command
 from aftersales.store import postgres_target, redacted
 from aftersales.workload import START, Workload, generate
 
+#: Runs `aftersales ARGS` and writes its peak resident memory (kB) to the file `argv[1]`.
+_MEASURED = """
+import atexit, sys
+from aftersales.cli import main
+def hwm():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM:'):
+            open(sys.argv[1], 'w').write(line.split()[1])
+atexit.register(hwm)
+sys.exit(main(sys.argv[2:]))
+"""
+
 TARGETS = {
     "ingest_sqlite_commands_per_s": 20_000,
     "ingest_postgres_commands_per_s": 8_000,
@@ -69,20 +81,25 @@ class Bench:
 
     def cli(self, *args: str, parallel: int = 1, files: list[Path] | None = None
             ) -> tuple[float, float]:
-        """Run the command line (`parallel` copies, one per file); (seconds, peak MB)."""
+        """Run the command line (`parallel` copies, one per file); (seconds, peak MB).
+
+        The peak is each process's own high-water mark (`VmHWM` of its memory map, read as
+        it exits): `ru_maxrss` would also count the bench's own memory at fork time."""
         env = {k: v for k, v in os.environ.items() if k != "AFTERSALES_DB"}
         started = time.perf_counter()
         procs = []
         for n in range(parallel):
             extra = [str(files[n])] if files else []
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "aftersales", *args, *extra], env=env,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            hwm = self.workdir / f"hwm-{n}.txt"
+            hwm.unlink(missing_ok=True)
+            procs.append((subprocess.Popen(
+                [sys.executable, "-c", _MEASURED, str(hwm), *args, *extra], env=env,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), hwm))
         peak = 0.0
-        for proc in procs:
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            peak = max(peak, usage.ru_maxrss / 1024)
+        for proc, hwm in procs:
+            if proc.wait() != 0:
+                raise RuntimeError(f"aftersales {' '.join(args)} exited {proc.returncode}")
+            peak = max(peak, int(hwm.read_text()) / 1024)
         elapsed = time.perf_counter() - started
         return elapsed, peak
 

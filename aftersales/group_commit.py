@@ -30,7 +30,7 @@ from aftersales.recorders.rows import CommandRow
 if TYPE_CHECKING:
     from aftersales.application import Ledger
 
-CACHE_SIZE = 20_000
+CACHE_SIZE = 5_000
 
 
 class OrderCache:
