@@ -17,6 +17,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import StaticPool
 
 from aftersales.domain.errors import AftersalesError
+from aftersales.retry import retrying
 from aftersales.store import postgres_target
 from projections.schema import (
     SCHEMA_VERSION,
@@ -73,14 +74,11 @@ def make_engine(url: str) -> Engine:
     if target is not None:
         engine = create_engine(target.sqlalchemy_url(), **target.engine_options())
         if target.schema != "public":
-            for attempt in range(DDL_ATTEMPTS):
-                try:
-                    with engine.begin() as conn:
-                        conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{target.schema}"'))
-                    break
-                except sa_exc.DBAPIError:
-                    if attempt == DDL_ATTEMPTS - 1:
-                        raise
+            def create_schema() -> None:
+                with engine.begin() as conn:
+                    conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{target.schema}"'))
+
+            retrying(create_schema, (sa_exc.DBAPIError,), DDL_ATTEMPTS)
         return engine
     raise ViewsConfigError(f"unknown read-model URL {url!r}")
 
@@ -102,13 +100,8 @@ class ReadModels(TrackingRecorder):
         """Create the tables.  Read models of an older schema version are dropped (the
         runner then replays them); read models of a newer version, or of another business
         time zone, are refused: never mixed, never silently replaced."""
-        for attempt in range(DDL_ATTEMPTS):
-            try:
-                self._create_table()
-                return
-            except sa_exc.DBAPIError:  # another process was creating them at that moment
-                if attempt == DDL_ATTEMPTS - 1:
-                    raise
+        # Another process may be creating them at the same moment: try again.
+        retrying(self._create_table, (sa_exc.DBAPIError,), DDL_ATTEMPTS)
 
     def _create_table(self) -> None:
         with self.engine.begin() as conn:

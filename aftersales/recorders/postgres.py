@@ -16,6 +16,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from aftersales.recorders.rows import CommandRow, DeadlineRow
+from aftersales.retry import retrying
 
 DDL_ATTEMPTS = 5
 
@@ -70,13 +71,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         """Create what is missing; processes starting together may race on PostgreSQL's
         catalog (`tuple concurrently updated`, duplicate types): the loser tries again and
         then finds everything there."""
-        for attempt in range(DDL_ATTEMPTS):
-            try:
-                super().create_table()
-                return
-            except PersistenceError:
-                if attempt == DDL_ATTEMPTS - 1:
-                    raise
+        retrying(super().create_table, (PersistenceError,), DDL_ATTEMPTS)
 
     @contextmanager
     def listen(self) -> Iterator[Callable[[float], None]]:
@@ -95,15 +90,12 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 conn.execute(SQL("UNLISTEN {}").format(Identifier(self.channel_name)))
 
     def create_schema(self) -> None:
-        for attempt in range(DDL_ATTEMPTS):
-            try:
-                with self.datastore.transaction(commit=True) as curs:
-                    curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                        Identifier(self.datastore.schema)))
-                return
-            except PersistenceError:
-                if attempt == DDL_ATTEMPTS - 1:
-                    raise
+        def create() -> None:
+            with self.datastore.transaction(commit=True) as curs:
+                curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                    Identifier(self.datastore.schema)))
+
+        retrying(create, (PersistenceError,), DDL_ATTEMPTS)
 
     def _insert_events(self, curs: Cursor[DictRow], stored_events: Sequence[Any],
                        **kwargs: Any) -> None:

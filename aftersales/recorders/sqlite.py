@@ -4,7 +4,6 @@ ids in the same transaction)."""
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -20,6 +19,7 @@ from aftersales.recorders.rows import (
     chunks,
     to_micros,
 )
+from aftersales.retry import retrying
 
 FIRST_USE_ATTEMPTS = 20
 
@@ -29,14 +29,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         """Create what is missing.  Processes opening a new file together race to switch it
         to WAL mode, and SQLite answers the loser `database is locked` at once: wait a
         little and try again."""
-        for attempt in range(FIRST_USE_ATTEMPTS):
-            try:
-                super().create_table()
-                return
-            except OperationalError:
-                if attempt == FIRST_USE_ATTEMPTS - 1:
-                    raise
-                time.sleep(0.01 * (attempt + 1))
+        retrying(super().create_table, (OperationalError,), FIRST_USE_ATTEMPTS, pause=0.01)
 
     def construct_create_table_statements(self) -> list[str]:
         return [

@@ -20,3 +20,10 @@ def workload_file(tmp_path_factory: pytest.TempPathFactory,
     path = tmp_path_factory.mktemp("workload") / "w.jsonl"
     path.write_text("\n".join(workload_lines) + "\n")
     return path
+
+
+@pytest.fixture(scope="session")
+def commands_and_end(workload_lines: list[str]) -> tuple[str, str]:
+    """The workload without its ticks (a command file), and the time of its last tick."""
+    commands = "\n".join(x for x in workload_lines if '"tick"' not in x) + "\n"
+    return commands, json.loads(workload_lines[-1])["at"]

@@ -3,7 +3,6 @@ lost, and running the same work again gives exactly the state of an uninterrupte
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
@@ -49,10 +48,9 @@ def test_ingest_killed_then_rerun_equals_an_uninterrupted_run(
 
 
 def test_tick_killed_then_rerun_equals_an_uninterrupted_sweep(
-    tmp_path: Path, db_url: str, workload_lines: list[str]
+    tmp_path: Path, db_url: str, commands_and_end: tuple[str, str]
 ) -> None:
-    commands = "\n".join(x for x in workload_lines if '"tick"' not in x) + "\n"
-    end = json.loads(workload_lines[-1])["at"]
+    commands, end = commands_and_end
     reference_url = f"sqlite:///{tmp_path / 'ref.db'}"
     for url in (reference_url, db_url):
         assert run_cli("ingest", "-", "--db", url, cwd=tmp_path, stdin=commands).returncode == 0

@@ -59,10 +59,9 @@ def test_writers_on_overlapping_orders_equal_a_sequential_run(
 
 
 def test_sweeps_running_at_once_apply_each_timeout_once(
-    tmp_path: Path, db_url: str, workload_lines: list[str]
+    tmp_path: Path, db_url: str, commands_and_end: tuple[str, str]
 ) -> None:
-    commands = "\n".join(x for x in workload_lines if '"tick"' not in x) + "\n"
-    end = json.loads(workload_lines[-1])["at"]
+    commands, end = commands_and_end
     single = f"sqlite:///{tmp_path / 'single.db'}"
     for url in (single, db_url):
         run_cli("ingest", "-", "--no-project", "--db", url, cwd=tmp_path, stdin=commands)
