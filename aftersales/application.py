@@ -80,6 +80,32 @@ HANDLERS: dict[type[cmd.OrderCommand], Handler] = {
 }
 
 
+def decide(order: Order | None, command: cmd.OrderCommand, policy: Policy) -> Order:
+    """Decide one order command on the order (None: never placed); return the order.
+
+    Raises `CommandRefused`; the order passed in then keeps the timeouts the command's
+    business time revealed, for the caller to record."""
+    if isinstance(command, cmd.PlaceOrder):
+        if order is not None:
+            order.apply_due_timeouts(command.at, policy)
+            raise CommandRefused(
+                "DUPLICATE-ORDER", f"order {command.order_id} was already placed")
+        return Order.place(
+            order_id=command.order_id, at=command.at, payment=command.payment,
+            merchant_id=command.merchant_id, user_id=command.user_id,
+            goods_amount=command.goods_amount, postage=command.postage,
+            currency=command.currency, command_id=command.command_id, policy=policy)
+    if order is None:
+        raise CommandRefused("UNKNOWN-ORDER", f"order {command.order_id} was never placed")
+    HANDLERS[type(command)](order, command, policy)
+    return order
+
+
+def duplicate_id(command_id: str) -> CommandRefused:
+    return CommandRefused(
+        "DUPLICATE-ID", f"command id {command_id!r} was already applied with other content")
+
+
 def deadline_row(order: Order) -> DeadlineRow | None:
     """The deadline index row of an order's pending deadline."""
     due = order.pending_deadline
@@ -149,33 +175,16 @@ class Ledger(Application[UUID]):
         if known is None:
             return None
         if known != row.digest:
-            raise CommandRefused(
-                "DUPLICATE-ID",
-                f"command id {row.command_id!r} was already applied with other content")
+            raise duplicate_id(row.command_id)
         return Outcome(duplicate=True)
 
     def _decide(self, command: cmd.OrderCommand, row: CommandRow) -> Outcome:
-        order = self.get_order(command.order_id)
-        if isinstance(command, cmd.PlaceOrder):
-            if order is not None:
-                if order.apply_due_timeouts(command.at, self.policy):
-                    self._save(order, None)
-                raise CommandRefused(
-                    "DUPLICATE-ORDER", f"order {command.order_id} was already placed")
-            order = Order.place(
-                order_id=command.order_id, at=command.at, payment=command.payment,
-                merchant_id=command.merchant_id, user_id=command.user_id,
-                goods_amount=command.goods_amount, postage=command.postage,
-                currency=command.currency, command_id=command.command_id,
-                policy=self.policy,
-            )
-            return Outcome(events=self._save(order, row))
-        if order is None:
-            raise CommandRefused("UNKNOWN-ORDER", f"order {command.order_id} was never placed")
+        found = self.get_order(command.order_id)
         try:
-            HANDLERS[type(command)](order, command, self.policy)
+            order = decide(found, command, self.policy)
         except CommandRefused:
-            self._save(order, None)  # the timeouts it revealed are facts: keep them
+            if found is not None:
+                self._save(found, None)  # the timeouts it revealed are facts: keep them
             raise
         return Outcome(events=self._save(order, row))
 

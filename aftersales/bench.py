@@ -139,14 +139,7 @@ class Bench:
 
     def raw_postgres_insert(self, url: str, rows: list[tuple[Any, ...]]) -> float:
         """Rows/s of COPY of the same event rows into a scratch PostgreSQL table."""
-        import psycopg
-
-        target = postgres_target(url)
-        assert target is not None
-        u = target.url
-        with psycopg.connect(host=u.host or "127.0.0.1", port=u.port or 5432,
-                             user=u.username or "postgres", password=u.password or "",
-                             dbname=u.database) as conn:
+        with _pg_connect(url) as conn:
             conn.execute("CREATE TEMP TABLE baseline_events (originator_id uuid, "
                          "originator_version bigint, topic text, state bytea, "
                          "notification_id bigserial, PRIMARY KEY (originator_id, "
@@ -357,16 +350,22 @@ def _fresh_schema(url: str, schema: str) -> str:
         hide_password=False)
 
 
-def _drop_schemas(url: str, schemas: list[str]) -> None:
+def _pg_connect(url: str, autocommit: bool = False) -> Any:
+    """A plain psycopg connection to the database a PostgreSQL store URL names."""
     import psycopg
-    from psycopg import sql
 
     target = postgres_target(url)
     assert target is not None
     u = target.url
-    with psycopg.connect(host=u.host or "127.0.0.1", port=u.port or 5432,
-                         user=u.username or "postgres", password=u.password or "",
-                         dbname=u.database, autocommit=True) as conn:
+    return psycopg.connect(host=u.host or "127.0.0.1", port=u.port or 5432,
+                           user=u.username or "postgres", password=u.password or "",
+                           dbname=u.database, autocommit=autocommit)
+
+
+def _drop_schemas(url: str, schemas: list[str]) -> None:
+    from psycopg import sql
+
+    with _pg_connect(url, autocommit=True) as conn:
         for schema in schemas:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
                 sql.Identifier(schema)))

@@ -91,7 +91,7 @@ def _load(ledger: Ledger, oids: set[UUID]) -> dict[UUID, Order]:
 
 
 def _decide_and_record(ledger: Ledger, commands: Sequence[cmd.OrderCommand]) -> list[object]:
-    from aftersales.application import HANDLERS, Outcome
+    from aftersales.application import Outcome, decide, duplicate_id
 
     idents = [c.identity() for c in commands]
     known = ledger.index.known_digests(sorted({i[0] for i in idents}))
@@ -114,24 +114,8 @@ def _decide_and_record(ledger: Ledger, commands: Sequence[cmd.OrderCommand]) -> 
                         continue
                     if order is not None:
                         order.apply_due_timeouts(c.at, ledger.policy)
-                    raise CommandRefused(
-                        "DUPLICATE-ID",
-                        f"command id {cid!r} was already applied with other content")
-                if isinstance(c, cmd.PlaceOrder):
-                    if order is not None:
-                        order.apply_due_timeouts(c.at, ledger.policy)
-                        raise CommandRefused(
-                            "DUPLICATE-ORDER", f"order {c.order_id} was already placed")
-                    order = orders[oid] = Order.place(
-                        order_id=c.order_id, at=c.at, payment=c.payment,
-                        merchant_id=c.merchant_id, user_id=c.user_id,
-                        goods_amount=c.goods_amount, postage=c.postage, currency=c.currency,
-                        command_id=c.command_id, policy=ledger.policy)
-                elif order is None:
-                    raise CommandRefused(
-                        "UNKNOWN-ORDER", f"order {c.order_id} was never placed")
-                else:
-                    HANDLERS[type(c)](order, c, ledger.policy)
+                    raise duplicate_id(cid)
+                order = orders[oid] = decide(order, c, ledger.policy)
                 known[cid] = digest
                 rows.append(CommandRow(cid, oid, digest))
                 results.append(Outcome(events=len(order.pending_events) - before))
