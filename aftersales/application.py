@@ -9,16 +9,16 @@ deadline index and the command ids in the same transaction as the events.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import ApplicationRecorder, IntegrityError
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Transcoder
 
 from aftersales import commands as cmd
+from aftersales.decisions import Outcome, deadline_row, decide, duplicate_id
 from aftersales.domain.errors import AftersalesError, CommandRefused
 from aftersales.domain.events import OrderEvent
 from aftersales.domain.order import Order, order_uuid
@@ -26,90 +26,13 @@ from aftersales.domain.policy import DEFAULT_POLICY, Policy
 from aftersales.group_commit import OrderCache, execute_batch
 from aftersales.recorders.rows import CommandRow, DeadlineRow, LedgerRecorder, sidecar_kwargs
 from aftersales.store import construct_recorder, eventsourcing_env, resolve_url
+from aftersales.transcoder import FastJSONTranscoder
 
 SWEEP_BATCH = 500
 
 
 class ConflictError(AftersalesError):
     """Concurrent writers kept conflicting on one order beyond the retry limit."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one command did."""
-
-    duplicate: bool = False  # its command id was already applied: nothing was done
-    events: int = 0  # events recorded, timeouts included
-    timeouts: int = 0  # timeouts applied (by a sweep; lazy ones count in `events`)
-
-
-Handler = Callable[[Order, Any, Policy], None]
-
-#: How each order command (other than place_order) is decided by the aggregate.
-HANDLERS: dict[type[cmd.OrderCommand], Handler] = {
-    cmd.Pay: lambda o, c, p: o.pay(c.at, command_id=c.command_id, policy=p),
-    cmd.ConfirmOrder: lambda o, c, p: o.confirm(c.at, command_id=c.command_id, policy=p),
-    cmd.Ship: lambda o, c, p: o.ship(
-        c.at, carrier=c.carrier, tracking_no=c.tracking_no, command_id=c.command_id, policy=p
-    ),
-    cmd.Deliver: lambda o, c, p: o.deliver(c.at, command_id=c.command_id, policy=p),
-    cmd.Cancel: lambda o, c, p: o.cancel(
-        c.at, by=c.by, reason=c.reason, command_id=c.command_id, policy=p
-    ),
-    cmd.RequestReturn: lambda o, c, p: o.request_return(
-        c.at, amount=c.amount, reason=c.reason, command_id=c.command_id, policy=p
-    ),
-    cmd.ApproveReturn: lambda o, c, p: o.approve_return(
-        c.at, command_id=c.command_id, policy=p
-    ),
-    cmd.RejectReturn: lambda o, c, p: o.reject_return(
-        c.at, reason=c.reason, command_id=c.command_id, policy=p
-    ),
-    cmd.WithdrawReturn: lambda o, c, p: o.withdraw_return(
-        c.at, command_id=c.command_id, policy=p
-    ),
-    cmd.SubmitTracking: lambda o, c, p: o.submit_tracking(
-        c.at, carrier=c.carrier, tracking_no=c.tracking_no, command_id=c.command_id, policy=p
-    ),
-    cmd.ConfirmReceipt: lambda o, c, p: o.confirm_receipt(
-        c.at, command_id=c.command_id, policy=p
-    ),
-    cmd.UploadRefundVoucher: lambda o, c, p: o.upload_refund_voucher(
-        c.at, voucher_ref=c.voucher_ref, amount=c.amount, command_id=c.command_id, policy=p
-    ),
-}
-
-
-def decide(order: Order | None, command: cmd.OrderCommand, policy: Policy) -> Order:
-    """Decide one order command on the order (None: never placed); return the order.
-
-    Raises `CommandRefused`; the order passed in then keeps the timeouts the command's
-    business time revealed, for the caller to record."""
-    if isinstance(command, cmd.PlaceOrder):
-        if order is not None:
-            order.apply_due_timeouts(command.at, policy)
-            raise CommandRefused(
-                "DUPLICATE-ORDER", f"order {command.order_id} was already placed")
-        return Order.place(
-            order_id=command.order_id, at=command.at, payment=command.payment,
-            merchant_id=command.merchant_id, user_id=command.user_id,
-            goods_amount=command.goods_amount, postage=command.postage,
-            currency=command.currency, command_id=command.command_id, policy=policy)
-    if order is None:
-        raise CommandRefused("UNKNOWN-ORDER", f"order {command.order_id} was never placed")
-    HANDLERS[type(command)](order, command, policy)
-    return order
-
-
-def duplicate_id(command_id: str) -> CommandRefused:
-    return CommandRefused(
-        "DUPLICATE-ID", f"command id {command_id!r} was already applied with other content")
-
-
-def deadline_row(order: Order) -> DeadlineRow | None:
-    """The deadline index row of an order's pending deadline."""
-    due = order.pending_deadline
-    return None if due is None else DeadlineRow(order.order_id, due.at, due.rule, due.case)
 
 
 class Ledger(Application[UUID]):
@@ -134,6 +57,12 @@ class Ledger(Application[UUID]):
 
     def construct_recorder(self) -> ApplicationRecorder:
         return construct_recorder(self.factory, self.create_tables)
+
+    def construct_transcoder(self) -> Transcoder:
+        """The library's JSON format, through orjson (see `aftersales.transcoder`)."""
+        transcoder = FastJSONTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
 
     @property
     def index(self) -> LedgerRecorder:
@@ -195,21 +124,25 @@ class Ledger(Application[UUID]):
             with contextlib.suppress(IntegrityError):  # another writer moved it on
                 self._save(order, None)
 
-    def execute_batch(self, commands: Sequence[cmd.OrderCommand]) -> list[object]:
-        """Group commit: the commands' outcomes (or their refusals and store errors) as if
-        executed one by one, recorded in one transaction (see `aftersales.group_commit`)."""
-        return execute_batch(self, commands)
+    def execute_batch(self, items: Sequence[cmd.OrderCommand | cmd.Tick]) -> list[object]:
+        """Group commit: the outcomes of commands and ticks (or their refusals and store
+        errors) as if executed one by one, recorded in one transaction (see
+        `aftersales.group_commit`)."""
+        return execute_batch(self, items)
 
-    def record(self, orders: Sequence[Order], commands: Sequence[CommandRow]) -> None:
-        """Record the orders' pending events, their deadline-index rows and the command ids
-        in one transaction.  (What `Application.save` does, without its snapshotting and
-        notification hooks, which the ledger does not use, and their per-object costs.)"""
+    def record(self, orders: Sequence[Order], commands: Sequence[CommandRow],
+               deadlines: Mapping[UUID, DeadlineRow | None] | None = None) -> None:
+        """Record the orders' pending events, their deadline-index rows (all of them, or
+        those given) and the command ids in one transaction.  (What `Application.save`
+        does, without its snapshotting and notification hooks, which the ledger does not
+        use, and their per-object costs.)"""
         events = [e for order in orders for e in order.collect_events()]
-        self.events.put(events, **sidecar_kwargs(
-            {order.id: deadline_row(order) for order in orders}, commands))
+        if deadlines is None:
+            deadlines = {order.id: deadline_row(order) for order in orders}
+        self.events.put(events, **sidecar_kwargs(deadlines, commands))
 
     def _save(self, order: Order, command: CommandRow | None) -> int:
-        self.order_cache.drop(order.id)  # recorded outside a batch: the cached copy is old
+        self.order_cache.drop(order.order_id)  # recorded outside a batch: the cache is old
         pending = len(order.pending_events)
         if pending == 0:
             return 0
@@ -267,11 +200,11 @@ class Ledger(Application[UUID]):
         another writer moved one of its orders on, the batch is redone order by order).
         `on_order` hears of each order once its timeouts are recorded."""
         total = 0
-        while due := self.index.due_orders(now, SWEEP_BATCH):
+        while due := [oid for oid, _ in self.index.due_orders(now, SWEEP_BATCH)]:
             try:
                 swept = self._sweep_batch(due, now)
             except IntegrityError:
-                swept = {oid: self._sweep_order(oid, now) for oid in due}
+                swept = {oid: self.sweep_order(oid, now) for oid in due}
             for oid, fired in swept.items():
                 total += fired
                 if fired:
@@ -287,10 +220,10 @@ class Ledger(Application[UUID]):
             if fired[oid]:
                 changed.append(order)
         for oid in due:  # nothing due after all: another writer moved it on, or the row
-            if not fired[oid]:  # was behind the events (see _sweep_order)
-                fired[oid] = self._sweep_order(oid, now)
+            if not fired[oid]:  # was behind the events (see sweep_order)
+                fired[oid] = self.sweep_order(oid, now)
         for order in changed:
-            self.order_cache.drop(order.id)
+            self.order_cache.drop(order.order_id)
         if changed:
             self.record(changed, [])
         return fired
@@ -308,7 +241,9 @@ class Ledger(Application[UUID]):
                 orders.append(order)
         return orders
 
-    def _sweep_order(self, oid: UUID, now: datetime) -> int:
+    def sweep_order(self, oid: UUID, now: datetime) -> int:
+        """Apply one order's timeouts due before `now`, on fresh state (retrying conflicts);
+        when none is due, set its index row from its state.  How many were applied."""
         for _ in range(self.max_retries):
             order = self._load(oid)
             if order is None:  # an index row without events: drop it

@@ -69,6 +69,9 @@ Reason = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT, pat
 Amount = Annotated[int, Field(gt=0, le=MAX_AMOUNT)]
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 class _Command(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -81,9 +84,12 @@ class _Command(BaseModel):
         The content is canonical JSON of every field but `command_id`, with `at` taken as
         an instant, so the same line re-ingested is the same command.
         """
-        content = self.model_dump(mode="json", exclude={"command_id"})
+        # What `model_dump(mode="json")` gives for these fields (text, integers, None),
+        # without its per-field serializer calls (tests/unit/test_commands.py pins it).
+        content = dict(self.__dict__)
+        del content["command_id"]
         content["at"] = self.at.astimezone(UTC).isoformat()
-        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        canonical = _CANONICAL.encode(content)
         digest = hashlib.sha256(canonical.encode()).hexdigest()
         return (self.command_id or f"sha256:{digest[:40]}", digest)
 
@@ -181,11 +187,15 @@ _ADAPTER: TypeAdapter[Command] = TypeAdapter(
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        keys = [k for k, _ in pairs]
         twice = sorted({k for k in keys if keys.count(k) > 1})
         raise CommandRefused("INPUT", f"field '{twice[0]}': given more than once")
-    return dict(pairs)
+    return found
+
+
+_PAIRS = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys)
 
 
 def parse_command(line: str | bytes) -> Command:
@@ -193,7 +203,7 @@ def parse_command(line: str | bytes) -> Command:
     try:
         # The standard parser sees what pydantic's would let pass: a key given twice
         # (last one wins there), nesting too deep, integers too long to read.
-        json.loads(line, object_pairs_hook=_no_duplicate_keys)
+        _PAIRS.decode(line if isinstance(line, str) else line.decode())
     except RecursionError:
         raise CommandRefused("INPUT", "not a JSON object: nested too deeply") from None
     except ValueError:

@@ -1,13 +1,17 @@
-"""Group commit: many commands decided against orders held in memory, recorded in one
-transaction.
+"""Group commit: many commands and ticks decided against orders held in memory, recorded in
+one transaction.
 
-The outcomes are those of `Ledger.execute` applied one command after another: each
-command is decided on the state its predecessors left, a refused command leaves nothing
-but the timeouts it revealed, and duplicates are recognised by command id.  The batch is
-recorded all at once (events, deadline-index rows, command ids), so nothing of it is
-acknowledged before it is durable.  If the store reports a conflict (another writer moved
-an order on, or recorded one of these command ids), nothing of the batch was recorded: it
-is redone one command at a time through `Ledger.execute`, which retries on fresh state.
+The outcomes are those of `Ledger.execute` applied one item after another: each command is
+decided on the state its predecessors left, a refused command leaves nothing but the
+timeouts it revealed, duplicates are recognised by command id, and a tick applies every
+timeout due before its time, to orders the batch holds (found through an in-memory heap of
+their deadlines) and to the others (found through the deadline index, which the batch has
+not yet written).  The batch is recorded all at once (events, deadline-index rows, command
+ids), so nothing of it is acknowledged before it is durable.  If the store reports a
+conflict (another writer moved an order on, or recorded one of these command ids), nothing
+of the batch was recorded: it is redone one item at a time through `Ledger.execute`, which
+retries on fresh state.  A tick that finds more than `TICK_LIMIT` orders due ends the batch
+and is swept on its own, a bounded batch at a time (`Ledger.tick`).
 
 Orders recorded by a batch stay in a bounded cache for the next one; before a batch uses a
 cached order it checks, in one query, that no other writer has recorded events for it since.
@@ -15,131 +19,244 @@ cached order it checks, in one query, that no other writer has recorded events f
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from aftersales import commands as cmd
+from aftersales.decisions import Outcome, deadline_row, decide, duplicate_id
 from aftersales.domain.errors import AftersalesError, CommandRefused
 from aftersales.domain.order import Order, order_uuid
-from aftersales.recorders.rows import CommandRow
+from aftersales.recorders.rows import CommandRow, DeadlineRow
 
 if TYPE_CHECKING:
     from aftersales.application import Ledger
 
-CACHE_SIZE = 5_000
+#: Orders kept between batches (about 2 KB each).
+CACHE_SIZE = 20_000
+#: A tick with more orders due than this is swept on its own (`Ledger.tick`).
+TICK_LIMIT = 2_000
+
+Item = cmd.OrderCommand | cmd.Tick
 
 
 class OrderCache:
-    """Orders as last recorded by this process, least recently used dropped first."""
+    """Orders as last recorded by this process, by order id, least recently used dropped
+    first."""
 
     def __init__(self, size: int = CACHE_SIZE) -> None:
         self.size = size
-        self._orders: OrderedDict[UUID, Order] = OrderedDict()
+        self._orders: OrderedDict[str, Order] = OrderedDict()
 
-    def get(self, oid: UUID) -> Order | None:
-        return self._orders.get(oid)
+    def get(self, order_id: str) -> Order | None:
+        return self._orders.get(order_id)
 
     def put(self, order: Order) -> None:
-        self._orders[order.id] = order
-        self._orders.move_to_end(order.id)
+        self._orders[order.order_id] = order
+        self._orders.move_to_end(order.order_id)
         while len(self._orders) > self.size:
             self._orders.popitem(last=False)
 
-    def drop(self, oid: UUID) -> None:
-        self._orders.pop(oid, None)
+    def drop(self, order_id: str) -> None:
+        self._orders.pop(order_id, None)
 
-    def __contains__(self, oid: object) -> bool:
-        return oid in self._orders
+    def clear(self) -> None:
+        self._orders.clear()
+
+    def __contains__(self, order_id: object) -> bool:
+        return order_id in self._orders
 
 
-def execute_batch(ledger: Ledger, commands: Sequence[cmd.OrderCommand]) -> list[object]:
-    """Outcomes (or the CommandRefused / store errors) of the commands, in order."""
-    try:
-        return _decide_and_record(ledger, commands)
-    except IntegrityError:
-        pass  # a conflict: nothing was recorded; redo it one command at a time
+def execute_batch(ledger: Ledger, items: Sequence[Item]) -> list[object]:
+    """Outcomes (or the CommandRefused / store errors) of the items, in order."""
     results: list[object] = []
-    for command in commands:
+    rest = list(items)
+    while rest:
+        batch = _Batch(ledger)
         try:
-            results.append(ledger.execute(command))
-        except (AftersalesError, PersistenceError) as e:
-            results.append(e)
+            done = batch.run(rest)
+        except IntegrityError:  # a conflict: nothing was recorded; redo it one by one
+            done = [_one(ledger, item) for item in rest[:batch.stopped_at]]
+        results += done
+        rest = rest[len(done):]
+        if rest:  # a tick with many orders due: swept on its own
+            results.append(_one(ledger, rest.pop(0)))
     return results
 
 
-def _load(ledger: Ledger, oids: set[UUID]) -> dict[UUID, Order]:
-    """The orders, from the cache where it is up to date, else from the store."""
-    cache = ledger.order_cache
-    cached = [oid for oid in oids if oid in cache]
-    latest = ledger.index.max_versions(cached) if cached else {}
-    orders: dict[UUID, Order] = {}
-    missing = [oid for oid in oids if oid not in cache]
-    for oid in cached:
-        order = cache.get(oid)
-        if order is not None and latest.get(oid) == order.version:
-            orders[oid] = order
-        else:
-            cache.drop(oid)
-            missing.append(oid)
-    for rebuilt in ledger.load_orders(missing):
-        orders[rebuilt.id] = rebuilt
-    return orders
-
-
-def _decide_and_record(ledger: Ledger, commands: Sequence[cmd.OrderCommand]) -> list[object]:
-    from aftersales.application import Outcome, decide, duplicate_id
-
-    idents = [c.identity() for c in commands]
-    known = ledger.index.known_digests(sorted({i[0] for i in idents}))
-    orders: dict[UUID, Order | None] = dict(_load(
-        ledger, {order_uuid(c.order_id) for c in commands}))
-    touched: dict[UUID, Order] = {}
-    rows: list[CommandRow] = []
-    results: list[object] = []
-    refused_ids: dict[int, tuple[str, str]] = {}
+def _one(ledger: Ledger, item: Item) -> object:
     try:
-        for n, (c, (cid, digest)) in enumerate(zip(commands, idents, strict=True)):
-            oid = order_uuid(c.order_id)
-            order = orders.get(oid)
-            before = len(order.pending_events) if order is not None else 0
-            try:
-                seen = known.get(cid)
-                if seen is not None:
-                    if seen == digest:
-                        results.append(Outcome(duplicate=True))
-                        continue
-                    if order is not None:
-                        order.apply_due_timeouts(c.at, ledger.policy)
-                    raise duplicate_id(cid)
-                order = orders[oid] = decide(order, c, ledger.policy)
-                known[cid] = digest
-                rows.append(CommandRow(cid, oid, digest))
-                results.append(Outcome(events=len(order.pending_events) - before))
-            except CommandRefused as refusal:
-                results.append(refusal)
-                refused_ids[n] = (cid, digest)
-            if order is not None and order.pending_events:
-                touched[oid] = order
-        if touched:
-            ledger.record(list(touched.values()), rows)
-    except BaseException:
-        for oid in orders:  # in memory they may hold what was not recorded
-            ledger.order_cache.drop(oid)
-        raise
-    for order in orders.values():
-        if order is not None:
-            ledger.order_cache.put(order)
-    # Refused here, but perhaps applied by another writer meanwhile (not by a later line of
-    # this batch: that one was applied, this one stays refused, as one by one).
-    applied_here = {row.command_id for row in rows}
-    others = {x for x, _ in refused_ids.values() if x not in applied_here}
-    if others:
-        now_known = ledger.index.known_digests(sorted(others))
+        return ledger.execute(item)
+    except (AftersalesError, PersistenceError) as e:
+        return e
+
+
+class _Batch:
+    """One transaction's worth of items, decided in memory."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.orders: dict[str, Order | None] = {}  # the working set, by order id
+        self.deadlines: list[tuple[datetime, str]] = []  # heap of (pending deadline, id)
+        self.touched: dict[str, Order] = {}
+        self.indexed: dict[str, DeadlineRow | None] = {}  # index rows as the store has them
+        self.stopped_at = 0
+
+    def run(self, items: Sequence[Item]) -> list[object]:
+        """Decide items until the end or a large tick, record them; their outcomes."""
+        ledger, policy = self.ledger, self.ledger.policy
+        self.stopped_at = len(items)
+        idents = {n: c.identity() for n, c in enumerate(items)
+                  if isinstance(c, cmd.OrderCommand)}
+        known = ledger.index.known_digests(sorted({cid for cid, _ in idents.values()}))
+        self.load({c.order_id for c in items if isinstance(c, cmd.OrderCommand)})
+        rows: list[CommandRow] = []
+        results: list[object] = []
+        refused_ids: dict[int, tuple[str, str]] = {}
+        repairs: list[tuple[int, UUID, str, datetime]] = []
+        try:
+            for n, c in enumerate(items):
+                if isinstance(c, cmd.Tick):
+                    due = ledger.index.due_orders(c.at, TICK_LIMIT + 1)
+                    if len(due) > TICK_LIMIT:
+                        self.stopped_at = n
+                        break
+                    fresh = self.load({order_id for _, order_id in due})
+                    fired, swept = self.sweep(c.at)
+                    results.append(Outcome(timeouts=fired))
+                    repairs += [(n, oid, order_id, c.at) for oid, order_id in due
+                                if order_id in fresh and order_id not in swept]
+                    continue
+                cid, digest = idents[n]
+                order = self.orders.get(c.order_id)
+                before = len(order.pending_events) if order is not None else 0
+                try:
+                    seen = known.get(cid)
+                    if seen is not None:
+                        if seen == digest:
+                            results.append(Outcome(duplicate=True))
+                            continue
+                        if order is not None:
+                            order.apply_due_timeouts(c.at, policy)
+                        raise duplicate_id(cid)
+                    if order is None:
+                        self.indexed[c.order_id] = None
+                    order = self.orders[c.order_id] = decide(order, c, policy)
+                    known[cid] = digest
+                    rows.append(CommandRow(cid, order.id, digest))
+                    results.append(Outcome(events=len(order.pending_events) - before))
+                except CommandRefused as refusal:
+                    results.append(refusal)
+                    refused_ids[n] = (cid, digest)
+                if order is not None and order.pending_events:
+                    self.touched[c.order_id] = order
+                    self.watch(order)
+            if self.touched:
+                self.record(rows)
+        except BaseException:
+            for order_id in self.orders:  # in memory they may hold what was not recorded
+                ledger.order_cache.drop(order_id)
+            raise
+        for order in self.orders.values():
+            if order is not None:
+                ledger.order_cache.put(order)
+        self.settle_repairs(results, repairs)
+        self.settle_refusals(results, refused_ids, {row.command_id for row in rows})
+        return results
+
+    def record(self, rows: list[CommandRow]) -> None:
+        """Record the batch: the index rows written are those that changed."""
+        changed: dict[UUID, DeadlineRow | None] = {}
+        for order_id, order in self.touched.items():
+            row = deadline_row(order)
+            if row != self.indexed[order_id]:
+                changed[order.id] = row
+        self.ledger.record(list(self.touched.values()), rows, changed)
+
+    def load(self, order_ids: Iterable[str]) -> set[str]:
+        """Add orders to the working set (from the cache where it is up to date, else from
+        the store); the ids of those that were not there already."""
+        wanted = {x for x in order_ids if x not in self.orders}
+        for order_id, order in load_orders(self.ledger, wanted).items():
+            self.orders[order_id] = order
+            self.indexed[order_id] = None if order is None else deadline_row(order)
+            if order is not None:
+                self.watch(order)
+        return wanted
+
+    def watch(self, order: Order) -> None:
+        due = order.pending_deadline
+        if due is not None:
+            heapq.heappush(self.deadlines, (due.at, order.order_id))
+
+    def sweep(self, now: datetime) -> tuple[int, set[str]]:
+        """Apply the timeouts due before `now` to the orders of the working set; how many,
+        and the orders they changed."""
+        fired = 0
+        swept = set()
+        heap, policy = self.deadlines, self.ledger.policy
+        while heap and heap[0][0] < now:
+            _, order_id = heapq.heappop(heap)
+            order = self.orders[order_id]
+            assert order is not None
+            n = order.apply_due_timeouts(now, policy)
+            if n:
+                fired += n
+                swept.add(order_id)
+                self.touched[order_id] = order
+                self.watch(order)
+        return fired, swept
+
+    def settle_repairs(self, results: list[object],
+                       repairs: list[tuple[int, UUID, str, datetime]]) -> None:
+        """Index rows that said an order outside the batch was due when it was not (another
+        writer moved it on, or the row was behind its events): now that the batch is
+        recorded, sweep those orders one by one, which sets their rows right (as
+        `Ledger.tick` does).  Rows of orders this batch recorded are already right."""
+        for n, oid, order_id, now in repairs:
+            if order_id in self.touched:
+                continue
+            fired = self.ledger.sweep_order(oid, now)
+            outcome = results[n]
+            assert isinstance(outcome, Outcome)
+            results[n] = Outcome(timeouts=outcome.timeouts + fired)
+
+    def settle_refusals(self, results: list[object], refused_ids: dict[int, tuple[str, str]],
+                        applied_here: set[str]) -> None:
+        """Refused here, but perhaps applied by another writer meanwhile (not by a later
+        line of this batch: that one was applied, this one stays refused, as one by one)."""
+        others = {x for x, _ in refused_ids.values() if x not in applied_here}
+        if not others:
+            return
+        now_known = self.ledger.index.known_digests(sorted(others))
         for n, (cid, digest) in refused_ids.items():
             if cid in others and now_known.get(cid) == digest:
                 results[n] = Outcome(duplicate=True)
-    return results
+
+
+def load_orders(ledger: Ledger, order_ids: set[str]) -> dict[str, Order | None]:
+    """The orders (None: never placed), from the cache where it is up to date, else from
+    the store."""
+    cache = ledger.order_cache
+    found: dict[str, Order | None] = dict.fromkeys(order_ids)
+    cached = {}
+    for order_id in order_ids:
+        order = cache.get(order_id)
+        if order is not None:
+            cached[order.id] = order
+    latest = ledger.index.max_versions(list(cached)) if cached else {}
+    missing = [order_uuid(x) for x in order_ids if cache.get(x) is None]
+    for oid, order in cached.items():
+        if latest.get(oid) == order.version:
+            found[order.order_id] = order
+        else:
+            cache.drop(order.order_id)
+            missing.append(oid)
+    for rebuilt in ledger.load_orders(missing):
+        found[rebuilt.order_id] = rebuilt
+    return found

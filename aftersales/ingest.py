@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 
 from eventsourcing.persistence import PersistenceError
 
-from aftersales.application import Ledger, Outcome
+from aftersales.application import Ledger
 from aftersales.commands import OrderCommand, Tick, parse_command
+from aftersales.decisions import Outcome
 from aftersales.domain.errors import AftersalesError, CommandRefused
 
-#: Commands recorded per transaction (group commit).
-BATCH = 500
+#: Lines (commands and ticks) recorded per transaction (group commit).
+BATCH = 2000
 #: The code reported for a line the store failed to record (it may succeed when re-run).
 STORE = "STORE"
 #: A longer line is refused unread (see docs/rules.md, limits).
@@ -59,12 +60,12 @@ def ingest(
 ) -> IngestReport:
     """Apply each line; report each refusal and go on.  Blank lines are skipped.
 
-    Up to `batch` commands are recorded in one transaction (group commit; a tick line
-    closes the batch before it sweeps).  `on_done(line, status)` is called, in line order,
-    once a line's outcome is durable: `applied`, `duplicate`, `tick`, or the refusal code.
+    Up to `batch` lines are recorded in one transaction (group commit, ticks included;
+    `aftersales.group_commit`).  `on_done(line, status)` is called, in line order, once a
+    line's outcome is durable: `applied`, `duplicate`, `tick`, or the refusal code.
     """
     report = IngestReport()
-    pending: list[tuple[int, OrderCommand | CommandRefused]] = []
+    pending: list[tuple[int, OrderCommand | Tick | CommandRefused]] = []
 
     def settle(number: int, result: object, kind: str) -> None:
         if isinstance(result, CommandRefused):
@@ -94,11 +95,13 @@ def ingest(
         on_done(number, status)
 
     def flush() -> None:
-        commands = [x for _, x in pending if not isinstance(x, CommandRefused)]
-        results = iter(_run(ledger, commands, batch))
+        items = [x for _, x in pending if not isinstance(x, CommandRefused)]
+        results = iter(_run(ledger, items, batch))
         for number, item in pending:
-            settle(number, item if isinstance(item, CommandRefused) else next(results),
-                   "command")
+            if isinstance(item, CommandRefused):
+                settle(number, item, "command")
+            else:
+                settle(number, next(results), "tick" if isinstance(item, Tick) else "command")
         pending.clear()
 
     for number, raw in enumerate(lines, start=1):
@@ -111,13 +114,9 @@ def ingest(
         except CommandRefused as refusal:
             pending.append((number, refusal))
             continue
-        if isinstance(command, Tick):
+        pending.append((number, command))
+        if len(pending) >= batch:
             flush()
-            settle(number, _one(ledger, command), "tick")
-        else:
-            pending.append((number, command))
-            if len(pending) >= batch:
-                flush()
     flush()
     return report
 
@@ -129,12 +128,12 @@ def _one(ledger: Ledger, command: OrderCommand | Tick) -> object:
         return e
 
 
-def _run(ledger: Ledger, commands: list[OrderCommand], batch: int) -> list[object]:
-    if not commands:
+def _run(ledger: Ledger, items: list[OrderCommand | Tick], batch: int) -> list[object]:
+    if not items:
         return []
     if batch <= 1:
-        return [_one(ledger, c) for c in commands]
+        return [_one(ledger, c) for c in items]
     try:
-        return ledger.execute_batch(commands)
+        return ledger.execute_batch(items)
     except (AftersalesError, PersistenceError) as e:
-        return [e] * len(commands)
+        return [e] * len(items)

@@ -49,11 +49,11 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
             self._put_deadline(originator_id, row)
             return True
 
-    def due_orders(self, before: datetime, limit: int) -> list[UUID]:
+    def due_orders(self, before: datetime, limit: int) -> list[tuple[UUID, str]]:
         with self._database_lock:
-            due = sorted((r.deadline, oid) for oid, r in self._deadlines.items()
+            due = sorted((r.deadline, oid, r.order_id) for oid, r in self._deadlines.items()
                          if r.deadline < before)
-            return [oid for _, oid in due[:limit]]
+            return [(oid, order_id) for _, oid, order_id in due[:limit]]
 
     def command_digest(self, command_id: str) -> str | None:
         with self._database_lock:

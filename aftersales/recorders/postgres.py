@@ -35,7 +35,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             .format(s=schema),
             "command": SQL("INSERT INTO {s}.ledger_commands VALUES (%s, %s, %s)")
             .format(s=schema),
-            "due": SQL("SELECT originator_id FROM {s}.ledger_deadlines WHERE due < %s "
+            "due": SQL("SELECT originator_id, order_id FROM {s}.ledger_deadlines WHERE due < %s "
                        "ORDER BY due LIMIT %s").format(s=schema),
             "digest": SQL("SELECT digest FROM {s}.ledger_commands WHERE command_id = %s")
             .format(s=schema),
@@ -127,10 +127,10 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             self._put_deadline(curs, originator_id, row)
             return True
 
-    def due_orders(self, before: datetime, limit: int) -> list[UUID]:
+    def due_orders(self, before: datetime, limit: int) -> list[tuple[UUID, str]]:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self._q["due"], (before, limit), prepare=True)
-            return [r["originator_id"] for r in curs.fetchall()]
+            return [(r["originator_id"], r["order_id"]) for r in curs.fetchall()]
 
     def command_digest(self, command_id: str) -> str | None:
         with self.datastore.transaction(commit=False) as curs:

@@ -37,7 +37,9 @@ class CommandRow:
 class LedgerRecorder(Protocol):
     """What the ledger needs beside an ApplicationRecorder."""
 
-    def due_orders(self, before: datetime, limit: int) -> list[UUID]: ...
+    def due_orders(self, before: datetime, limit: int) -> list[tuple[UUID, str]]:
+        """(originator id, order id) of orders with a deadline before `before`, earliest
+        first."""
 
     def command_digest(self, command_id: str) -> str | None: ...
 

@@ -89,14 +89,14 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             return True
         return False
 
-    def due_orders(self, before: datetime, limit: int) -> list[UUID]:
+    def due_orders(self, before: datetime, limit: int) -> list[tuple[UUID, str]]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(
-                "SELECT originator_id FROM ledger_deadlines WHERE due_us < ? "
+                "SELECT originator_id, order_id FROM ledger_deadlines WHERE due_us < ? "
                 "ORDER BY due_us LIMIT ?",
                 (to_micros(before), limit),
             )
-            return [UUID(r[0]) for r in c.fetchall()]
+            return [(UUID(r[0]), r[1]) for r in c.fetchall()]
 
     def command_digest(self, command_id: str) -> str | None:
         with self.datastore.transaction(commit=False) as c:
@@ -130,14 +130,16 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         found: dict[UUID, list[StoredEvent]] = {}
         with self.datastore.transaction(commit=False) as c:
             for part in chunks(originator_ids):
-                c.execute(f"SELECT * FROM {self.events_table_name} WHERE originator_id IN "
+                ids = {x.hex: x for x in part}
+                c.execute(f"SELECT originator_id, originator_version, topic, state FROM "
+                          f"{self.events_table_name} WHERE originator_id IN "
                           f"({','.join('?' * len(part))}) "
-                          "ORDER BY originator_id, originator_version", [x.hex for x in part])
-                for r in c.fetchall():
-                    oid = UUID(r["originator_id"])
+                          "ORDER BY originator_id, originator_version", list(ids))
+                for hex_id, version, topic, state in c.fetchall():
+                    oid = ids[hex_id]
                     found.setdefault(oid, []).append(StoredEvent(
-                        originator_id=oid, originator_version=r["originator_version"],
-                        topic=r["topic"], state=r["state"]))
+                        originator_id=oid, originator_version=version, topic=topic,
+                        state=state))
         return found
 
     def command_ids(self) -> set[str]:

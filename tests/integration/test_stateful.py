@@ -172,17 +172,24 @@ class LedgerMachine(RuleBasedStateMachine):
         return {}
 
     @rule(steps=st.lists(st.tuples(st.sampled_from(ORDER_IDS), st.sampled_from(STEPS),
-                                   st.sampled_from(GAPS[:4]), st.sampled_from(
-                                       ["user", "merchant", "platform"])),
+                                   st.sampled_from(GAPS[:4] + GAPS[-4:]), st.sampled_from(
+                                       ["user", "merchant", "platform"]), st.booleans()),
                          min_size=1, max_size=8),
           repeat_first=st.booleans())
-    def group_commit(self, steps: list[tuple[str, str, timedelta, str]],
+    def group_commit(self, steps: list[tuple[str, str, timedelta, str, bool]],
                      repeat_first: bool) -> None:
-        """Several commands through `execute_batch` (one transaction) on the swept ledger,
-        one by one on the lazy one: the same outcomes as the model, command by command."""
-        batch: list[cmd.OrderCommand] = []
+        """Several commands, and ticks between them, through `execute_batch` (one
+        transaction) on the swept ledger, one by one on the lazy one (which never sweeps):
+        the same outcomes as the model, command by command."""
+        batch: list[cmd.OrderCommand | cmd.Tick] = []
         expected: list[str | None] = []
-        for order_id, name, gap, by in steps:
+        for order_id, name, gap, by, tick in steps:
+            if tick:
+                batch.append(cmd.Tick(at=self.now))
+                expected.append(None)
+                self.model.tick(self.now)
+                self.last_tick = self.now
+                continue
             order = self.model.orders.get(order_id)
             if order is None or self.model.next_step(order_id) is None:
                 name = self.model.next_step(order_id) or name
@@ -196,20 +203,29 @@ class LedgerMachine(RuleBasedStateMachine):
             batch.append(command)
             expected.append(self.model.apply(name, order_id, self.now, command.identity(),
                                              **fields))
-        if repeat_first:  # the same command twice in one batch: the second is a duplicate
-            batch.append(batch[0])
-            expected.append(None if expected[0] is None else self.model.apply(
-                type(batch[0]).model_fields["command"].default, batch[0].order_id,
-                batch[0].at, batch[0].identity(), **{
-                    k: v for k, v in batch[0].model_dump().items()
+        first = next((c for c in batch if isinstance(c, cmd.OrderCommand)), None)
+        if repeat_first and first is not None:  # twice in one batch: then a duplicate
+            n = batch.index(first)
+            batch.append(first)
+            expected.append(None if expected[n] is None else self.model.apply(
+                type(first).model_fields["command"].default, first.order_id,
+                first.at, first.identity(), **{
+                    k: v for k, v in first.model_dump().items()
                     if k not in ("command", "order_id", "at", "command_id")}))
         got = [r.code if isinstance(r, CommandRefused) else None
                for r in self.swept.execute_batch(batch)]
         assert got == expected, (got, expected)
         for command, want in zip(batch, expected, strict=True):
+            if isinstance(command, cmd.Tick):
+                continue
             assert outcome(self.lazy, command) == want
             if want is None:
                 self.applied.append(command)
+        # I4, for the batch's last tick: no pending deadline before it remains.
+        ticks = [c.at for c in batch if isinstance(c, cmd.Tick)]
+        if ticks:
+            assert all(row.deadline >= ticks[-1]
+                       for _, row in self.swept.index.pending_deadlines())
 
     @rule(order_id=st.sampled_from(ORDER_IDS), by=st.sampled_from(["user", "merchant",
                                                                     "platform"]))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from datetime import UTC
 
 import pytest
 
@@ -102,3 +104,21 @@ def test_defaults_are_part_of_the_content() -> None:
          "goods_amount": 1}))
     assert explicit.identity() == implicit.identity()
     assert RequestReturn.model_fields["amount"].default is None
+
+
+@pytest.mark.parametrize("fields", [
+    {"command": "place_order", "order_id": "D1", "at": AT, "payment": "cod",
+     "merchant_id": "M", "user_id": "U", "goods_amount": 1},
+    {"command": "cancel", "order_id": "D1", "at": AT, "by": "platform", "reason": "质量问题"},
+    {"command": "request_return", "order_id": "D1", "at": AT, "reason": "x"},
+    {"command": "upload_refund_voucher", "order_id": "D1", "at": AT, "voucher_ref": "V",
+     "amount": 5, "command_id": "c-1"},
+    {"command": "tick", "at": "2026-03-01T02:00:00Z"},
+])
+def test_identity_is_the_digest_of_the_models_json_dump(fields: dict[str, object]) -> None:
+    command = parse_command(json.dumps(fields))
+    content = command.model_dump(mode="json", exclude={"command_id"})
+    content["at"] = command.at.astimezone(UTC).isoformat()
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":"))
+                            .encode()).hexdigest()
+    assert command.identity() == (command.command_id or f"sha256:{digest[:40]}", digest)

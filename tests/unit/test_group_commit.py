@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from aftersales import CommandRefused, Ledger
+import pytest
+
+from aftersales import CommandRefused, Ledger, group_commit
 from aftersales import commands as cmd
+from aftersales.recorders.rows import DeadlineRow
 from tests.scenario import HOUR, T0
 
 
@@ -47,3 +50,50 @@ def test_orders_changed_by_another_writer_are_reloaded(db_url: str) -> None:
     assert codes(first.execute_batch([ship])) == ["applied"]  # not FLOW on a stale copy
     first.close()
     other.close()
+
+
+def place(order_id: str, at_hours: int = 0) -> cmd.PlaceOrder:
+    return cmd.PlaceOrder(order_id=order_id, at=T0 + at_hours * HOUR, payment="online",
+                          merchant_id="M", user_id="U", goods_amount=100)
+
+
+def timeouts(results: list[object]) -> list[int]:
+    return [getattr(r, "timeouts", 0) for r in results]
+
+
+def test_a_tick_in_a_batch_sweeps_the_batchs_orders_and_the_stores(ledger: Ledger) -> None:
+    ledger.execute_batch([place("A")])  # recorded: found by the tick through the index
+    batch = [place("B", 1), cmd.Tick(at=T0 + 26 * HOUR),
+             cmd.Pay(order_id="B", at=T0 + 27 * HOUR)]
+    results = ledger.execute_batch(batch)
+    assert codes(results) == ["applied", "applied", "DEADLINE"]
+    assert timeouts(results) == [0, 2, 0]  # C-ON-4 of A and of B (placed in this batch)
+    for order_id in ("A", "B"):
+        order = ledger.get_order(order_id)
+        assert order is not None and order.status == "cancelled" and order.version == 2
+    assert ledger.index.pending_deadlines() == []
+
+
+def test_a_tick_with_more_orders_due_than_the_limit_is_swept_on_its_own(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(group_commit, "TICK_LIMIT", 2)
+    ledger.execute_batch([place(f"O{n}") for n in range(5)])
+    results = ledger.execute_batch([place("P", 1), cmd.Tick(at=T0 + 26 * HOUR),
+                                    place("Q", 27), cmd.Tick(at=T0 + 52 * HOUR)])
+    assert codes(results) == ["applied"] * 4
+    assert timeouts(results) == [0, 6, 0, 1]
+    assert ledger.index.pending_deadlines() == []
+
+
+def test_an_index_row_behind_its_order_is_set_right_by_an_in_batch_tick(
+    ledger: Ledger,
+) -> None:
+    ledger.execute_batch([place("A")])
+    order = ledger.get_order("A")
+    assert order is not None
+    stale = DeadlineRow("A", T0, "C-ON-4", None)  # says due long before the real deadline
+    assert ledger.index.repair_deadline(order.id, stale, order.version)
+    results = ledger.execute_batch([cmd.Tick(at=T0 + HOUR)])
+    assert timeouts(results) == [0]
+    assert [row.deadline for _, row in ledger.index.pending_deadlines()] == [T0 + 24 * HOUR]
