@@ -53,6 +53,7 @@ class Ledger(Application[UUID]):
         self.max_retries = max_retries
         self.create_tables = create_tables
         self.order_cache = OrderCache()
+        self.recorded_position: int | None = None  # of this ledger's last recorded event
         super().__init__(env=eventsourcing_env(self.url))
 
     def construct_recorder(self) -> ApplicationRecorder:
@@ -139,7 +140,17 @@ class Ledger(Application[UUID]):
         events = [e for order in orders for e in order.collect_events()]
         if deadlines is None:
             deadlines = {order.id: deadline_row(order) for order in orders}
-        self.events.put(events, **sidecar_kwargs(deadlines, commands))
+        positions: list[int] = []
+        ids = self.recorder.insert_events(
+            [self.mapper.to_stored_event(e) for e in events],
+            **sidecar_kwargs(deadlines, commands, positions))
+        self.recorded_position = max(ids) if ids else (positions[-1] if positions else None)
+
+    def others_recorded(self) -> bool:
+        """Whether another writer may have recorded events since this ledger last did
+        (so that orders it cached may be out of date)."""
+        return (self.recorded_position is None
+                or self.recorder.max_notification_id() != self.recorded_position)
 
     def _save(self, order: Order, command: CommandRow | None) -> int:
         self.order_cache.drop(order.order_id)  # recorded outside a batch: the cache is old

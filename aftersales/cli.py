@@ -21,6 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from aftersales.application import Ledger
+from aftersales.collector import tune_for_batch_work
 from aftersales.commands import At
 from aftersales.domain.errors import AftersalesError, CommandRefused
 from aftersales.ingest import BATCH, IngestReport, ingest
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    tune_for_batch_work()
     url = getattr(args, "db", None)
     try:
         if args.cmd == "gen":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from aftersales import commands as cmd
@@ -25,6 +26,16 @@ class Outcome:
     duplicate: bool = False  # its command id was already applied: nothing was done
     events: int = 0  # events recorded, timeouts included
     timeouts: int = 0  # timeouts applied (by a sweep; lazy ones count in `events`)
+
+
+DUPLICATE = Outcome(duplicate=True)
+
+
+@lru_cache(maxsize=64)
+def applied(events: int) -> Outcome:
+    """The outcome of a command that recorded `events` events (outcomes are immutable:
+    a batch of thousands shares a few)."""
+    return Outcome(events=events)
 
 
 Handler = Callable[[Order, Any, Policy], None]

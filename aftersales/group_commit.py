@@ -29,7 +29,7 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from aftersales import commands as cmd
-from aftersales.decisions import Outcome, deadline_row, decide, duplicate_id
+from aftersales.decisions import DUPLICATE, Outcome, applied, deadline_row, decide, duplicate_id
 from aftersales.domain.errors import AftersalesError, CommandRefused
 from aftersales.domain.order import Order, order_uuid
 from aftersales.recorders.rows import CommandRow, DeadlineRow
@@ -119,10 +119,14 @@ class _Batch:
         results: list[object] = []
         refused_ids: dict[int, tuple[str, str]] = {}
         repairs: list[tuple[int, UUID, str, datetime]] = []
+        swept_until: datetime | None = None
         try:
             for n, c in enumerate(items):
                 if isinstance(c, cmd.Tick):
-                    due = ledger.index.due_orders(c.at, TICK_LIMIT + 1)
+                    # Rows due before an earlier tick of this batch belong to orders it
+                    # loaded (the index is written when the batch is recorded).
+                    due = ledger.index.due_orders(c.at, TICK_LIMIT + 1, swept_until)
+                    swept_until = c.at if swept_until is None else max(swept_until, c.at)
                     if len(due) > TICK_LIMIT:
                         self.stopped_at = n
                         break
@@ -139,7 +143,7 @@ class _Batch:
                     seen = known.get(cid)
                     if seen is not None:
                         if seen == digest:
-                            results.append(Outcome(duplicate=True))
+                            results.append(DUPLICATE)
                             continue
                         if order is not None:
                             order.apply_due_timeouts(c.at, policy)
@@ -149,7 +153,7 @@ class _Batch:
                     order = self.orders[c.order_id] = decide(order, c, policy)
                     known[cid] = digest
                     rows.append(CommandRow(cid, order.id, digest))
-                    results.append(Outcome(events=len(order.pending_events) - before))
+                    results.append(applied(len(order.pending_events) - before))
                 except CommandRefused as refusal:
                     results.append(refusal)
                     refused_ids[n] = (cid, digest)
@@ -236,27 +240,30 @@ class _Batch:
         now_known = self.ledger.index.known_digests(sorted(others))
         for n, (cid, digest) in refused_ids.items():
             if cid in others and now_known.get(cid) == digest:
-                results[n] = Outcome(duplicate=True)
+                results[n] = DUPLICATE
 
 
 def load_orders(ledger: Ledger, order_ids: set[str]) -> dict[str, Order | None]:
     """The orders (None: never placed), from the cache where it is up to date, else from
     the store."""
     cache = ledger.order_cache
-    found: dict[str, Order | None] = dict.fromkeys(order_ids)
-    cached = {}
+    found: dict[str, Order | None] = {}
+    missing: list[str] = []
     for order_id in order_ids:
         order = cache.get(order_id)
-        if order is not None:
-            cached[order.id] = order
-    latest = ledger.index.max_versions(list(cached)) if cached else {}
-    missing = [order_uuid(x) for x in order_ids if cache.get(x) is None]
-    for oid, order in cached.items():
-        if latest.get(oid) == order.version:
-            found[order.order_id] = order
+        if order is None:
+            missing.append(order_id)
         else:
-            cache.drop(order.order_id)
-            missing.append(oid)
-    for rebuilt in ledger.load_orders(missing):
+            found[order_id] = order
+    if found and ledger.others_recorded():  # else the cache is up to date
+        by_id = {order.id: order for order in found.values() if order is not None}
+        latest = ledger.index.max_versions(list(by_id))
+        for oid, order in by_id.items():
+            if latest.get(oid) != order.version:
+                cache.drop(order.order_id)
+                missing.append(order.order_id)
+    for order_id in missing:
+        found[order_id] = None
+    for rebuilt in ledger.load_orders([order_uuid(x) for x in missing]):
         found[rebuilt.order_id] = rebuilt
     return found

@@ -14,7 +14,7 @@ from aftersales.decisions import Outcome
 from aftersales.domain.errors import AftersalesError, CommandRefused
 
 #: Lines (commands and ticks) recorded per transaction (group commit).
-BATCH = 2000
+BATCH = 10_000
 #: The code reported for a line the store failed to record (it may succeed when re-run).
 STORE = "STORE"
 #: A longer line is refused unread (see docs/rules.md, limits).

@@ -112,7 +112,7 @@ def eventsourcing_env(url: str) -> dict[str, str]:
         if not path.startswith("/"):
             raise StoreConfigError(f"bad SQLite URL {url!r}: expected sqlite:///PATH")
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "PERSISTENCE_MODULE": "aftersales.recorders.sqlite:LedgerSQLiteFactory",
             "SQLITE_DBNAME": path[1:],
             "SQLITE_LOCK_TIMEOUT": "30",
         }

@@ -2,43 +2,70 @@
 
 The stored bytes are the library's own (`{"at":{"_type_":"datetime_iso","_data_":...}}`,
 compact separators, UTF-8 text unescaped), so stores written before this codec and after
-it read the same, and either transcoder reads what the other wrote.  orjson does the
-scanning and writing in native code; only the tagged values (datetimes and whatever else
-is registered) pass through Python.  What orjson would treat otherwise falls back to the
-library's encoder or decoder, which give the same result slowly: an integer beyond 64 bits
-(orjson refuses to write it and reads it as a float), any float, and an object holding a
-UUID (orjson would write it as a plain string, the library tags it).  The ledger's events
-hold text, integers, booleans, None and datetimes.
+it read the same, and either transcoder reads what the other wrote.  orjson scans and
+writes in native code, datetimes included: its RFC 3339 text is `isoformat()`'s for naive
+datetimes and for offsets of whole minutes, which is what the ledger's are (other zones are
+written by `isoformat()`).
+
+orjson writes only flat objects of text, integers, booleans, None and datetimes (the
+ledger's events).  Anything else, an integer beyond 64 bits, and reading any float (orjson
+reads a long integer as one) take the library's path, which gives the same result slowly
+(orjson would write a UUID as plain text where the library tags it, and infinity as null
+where the library writes Infinity).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone, tzinfo
 from typing import Any
-from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import JSONTranscoder
+from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder
 
 _DATETIME = datetime
-_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME  # datetimes are tagged, as the library does
+#: The values of the objects orjson writes here; anything else takes the library's path.
+_PLAIN = frozenset({str, int, bool, type(None), datetime})
+
+
+def _native_iso(tz: tzinfo | None) -> bool:
+    """Whether orjson writes datetimes in this zone as `isoformat()` does: naive ones and
+    fixed offsets of whole minutes (it rounds an offset with seconds to the minute)."""
+    if tz is None:
+        return True
+    if type(tz) is not timezone:
+        return False  # the offset may depend on the date: ask `isoformat()` each time
+    offset = tz.utcoffset(None)
+    return offset.seconds % 60 == 0 and offset.microseconds == 0
 
 
 class FastJSONTranscoder(JSONTranscoder):
     """`JSONTranscoder` with orjson underneath (same bytes, same registered transcodings)."""
 
-    def encode(self, obj: Any) -> bytes:
-        if type(obj) is dict and not any(type(v) is UUID for v in obj.values()):
-            try:
-                return orjson.dumps(obj, default=self._tagged, option=_OPTIONS)
-            except orjson.JSONEncodeError:
-                pass
-        return super().encode(obj)
+    def __init__(self) -> None:
+        super().__init__()
+        self._zones: dict[tzinfo | None, bool] = {}
 
-    def _tagged(self, o: Any) -> Any:
-        if type(o) is _DATETIME:
-            return {"_type_": "datetime_iso", "_data_": o.isoformat()}
-        return self._encode_obj(o)
+    def encode(self, obj: Any) -> bytes:
+        if type(obj) is not dict or not isinstance(self.types.get(_DATETIME), DatetimeAsISO):
+            return super().encode(obj)
+        tagged = None
+        for key, value in obj.items():
+            kind = type(value)
+            if kind is _DATETIME:
+                tz = value.tzinfo
+                native = self._zones.get(tz)
+                if native is None:
+                    native = self._zones[tz] = _native_iso(tz)
+                if tagged is None:
+                    tagged = obj.copy()
+                tagged[key] = {"_type_": "datetime_iso",
+                               "_data_": value if native else value.isoformat()}
+            elif kind not in _PLAIN:
+                return super().encode(obj)
+        try:
+            return orjson.dumps(obj if tagged is None else tagged)
+        except orjson.JSONEncodeError:
+            return super().encode(obj)
 
     def decode(self, data: bytes) -> Any:
         try:

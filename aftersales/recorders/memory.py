@@ -29,6 +29,9 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
                 if x.command_id in self._commands:
                     raise IntegrityError(f"command id {x.command_id} already recorded")
             ids = super()._insert_events(stored_events, **kwargs)
+            positions: list[int] | None = kwargs.get("positions")
+            if positions is not None and ids:
+                positions.append(max(ids))
             for x in commands:
                 self._commands[x.command_id] = x.digest
             for oid, row in kwargs.get("deadlines", {}).items():
@@ -49,10 +52,11 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
             self._put_deadline(originator_id, row)
             return True
 
-    def due_orders(self, before: datetime, limit: int) -> list[tuple[UUID, str]]:
+    def due_orders(self, before: datetime, limit: int,
+                   since: datetime | None = None) -> list[tuple[UUID, str]]:
         with self._database_lock:
             due = sorted((r.deadline, oid, r.order_id) for oid, r in self._deadlines.items()
-                         if r.deadline < before)
+                         if r.deadline < before and (since is None or r.deadline >= since))
             return [(oid, order_id) for _, oid, order_id in due[:limit]]
 
     def command_digest(self, command_id: str) -> str | None:

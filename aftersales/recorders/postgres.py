@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -19,6 +19,7 @@ from aftersales.recorders.rows import CommandRow, DeadlineRow
 from aftersales.retry import retrying
 
 DDL_ATTEMPTS = 5
+EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
@@ -35,8 +36,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             .format(s=schema),
             "command": SQL("INSERT INTO {s}.ledger_commands VALUES (%s, %s, %s)")
             .format(s=schema),
-            "due": SQL("SELECT originator_id, order_id FROM {s}.ledger_deadlines WHERE due < %s "
-                       "ORDER BY due LIMIT %s").format(s=schema),
+            "due": SQL("SELECT originator_id, order_id FROM {s}.ledger_deadlines "
+                       "WHERE due < %s AND due >= %s ORDER BY due LIMIT %s").format(s=schema),
             "digest": SQL("SELECT digest FROM {s}.ledger_commands WHERE command_id = %s")
             .format(s=schema),
             "digests": SQL("SELECT command_id, digest FROM {s}.ledger_commands "
@@ -127,9 +128,10 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             self._put_deadline(curs, originator_id, row)
             return True
 
-    def due_orders(self, before: datetime, limit: int) -> list[tuple[UUID, str]]:
+    def due_orders(self, before: datetime, limit: int,
+                   since: datetime | None = None) -> list[tuple[UUID, str]]:
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(self._q["due"], (before, limit), prepare=True)
+            curs.execute(self._q["due"], (before, since or EARLIEST, limit), prepare=True)
             return [(r["originator_id"], r["order_id"]) for r in curs.fetchall()]
 
     def command_digest(self, command_id: str) -> str | None:

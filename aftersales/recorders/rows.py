@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
@@ -19,16 +18,14 @@ def to_micros(at: datetime) -> int:
     return (at - _EPOCH) // _MICROSECOND
 
 
-@dataclass(frozen=True)
-class DeadlineRow:
+class DeadlineRow(NamedTuple):
     order_id: str
     deadline: datetime
     rule: str
     case: int | None
 
 
-@dataclass(frozen=True)
-class CommandRow:
+class CommandRow(NamedTuple):
     command_id: str
     originator_id: UUID
     digest: str
@@ -37,9 +34,10 @@ class CommandRow:
 class LedgerRecorder(Protocol):
     """What the ledger needs beside an ApplicationRecorder."""
 
-    def due_orders(self, before: datetime, limit: int) -> list[tuple[UUID, str]]:
-        """(originator id, order id) of orders with a deadline before `before`, earliest
-        first."""
+    def due_orders(self, before: datetime, limit: int,
+                   since: datetime | None = None) -> list[tuple[UUID, str]]:
+        """(originator id, order id) of orders with a deadline before `before` (and not
+        before `since`), earliest first."""
 
     def command_digest(self, command_id: str) -> str | None: ...
 
@@ -68,10 +66,14 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
 
 
 def sidecar_kwargs(
-    deadlines: Mapping[UUID, DeadlineRow | None], commands: Sequence[CommandRow]
+    deadlines: Mapping[UUID, DeadlineRow | None], commands: Sequence[CommandRow],
+    positions: list[int] | None = None,
 ) -> dict[str, Any]:
-    """The keyword arguments `Application.save` passes down to `_insert_events`."""
-    return {"deadlines": deadlines, "commands": commands}
+    """The keyword arguments `insert_events` passes down to `_insert_events`: the index
+    rows and command ids to write in the events' transaction, and a list to which the
+    recorder appends the highest notification id once the events are inserted (the
+    transaction holds the write lock then, so it is this transaction's last event)."""
+    return {"deadlines": deadlines, "commands": commands, "positions": positions}
 
 
 class StaleRepair(Exception):

@@ -10,7 +10,14 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import OperationalError, StoredEvent
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.sqlite import (
+    SQLiteApplicationRecorder,
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteCursor,
+    SQLiteFactory,
+)
+from eventsourcing.utils import Environment, EnvType
 
 from aftersales.recorders.rows import (
     CommandRow,
@@ -22,6 +29,33 @@ from aftersales.recorders.rows import (
 from aftersales.retry import retrying
 
 FIRST_USE_ATTEMPTS = 20
+
+#: Set on every connection.  Events and command ids are keyed by random ids, so each
+#: transaction dirties pages all over their indexes: a 64 MiB page cache (SQLite's default
+#: is 2 MiB) keeps them from being read back from the file, and checkpointing every 20,000
+#: WAL pages (default 1,000) copies a page that many transactions rewrote back once.
+#: Measured on 460,000 inserts in batches: 32 to 8.5 µs per row for the commits, 10 to 4
+#: µs for the inserts.  Durability is unchanged (`synchronous` stays FULL).
+PRAGMAS = ("PRAGMA cache_size=-65536", "PRAGMA wal_autocheckpoint=20000")
+
+
+class TunedConnectionPool(SQLiteConnectionPool):
+    def _create_connection(self) -> SQLiteConnection:
+        connection = super()._create_connection()
+        cursor = connection.cursor()
+        for pragma in PRAGMAS:
+            cursor.execute(pragma)
+        return connection
+
+
+class LedgerSQLiteFactory(SQLiteFactory):
+    """eventsourcing's SQLite factory, with connections set up as `PRAGMAS` says."""
+
+    def __init__(self, env: Environment | EnvType | None):
+        super().__init__(env)
+        plain = self.datastore.pool  # no connection is made before first use
+        self.datastore.pool = TunedConnectionPool(db_name=plain.db_name,
+                                                  lock_timeout=plain.lock_timeout)
 
 
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
@@ -52,6 +86,10 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             (s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
              s.originator_version, s.topic, s.state) for s in stored_events])
         ids = None
+        positions: list[int] | None = kwargs.get("positions")
+        if positions is not None:
+            c.execute(f"SELECT MAX(rowid) FROM {self.events_table_name}")
+            positions.append(c.fetchone()[0])
         for oid, row in kwargs.get("deadlines", {}).items():
             self._put_deadline(c, oid, row)
         commands: Sequence[CommandRow] = kwargs.get("commands", ())
@@ -89,12 +127,13 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             return True
         return False
 
-    def due_orders(self, before: datetime, limit: int) -> list[tuple[UUID, str]]:
+    def due_orders(self, before: datetime, limit: int,
+                   since: datetime | None = None) -> list[tuple[UUID, str]]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(
-                "SELECT originator_id, order_id FROM ledger_deadlines WHERE due_us < ? "
-                "ORDER BY due_us LIMIT ?",
-                (to_micros(before), limit),
+                "SELECT originator_id, order_id FROM ledger_deadlines "
+                "WHERE due_us < ? AND due_us >= ? ORDER BY due_us LIMIT ?",
+                (to_micros(before), -(2**62) if since is None else to_micros(since), limit),
             )
             return [(UUID(r[0]), r[1]) for r in c.fetchall()]
 

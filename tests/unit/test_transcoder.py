@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from eventsourcing.persistence import (
     DatetimeAsISO,
@@ -82,6 +83,19 @@ def test_each_reads_what_the_other_wrote(document: dict[str, Any]) -> None:
     assert FAST.decode(LIBRARY.encode(document)) == document
     assert LIBRARY.decode(FAST.encode(document)) == document
     assert FAST.decode(FAST.encode(document)) == document
+
+
+offsets = st.timedeltas(min_value=timedelta(hours=-23, minutes=-59),
+                        max_value=timedelta(hours=23, minutes=59))
+any_zone = st.none() | st.just(UTC) | offsets.map(timezone) | st.sampled_from(
+    [ZoneInfo("Asia/Shanghai"), ZoneInfo("America/New_York")])
+
+
+@given(st.dictionaries(st.text(max_size=3), st.datetimes(timezones=any_zone), max_size=4))
+def test_datetimes_in_any_zone_are_written_as_isoformat_writes_them(
+    document: dict[str, datetime],
+) -> None:
+    assert FAST.encode(document) == LIBRARY.encode(document)
 
 
 def test_values_orjson_would_write_otherwise_take_the_librarys_path() -> None:
