@@ -24,11 +24,15 @@ from aftersales.domain.events import OrderEvent
 from aftersales.domain.order import Order, order_uuid
 from aftersales.domain.policy import DEFAULT_POLICY, Policy
 from aftersales.group_commit import OrderCache, execute_batch
+from aftersales.partition import Partition
 from aftersales.recorders.rows import CommandRow, DeadlineRow, LedgerRecorder, sidecar_kwargs
 from aftersales.store import construct_recorder, eventsourcing_env, resolve_url
 from aftersales.transcoder import FastJSONTranscoder
 
 SWEEP_BATCH = 500
+#: Beyond this many events recorded by others since the order cache was checked, the
+#: cache is dropped rather than checked order by order.
+CACHE_CHECK_LIMIT = 200_000
 
 
 class ConflictError(AftersalesError):
@@ -47,13 +51,15 @@ class Ledger(Application[UUID]):
         policy: Policy = DEFAULT_POLICY,
         max_retries: int = 50,
         create_tables: bool = True,
+        partition: Partition | None = None,
     ) -> None:
         self.url = resolve_url(url)
+        #: A parallel ingest's worker sweeps only the orders it owns (aftersales.partition).
+        self.partition = partition
         self.policy = policy
         self.max_retries = max_retries
         self.create_tables = create_tables
         self.order_cache = OrderCache()
-        self.recorded_position: int | None = None  # of this ledger's last recorded event
         super().__init__(env=eventsourcing_env(self.url))
 
     def construct_recorder(self) -> ApplicationRecorder:
@@ -140,17 +146,30 @@ class Ledger(Application[UUID]):
         events = [e for order in orders for e in order.collect_events()]
         if deadlines is None:
             deadlines = {order.id: deadline_row(order) for order in orders}
-        positions: list[int] = []
+        positions: list[tuple[int, int]] = []
         ids = self.recorder.insert_events(
             [self.mapper.to_stored_event(e) for e in events],
             **sidecar_kwargs(deadlines, commands, positions))
-        self.recorded_position = max(ids) if ids else (positions[-1] if positions else None)
+        if ids:
+            self.order_cache.recorded(min(ids), max(ids))
+        elif positions:
+            self.order_cache.recorded(*positions[0])
 
-    def others_recorded(self) -> bool:
-        """Whether another writer may have recorded events since this ledger last did
-        (so that orders it cached may be out of date)."""
-        return (self.recorded_position is None
-                or self.recorder.max_notification_id() != self.recorded_position)
+    def refresh_cache(self) -> None:
+        """Drop from the order cache what other writers changed since it was last checked:
+        the event log's tail, less this ledger's own events, names the orders."""
+        cache = self.order_cache
+        top = self.recorder.max_notification_id() or 0
+        if top == cache.checked:
+            return
+        if not cache or top - cache.checked > CACHE_CHECK_LIMIT:
+            cache.clear()
+        else:
+            for position, oid in self.index.recorded_between(cache.checked, top,
+                                                             self.partition):
+                if not cache.own(position):
+                    cache.drop_id(oid)
+        cache.checked_upto(top)
 
     def _save(self, order: Order, command: CommandRow | None) -> int:
         self.order_cache.drop(order.order_id)  # recorded outside a batch: the cache is old
@@ -211,7 +230,8 @@ class Ledger(Application[UUID]):
         another writer moved one of its orders on, the batch is redone order by order).
         `on_order` hears of each order once its timeouts are recorded."""
         total = 0
-        while due := [oid for oid, _ in self.index.due_orders(now, SWEEP_BATCH)]:
+        while due := [oid for oid, _ in self.index.due_orders(now, SWEEP_BATCH,
+                                                              partition=self.partition)]:
             try:
                 swept = self._sweep_batch(due, now)
             except IntegrityError:

@@ -24,16 +24,21 @@ from aftersales.application import Ledger
 from aftersales.collector import tune_for_batch_work
 from aftersales.commands import At
 from aftersales.domain.errors import AftersalesError, CommandRefused
-from aftersales.ingest import BATCH, IngestReport, ingest
+from aftersales.ingest import BATCH, IngestReport, Settled, ingest
+from aftersales.partition import SHARDS
 from aftersales.progress import Progress
 from aftersales.status import history_entry, render_history, render_status, status_document
 from aftersales.store import DEFAULT_URL, ENV_VAR, redacted
+from aftersales.workers import ingest_in_parallel
 from aftersales.workload import Workload, generate
 from projections.queries import SCORECARD, list_violations, render, scorecard
 from projections.runner import BATCH as PROJECTION_BATCH
 from projections.runner import Runner, verify
 from projections.schema import SCHEMA_VERSION
 from projections.views import VIEWS_ENV_VAR, ReadModels, views_url
+
+#: Files this large are ingested by several processes (one per core, up to four).
+PARALLEL_FROM = 16 << 20
 
 VIOLATION_COLUMNS = ("deadline", "rule", "merchant_id", "order_id", "case_no",
                      "consequence", "penalty")
@@ -77,7 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="apply a command file (JSON Lines)")
     p.add_argument("file", help="the command file, or - for standard input")
     p.add_argument("--batch", type=int, default=BATCH,
-                   help=f"commands per transaction (default {BATCH}; 1: one each)")
+                   help=f"lines per transaction (default {BATCH}; 1: one each)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes, each deciding the orders it owns (default: one per core, "
+                   f"up to 4, for files of {PARALLEL_FROM >> 20} MiB or more; else 1)")
 
     p = sub.add_parser("tick", parents=[db, projecting, ack], help="sweep due timeouts")
     p.add_argument("--now", type=business_time, help="business time (default: wall clock)")
@@ -168,8 +176,8 @@ def _print_refusal(number: int, refusal: CommandRefused) -> None:
     print(f"line {number}: {refusal.code}: {refusal.reason}", file=sys.stderr)
 
 
-def _acknowledge(number: int, status: str) -> None:
-    print(f"ack {number} {status}", flush=True)
+def _acknowledge(settled: Settled) -> None:
+    print(f"ack {settled.line} {settled.status}", flush=True)
 
 
 def _lines_of(stream: BinaryIO) -> Iterator[bytes]:
@@ -185,15 +193,43 @@ def cmd_ingest(ledger: Ledger, args: argparse.Namespace) -> int:
         except OSError as e:
             print(f"aftersales: cannot read {args.file}: {e.strerror}", file=sys.stderr)
             return 2
+    workers = _workers(args, ledger, total)
+    if isinstance(workers, str):
+        source.close()
+        print(f"aftersales: {workers}", file=sys.stderr)
+        return 2
     progress = Progress("ingest", total)
+    acknowledge = _acknowledge if args.ack else lambda settled: None
     with source:
-        report = ingest(ledger, _lines_of(source), _print_refusal, progress.advance,
-                        _acknowledge if args.ack else lambda n, status: None,
-                        batch=args.batch)
+        if workers == 1:
+            report = ingest(ledger, _lines_of(source), _print_refusal, progress.advance,
+                            acknowledge, batch=args.batch)
+        else:
+            def done(settled: Settled) -> None:
+                progress.count()
+                acknowledge(settled)
+
+            report = ingest_in_parallel(ledger.url, args.file, workers, _print_refusal,
+                                        done, progress.reach, batch=args.batch)
     progress.close()
     print(report.summary())
     _project(ledger, args)
     return 1 if report.refused else 0
+
+
+def _workers(args: argparse.Namespace, ledger: Ledger, size: int | None) -> int | str:
+    """How many processes ingest the file (or why the number asked for cannot be)."""
+    if args.workers is not None:
+        if not 1 <= args.workers <= SHARDS:
+            return f"--workers takes 1 to {SHARDS}"
+        if args.workers > 1 and (size is None or ledger.url.startswith("memory:")):
+            return "parallel ingest reads a file into a durable store, not standard input " \
+                   "or memory:"
+        return int(args.workers)
+    if size is None or size < PARALLEL_FROM or args.batch <= 1 \
+            or ledger.url.startswith("memory:"):
+        return 1
+    return min(os.cpu_count() or 1, 4)
 
 
 def cmd_tick(ledger: Ledger, args: argparse.Namespace) -> int:

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from aftersales.application import Ledger
 
 #: Orders kept between batches (about 2 KB each).
-CACHE_SIZE = 20_000
+CACHE_SIZE = 10_000
 #: A tick with more orders due than this is swept on its own (`Ledger.tick`).
 TICK_LIMIT = 2_000
 
@@ -47,29 +47,58 @@ Item = cmd.OrderCommand | cmd.Tick
 
 class OrderCache:
     """Orders as last recorded by this process, by order id, least recently used dropped
-    first."""
+    first.  `checked` is the log position up to which other writers' events were looked
+    at (`Ledger.refresh_cache`); this process's own events since are in `own`."""
 
     def __init__(self, size: int = CACHE_SIZE) -> None:
         self.size = size
         self._orders: OrderedDict[str, Order] = OrderedDict()
+        self._ids: dict[UUID, str] = {}
+        self.checked = 0
+        self._own: list[tuple[int, int]] = []
 
     def get(self, order_id: str) -> Order | None:
         return self._orders.get(order_id)
 
     def put(self, order: Order) -> None:
+        if order.order_id not in self._orders:
+            self._ids[order.id] = order.order_id
         self._orders[order.order_id] = order
         self._orders.move_to_end(order.order_id)
         while len(self._orders) > self.size:
-            self._orders.popitem(last=False)
+            _, dropped = self._orders.popitem(last=False)
+            del self._ids[dropped.id]
 
     def drop(self, order_id: str) -> None:
-        self._orders.pop(order_id, None)
+        dropped = self._orders.pop(order_id, None)
+        if dropped is not None:
+            del self._ids[dropped.id]
+
+    def drop_id(self, originator_id: UUID) -> None:
+        order_id = self._ids.get(originator_id)
+        if order_id is not None:
+            self.drop(order_id)
 
     def clear(self) -> None:
         self._orders.clear()
+        self._ids.clear()
+
+    def recorded(self, first: int, last: int) -> None:
+        """This process recorded the events at these positions."""
+        self._own.append((first, last))
+
+    def own(self, position: int) -> bool:
+        return any(first <= position <= last for first, last in self._own)
+
+    def checked_upto(self, position: int) -> None:
+        self.checked = position
+        self._own = [(a, b) for a, b in self._own if b > position]
 
     def __contains__(self, order_id: object) -> bool:
         return order_id in self._orders
+
+    def __len__(self) -> int:
+        return len(self._orders)
 
 
 def execute_batch(ledger: Ledger, items: Sequence[Item]) -> list[object]:
@@ -113,6 +142,7 @@ class _Batch:
         self.stopped_at = len(items)
         idents = {n: c.identity() for n, c in enumerate(items)
                   if isinstance(c, cmd.OrderCommand)}
+        ledger.refresh_cache()
         known = ledger.index.known_digests(sorted({cid for cid, _ in idents.values()}))
         self.load({c.order_id for c in items if isinstance(c, cmd.OrderCommand)})
         rows: list[CommandRow] = []
@@ -125,7 +155,8 @@ class _Batch:
                 if isinstance(c, cmd.Tick):
                     # Rows due before an earlier tick of this batch belong to orders it
                     # loaded (the index is written when the batch is recorded).
-                    due = ledger.index.due_orders(c.at, TICK_LIMIT + 1, swept_until)
+                    due = ledger.index.due_orders(c.at, TICK_LIMIT + 1, swept_until,
+                                                  ledger.partition)
                     swept_until = c.at if swept_until is None else max(swept_until, c.at)
                     if len(due) > TICK_LIMIT:
                         self.stopped_at = n
@@ -244,8 +275,8 @@ class _Batch:
 
 
 def load_orders(ledger: Ledger, order_ids: set[str]) -> dict[str, Order | None]:
-    """The orders (None: never placed), from the cache where it is up to date, else from
-    the store."""
+    """The orders (None: never placed), from the cache (once `Ledger.refresh_cache` has
+    dropped what other writers changed), else from the store."""
     cache = ledger.order_cache
     found: dict[str, Order | None] = {}
     missing: list[str] = []
@@ -253,17 +284,9 @@ def load_orders(ledger: Ledger, order_ids: set[str]) -> dict[str, Order | None]:
         order = cache.get(order_id)
         if order is None:
             missing.append(order_id)
+            found[order_id] = None
         else:
             found[order_id] = order
-    if found and ledger.others_recorded():  # else the cache is up to date
-        by_id = {order.id: order for order in found.values() if order is not None}
-        latest = ledger.index.max_versions(list(by_id))
-        for oid, order in by_id.items():
-            if latest.get(oid) != order.version:
-                cache.drop(order.order_id)
-                missing.append(order.order_id)
-    for order_id in missing:
-        found[order_id] = None
     for rebuilt in ledger.load_orders([order_uuid(x) for x in missing]):
         found[rebuilt.order_id] = rebuilt
     return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from eventsourcing.persistence import PersistenceError
 
@@ -21,6 +22,21 @@ STORE = "STORE"
 MAX_LINE_BYTES = 16 * 1024
 
 
+@dataclass(frozen=True)
+class Settled:
+    """What became of a line, once that is durable."""
+
+    line: int
+    status: str  # applied, duplicate, tick, or the refusal's code
+    reason: str | None = None  # the refusal's reason
+    events: int = 0
+    timeouts: int = 0
+
+    @property
+    def refusal(self) -> CommandRefused | None:
+        return None if self.reason is None else CommandRefused(self.status, self.reason)
+
+
 @dataclass
 class IngestReport:
     lines: int = 0
@@ -30,6 +46,19 @@ class IngestReport:
     events: int = 0
     timeouts: int = 0
     refused: Counter[str] = field(default_factory=Counter)
+
+    def add(self, settled: Settled) -> None:
+        self.lines += 1
+        self.events += settled.events
+        self.timeouts += settled.timeouts
+        if settled.reason is not None:
+            self.refused[settled.status] += 1
+        elif settled.status == "tick":
+            self.ticks += 1
+        elif settled.status == "duplicate":
+            self.duplicates += 1
+        else:
+            self.applied += 1
 
     def summary(self) -> str:
         refused = sum(self.refused.values())
@@ -50,51 +79,60 @@ def decode_line(raw: bytes) -> str:
         raise CommandRefused("INPUT", f"not valid UTF-8 at byte {e.start}") from None
 
 
+class Share(Protocol):
+    """A parallel ingest worker's part of a file (see `aftersales.workers`)."""
+
+    def take(self, number: int, text: str | None) -> bool:
+        """Whether this worker decides the line (text None: not readable as text)."""
+
+    def must_wait(self, number: int) -> bool:
+        """Whether the line must wait for other workers (it is then decided after
+        `wait`, once this worker's earlier lines are settled)."""
+
+    def wait(self, number: int) -> None: ...
+
+    def settled_upto(self, number: int) -> None:
+        """Every line up to `number` that this worker decides is settled and durable."""
+
+
 def ingest(
     ledger: Ledger,
     lines: Iterable[bytes],
     on_refused: Callable[[int, CommandRefused], None],
     on_line: Callable[[int], None] = lambda n: None,
-    on_done: Callable[[int, str], None] = lambda number, status: None,
+    on_done: Callable[[Settled], None] = lambda settled: None,
     batch: int = BATCH,
+    share: Share | None = None,
 ) -> IngestReport:
     """Apply each line; report each refusal and go on.  Blank lines are skipped.
 
     Up to `batch` lines are recorded in one transaction (group commit, ticks included;
-    `aftersales.group_commit`).  `on_done(line, status)` is called, in line order, once a
-    line's outcome is durable: `applied`, `duplicate`, `tick`, or the refusal code.
+    `aftersales.group_commit`).  `on_done` hears of each line, in line order, once its
+    outcome is durable.  A parallel ingest's worker decides only the lines its `share`
+    gives it.
     """
     report = IngestReport()
     pending: list[tuple[int, OrderCommand | Tick | CommandRefused]] = []
 
     def settle(number: int, result: object, kind: str) -> None:
         if isinstance(result, CommandRefused):
-            report.refused[result.code] += 1
+            settled = Settled(number, result.code, result.reason)
             on_refused(number, result)
-            on_done(number, result.code)
-            return
-        if isinstance(result, Exception):
+        elif isinstance(result, Exception):
             # The store failed (or conflicts outlasted the retries): nothing of this line
             # was recorded; report it like a refusal and go on.
-            report.refused[STORE] += 1
-            on_refused(number, CommandRefused(STORE, f"{type(result).__name__}: {result}"))
-            on_done(number, STORE)
-            return
-        assert isinstance(result, Outcome)
-        if kind == "tick":
-            report.ticks += 1
-            status = "tick"
-        elif result.duplicate:
-            report.duplicates += 1
-            status = "duplicate"
+            refusal = CommandRefused(STORE, f"{type(result).__name__}: {result}")
+            settled = Settled(number, STORE, refusal.reason)
+            on_refused(number, refusal)
         else:
-            report.applied += 1
-            status = "applied"
-        report.events += result.events
-        report.timeouts += result.timeouts
-        on_done(number, status)
+            assert isinstance(result, Outcome)
+            status = ("tick" if kind == "tick" else
+                      "duplicate" if result.duplicate else "applied")
+            settled = Settled(number, status, None, result.events, result.timeouts)
+        report.add(settled)
+        on_done(settled)
 
-    def flush() -> None:
+    def flush(upto: int) -> None:
         items = [x for _, x in pending if not isinstance(x, CommandRefused)]
         results = iter(_run(ledger, items, batch))
         for number, item in pending:
@@ -103,21 +141,34 @@ def ingest(
             else:
                 settle(number, next(results), "tick" if isinstance(item, Tick) else "command")
         pending.clear()
+        if share is not None:
+            share.settled_upto(upto)
 
+    number = 0
+    item: OrderCommand | Tick | CommandRefused
     for number, raw in enumerate(lines, start=1):
         on_line(len(raw))
         if not raw.strip():
             continue
-        report.lines += 1
         try:
-            command = parse_command(decode_line(raw))
+            text = decode_line(raw)
         except CommandRefused as refusal:
-            pending.append((number, refusal))
-            continue
-        pending.append((number, command))
+            text, item = None, refusal
+        if share is not None:
+            if not share.take(number, text):
+                continue
+            if share.must_wait(number):
+                flush(number - 1)
+                share.wait(number)
+        if text is not None:
+            try:
+                item = parse_command(text)
+            except CommandRefused as refusal:
+                item = refusal
+        pending.append((number, item))
         if len(pending) >= batch:
-            flush()
-    flush()
+            flush(number)
+    flush(number)
     return report
 
 

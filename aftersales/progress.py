@@ -27,6 +27,16 @@ class Progress:
         if self.enabled and time.monotonic() - self._shown > 0.1:
             self._draw()
 
+    def count(self) -> None:
+        """One more item, its size told by `reach`."""
+        self.items += 1
+
+    def reach(self, done: int) -> None:
+        """The size done so far (a file offset, say)."""
+        self.done = done
+        if self.enabled and time.monotonic() - self._shown > 0.1:
+            self._draw()
+
     def advance_by(self, n: int) -> None:
         """`n` items of size one at once (a batch)."""
         self.done += n

@@ -63,9 +63,11 @@ class FastJSONTranscoder(JSONTranscoder):
             elif kind not in _PLAIN:
                 return super().encode(obj)
         try:
-            return orjson.dumps(obj if tagged is None else tagged)
+            written = orjson.dumps(obj if tagged is None else tagged)
         except orjson.JSONEncodeError:
             return super().encode(obj)
+        # orjson's bytes keep its 4 KiB buffer; a batch holds thousands: copy them compact.
+        return b"%b" % (written,)
 
     def decode(self, data: bytes) -> Any:
         try:

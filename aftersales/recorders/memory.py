@@ -11,6 +11,7 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 
+from aftersales.partition import Partition
 from aftersales.recorders.rows import CommandRow, DeadlineRow
 
 
@@ -29,9 +30,9 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
                 if x.command_id in self._commands:
                     raise IntegrityError(f"command id {x.command_id} already recorded")
             ids = super()._insert_events(stored_events, **kwargs)
-            positions: list[int] | None = kwargs.get("positions")
+            positions: list[tuple[int, int]] | None = kwargs.get("positions")
             if positions is not None and ids:
-                positions.append(max(ids))
+                positions.append((min(ids), max(ids)))
             for x in commands:
                 self._commands[x.command_id] = x.digest
             for oid, row in kwargs.get("deadlines", {}).items():
@@ -52,11 +53,12 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
             self._put_deadline(originator_id, row)
             return True
 
-    def due_orders(self, before: datetime, limit: int,
-                   since: datetime | None = None) -> list[tuple[UUID, str]]:
+    def due_orders(self, before: datetime, limit: int, since: datetime | None = None,
+                   partition: Partition | None = None) -> list[tuple[UUID, str]]:
         with self._database_lock:
             due = sorted((r.deadline, oid, r.order_id) for oid, r in self._deadlines.items()
-                         if r.deadline < before and (since is None or r.deadline >= since))
+                         if r.deadline < before and (since is None or r.deadline >= since)
+                         and (partition is None or partition.owns_id(oid)))
             return [(oid, order_id) for _, oid, order_id in due[:limit]]
 
     def command_digest(self, command_id: str) -> str | None:
@@ -67,10 +69,16 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
         with self._database_lock:
             return {x: self._commands[x] for x in command_ids if x in self._commands}
 
-    def max_versions(self, originator_ids: Sequence[UUID]) -> dict[UUID, int]:
-        with self._database_lock:
-            return {x: len(self._stored_events_index[str(x)]) for x in originator_ids
-                    if self._stored_events_index.get(str(x))}
+    def recorded_between(self, after: int, upto: int, partition: Partition | None = None
+                         ) -> list[tuple[int, UUID]]:
+        found = []
+        for n in self.select_notifications(after, upto - after, stop=upto,
+                                           inclusive_of_start=False):
+            oid = n.originator_id
+            assert isinstance(oid, UUID)
+            if partition is None or partition.owns_id(oid):
+                found.append((n.id, oid))
+        return found
 
     def select_events_many(
         self, originator_ids: Sequence[UUID]

@@ -15,10 +15,13 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
+from aftersales.partition import Partition
 from aftersales.recorders.rows import CommandRow, DeadlineRow
 from aftersales.retry import retrying
 
 DDL_ATTEMPTS = 5
+#: An order's shard (aftersales/partition.py): the low four bits of its id.
+SHARD = "(get_byte(uuid_send(originator_id), 15) & 15)"
 EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 
 
@@ -38,12 +41,21 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             .format(s=schema),
             "due": SQL("SELECT originator_id, order_id FROM {s}.ledger_deadlines "
                        "WHERE due < %s AND due >= %s ORDER BY due LIMIT %s").format(s=schema),
+            # The shard: the id's low four bits (see aftersales/partition.py).
+            "due_mine": SQL("SELECT originator_id, order_id FROM {s}.ledger_deadlines "
+                            "WHERE due < %s AND due >= %s "
+                            "AND " + SHARD + " %% %s = %s "
+                            "ORDER BY due LIMIT %s").format(s=schema),
             "digest": SQL("SELECT digest FROM {s}.ledger_commands WHERE command_id = %s")
             .format(s=schema),
             "digests": SQL("SELECT command_id, digest FROM {s}.ledger_commands "
                            "WHERE command_id = ANY(%s)").format(s=schema),
-            "versions": SQL("SELECT originator_id, MAX(originator_version) AS v FROM {s}.{t} "
-                            "WHERE originator_id = ANY(%s) GROUP BY originator_id").format(
+            "between": SQL("SELECT notification_id, originator_id FROM {s}.{t} "
+                           "WHERE notification_id > %s AND notification_id <= %s").format(
+                s=schema, t=Identifier(self.events_table_name)),
+            "between_mine": SQL("SELECT notification_id, originator_id FROM {s}.{t} "
+                                "WHERE notification_id > %s AND notification_id <= %s "
+                                "AND " + SHARD + " %% %s = %s").format(
                 s=schema, t=Identifier(self.events_table_name)),
             "many": SQL("SELECT originator_id, originator_version, topic, state FROM {s}.{t} "
                         "WHERE originator_id = ANY(%s) "
@@ -128,10 +140,14 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             self._put_deadline(curs, originator_id, row)
             return True
 
-    def due_orders(self, before: datetime, limit: int,
-                   since: datetime | None = None) -> list[tuple[UUID, str]]:
+    def due_orders(self, before: datetime, limit: int, since: datetime | None = None,
+                   partition: Partition | None = None) -> list[tuple[UUID, str]]:
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(self._q["due"], (before, since or EARLIEST, limit), prepare=True)
+            if partition is None:
+                curs.execute(self._q["due"], (before, since or EARLIEST, limit), prepare=True)
+            else:
+                curs.execute(self._q["due_mine"], (before, since or EARLIEST, partition.count,
+                                                   partition.index, limit), prepare=True)
             return [(r["originator_id"], r["order_id"]) for r in curs.fetchall()]
 
     def command_digest(self, command_id: str) -> str | None:
@@ -145,10 +161,15 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             curs.execute(self._q["digests"], (list(command_ids),), prepare=True)
             return {str(r["command_id"]): str(r["digest"]) for r in curs.fetchall()}
 
-    def max_versions(self, originator_ids: Sequence[UUID]) -> dict[UUID, int]:
+    def recorded_between(self, after: int, upto: int, partition: Partition | None = None
+                         ) -> list[tuple[int, UUID]]:
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(self._q["versions"], (list(originator_ids),), prepare=True)
-            return {r["originator_id"]: int(r["v"]) for r in curs.fetchall()}
+            if partition is None:
+                curs.execute(self._q["between"], (after, upto), prepare=True)
+            else:
+                curs.execute(self._q["between_mine"], (after, upto, partition.count,
+                                                       partition.index), prepare=True)
+            return [(r["notification_id"], r["originator_id"]) for r in curs.fetchall()]
 
     def select_events_many(
         self, originator_ids: Sequence[UUID]

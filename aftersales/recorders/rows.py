@@ -9,6 +9,8 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
+from aftersales.partition import Partition
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -34,10 +36,10 @@ class CommandRow(NamedTuple):
 class LedgerRecorder(Protocol):
     """What the ledger needs beside an ApplicationRecorder."""
 
-    def due_orders(self, before: datetime, limit: int,
-                   since: datetime | None = None) -> list[tuple[UUID, str]]:
+    def due_orders(self, before: datetime, limit: int, since: datetime | None = None,
+                   partition: Partition | None = None) -> list[tuple[UUID, str]]:
         """(originator id, order id) of orders with a deadline before `before` (and not
-        before `since`), earliest first."""
+        before `since`; of the partition's orders only), earliest first."""
 
     def command_digest(self, command_id: str) -> str | None: ...
 
@@ -50,7 +52,10 @@ class LedgerRecorder(Protocol):
 
     def known_digests(self, command_ids: Sequence[str]) -> dict[str, str]: ...
 
-    def max_versions(self, originator_ids: Sequence[UUID]) -> dict[UUID, int]: ...
+    def recorded_between(self, after: int, upto: int, partition: Partition | None = None
+                         ) -> list[tuple[int, UUID]]:
+        """(notification id, originator id) of the events recorded after position `after`
+        up to `upto` (of the partition's orders only)."""
 
     def select_events_many(
         self, originator_ids: Sequence[UUID]
@@ -67,12 +72,12 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
 
 def sidecar_kwargs(
     deadlines: Mapping[UUID, DeadlineRow | None], commands: Sequence[CommandRow],
-    positions: list[int] | None = None,
+    positions: list[tuple[int, int]] | None = None,
 ) -> dict[str, Any]:
     """The keyword arguments `insert_events` passes down to `_insert_events`: the index
     rows and command ids to write in the events' transaction, and a list to which the
-    recorder appends the highest notification id once the events are inserted (the
-    transaction holds the write lock then, so it is this transaction's last event)."""
+    recorder appends the first and last notification ids of the events once they are
+    inserted (the transaction holds the write lock then: they are contiguous)."""
     return {"deadlines": deadlines, "commands": commands, "positions": positions}
 
 

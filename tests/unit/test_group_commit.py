@@ -97,3 +97,16 @@ def test_an_index_row_behind_its_order_is_set_right_by_an_in_batch_tick(
     results = ledger.execute_batch([cmd.Tick(at=T0 + HOUR)])
     assert timeouts(results) == [0]
     assert [row.deadline for _, row in ledger.index.pending_deadlines()] == [T0 + 24 * HOUR]
+
+
+def test_an_order_changed_by_another_writer_is_reloaded_after_this_one_recorded_more(
+    db_url: str,
+) -> None:
+    first, other = Ledger(db_url), Ledger(db_url)
+    first.execute_batch([place("X"), place("Y")])  # both cached by `first`
+    other.pay(order_id="X", at=T0 + HOUR)  # X changes behind its back
+    assert codes(first.execute_batch([cmd.Pay(order_id="Y", at=T0 + HOUR)])) == ["applied"]
+    ship = cmd.Ship(order_id="X", at=T0 + 2 * HOUR, carrier="SF", tracking_no="1")
+    assert codes(first.execute_batch([ship])) == ["applied"]  # not FLOW on a stale copy
+    first.close()
+    other.close()

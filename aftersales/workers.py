@@ -1,0 +1,337 @@
+"""Parallel ingest: one command file, split by order among worker processes.
+
+Each worker reads the whole file and decides the lines of the orders it owns (and every
+tick, sweeping only its own orders; `aftersales.partition`), with group commit, in file
+order.  An order's events are therefore exactly those of a one-process ingest; only the
+interleaving of different orders in the event log differs.  The calling process is worker
+0; the others run `python -m aftersales.workers`.  A thread of the caller merges what the
+workers settle, line by line in file order, and reports it as a one-process ingest does:
+refusals, `--ack` lines (each once the line is durable), the summary.
+
+Two rules keep the outcome that of a one-process ingest where orders meet:
+
+- a command id given explicitly may be reused on another order's line; the later line is
+  decided only after the worker that owns the earlier one has settled it (so that it is
+  refused as DUPLICATE-ID exactly when the earlier line was applied);
+- a worker decides line n only once every other worker has settled its lines up to
+  n - `window`: workers stay close, which bounds what each remembers of command ids and
+  what the merge holds.
+
+Workers publish how far they have settled in a small shared file (`Progress`).  A worker
+waits only after settling everything it holds, so no two workers ever wait for each
+other.  Workers die with the caller (Linux), and a failed worker ends the ingest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import mmap
+import os
+import pickle
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import BinaryIO, cast
+
+from aftersales.application import Ledger
+from aftersales.collector import tune_for_batch_work
+from aftersales.domain.errors import AftersalesError, CommandRefused
+from aftersales.ingest import BATCH, STORE, IngestReport, Settled, ingest
+from aftersales.partition import EVERY, Partition, route
+
+#: How far ahead of the others a worker may decide: this many file lines per worker and
+#: line of its batch.
+LEAD = 5
+#: The progress of a worker that has settled the whole file.
+END = 2**62
+
+
+class WorkerFailed(AftersalesError):
+    """A worker of a parallel ingest stopped with an error (or was killed)."""
+
+
+class Progress:
+    """Each worker's settled line, in a file every worker maps into memory."""
+
+    def __init__(self, path: str, workers: int) -> None:
+        self.workers = workers
+        with open(path, "r+b") as f:
+            self._map = mmap.mmap(f.fileno(), 8 * workers)
+
+    @staticmethod
+    def create(workers: int) -> str:
+        fd, path = tempfile.mkstemp(prefix="aftersales-progress-")
+        os.write(fd, bytes(8 * workers))
+        os.close(fd)
+        return path
+
+    def __getitem__(self, worker: int) -> int:
+        value: int = struct.unpack_from("q", self._map, 8 * worker)[0]
+        return value
+
+    def __setitem__(self, worker: int, line: int) -> None:
+        struct.pack_into("q", self._map, 8 * worker, line)
+
+    def close(self) -> None:
+        self._map.close()
+
+
+class WorkerShare:
+    """A worker's part of the file, and its waits for the other workers."""
+
+    def __init__(self, partition: Partition, progress: Progress, window: int,
+                 stop: threading.Event | None = None) -> None:
+        self.partition, self.progress, self.window = partition, progress, window
+        self.stop = stop
+        self.others = [k for k in range(partition.count) if k != partition.index]
+        self.seen = [0] * partition.count  # progress last read
+        self.ids: OrderedDict[str, tuple[int, int]] = OrderedDict()  # id: (line, owner)
+        self.needs: list[tuple[int, int]] = []  # (worker, line) the current line waits for
+        self.on_settled: Callable[[int], None] = lambda number: None
+
+    def take(self, number: int, text: str | None) -> bool:
+        if self.stop is not None and self.stop.is_set():
+            raise WorkerFailed("another worker of this ingest failed")
+        found = route(text, self.partition.count) if text is not None else None
+        owner = 0 if found is None else found.owner
+        mine = owner in (EVERY, self.partition.index)
+        floor = number - self.window
+        self.needs = [(k, floor) for k in self.others if mine and not self._reached(k, floor)]
+        command_id = None if found is None else found.command_id
+        if command_id is not None:
+            earlier = self.ids.pop(command_id, None)
+            if mine and earlier is not None and earlier[1] != owner:
+                line, worker = earlier
+                if not self._reached(worker, line):
+                    self.needs.append((worker, line))
+            self.ids[command_id] = (number, owner)
+        while self.ids and next(iter(self.ids.values()))[0] < floor:
+            self.ids.popitem(last=False)  # settled by every worker: see the window rule
+        return mine
+
+    def _reached(self, worker: int, line: int) -> bool:
+        if self.seen[worker] < line:
+            self.seen[worker] = self.progress[worker]
+        return self.seen[worker] >= line
+
+    def must_wait(self, number: int) -> bool:
+        return bool(self.needs)
+
+    def wait(self, number: int) -> None:
+        for worker, line in self.needs:
+            while not self._reached(worker, line):
+                if self.stop is not None and self.stop.is_set():
+                    raise WorkerFailed("another worker of this ingest failed")
+                time.sleep(0.002)
+        self.needs = []
+
+    def settled_upto(self, number: int) -> None:
+        self.progress[self.partition.index] = number
+        self.on_settled(number)
+
+
+@dataclass
+class _Reader:
+    """The file's lines, counting the bytes read (for the progress line)."""
+
+    stream: BinaryIO
+    offset: int = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for raw in self.stream:
+            self.offset += len(raw)
+            yield raw
+
+
+@dataclass
+class _Job:
+    url: str
+    path: str
+    workers: int
+    batch: int
+    window: int
+    progress: str  # the Progress file
+
+
+def _run_worker(job: _Job, index: int, out: Connection,
+                stop: threading.Event | None = None) -> None:
+    """Ingest worker `index`'s share of the file, sending what it settles to `out`."""
+    partition = Partition(index, job.workers)
+    progress = Progress(job.progress, job.workers)
+    share = WorkerShare(partition, progress, job.window, stop)
+    settled: list[tuple[object, ...]] = []
+    try:
+        with open(job.path, "rb") as stream:
+            reader = _Reader(stream)
+
+            def send(number: int) -> None:
+                out.send(("settled", settled[:], reader.offset))
+                settled.clear()
+
+            share.on_settled = send
+            ledger = Ledger(job.url, partition=partition, create_tables=False)
+            try:
+                ingest(ledger, reader, lambda number, refusal: None,
+                       on_done=lambda s: settled.append(
+                           (s.line, s.status, s.reason, s.events, s.timeouts)),
+                       batch=job.batch, share=share)
+            finally:
+                ledger.close()
+        progress[index] = END
+        out.send(("done",))
+    finally:
+        progress.close()
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this worker when the process that started it dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def main() -> None:
+    """`python -m aftersales.workers`: a worker; its job and index arrive on stdin."""
+    _die_with_parent()
+    tune_for_batch_work()
+    job, index, fd = pickle.load(sys.stdin.buffer)
+    out = Connection(fd, readable=False)
+    try:
+        _run_worker(job, index, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            out.send(("error", traceback.format_exc(limit=8)))
+        sys.exit(1)
+
+
+@dataclass
+class _Merge:
+    """The caller's thread that merges the workers' lines into file order."""
+
+    pipes: list[Connection]
+    on_settled: Callable[[Settled], None]
+    on_progress: Callable[[int], None]
+    stop: threading.Event
+    report: IngestReport = field(default_factory=IngestReport)
+    error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._merge()
+        except BaseException as e:  # raised again in the caller's thread
+            self.error = e
+            self.stop.set()
+
+    def _merge(self) -> None:
+        n = len(self.pipes)
+        queues: list[deque[Settled]] = [deque() for _ in range(n)]
+        finished = [False] * n
+        offsets = [0] * n
+        while True:
+            while all(q or f for q, f in zip(queues, finished, strict=True)) and any(queues):
+                number = min(q[0].line for q in queues if q)
+                settled = _combine([q.popleft() for q in queues if q and q[0].line == number])
+                self.report.add(settled)
+                self.on_settled(settled)
+            if all(finished):
+                return
+            live = [p for p, f in zip(self.pipes, finished, strict=True) if not f]
+            for pipe in cast(list[Connection], wait(live)):
+                k = self.pipes.index(pipe)
+                try:
+                    message = pipe.recv()
+                except EOFError:
+                    raise WorkerFailed(f"ingest worker {k} stopped") from None
+                if message[0] == "settled":
+                    queues[k].extend(Settled(*x) for x in message[1])
+                    offsets[k] = message[2]
+                    self.on_progress(min(offsets))
+                elif message[0] == "done":
+                    finished[k] = True
+                else:
+                    raise WorkerFailed(f"ingest worker {k} failed:\n{message[1]}")
+
+
+def ingest_in_parallel(
+    url: str,
+    path: str,
+    workers: int,
+    on_refused: Callable[[int, CommandRefused], None],
+    on_done: Callable[[Settled], None] = lambda settled: None,
+    on_progress: Callable[[int], None] = lambda offset: None,
+    batch: int = BATCH,
+) -> IngestReport:
+    """Ingest the file at `path` with `workers` processes (this one included); report as
+    `ingest` does.  `on_progress` hears the bytes of the file every worker has settled."""
+    job = _Job(url, path, workers, batch, LEAD * max(batch, 1) * workers,
+               Progress.create(workers))
+    pipes: list[Connection] = []
+    outs: list[Connection] = []
+    procs: list[subprocess.Popen[bytes]] = []
+    stop = threading.Event()
+
+    def settled(s: Settled) -> None:
+        if (refusal := s.refusal) is not None:
+            on_refused(s.line, refusal)
+        on_done(s)
+
+    merge = _Merge(pipes, settled, on_progress, stop)
+    thread = threading.Thread(target=merge.run, name="aftersales-merge", daemon=True)
+    try:
+        for k in range(workers):
+            read, write = os.pipe()
+            pipes.append(Connection(read, writable=False))
+            if k == 0:
+                outs.append(Connection(write, readable=False))
+                continue
+            proc = subprocess.Popen([sys.executable, "-m", "aftersales.workers"],
+                                    stdin=subprocess.PIPE, pass_fds=(write,))
+            os.close(write)
+            procs.append(proc)
+            assert proc.stdin is not None
+            proc.stdin.write(pickle.dumps((job, k, write)))
+            proc.stdin.close()
+        thread.start()
+        try:
+            _run_worker(job, 0, outs[0], stop)
+        except BaseException as e:
+            if merge.error is None:
+                raise
+            raise merge.error from e
+        thread.join()
+        if merge.error is not None:
+            raise merge.error
+        return merge.report
+    finally:
+        stop.set()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        for connection in pipes + outs:
+            connection.close()
+        os.unlink(job.progress)
+
+
+def _combine(parts: list[Settled]) -> Settled:
+    """One line's outcome from the workers that decided it (several only for a tick)."""
+    if len(parts) == 1:
+        return parts[0]
+    refused = [p for p in parts if p.reason is not None]
+    if refused:  # a tick every worker refused alike, or one whose sweep failed somewhere
+        return next((p for p in refused if p.status == STORE), refused[0])
+    return Settled(parts[0].line, "tick", None, sum(p.events for p in parts),
+                   sum(p.timeouts for p in parts))
+
+
+if __name__ == "__main__":
+    main()
