@@ -162,12 +162,12 @@ class Ledger(Application[UUID]):
         top = self.recorder.max_notification_id() or 0
         if top == cache.checked:
             return
-        if not cache or top - cache.checked > CACHE_CHECK_LIMIT:
+        others = cache.others(top)
+        if cache and sum(b - a for a, b in others) > CACHE_CHECK_LIMIT:
             cache.clear()
-        else:
-            for position, oid in self.index.recorded_between(cache.checked, top,
-                                                             self.partition):
-                if not cache.own(position):
+        elif cache:
+            for after, upto in others:
+                for _, oid in self.index.recorded_between(after, upto, self.partition):
                     cache.drop_id(oid)
         cache.checked_upto(top)
 

@@ -87,8 +87,18 @@ class OrderCache:
         """This process recorded the events at these positions."""
         self._own.append((first, last))
 
-    def own(self, position: int) -> bool:
-        return any(first <= position <= last for first, last in self._own)
+    def others(self, upto: int) -> list[tuple[int, int]]:
+        """The log positions after `checked` up to `upto` that this process did not record,
+        as (after, upto) ranges."""
+        gaps = []
+        after = self.checked
+        for first, last in sorted(self._own):
+            if first - 1 > after:
+                gaps.append((after, min(first - 1, upto)))
+            after = max(after, last)
+        if upto > after:
+            gaps.append((after, upto))
+        return [(a, b) for a, b in gaps if b > a]
 
     def checked_upto(self, position: int) -> None:
         self.checked = position

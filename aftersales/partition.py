@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import NamedTuple
 from uuid import UUID
 
 import orjson
@@ -52,8 +53,7 @@ class Partition:
         return shard_of_id(originator_id) % self.count == self.index
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(NamedTuple):
     """Where a line of a command file goes: its worker (`EVERY` for a tick) and its
     explicit command id, if it has one."""
 

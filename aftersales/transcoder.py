@@ -20,7 +20,9 @@ from datetime import datetime, timezone, tzinfo
 from typing import Any
 
 import orjson
-from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder
+from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Transcoding
+
+from aftersales.zones import shared_zone
 
 _DATETIME = datetime
 #: The values of the objects orjson writes here; anything else takes the library's path.
@@ -44,6 +46,12 @@ class FastJSONTranscoder(JSONTranscoder):
     def __init__(self) -> None:
         super().__init__()
         self._zones: dict[tzinfo | None, bool] = {}
+        self._zones_shared = False
+
+    def register(self, transcoding: Transcoding) -> None:
+        super().register(transcoding)
+        # Datetimes read back share one zone object per offset (`aftersales.zones`).
+        self._zones_shared = isinstance(self.names.get("datetime_iso"), DatetimeAsISO)
 
     def encode(self, obj: Any) -> bytes:
         if type(obj) is not dict or not isinstance(self.types.get(_DATETIME), DatetimeAsISO):
@@ -86,7 +94,11 @@ class FastJSONTranscoder(JSONTranscoder):
                     value[key] = self._revive(item)
                 elif kind is float:
                     raise _Inexact
-            return self._decode_obj(value) if len(value) == 2 else value
+            if len(value) != 2:
+                return value
+            if value.get("_type_") == "datetime_iso" and self._zones_shared:
+                return shared_zone(datetime.fromisoformat(value["_data_"]))
+            return self._decode_obj(value)
         if type(value) is list:
             return [self._revive(x) for x in value]
         if type(value) is float:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aftersales import CommandRefused, parse_command
-from aftersales.commands import PlaceOrder, RequestReturn
+from aftersales.commands import Command, PlaceOrder, RequestReturn
 
 AT = "2026-03-01T10:00:00+08:00"
 
@@ -106,6 +108,15 @@ def test_defaults_are_part_of_the_content() -> None:
     assert RequestReturn.model_fields["amount"].default is None
 
 
+def canonical_digest(command: object) -> str:
+    """The command id's digest as first defined: `json.dumps` of the model's JSON dump."""
+    assert isinstance(command, Command)
+    content = command.model_dump(mode="json", exclude={"command_id"})
+    content["at"] = command.at.astimezone(UTC).isoformat()
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":"))
+                          .encode()).hexdigest()
+
+
 @pytest.mark.parametrize("fields", [
     {"command": "place_order", "order_id": "D1", "at": AT, "payment": "cod",
      "merchant_id": "M", "user_id": "U", "goods_amount": 1},
@@ -113,12 +124,18 @@ def test_defaults_are_part_of_the_content() -> None:
     {"command": "request_return", "order_id": "D1", "at": AT, "reason": "x"},
     {"command": "upload_refund_voucher", "order_id": "D1", "at": AT, "voucher_ref": "V",
      "amount": 5, "command_id": "c-1"},
-    {"command": "tick", "at": "2026-03-01T02:00:00Z"},
+    {"command": "tick", "at": "2026-03-01T02:00:00.000123Z"},
 ])
 def test_identity_is_the_digest_of_the_models_json_dump(fields: dict[str, object]) -> None:
     command = parse_command(json.dumps(fields))
-    content = command.model_dump(mode="json", exclude={"command_id"})
-    content["at"] = command.at.astimezone(UTC).isoformat()
-    digest = hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":"))
-                            .encode()).hexdigest()
+    digest = canonical_digest(command)
     assert command.identity() == (command.command_id or f"sha256:{digest[:40]}", digest)
+
+
+@given(reason=st.text(max_size=40), at=st.datetimes(
+    min_value=datetime(1970, 1, 2), max_value=datetime(2199, 12, 30),
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=8)),
+                               timezone(timedelta(hours=-3, minutes=-30))])))
+def test_identity_of_any_text_and_time_is_that_digest(reason: str, at: datetime) -> None:
+    command = RequestReturn(order_id="D1", at=at, reason=reason)
+    assert command.identity()[1] == canonical_digest(command)

@@ -110,3 +110,15 @@ def test_an_order_changed_by_another_writer_is_reloaded_after_this_one_recorded_
     assert codes(first.execute_batch([ship])) == ["applied"]  # not FLOW on a stale copy
     first.close()
     other.close()
+
+
+def test_the_cache_looks_only_at_log_positions_other_writers_recorded() -> None:
+    cache = group_commit.OrderCache()
+    cache.checked_upto(10)
+    assert cache.others(15) == [(10, 15)]
+    cache.recorded(11, 20)  # this process's own events
+    cache.recorded(31, 40)
+    assert cache.others(20) == []
+    assert cache.others(50) == [(20, 30), (40, 50)]
+    cache.checked_upto(40)
+    assert cache.others(45) == [(40, 45)]
