@@ -1,8 +1,9 @@
 """`aftersales bench`: the standard workload's figures, each beside a baseline measured in
 the same run (these machines are noisy: compare ratios, and medians of several runs).
 
-Ingest and rebuild run as subprocesses of the real command line (their peak memory is
-read from the kernel with wait4); the baselines, the sweep and as-of run in-process.
+Ingest and rebuild run as subprocesses of the real command line (their peak memory, with
+the workers they start, is sampled by `aftersales.rss`); the baselines, the sweep and
+as-of run in-process.
 """
 
 from __future__ import annotations
@@ -24,20 +25,10 @@ from typing import Any
 
 from aftersales.application import Ledger
 from aftersales.commands import OrderCommand, parse_command
+from aftersales.rss import TreePeak
 from aftersales.store import postgres_target, redacted
+from aftersales.workers import default_workers
 from aftersales.workload import START, Workload, generate
-
-#: Runs `aftersales ARGS` and writes its peak resident memory (kB) to the file `argv[1]`.
-_MEASURED = """
-import atexit, sys
-from aftersales.cli import main
-def hwm():
-    for line in open('/proc/self/status'):
-        if line.startswith('VmHWM:'):
-            open(sys.argv[1], 'w').write(line.split()[1])
-atexit.register(hwm)
-sys.exit(main(sys.argv[2:]))
-"""
 
 TARGETS = {
     "ingest_sqlite_commands_per_s": 20_000,
@@ -79,32 +70,20 @@ class Bench:
 
     # --- measurements ------------------------------------------------------------------
 
-    def cli(self, *args: str, parallel: int = 1, files: list[Path] | None = None
-            ) -> tuple[float, float]:
-        """Run the command line (`parallel` copies, one per file); (seconds, peak MB).
-
-        The peak is each process's own high-water mark (`VmHWM` of its memory map, read as
-        it exits): `ru_maxrss` would also count the bench's own memory at fork time."""
+    def cli(self, *args: str) -> tuple[float, float]:
+        """Run the command line; (seconds, peak MB of it and of the workers it starts,
+        `aftersales.rss`)."""
         env = {k: v for k, v in os.environ.items() if k != "AFTERSALES_DB"}
         started = time.perf_counter()
-        procs = []
-        for n in range(parallel):
-            extra = [str(files[n])] if files else []
-            hwm = self.workdir / f"hwm-{n}.txt"
-            hwm.unlink(missing_ok=True)
-            procs.append((subprocess.Popen(
-                [sys.executable, "-c", _MEASURED, str(hwm), *args, *extra], env=env,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), hwm))
-        peak = 0.0
-        for proc, hwm in procs:
+        proc = subprocess.Popen([sys.executable, "-m", "aftersales", *args], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with TreePeak(proc.pid) as peak:
             if proc.wait() != 0:
                 raise RuntimeError(f"aftersales {' '.join(args)} exited {proc.returncode}")
-            peak = max(peak, int(hwm.read_text()) / 1024)
-        elapsed = time.perf_counter() - started
-        return elapsed, peak
+        return time.perf_counter() - started, peak.megabytes
 
-    def ingest(self, path: Path, url: str) -> tuple[float, float]:
-        return self.cli("ingest", str(path), "--no-project", "--db", url)
+    def ingest(self, path: Path, url: str, *options: str) -> tuple[float, float]:
+        return self.cli("ingest", str(path), "--no-project", "--db", url, *options)
 
     def rebuild(self, url: str) -> tuple[float, float]:
         return self.cli("rebuild", "--db", url)
@@ -253,6 +232,7 @@ class Bench:
         baseline = statistics.median(self.raw_sqlite_insert(rows) for _ in range(self.repeat))
         report["ingest_sqlite"] = {
             "commands_per_s": ingest_rate, "events": len(rows),
+            "workers": default_workers(path.stat().st_size),
             "baseline_raw_insert_rows_per_s": baseline, "ratio": ingest_rate / baseline,
             "peak_memory_mb": max(p for _, p in runs)}
         self.say(f"raw executemany baseline: {baseline:,.0f} rows/s")
@@ -295,23 +275,14 @@ class Bench:
 
     def postgres(self, path: Path, rows: list[tuple[Any, ...]], commands: int
                  ) -> dict[str, float]:
-        """Two ingesting processes on disjoint halves of the orders (ticks left out)."""
+        """The whole workload, ticks included, ingested by two processes (`--workers 2`:
+        the orders split between them)."""
         assert self.db is not None
-        halves: list[list[str]] = [[], []]
-        for line in path.read_text().splitlines():
-            doc = json.loads(line)
-            if doc["command"] != "tick":
-                halves[hash(doc["order_id"]) % 2].append(line)
-        files = []
-        for n, half in enumerate(halves):
-            files.append(self.workdir / f"half{n}.jsonl")
-            files[-1].write_text("\n".join(half) + "\n")
         runs = []
         for n in range(self.repeat):
             url = _fresh_schema(self.db, f"bench_{os.getpid()}_{n}")
-            seconds, _ = self.cli("ingest", "--no-project", "--db", url, parallel=2,
-                                  files=files)
-            runs.append(sum(len(h) for h in halves) / seconds)
+            seconds, _ = self.ingest(path, url, "--workers", "2")
+            runs.append(commands / seconds)
             self.say(f"postgres ingest run {n + 1}: {runs[-1]:,.0f} commands/s (2 processes)")
         baseline = statistics.median(self.raw_postgres_insert(url, rows)
                                      for _ in range(self.repeat))

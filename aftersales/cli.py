@@ -29,16 +29,13 @@ from aftersales.partition import SHARDS
 from aftersales.progress import Progress
 from aftersales.status import history_entry, render_history, render_status, status_document
 from aftersales.store import DEFAULT_URL, ENV_VAR, redacted
-from aftersales.workers import ingest_in_parallel
+from aftersales.workers import PARALLEL_FROM, default_workers, ingest_in_parallel
 from aftersales.workload import Workload, generate
 from projections.queries import SCORECARD, list_violations, render, scorecard
 from projections.runner import BATCH as PROJECTION_BATCH
 from projections.runner import Runner, verify
 from projections.schema import SCHEMA_VERSION
 from projections.views import VIEWS_ENV_VAR, ReadModels, views_url
-
-#: Files this large are ingested by several processes (one per core, up to four).
-PARALLEL_FROM = 16 << 20
 
 VIOLATION_COLUMNS = ("deadline", "rule", "merchant_id", "order_id", "case_no",
                      "consequence", "penalty")
@@ -104,7 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poll", type=float, default=0.5, help="seconds between polls (--follow)")
     p.add_argument("--batch", type=int, default=PROJECTION_BATCH,
                    help=f"events per transaction (default {PROJECTION_BATCH})")
-    sub.add_parser("rebuild", parents=[db], help="drop the read models and replay all events")
+    p = sub.add_parser("rebuild", parents=[db], help="drop the read models and replay all events")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes, each replaying a range of orders (default: one per core, "
+                   "up to 4, for 100,000 events or more; else 1)")
     sub.add_parser("verify", parents=[db],
                    help="rebuild into a scratch database and compare with the read models")
     p = sub.add_parser("db", parents=[db], help="operators: create or check the store")
@@ -226,10 +226,9 @@ def _workers(args: argparse.Namespace, ledger: Ledger, size: int | None) -> int 
             return "parallel ingest reads a file into a durable store, not standard input " \
                    "or memory:"
         return int(args.workers)
-    if size is None or size < PARALLEL_FROM or args.batch <= 1 \
-            or ledger.url.startswith("memory:"):
+    if args.batch <= 1 or ledger.url.startswith("memory:"):
         return 1
-    return min(os.cpu_count() or 1, 4)
+    return default_workers(size)
 
 
 def cmd_tick(ledger: Ledger, args: argparse.Namespace) -> int:
@@ -336,7 +335,10 @@ def cmd_rebuild(ledger: Ledger, args: argparse.Namespace) -> int:
         total = ledger.recorder.max_notification_id() or 0
         progress = Progress("rebuild", total, unit="events")
         started = time.perf_counter()
-        done = runner.rebuild(progress.advance_by)
+        if args.workers is not None and not 1 <= args.workers <= 16:
+            print("aftersales: --workers takes 1 to 16", file=sys.stderr)
+            return 2
+        done = runner.rebuild(progress.advance_by, args.workers)
         progress.close()
         elapsed = time.perf_counter() - started
         print(f"rebuilt the read models from {done} events in {elapsed:.1f}s "

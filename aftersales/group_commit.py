@@ -37,8 +37,8 @@ from aftersales.recorders.rows import CommandRow, DeadlineRow
 if TYPE_CHECKING:
     from aftersales.application import Ledger
 
-#: Orders kept between batches (about 2 KB each).
-CACHE_SIZE = 10_000
+#: Orders kept between batches (about 1.4 KB each).
+CACHE_SIZE = 20_000
 #: A tick with more orders due than this is swept on its own (`Ledger.tick`).
 TICK_LIMIT = 2_000
 
@@ -221,7 +221,9 @@ class _Batch:
             row = deadline_row(order)
             if row != self.indexed[order_id]:
                 changed[order.id] = row
-        self.ledger.record(list(self.touched.values()), rows, changed)
+        # In key order, the inserts walk each index once (fewer pages read back).
+        orders = sorted(self.touched.values(), key=lambda order: order.id.hex)
+        self.ledger.record(orders, rows, changed)
 
     def load(self, order_ids: Iterable[str]) -> set[str]:
         """Add orders to the working set (from the cache where it is up to date, else from

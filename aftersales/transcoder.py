@@ -22,9 +22,8 @@ from typing import Any
 import orjson
 from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Transcoding
 
-from aftersales.zones import shared_zone
-
 _DATETIME = datetime
+_FROM_ISO = datetime.fromisoformat
 #: The values of the objects orjson writes here; anything else takes the library's path.
 _PLAIN = frozenset({str, int, bool, type(None), datetime})
 
@@ -46,12 +45,11 @@ class FastJSONTranscoder(JSONTranscoder):
     def __init__(self) -> None:
         super().__init__()
         self._zones: dict[tzinfo | None, bool] = {}
-        self._zones_shared = False
+        self._iso_dates = False
 
     def register(self, transcoding: Transcoding) -> None:
         super().register(transcoding)
-        # Datetimes read back share one zone object per offset (`aftersales.zones`).
-        self._zones_shared = isinstance(self.names.get("datetime_iso"), DatetimeAsISO)
+        self._iso_dates = isinstance(self.names.get("datetime_iso"), DatetimeAsISO)
 
     def encode(self, obj: Any) -> bytes:
         if type(obj) is not dict or not isinstance(self.types.get(_DATETIME), DatetimeAsISO):
@@ -90,15 +88,19 @@ class FastJSONTranscoder(JSONTranscoder):
         if type(value) is dict:
             for key, item in value.items():
                 kind = type(item)
-                if kind is dict or kind is list:
+                if kind is dict:
+                    # The library's datetime, read here without its lookups.
+                    data = item.get("_data_") if len(item) == 2 else None
+                    if (type(data) is str and item.get("_type_") == "datetime_iso"
+                            and self._iso_dates):
+                        value[key] = _FROM_ISO(data)
+                    else:
+                        value[key] = self._revive(item)
+                elif kind is list:
                     value[key] = self._revive(item)
                 elif kind is float:
                     raise _Inexact
-            if len(value) != 2:
-                return value
-            if value.get("_type_") == "datetime_iso" and self._zones_shared:
-                return shared_zone(datetime.fromisoformat(value["_data_"]))
-            return self._decode_obj(value)
+            return self._decode_obj(value) if len(value) == 2 else value
         if type(value) is list:
             return [self._revive(x) for x in value]
         if type(value) is float:

@@ -24,36 +24,39 @@ other.  Workers die with the caller (Linux), and a failed worker ends the ingest
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import mmap
 import os
-import pickle
-import signal
 import struct
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import traceback
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from typing import BinaryIO, cast
 
 from aftersales.application import Ledger
-from aftersales.collector import tune_for_batch_work
 from aftersales.domain.errors import AftersalesError, CommandRefused
 from aftersales.ingest import BATCH, STORE, IngestReport, Settled, ingest
 from aftersales.partition import EVERY, Partition, route
+from aftersales.spawn import Spawned, serve, spawn
 
 #: How far ahead of the others a worker may decide: this many file lines per worker and
 #: line of its batch.
 LEAD = 5
 #: The progress of a worker that has settled the whole file.
 END = 2**62
+#: Files this large are ingested by several processes by default (one per core, up to
+#: four): below it, starting a worker costs more than it saves.
+PARALLEL_FROM = 4 << 20
+
+
+def default_workers(size: int | None) -> int:
+    """How many processes ingest a file of `size` bytes (None: standard input)."""
+    if size is None or size < PARALLEL_FROM:
+        return 1
+    return min(os.cpu_count() or 1, 4)
 
 
 class WorkerFailed(AftersalesError):
@@ -153,19 +156,20 @@ class _Reader:
             yield raw
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Job:
     url: str
     path: str
     workers: int
+    index: int  # this worker's
     batch: int
     window: int
     progress: str  # the Progress file
 
 
-def _run_worker(job: _Job, index: int, out: Connection,
-                stop: threading.Event | None = None) -> None:
+def _run_worker(job: _Job, out: Connection, stop: threading.Event | None = None) -> None:
     """Ingest worker `index`'s share of the file, sending what it settles to `out`."""
+    index = job.index
     partition = Partition(index, job.workers)
     progress = Progress(job.progress, job.workers)
     share = WorkerShare(partition, progress, job.window, stop)
@@ -188,29 +192,8 @@ def _run_worker(job: _Job, index: int, out: Connection,
             finally:
                 ledger.close()
         progress[index] = END
-        out.send(("done",))
     finally:
         progress.close()
-
-
-def _die_with_parent() -> None:
-    """Linux: the kernel kills this worker when the process that started it dies."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def main() -> None:
-    """`python -m aftersales.workers`: a worker; its job and index arrive on stdin."""
-    _die_with_parent()
-    tune_for_batch_work()
-    job, index, fd = pickle.load(sys.stdin.buffer)
-    out = Connection(fd, readable=False)
-    try:
-        _run_worker(job, index, out)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            out.send(("error", traceback.format_exc(limit=8)))
-        sys.exit(1)
 
 
 @dataclass
@@ -272,11 +255,12 @@ def ingest_in_parallel(
 ) -> IngestReport:
     """Ingest the file at `path` with `workers` processes (this one included); report as
     `ingest` does.  `on_progress` hears the bytes of the file every worker has settled."""
-    job = _Job(url, path, workers, batch, LEAD * max(batch, 1) * workers,
+    job = _Job(url, path, workers, 0, batch, LEAD * max(batch, 1) * workers,
                Progress.create(workers))
-    pipes: list[Connection] = []
-    outs: list[Connection] = []
-    procs: list[subprocess.Popen[bytes]] = []
+    read, write = os.pipe()
+    pipes = [Connection(read, writable=False)]  # worker 0's, then the spawned ones'
+    out = Connection(write, readable=False)
+    spawned: list[Spawned] = []
     stop = threading.Event()
 
     def settled(s: Settled) -> None:
@@ -287,22 +271,13 @@ def ingest_in_parallel(
     merge = _Merge(pipes, settled, on_progress, stop)
     thread = threading.Thread(target=merge.run, name="aftersales-merge", daemon=True)
     try:
-        for k in range(workers):
-            read, write = os.pipe()
-            pipes.append(Connection(read, writable=False))
-            if k == 0:
-                outs.append(Connection(write, readable=False))
-                continue
-            proc = subprocess.Popen([sys.executable, "-m", "aftersales.workers"],
-                                    stdin=subprocess.PIPE, pass_fds=(write,))
-            os.close(write)
-            procs.append(proc)
-            assert proc.stdin is not None
-            proc.stdin.write(pickle.dumps((job, k, write)))
-            proc.stdin.close()
+        for k in range(1, workers):
+            spawned.append(spawn("aftersales.workers", replace(job, index=k)))
+            pipes.append(spawned[-1].pipe)
         thread.start()
         try:
-            _run_worker(job, 0, outs[0], stop)
+            _run_worker(job, out, stop)
+            out.send(("done",))
         except BaseException as e:
             if merge.error is None:
                 raise
@@ -313,12 +288,10 @@ def ingest_in_parallel(
         return merge.report
     finally:
         stop.set()
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-        for connection in pipes + outs:
-            connection.close()
+        for worker in spawned:
+            worker.stop()
+        pipes[0].close()
+        out.close()
         os.unlink(job.progress)
 
 
@@ -334,4 +307,4 @@ def _combine(parts: list[Settled]) -> Settled:
 
 
 if __name__ == "__main__":
-    main()
+    serve(_run_worker)

@@ -1,24 +1,26 @@
 """Fixed-offset time zones, one object per offset.
 
-Every parsed timestamp would otherwise carry a `timezone` object of its own (56 bytes):
-an order cached in memory holds a dozen timestamps, a batch of commands thousands.
+Every timestamp of a command would otherwise carry a `timezone` object of its own (56
+bytes), and so would the deadlines and events derived from it: a batch holds thousands,
+the order cache tens of thousands.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
-from functools import lru_cache
+from datetime import UTC, timedelta, timezone
+
+_SHARED: dict[timezone, timezone] = {}  # equal zones (same offset) hash alike
+_MOST = 4096
 
 
-@lru_cache(maxsize=4096)
 def zone(offset: timedelta) -> timezone:
     """The one `timezone` object for this offset."""
-    return UTC if not offset else timezone(offset)
+    tz = timezone(offset) if offset else UTC
+    return _SHARED.get(tz) or _share(tz)
 
 
-def shared_zone(at: datetime) -> datetime:
-    """`at` with its fixed offset as the shared `timezone` object for that offset."""
-    tz = at.tzinfo
-    if type(tz) is not timezone or tz is UTC:
-        return at
-    return at.replace(tzinfo=zone(tz.utcoffset(None)))
+def _share(tz: timezone) -> timezone:
+    if len(_SHARED) < _MOST:
+        _SHARED[tz] = tz
+    return tz
+

@@ -8,6 +8,7 @@ rebuilt from the events, never mixed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +43,19 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         utc = value.astimezone(UTC)
         return utc if dialect.name == "postgresql" else utc.replace(tzinfo=None)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def text(value: Any) -> str | None:
+            # SQLite's DATETIME text of the UTC time ("2026-03-01 02:00:00.000000"), as
+            # SQLAlchemy writes it, in one step (tests/unit/test_read_model_types.py).
+            if value is None:
+                return None
+            return str(value.astimezone(UTC).isoformat(" ", "microseconds")[:26])
+
+        return text
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if value is None:

@@ -132,6 +132,9 @@ class ReadModels(TrackingRecorder):
         if version > SCHEMA_VERSION:
             return (f"the read models were built by a newer version (schema {version}; "
                     f"this is {SCHEMA_VERSION}): upgrade aftersales")
+        if version == 0:
+            return ("the read models are being rebuilt (or a rebuild stopped midway): wait, "
+                    "or run `aftersales rebuild`")
         if version < SCHEMA_VERSION:
             return f"the read models are of schema {version}: run `aftersales rebuild`"
         return (f"the read models count business days in {tz}, this process in "

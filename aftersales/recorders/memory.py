@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 
 from aftersales.partition import Partition
@@ -79,6 +79,16 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
             if partition is None or partition.owns_id(oid):
                 found.append((n.id, oid))
         return found
+
+    def events_by_order(self, upto: int, after: tuple[UUID, int] | None, limit: int,
+                        before: UUID | None = None) -> list[Notification]:
+        found = sorted((n for n in self.select_notifications(1, upto, stop=upto)
+                        if before is None or str(n.originator_id) < str(before)),
+                       key=lambda n: (str(n.originator_id), n.originator_version))
+        if after is not None:
+            key = (str(after[0]), after[1])
+            found = [n for n in found if (str(n.originator_id), n.originator_version) > key]
+        return found[:limit]
 
     def select_events_many(
         self, originator_ids: Sequence[UUID]

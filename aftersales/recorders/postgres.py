@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import PersistenceError, StoredEvent
+from eventsourcing.persistence import Notification, PersistenceError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
@@ -50,6 +50,17 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             .format(s=schema),
             "digests": SQL("SELECT command_id, digest FROM {s}.ledger_commands "
                            "WHERE command_id = ANY(%s)").format(s=schema),
+            "by_order": SQL("SELECT notification_id, originator_id, originator_version, topic, "
+                            "state FROM {s}.{t} WHERE notification_id <= %s AND "
+                            "(originator_id, originator_version) > (%s, %s) "
+                            "ORDER BY originator_id, originator_version LIMIT %s").format(
+                s=schema, t=Identifier(self.events_table_name)),
+            "by_order_before": SQL(
+                "SELECT notification_id, originator_id, originator_version, topic, state "
+                "FROM {s}.{t} WHERE notification_id <= %s AND "
+                "(originator_id, originator_version) > (%s, %s) AND originator_id < %s "
+                "ORDER BY originator_id, originator_version LIMIT %s").format(
+                s=schema, t=Identifier(self.events_table_name)),
             "between": SQL("SELECT notification_id, originator_id FROM {s}.{t} "
                            "WHERE notification_id > %s AND notification_id <= %s").format(
                 s=schema, t=Identifier(self.events_table_name)),
@@ -113,12 +124,12 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     def _insert_events(self, curs: Cursor[DictRow], stored_events: Sequence[Any],
                        **kwargs: Any) -> None:
         super()._insert_events(curs, stored_events, **kwargs)
-        for oid, row in kwargs.get("deadlines", {}).items():
+        for oid, row in sorted(kwargs.get("deadlines", {}).items()):  # in key order
             self._put_deadline(curs, oid, row)
         commands: Sequence[CommandRow] = kwargs.get("commands", ())
         if commands:
-            curs.executemany(self._q["command"], [
-                (x.command_id, x.originator_id, x.digest) for x in commands])
+            curs.executemany(self._q["command"], sorted(
+                (x.command_id, x.originator_id, x.digest) for x in commands))
 
     def _put_deadline(self, curs: Cursor[DictRow], oid: UUID, row: DeadlineRow | None) -> None:
         if row is None:
@@ -170,6 +181,20 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 curs.execute(self._q["between_mine"], (after, upto, partition.count,
                                                        partition.index), prepare=True)
             return [(r["notification_id"], r["originator_id"]) for r in curs.fetchall()]
+
+    def events_by_order(self, upto: int, after: tuple[UUID, int] | None, limit: int,
+                        before: UUID | None = None) -> list[Notification]:
+        oid, version = (UUID(int=0), 0) if after is None else after
+        with self.datastore.transaction(commit=False) as curs:
+            if before is None:
+                curs.execute(self._q["by_order"], (upto, oid, version, limit), prepare=True)
+            else:
+                curs.execute(self._q["by_order_before"], (upto, oid, version, before, limit),
+                             prepare=True)
+            return [Notification(id=r["notification_id"], originator_id=r["originator_id"],
+                                 originator_version=r["originator_version"],
+                                 topic=r["topic"], state=bytes(r["state"]))
+                    for r in curs.fetchall()]
 
     def select_events_many(
         self, originator_ids: Sequence[UUID]

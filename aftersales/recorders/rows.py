@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import Notification, StoredEvent
 
 from aftersales.partition import Partition
 
@@ -56,6 +56,12 @@ class LedgerRecorder(Protocol):
                          ) -> list[tuple[int, UUID]]:
         """(notification id, originator id) of the events recorded after position `after`
         up to `upto` (of the partition's orders only)."""
+
+    def events_by_order(self, upto: int, after: tuple[UUID, int] | None, limit: int,
+                        before: UUID | None = None) -> list[Notification]:
+        """Up to `limit` events at positions up to `upto`, in the order of (originator id,
+        version), after the event `after` names and of originators before `before` (a
+        page of a replay order by order)."""
 
     def select_events_many(
         self, originator_ids: Sequence[UUID]
