@@ -23,13 +23,13 @@ from aftersales.domain.errors import AftersalesError, CommandRefused
 from aftersales.domain.events import OrderEvent
 from aftersales.domain.order import Order, order_uuid
 from aftersales.domain.policy import DEFAULT_POLICY, Policy
-from aftersales.group_commit import OrderCache, execute_batch
+from aftersales.group_commit import OrderCache, execute_batch, load_orders
 from aftersales.partition import Partition
 from aftersales.recorders.rows import CommandRow, DeadlineRow, LedgerRecorder, sidecar_kwargs
 from aftersales.store import construct_recorder, eventsourcing_env, resolve_url
 from aftersales.transcoder import FastJSONTranscoder
 
-SWEEP_BATCH = 500
+SWEEP_BATCH = 10_000
 #: Beyond this many events recorded by others since the order cache was checked, the
 #: cache is dropped rather than checked order by order.
 CACHE_CHECK_LIMIT = 200_000
@@ -230,33 +230,43 @@ class Ledger(Application[UUID]):
         another writer moved one of its orders on, the batch is redone order by order).
         `on_order` hears of each order once its timeouts are recorded."""
         total = 0
-        while due := [oid for oid, _ in self.index.due_orders(now, SWEEP_BATCH,
-                                                              partition=self.partition)]:
+        self.refresh_cache()
+        while due := self.index.due_orders(now, SWEEP_BATCH, partition=self.partition):
             try:
                 swept = self._sweep_batch(due, now)
             except IntegrityError:
-                swept = {oid: self.sweep_order(oid, now) for oid in due}
+                swept = {oid: self.sweep_order(oid, now) for oid, _ in due}
             for oid, fired in swept.items():
                 total += fired
                 if fired:
                     on_order(oid, fired)
         return total
 
-    def _sweep_batch(self, due: list[UUID], now: datetime) -> dict[UUID, int]:
-        orders = {o.id: o for o in self.load_orders(due)}
-        fired = {oid: 0 for oid in due}
+    def _sweep_batch(self, due: list[tuple[UUID, str]], now: datetime) -> dict[UUID, int]:
+        """Sweep these orders (from the order cache where it holds them, as group commit
+        does) and record their timeouts in one transaction."""
+        ids = {order_id: oid for oid, order_id in due}
+        orders = load_orders(self, ids.keys(), ids)
+        fired = {oid: 0 for oid, _ in due}
         changed = []
-        for oid, order in orders.items():
-            fired[oid] = order.apply_due_timeouts(now, self.policy)
-            if fired[oid]:
-                changed.append(order)
-        for oid in due:  # nothing due after all: another writer moved it on, or the row
+        try:
+            for oid, order_id in due:
+                order = orders.get(order_id)
+                if order is not None and order.id == oid:
+                    fired[oid] = order.apply_due_timeouts(now, self.policy)
+                    if fired[oid]:
+                        changed.append(order)
+            if changed:  # in key order, as group commit records (fewer index pages read)
+                self.record(sorted(changed, key=lambda order: order.id.hex), [])
+        except BaseException:
+            for order_id in orders:  # in memory they may hold what was not recorded
+                self.order_cache.drop(order_id)
+            raise
+        for order in changed:
+            self.order_cache.put(order)
+        for oid, _ in due:  # nothing due after all: another writer moved it on, or the row
             if not fired[oid]:  # was behind the events (see sweep_order)
                 fired[oid] = self.sweep_order(oid, now)
-        for order in changed:
-            self.order_cache.drop(order.order_id)
-        if changed:
-            self.record(changed, [])
         return fired
 
     def load_orders(self, oids: Sequence[UUID]) -> list[Order]:

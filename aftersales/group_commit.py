@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import heapq
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -286,9 +286,11 @@ class _Batch:
                 results[n] = DUPLICATE
 
 
-def load_orders(ledger: Ledger, order_ids: set[str]) -> dict[str, Order | None]:
+def load_orders(ledger: Ledger, order_ids: Iterable[str],
+                known: Mapping[str, UUID] | None = None) -> dict[str, Order | None]:
     """The orders (None: never placed), from the cache (once `Ledger.refresh_cache` has
-    dropped what other writers changed), else from the store."""
+    dropped what other writers changed), else from the store; `known` gives the ids of
+    some of them (else they are derived)."""
     cache = ledger.order_cache
     found: dict[str, Order | None] = {}
     missing: list[str] = []
@@ -299,6 +301,7 @@ def load_orders(ledger: Ledger, order_ids: set[str]) -> dict[str, Order | None]:
             found[order_id] = None
         else:
             found[order_id] = order
-    for rebuilt in ledger.load_orders([order_uuid(x) for x in missing]):
+    uuid_of = known or {}
+    for rebuilt in ledger.load_orders([uuid_of.get(x) or order_uuid(x) for x in missing]):
         found[rebuilt.order_id] = rebuilt
     return found

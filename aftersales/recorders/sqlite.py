@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -96,8 +96,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             c.execute(f"SELECT MAX(rowid) FROM {self.events_table_name}")
             last = c.fetchone()[0]
             positions.append((last - len(stored_events) + 1, last))
-        for oid, row in sorted(kwargs.get("deadlines", {}).items()):
-            self._put_deadline(c, oid, row)
+        self._put_deadlines(c, kwargs.get("deadlines", {}))
         commands: Sequence[CommandRow] = kwargs.get("commands", ())
         if commands:
             c.executemany(
@@ -107,17 +106,20 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         return ids
 
     @staticmethod
-    def _put_deadline(c: SQLiteCursor, oid: UUID, row: DeadlineRow | None) -> None:
-        if row is None:
-            c.execute("DELETE FROM ledger_deadlines WHERE originator_id=?", (oid.hex,))
-            return
-        c.execute(
-            "INSERT INTO ledger_deadlines VALUES (?,?,?,?,?,?) ON CONFLICT (originator_id) "
-            "DO UPDATE SET order_id=excluded.order_id, due_us=excluded.due_us, "
-            "deadline=excluded.deadline, rule=excluded.rule, case_no=excluded.case_no",
-            (oid.hex, row.order_id, to_micros(row.deadline), row.deadline.isoformat(),
-             row.rule, row.case),
-        )
+    def _put_deadlines(c: SQLiteCursor, rows: Mapping[UUID, DeadlineRow | None]) -> None:
+        """Set the orders' index rows (None: the order has no pending deadline), in key
+        order."""
+        gone = sorted((oid.hex,) for oid, row in rows.items() if row is None)
+        if gone:
+            c.executemany("DELETE FROM ledger_deadlines WHERE originator_id=?", gone)
+        put = sorted((oid.hex, row.order_id, to_micros(row.deadline), row.deadline.isoformat(),
+                      row.rule, row.case) for oid, row in rows.items() if row is not None)
+        if put:
+            c.executemany(
+                "INSERT INTO ledger_deadlines VALUES (?,?,?,?,?,?) ON CONFLICT (originator_id) "
+                "DO UPDATE SET order_id=excluded.order_id, due_us=excluded.due_us, "
+                "deadline=excluded.deadline, rule=excluded.rule, case_no=excluded.case_no",
+                put)
 
     def repair_deadline(self, originator_id: UUID, row: DeadlineRow | None,
                         version: int) -> bool:
@@ -125,7 +127,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         recorded since (else the writer of that event has set the row); True if set.
         The write comes first, so the transaction holds the write lock when it looks."""
         with contextlib.suppress(StaleRepair), self.datastore.transaction(commit=True) as c:
-            self._put_deadline(c, originator_id, row)
+            self._put_deadlines(c, {originator_id: row})
             c.execute(f"SELECT MAX(originator_version) FROM {self.events_table_name} "
                       "WHERE originator_id=?", (originator_id.hex,))
             if (c.fetchone()[0] or 0) != version:
@@ -202,11 +204,14 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                           f"{self.events_table_name} WHERE originator_id IN "
                           f"({','.join('?' * len(part))}) "
                           "ORDER BY originator_id, originator_version", list(ids))
-                for hex_id, version, topic, state in c.fetchall():
-                    oid = ids[hex_id]
-                    found.setdefault(oid, []).append(StoredEvent(
-                        originator_id=oid, originator_version=version, topic=topic,
-                        state=state))
+                current = ""
+                events: list[StoredEvent] = []
+                for hex_id, version, topic, state in c.fetchall():  # grouped by order
+                    if hex_id != current:
+                        current, events = hex_id, []
+                        oid = ids[hex_id]
+                        found[oid] = events
+                    events.append(StoredEvent(oid, version, topic, state))
         return found
 
     def command_ids(self) -> set[str]:
