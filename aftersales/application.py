@@ -18,6 +18,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Transcoder
 
 from aftersales import commands as cmd
+from aftersales.collector import paused
 from aftersales.decisions import Outcome, deadline_row, decide, duplicate_id
 from aftersales.domain.errors import AftersalesError, CommandRefused
 from aftersales.domain.events import OrderEvent
@@ -233,7 +234,8 @@ class Ledger(Application[UUID]):
         self.refresh_cache()
         while due := self.index.due_orders(now, SWEEP_BATCH, partition=self.partition):
             try:
-                swept = self._sweep_batch(due, now)
+                with paused():
+                    swept = self._sweep_batch(due, now)
             except IntegrityError:
                 swept = {oid: self.sweep_order(oid, now) for oid, _ in due}
             for oid, fired in swept.items():

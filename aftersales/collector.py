@@ -13,9 +13,25 @@ traceback, say) and keeps memory bounded: the same ingest ran 22-24 s before, 18
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 THRESHOLDS = (50_000, 20, 100)
 
 
 def tune_for_batch_work() -> None:
     gc.set_threshold(*THRESHOLDS)
+
+
+@contextmanager
+def paused() -> Iterator[None]:
+    """No cyclic collection while one bounded batch is decided and recorded: its objects
+    are freed by reference counting, and whatever cycles it leaves are collected after, as
+    usual.  (A 10,000-order sweep spends about a twentieth of its time collecting.)"""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

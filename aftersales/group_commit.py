@@ -29,6 +29,7 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from aftersales import commands as cmd
+from aftersales.collector import paused
 from aftersales.decisions import DUPLICATE, Outcome, applied, deadline_row, decide, duplicate_id
 from aftersales.domain.errors import AftersalesError, CommandRefused
 from aftersales.domain.order import Order, order_uuid
@@ -118,7 +119,8 @@ def execute_batch(ledger: Ledger, items: Sequence[Item]) -> list[object]:
     while rest:
         batch = _Batch(ledger)
         try:
-            done = batch.run(rest)
+            with paused():
+                done = batch.run(rest)
         except IntegrityError:  # a conflict: nothing was recorded; redo it one by one
             done = [_one(ledger, item) for item in rest[:batch.stopped_at]]
         results += done

@@ -24,6 +24,7 @@ from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Transcoding
 
 _DATETIME = datetime
 _FROM_ISO = datetime.fromisoformat
+_NOT_PLAIN = frozenset({dict, list, float})
 #: The values of the objects orjson writes here; anything else takes the library's path.
 _PLAIN = frozenset({str, int, bool, type(None), datetime})
 
@@ -87,19 +88,17 @@ class FastJSONTranscoder(JSONTranscoder):
         long for orjson, which reads it as a float: the library's decoder then reads it."""
         if type(value) is dict:
             for key, item in value.items():
-                kind = type(item)
-                if kind is dict:
-                    # The library's datetime, read here without its lookups.
-                    data = item.get("_data_") if len(item) == 2 else None
-                    if (type(data) is str and item.get("_type_") == "datetime_iso"
-                            and self._iso_dates):
-                        value[key] = _FROM_ISO(data)
-                    else:
-                        value[key] = self._revive(item)
-                elif kind is list:
-                    value[key] = self._revive(item)
-                elif kind is float:
+                if type(item) not in _NOT_PLAIN:
+                    continue
+                if type(item) is float:
                     raise _Inexact
+                # The library's datetime, read here without its lookups.
+                data = item.get("_data_") if type(item) is dict and len(item) == 2 else None
+                if type(data) is str and item.get("_type_") == "datetime_iso" and \
+                        self._iso_dates:
+                    value[key] = _FROM_ISO(data)
+                else:
+                    value[key] = self._revive(item)
             return self._decode_obj(value) if len(value) == 2 else value
         if type(value) is list:
             return [self._revive(x) for x in value]
