@@ -30,6 +30,7 @@ from aftersales.rss import TreePeak
 from aftersales.store import postgres_target, redacted
 from aftersales.workers import default_workers
 from aftersales.workload import START, Workload, generate
+from projections.rebuild import default_workers as rebuild_workers
 
 TARGETS = {
     "ingest_sqlite_commands_per_s": 20_000,
@@ -254,6 +255,7 @@ class Bench:
         decode = statistics.median(self.read_and_decode(url) for _ in range(self.repeat))
         report["rebuild_sqlite"] = {
             "events_per_s": rebuild_rate, "baseline_read_decode_events_per_s": decode,
+            "workers": rebuild_workers(len(rows)),
             "ratio": rebuild_rate / decode,
             "peak_memory_mb": max(p for _, p in rebuilds)}
         self.say(f"rebuild: {rebuild_rate:,.0f} events/s; read+decode {decode:,.0f}/s")
@@ -381,10 +383,10 @@ def render(report: dict[str, Any]) -> str:
         f"{report['workload']['repeat']}",
         f"ingest SQLite     {i['commands_per_s']:>10,.0f} commands/s  (target 20,000; raw "
         f"executemany {i['baseline_raw_insert_rows_per_s']:,.0f} rows/s, ratio "
-        f"{i['ratio']:.2f}, target 0.33)",
+        f"{i['ratio']:.2f}, target 0.33; {i['workers']} processes)",
         f"rebuild SQLite    {r['events_per_s']:>10,.0f} events/s    (target 60,000; "
         f"read+decode {r['baseline_read_decode_events_per_s']:,.0f}/s, ratio "
-        f"{r['ratio']:.2f}, target 0.5)",
+        f"{r['ratio']:.2f}, target 0.5; {r['workers']} processes)",
         f"sweep             {s['seconds']:>10.2f} s           ({s['due']:,} due among "
         f"{s['open_cases']:,} open; target < 1 s for 10,000 among 100,000)",
         f"as-of 10 events   p50 {a['p50_ms_10_events']:.2f} ms, p99 "

@@ -129,10 +129,9 @@ class _Range:
     high: int
 
 
-def default_workers(events: int, ledger: Ledger, views: ReadModels) -> int:
+def default_workers(events: int, shared: bool = True) -> int:
     """Processes for a rebuild of `events` events: one per core, up to four, for a large
-    log in a database that other processes can open; else one."""
-    shared = not ledger.url.startswith("memory:") and views.url != "sqlite://"
+    log in databases that other processes can open (`shared`); else one."""
     return min(os.cpu_count() or 1, 4) if shared and events >= PARALLEL_FROM else 1
 
 
@@ -143,7 +142,8 @@ def rebuild(ledger: Ledger, views: ReadModels,
     several workers each replays the orders of one range of ids (this process the
     first), and this process finishes."""
     cut = ledger.recorder.max_notification_id() or 0
-    count = workers or default_workers(cut, ledger, views)
+    count = workers or default_workers(
+        cut, shared=not ledger.url.startswith("memory:") and views.url != "sqlite://")
     _start(views)
     edges = [(SPACE * k) // count for k in range(count + 1)]
     jobs = [_Range(ledger.url, views.url, views.tz_name, cut, low, high)

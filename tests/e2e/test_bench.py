@@ -27,6 +27,7 @@ def test_bench_report_is_complete_and_ingest_equals_the_per_command_path(
                            "rebuild_sqlite", "postgres", "sweep", "as_of", "scaling"}
     assert set(report["machine"]) >= {"cores", "python", "sqlite", "postgresql"}
     assert report["ingest_sqlite"]["commands_per_s"] > 0
+    assert report["ingest_sqlite"]["workers"] >= 1 and report["rebuild_sqlite"]["workers"] >= 1
     assert report["ingest_sqlite"]["baseline_raw_insert_rows_per_s"] > 0
     assert report["rebuild_sqlite"]["baseline_read_decode_events_per_s"] > 0
     assert report["postgres"]["ingest_commands_per_s_2_processes"] > 0
