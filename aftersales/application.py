@@ -26,11 +26,17 @@ from aftersales.domain.order import Order, order_uuid
 from aftersales.domain.policy import DEFAULT_POLICY, Policy
 from aftersales.group_commit import OrderCache, execute_batch, load_orders
 from aftersales.partition import Partition
-from aftersales.recorders.rows import CommandRow, DeadlineRow, LedgerRecorder, sidecar_kwargs
+from aftersales.recorders.rows import (
+    CommandRow,
+    DeadlineRow,
+    LedgerRecorder,
+    chunks,
+    sidecar_kwargs,
+)
 from aftersales.store import construct_recorder, eventsourcing_env, resolve_url
 from aftersales.transcoder import FastJSONTranscoder
 
-SWEEP_BATCH = 10_000
+SWEEP_BATCH = 5_000
 #: Beyond this many events recorded by others since the order cache was checked, the
 #: cache is dropped rather than checked order by order.
 CACHE_CHECK_LIMIT = 200_000
@@ -272,16 +278,18 @@ class Ledger(Application[UUID]):
         return fired
 
     def load_orders(self, oids: Sequence[UUID]) -> list[Order]:
-        """The orders, rebuilt from their events in one query."""
+        """The orders, rebuilt from their events, a few hundred per query (so that only
+        those orders' events are held at once)."""
         orders = []
-        for stored in self.index.select_events_many(oids).values():
-            order: Order | None = None
-            for s in stored:
-                event = self.mapper.to_domain_event(s)
-                assert isinstance(event, OrderEvent)
-                order = event.mutate(order)
-            if order is not None:
-                orders.append(order)
+        for part in chunks(oids):
+            for stored in self.index.select_events_many(part).values():
+                order: Order | None = None
+                for s in stored:
+                    event = self.mapper.to_domain_event(s)
+                    assert isinstance(event, OrderEvent)
+                    order = event.mutate(order)
+                if order is not None:
+                    orders.append(order)
         return orders
 
     def sweep_order(self, oid: UUID, now: datetime) -> int:

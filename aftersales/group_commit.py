@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from aftersales.application import Ledger
 
 #: Orders kept between batches (about 1.4 KB each).
-CACHE_SIZE = 20_000
+CACHE_SIZE = 15_000
 #: A tick with more orders due than this is swept on its own (`Ledger.tick`).
 TICK_LIMIT = 2_000
 

@@ -10,6 +10,7 @@ from typing import Protocol
 from eventsourcing.persistence import PersistenceError
 
 from aftersales.application import Ledger
+from aftersales.collector import give_back_memory
 from aftersales.commands import OrderCommand, Tick, parse_command
 from aftersales.decisions import Outcome
 from aftersales.domain.errors import AftersalesError, CommandRefused
@@ -141,6 +142,7 @@ def ingest(
             else:
                 settle(number, next(results), "tick" if isinstance(item, Tick) else "command")
         pending.clear()
+        give_back_memory()
         if share is not None:
             share.settled_upto(upto)
 

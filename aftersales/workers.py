@@ -44,7 +44,7 @@ from aftersales.spawn import Spawned, serve, spawn
 
 #: How far ahead of the others a worker may decide: this many file lines per worker and
 #: line of its batch.
-LEAD = 5
+LEAD = 3
 #: The progress of a worker that has settled the whole file.
 END = 2**62
 #: Files this large are ingested by several processes by default (one per core, up to

@@ -47,6 +47,7 @@ from sqlalchemy import (
 from sqlalchemy.schema import CreateTable
 
 from aftersales.application import Ledger
+from aftersales.collector import give_back_memory
 from aftersales.domain.errors import AftersalesError
 from aftersales.domain.events import OrderEvent
 from aftersales.spawn import serve, spawn
@@ -71,6 +72,7 @@ PAGE = 20_000
 PARALLEL_FROM = 100_000
 #: Aggregate ids, as integers, lie in [0, SPACE).
 SPACE = 2**128
+MEDIANS_CHUNK = 5000
 #: The read models' schema version while a rebuild runs.
 REBUILDING = 0
 
@@ -206,6 +208,7 @@ def _replay(ledger: Ledger, views: ReadModels, job: _Range,
                 continue
             events = whole
         _project_page(ledger, views, events)
+        give_back_memory()
         last_id = events[-1].originator_id
         assert isinstance(last_id, UUID)
         after = (last_id, events[-1].originator_version)
@@ -281,11 +284,11 @@ def _finish(views: ReadModels, application: str, cut: int) -> None:
             ["merchant_id", "day", *COUNTERS],
             select(compliance_deltas.c.merchant_id, compliance_deltas.c.day, *sums)
             .group_by(compliance_deltas.c.merchant_id, compliance_deltas.c.day)))
-        _medians(conn)
         _scratch.drop_all(conn)
         for table in metadata.sorted_tables:
             for index in table.indexes:
                 index.create(conn)
+        _medians(conn)  # after the indexes: one of them orders the cases for it
         if cut:
             views.advance(conn, Tracking(application, cut), None)
         conn.execute(update(projection_meta).where(projection_meta.c.name == PROJECTION_NAME)
@@ -300,22 +303,26 @@ def _medians(conn: Connection) -> None:
                return_cases.c.response_seconds)
         .where(return_cases.c.decided_day.is_not(None))
         .order_by(return_cases.c.merchant_id, return_cases.c.decided_day))
-    medians: list[dict[str, Any]] = []
+    setting = update(merchant_compliance).where(
+        merchant_compliance.c.merchant_id == bindparam("m"),
+        merchant_compliance.c.day == bindparam("d")).values(
+        median_response_seconds=bindparam("v"))
+    medians: list[dict[str, Any]] = []  # written a chunk at a time: memory stays flat
     key: tuple[str, Any] | None = None
     times: list[int] = []
     for merchant, day, seconds in rows:
         if (merchant, day) != key:
             if key is not None:
                 medians.append({"m": key[0], "d": key[1], "v": float(statistics.median(times))})
+                if len(medians) >= MEDIANS_CHUNK:
+                    conn.execute(setting, medians)
+                    medians.clear()
             key, times = (merchant, day), []
         times.append(seconds)
     if key is not None:
         medians.append({"m": key[0], "d": key[1], "v": float(statistics.median(times))})
     if medians:
-        conn.execute(update(merchant_compliance).where(
-            merchant_compliance.c.merchant_id == bindparam("m"),
-            merchant_compliance.c.day == bindparam("d"))
-            .values(median_response_seconds=bindparam("v")), medians)
+        conn.execute(setting, medians)
 
 
 if __name__ == "__main__":

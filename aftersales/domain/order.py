@@ -34,7 +34,7 @@ ORDER_NAMESPACE = UUID("6f1c1d2e-58a4-4c36-9d8e-5a1f0c7b2e41")
 CANCELLERS = ("user", "merchant", "platform")
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=16_384)
 def order_uuid(order_id: str) -> UUID:
     """The aggregate id of a platform order number (deterministic)."""
     return uuid5(ORDER_NAMESPACE, order_id)
