@@ -36,7 +36,7 @@ from aftersales.recorders.rows import (
 from aftersales.store import construct_recorder, eventsourcing_env, resolve_url
 from aftersales.transcoder import FastJSONTranscoder
 
-SWEEP_BATCH = 5_000
+SWEEP_BATCH = 10_000
 #: Beyond this many events recorded by others since the order cache was checked, the
 #: cache is dropped rather than checked order by order.
 CACHE_CHECK_LIMIT = 200_000

@@ -26,6 +26,8 @@ from typing import Any
 
 from aftersales.application import Ledger
 from aftersales.commands import OrderCommand, parse_command
+from aftersales.ingest import BATCH
+from aftersales.recorders.sqlite import PRAGMAS
 from aftersales.rss import TreePeak
 from aftersales.store import postgres_target, redacted
 from aftersales.workers import default_workers
@@ -117,6 +119,46 @@ class Bench:
         elapsed = time.perf_counter() - started
         conn.close()
         return len(rows) / elapsed
+
+    def storage_floor(self, url: str) -> float:
+        """Commands/s of writing exactly what the ingest into `url` wrote (its events,
+        command ids and deadline-index rows) through sqlite3 alone: into the ledger's
+        schema, with its pragmas, `BATCH` commands a transaction in key order, each commit
+        durable.  No parsing, deciding or encoding: the most an ingest could do."""
+        source = sqlite3.connect(url.removeprefix("sqlite:///"))
+        tables = [sql for sql, in source.execute(
+            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite%'")]
+        events = source.execute("SELECT originator_id, originator_version, topic, state "
+                                "FROM stored_events ORDER BY rowid").fetchall()
+        commands = source.execute("SELECT * FROM ledger_commands ORDER BY rowid").fetchall()
+        deadlines = source.execute("SELECT * FROM ledger_deadlines").fetchall()
+        source.close()
+        path = self.workdir / "floor.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None)
+        for pragma in ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", *PRAGMAS):
+            conn.execute(pragma)
+        for sql in tables:
+            conn.execute(sql)
+        parts = max(1, round(len(commands) / BATCH))
+
+        def part(rows: list[Any], n: int) -> list[Any]:
+            return rows[n * len(rows) // parts:(n + 1) * len(rows) // parts]
+
+        started = time.perf_counter()
+        for n in range(parts):
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO stored_events VALUES (?,?,?,?)",
+                             sorted(part(events, n)))
+            conn.executemany("INSERT INTO ledger_commands VALUES (?,?,?)",
+                             sorted(part(commands, n)))
+            conn.executemany("INSERT OR REPLACE INTO ledger_deadlines VALUES (?,?,?,?,?,?)",
+                             sorted(part(deadlines, n)))
+            conn.execute("COMMIT")
+        elapsed = time.perf_counter() - started
+        conn.close()
+        return len(commands) / elapsed
 
     def raw_postgres_insert(self, url: str, rows: list[tuple[Any, ...]]) -> float:
         """Rows/s of COPY of the same event rows into a scratch PostgreSQL table."""
@@ -243,12 +285,15 @@ class Bench:
         ingest_rate = commands / statistics.median(s for s, _ in runs)
         rows = self.event_rows(url)
         baseline = statistics.median(self.raw_sqlite_insert(rows) for _ in range(self.repeat))
+        floor = statistics.median(self.storage_floor(url) for _ in range(self.repeat))
         report["ingest_sqlite"] = {
             "commands_per_s": ingest_rate, "events": len(rows),
             "workers": default_workers(path.stat().st_size),
             "baseline_raw_insert_rows_per_s": baseline, "ratio": ingest_rate / baseline,
+            "storage_floor_commands_per_s": floor, "floor_ratio": floor / baseline,
             "peak_memory_mb": max(p for _, p in runs)}
-        self.say(f"raw executemany baseline: {baseline:,.0f} rows/s")
+        self.say(f"raw executemany baseline: {baseline:,.0f} rows/s; storage floor "
+                 f"{floor:,.0f} commands/s")
 
         rebuilds = [self.rebuild(url) for _ in range(self.repeat)]
         rebuild_rate = len(rows) / statistics.median(s for s, _ in rebuilds)
@@ -384,6 +429,8 @@ def render(report: dict[str, Any]) -> str:
         f"ingest SQLite     {i['commands_per_s']:>10,.0f} commands/s  (target 20,000; raw "
         f"executemany {i['baseline_raw_insert_rows_per_s']:,.0f} rows/s, ratio "
         f"{i['ratio']:.2f}, target 0.33; {i['workers']} processes)",
+        f"storage floor     {i['storage_floor_commands_per_s']:>10,.0f} commands/s  (the "
+        f"ingest's rows through sqlite3 alone; ratio {i['floor_ratio']:.2f})",
         f"rebuild SQLite    {r['events_per_s']:>10,.0f} events/s    (target 60,000; "
         f"read+decode {r['baseline_read_decode_events_per_s']:,.0f}/s, ratio "
         f"{r['ratio']:.2f}, target 0.5; {r['workers']} processes)",

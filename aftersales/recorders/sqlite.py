@@ -70,6 +70,22 @@ class LedgerSQLiteFactory(SQLiteFactory):
 
 
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._last_id: tuple[str, UUID | str] = ("", "")
+
+    def convert_originator_id(self, originator_id: str) -> UUID | str:
+        """The library converts the id of every row it reads; an order's rows share one,
+        so the last conversion is kept (an order of 200 events read as of a time: 15% of
+        the time went to building the same UUID 200 times).  One tuple, swapped whole, so
+        threads sharing the recorder never see a half-updated pair."""
+        last = self._last_id
+        if last[0] == originator_id:
+            return last[1]
+        converted = super().convert_originator_id(originator_id)
+        self._last_id = (originator_id, converted)
+        return converted
+
     def construct_create_table_statements(self) -> list[str]:
         return [
             *super().construct_create_table_statements(),

@@ -29,6 +29,7 @@ def test_bench_report_is_complete_and_ingest_equals_the_per_command_path(
     assert report["ingest_sqlite"]["commands_per_s"] > 0
     assert report["ingest_sqlite"]["workers"] >= 1 and report["rebuild_sqlite"]["workers"] >= 1
     assert report["ingest_sqlite"]["baseline_raw_insert_rows_per_s"] > 0
+    assert report["ingest_sqlite"]["storage_floor_commands_per_s"] > 0
     assert report["rebuild_sqlite"]["baseline_read_decode_events_per_s"] > 0
     assert report["postgres"]["ingest_commands_per_s_2_processes"] > 0
     assert report["sweep"]["due"] == 30 and report["sweep"]["open_cases"] == 300
@@ -36,6 +37,7 @@ def test_bench_report_is_complete_and_ingest_equals_the_per_command_path(
                                     "p50_ms_200_events", "p99_ms_200_events"}
     assert set(report["scaling"]) == {"30", "300"}
     assert "ingest SQLite" in out.stdout and "as-of 200 events" in out.stdout
+    assert "storage floor" in out.stdout
 
     batched = f"sqlite:///{work / 'ingest.db'}"
     one_by_one = f"sqlite:///{tmp_path / 'plain.db'}"
