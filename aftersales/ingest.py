@@ -18,7 +18,8 @@ from aftersales.domain.errors import AftersalesError, CommandRefused
 #: Lines (commands and ticks) recorded per transaction (group commit).  With the order
 #: cache, it sets the memory of an ingest: measured at 1,000,000 orders (two processes),
 #: 309 MB in all with batches of 10,000 lines and 15,000 cached orders, 287 MB with 10,000
-#: and 10,000; at 100,000 orders 7,500 and 10,000 lines ran at the same speed.
+#: and 10,000, 264 MB with 7,500 and 10,000; at 100,000 orders 7,500 and 10,000 lines ran
+#: at the same speed.
 BATCH = 7_500
 #: The code reported for a line the store failed to record (it may succeed when re-run).
 STORE = "STORE"

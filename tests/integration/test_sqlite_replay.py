@@ -4,9 +4,10 @@ gives the state after each event, and the deadline index agrees with the aggrega
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 from aftersales import Ledger, parse_command, status_document
-from aftersales.domain.order import Order
+from aftersales.domain.order import Order, order_uuid
 from aftersales.workload import Workload, generate
 from tests.scenario import DAY, HOUR, SECOND, T0, Scenario
 
@@ -125,3 +126,18 @@ def test_a_stale_sweep_cannot_overwrite_a_newer_deadline(db_url: str) -> None:
     assert sweeper.tick(s.now + 3 * DAY) == 1  # and the sweep still finds it
     sweeper.close()
     writer.close()
+
+
+def test_events_of_orders_read_alternately_carry_their_own_ids(durable_ledger: Ledger) -> None:
+    # The SQLite recorder keeps the last id it converted (an order's rows share one);
+    # reading orders in turn, from two threads at once, must never mix them up.
+    ids = ingest_workload(durable_ledger, orders=12, seed=5)
+
+    def read(order_ids: list[str]) -> list[bool]:
+        return [event.originator_id == order_uuid(order_id)
+                for _ in range(5) for order_id in order_ids
+                for event in durable_ledger.order_events(order_id)]
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(read, [ids, ids[::-1]]))
+    assert all(all(r) for r in results) and all(results)
