@@ -146,9 +146,9 @@ def ingest(
             else:
                 settle(number, next(results), "tick" if isinstance(item, Tick) else "command")
         pending.clear()
-        give_back_memory()
         if share is not None:
             share.settled_upto(upto)
+        give_back_memory()  # after the other workers hear of the progress
 
     number = 0
     item: OrderCommand | Tick | CommandRefused

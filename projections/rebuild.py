@@ -302,7 +302,8 @@ def _medians(conn: Connection) -> None:
         select(return_cases.c.merchant_id, return_cases.c.decided_day,
                return_cases.c.response_seconds)
         .where(return_cases.c.decided_day.is_not(None))
-        .order_by(return_cases.c.merchant_id, return_cases.c.decided_day))
+        .order_by(return_cases.c.merchant_id, return_cases.c.decided_day)
+        .execution_options(yield_per=MEDIANS_CHUNK))  # streamed (PostgreSQL: server-side)
     setting = update(merchant_compliance).where(
         merchant_compliance.c.merchant_id == bindparam("m"),
         merchant_compliance.c.day == bindparam("d")).values(
