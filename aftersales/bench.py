@@ -137,9 +137,7 @@ class Bench:
             commands = source.execute(
                 "SELECT * FROM ledger_commands ORDER BY rowid").fetchall()
             deadlines = source.execute("SELECT * FROM ledger_deadlines").fetchall()
-        path = self.workdir / "floor.db"
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        path = self.fresh_sqlite("floor.db").removeprefix("sqlite:///")
         parts = max(1, round(len(commands) / BATCH))
 
         def part(rows: list[Any], n: int) -> list[Any]:
@@ -162,8 +160,7 @@ class Bench:
                     sorted(part(deadlines, n)))
                 conn.execute("COMMIT")
             elapsed = time.perf_counter() - started
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        self.fresh_sqlite("floor.db")  # removed: it is as large as the ingest's store
         return len(commands) / elapsed
 
     def raw_postgres_insert(self, url: str, rows: list[tuple[Any, ...]]) -> float:

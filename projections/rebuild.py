@@ -24,9 +24,8 @@ import os
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import groupby, islice, pairwise
 from multiprocessing.connection import Connection as Pipe
-from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Notification, Tracking
@@ -72,7 +71,8 @@ PAGE = 20_000
 PARALLEL_FROM = 100_000
 #: Aggregate ids, as integers, lie in [0, SPACE).
 SPACE = 2**128
-MEDIANS_CHUNK = 5000
+#: Median rows computed and written at a time.
+MEDIANS_CHUNK = 5_000
 #: The read models' schema version while a rebuild runs.
 REBUILDING = 0
 
@@ -308,23 +308,11 @@ def _medians(conn: Connection) -> None:
         merchant_compliance.c.merchant_id == bindparam("m"),
         merchant_compliance.c.day == bindparam("d")).values(
         median_response_seconds=bindparam("v"))
-    medians: list[dict[str, Any]] = []  # written a chunk at a time: memory stays flat
-    key: tuple[str, Any] | None = None
-    times: list[int] = []
-    for merchant, day, seconds in rows:
-        if (merchant, day) != key:
-            if key is not None:
-                medians.append({"m": key[0], "d": key[1], "v": float(statistics.median(times))})
-                if len(medians) >= MEDIANS_CHUNK:
-                    conn.execute(setting, medians)
-                    medians.clear()
-            key, times = (merchant, day), []
-        times.append(seconds)
-    if key is not None:
-        medians.append({"m": key[0], "d": key[1], "v": float(statistics.median(times))})
-    if medians:
-        conn.execute(setting, medians)
-
+    groups = groupby(rows, key=lambda row: (row[0], row[1]))
+    medians = ({"m": merchant, "d": day, "v": float(statistics.median(r[2] for r in group))}
+               for (merchant, day), group in groups)
+    while chunk := list(islice(medians, MEDIANS_CHUNK)):  # memory stays flat
+        conn.execute(setting, chunk)
 
 if __name__ == "__main__":
     serve(_work)

@@ -25,6 +25,10 @@ SHARD = "(get_byte(uuid_send(originator_id), 15) & 15)"
 EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 
 
+#: Above every order id (uuid5 ids carry version bits, so none is all ones).
+LAST_ID = UUID(int=2**128 - 1)
+
+
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -50,12 +54,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             .format(s=schema),
             "digests": SQL("SELECT command_id, digest FROM {s}.ledger_commands "
                            "WHERE command_id = ANY(%s)").format(s=schema),
-            "by_order": SQL("SELECT notification_id, originator_id, originator_version, topic, "
-                            "state FROM {s}.{t} WHERE notification_id <= %s AND "
-                            "(originator_id, originator_version) > (%s, %s) "
-                            "ORDER BY originator_id, originator_version LIMIT %s").format(
-                s=schema, t=Identifier(self.events_table_name)),
-            "by_order_before": SQL(
+            "by_order": SQL(
                 "SELECT notification_id, originator_id, originator_version, topic, state "
                 "FROM {s}.{t} WHERE notification_id <= %s AND "
                 "(originator_id, originator_version) > (%s, %s) AND originator_id < %s "
@@ -185,12 +184,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     def events_by_order(self, upto: int, after: tuple[UUID, int] | None, limit: int,
                         before: UUID | None = None) -> list[Notification]:
         oid, version = (UUID(int=0), 0) if after is None else after
+        end = LAST_ID if before is None else before
         with self.datastore.transaction(commit=False) as curs:
-            if before is None:
-                curs.execute(self._q["by_order"], (upto, oid, version, limit), prepare=True)
-            else:
-                curs.execute(self._q["by_order_before"], (upto, oid, version, before, limit),
-                             prepare=True)
+            curs.execute(self._q["by_order"], (upto, oid, version, end, limit), prepare=True)
             return [Notification(id=r["notification_id"], originator_id=r["originator_id"],
                                  originator_version=r["originator_version"],
                                  topic=r["topic"], state=bytes(r["state"]))
