@@ -14,18 +14,20 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Transcoder
+from eventsourcing.application import Application
+from eventsourcing.persistence import IntegrityError, StoredEvent, Transcoder
 
 from aftersales import commands as cmd
 from aftersales.collector import paused
-from aftersales.decisions import Outcome, deadline_row, decide, duplicate_id
+from aftersales.decisions import Outcome, deadline_row, decide, duplicate_id, refusal_of
 from aftersales.domain.errors import AftersalesError, CommandRefused
 from aftersales.domain.events import OrderEvent
 from aftersales.domain.order import Order, order_uuid
 from aftersales.domain.policy import DEFAULT_POLICY, Policy
+from aftersales.errors import IntegrityBroken, NeedsUpgrade
 from aftersales.group_commit import OrderCache, execute_batch, load_orders
 from aftersales.partition import Partition
+from aftersales.recorders.chain import Break
 from aftersales.recorders.rows import (
     CommandRow,
     DeadlineRow,
@@ -33,7 +35,7 @@ from aftersales.recorders.rows import (
     chunks,
     sidecar_kwargs,
 )
-from aftersales.store import construct_recorder, eventsourcing_env, resolve_url
+from aftersales.store import eventsourcing_env, redacted, resolve_url
 from aftersales.transcoder import FastJSONTranscoder
 
 SWEEP_BATCH = 10_000
@@ -59,18 +61,25 @@ class Ledger(Application[UUID]):
         max_retries: int = 50,
         create_tables: bool = True,
         partition: Partition | None = None,
+        upgrading: bool = False,
     ) -> None:
         self.url = resolve_url(url)
         #: A parallel ingest's worker sweeps only the orders it owns (aftersales.partition).
         self.partition = partition
         self.policy = policy
         self.max_retries = max_retries
-        self.create_tables = create_tables
         self.order_cache = OrderCache()
-        super().__init__(env=eventsourcing_env(self.url))
-
-    def construct_recorder(self) -> ApplicationRecorder:
-        return construct_recorder(self.factory, self.create_tables)
+        #: The orders found with a broken history by this ledger's loads, by aggregate id.
+        self.broken: dict[UUID, IntegrityBroken] = {}
+        env = eventsourcing_env(self.url)
+        env["CREATE_TABLE"] = "y" if create_tables else "n"
+        super().__init__(env=env)
+        if not upgrading and self.index.needs_upgrade():
+            self.close()
+            raise NeedsUpgrade(
+                f"the ledger at {redacted(self.url)} was written by an earlier version of "
+                "aftersales, before the chained record: run `aftersales db upgrade` once "
+                "(it keeps every event and adds the chain)")
 
     def construct_transcoder(self) -> Transcoder:
         """The library's JSON format, through orjson (see `aftersales.transcoder`)."""
@@ -122,7 +131,10 @@ class Ledger(Application[UUID]):
         return Outcome(duplicate=True)
 
     def _decide(self, command: cmd.OrderCommand, row: CommandRow) -> Outcome:
-        found = self.get_order(command.order_id)
+        try:
+            found = self.get_order(command.order_id)
+        except IntegrityBroken as broken:
+            raise refusal_of(broken) from None
         try:
             order = decide(found, command, self.policy)
         except CommandRefused:
@@ -133,7 +145,10 @@ class Ledger(Application[UUID]):
 
     def _reveal_timeouts(self, command: cmd.OrderCommand) -> None:
         """Record the timeouts a refused command's business time revealed."""
-        order = self.get_order(command.order_id)
+        try:
+            order = self.get_order(command.order_id)
+        except IntegrityBroken:
+            return  # nothing is decided on a broken history, timeouts neither
         if order is not None and order.apply_due_timeouts(command.at, self.policy):
             with contextlib.suppress(IntegrityError):  # another writer moved it on
                 self._save(order, None)
@@ -153,14 +168,11 @@ class Ledger(Application[UUID]):
         events = [e for order in orders for e in order.collect_events()]
         if deadlines is None:
             deadlines = {order.id: deadline_row(order) for order in orders}
-        positions: list[tuple[int, int]] = []
         ids = self.recorder.insert_events(
             [self.mapper.to_stored_event(e) for e in events],
-            **sidecar_kwargs(deadlines, commands, positions))
+            **sidecar_kwargs(deadlines, commands))
         if ids:
             self.order_cache.recorded(min(ids), max(ids))
-        elif positions:
-            self.order_cache.recorded(*positions[0])
 
     def refresh_cache(self) -> None:
         """Drop from the order cache what other writers changed since it was last checked:
@@ -235,32 +247,43 @@ class Ledger(Application[UUID]):
         Due orders are found through the deadline index, a batch at a time, never by
         loading every order; each batch's timeouts are recorded in one transaction (if
         another writer moved one of its orders on, the batch is redone order by order).
-        `on_order` hears of each order once its timeouts are recorded."""
+        An order whose history is broken is skipped (and kept in `broken`).  `on_order`
+        hears of each order once its timeouts are recorded."""
         total = 0
         self.refresh_cache()
-        while due := self.index.due_orders(now, SWEEP_BATCH, partition=self.partition):
+        skipped: set[UUID] = set()
+        while due := [x for x in self.index.due_orders(now, SWEEP_BATCH + len(skipped),
+                                                       partition=self.partition)
+                      if x[0] not in skipped][:SWEEP_BATCH]:
             try:
                 with paused():
                     swept = self._sweep_batch(due, now)
             except IntegrityError:
                 swept = {oid: self.sweep_order(oid, now) for oid, _ in due}
             for oid, fired in swept.items():
+                if fired is None:
+                    skipped.add(oid)
+                    continue
                 total += fired
                 if fired:
                     on_order(oid, fired)
         return total
 
-    def _sweep_batch(self, due: list[tuple[UUID, str]], now: datetime) -> dict[UUID, int]:
+    def _sweep_batch(self, due: list[tuple[UUID, str]], now: datetime
+                     ) -> dict[UUID, int | None]:
         """Sweep these orders (from the order cache where it holds them, as group commit
-        does) and record their timeouts in one transaction."""
+        does) and record their timeouts in one transaction; None for an order whose
+        history is broken."""
         ids = {order_id: oid for oid, order_id in due}
         orders = load_orders(self, ids.keys(), ids)
-        fired = {oid: 0 for oid, _ in due}
+        fired: dict[UUID, int | None] = {oid: 0 for oid, _ in due}
         changed = []
         try:
             for oid, order_id in due:
                 order = orders.get(order_id)
-                if order is not None and order.id == oid:
+                if isinstance(order, IntegrityBroken):
+                    fired[oid] = None
+                elif order is not None and order.id == oid:
                     fired[oid] = order.apply_due_timeouts(now, self.policy)
                     if fired[oid]:
                         changed.append(order)
@@ -273,30 +296,37 @@ class Ledger(Application[UUID]):
         for order in changed:
             self.order_cache.put(order)
         for oid, _ in due:  # nothing due after all: another writer moved it on, or the row
-            if not fired[oid]:  # was behind the events (see sweep_order)
+            if fired[oid] == 0:  # was behind the events (see sweep_order)
                 fired[oid] = self.sweep_order(oid, now)
         return fired
 
-    def load_orders(self, oids: Sequence[UUID]) -> list[Order]:
-        """The orders, rebuilt from their events, a few hundred per query (so that only
-        those orders' events are held at once)."""
-        orders = []
+    def load_orders(self, oids: Sequence[UUID]) -> dict[UUID, Order | IntegrityBroken]:
+        """The orders, rebuilt from their checked events, a few hundred per query (so that
+        only those orders' events are held at once); a broken history as its error.
+        Orders never placed are left out."""
+        orders: dict[UUID, Order | IntegrityBroken] = {}
         for part in chunks(oids):
-            for stored in self.index.select_events_many(part).values():
-                order: Order | None = None
-                for s in stored:
-                    event = self.mapper.to_domain_event(s)
-                    assert isinstance(event, OrderEvent)
-                    order = event.mutate(order)
+            for oid, stored in self.index.select_events_many(part).items():
+                try:
+                    if isinstance(stored, Break):
+                        raise IntegrityBroken(stored)
+                    order = self._fold(oid, stored)
+                except IntegrityBroken as broken:
+                    orders[oid] = self._remember(broken)
+                    continue
                 if order is not None:
-                    orders.append(order)
+                    orders[oid] = order
         return orders
 
-    def sweep_order(self, oid: UUID, now: datetime) -> int:
+    def sweep_order(self, oid: UUID, now: datetime) -> int | None:
         """Apply one order's timeouts due before `now`, on fresh state (retrying conflicts);
-        when none is due, set its index row from its state.  How many were applied."""
+        when none is due, set its index row from its state.  How many were applied (None:
+        the order's history is broken, nothing was done)."""
         for _ in range(self.max_retries):
-            order = self._load(oid)
+            try:
+                order = self._load(oid)
+            except IntegrityBroken:
+                return None
             if order is None:  # an index row without events: drop it
                 self.index.repair_deadline(oid, None, 0)
                 return 0
@@ -316,24 +346,66 @@ class Ledger(Application[UUID]):
 
     # --- queries -----------------------------------------------------------------------
 
-    def _load(self, oid: UUID) -> Order | None:
-        try:
-            order: Order = self.repository.get(oid)
-        except AggregateNotFoundError:
-            return None
+    def _fold(self, oid: UUID, stored: Sequence[StoredEvent]) -> Order | None:
+        """The order its (checked) stored events make; `IntegrityBroken` for an event that
+        cannot be read or applied (its bytes are as recorded, but this version of the
+        ledger cannot make sense of them)."""
+        order: Order | None = None
+        for event in self._decoded(oid, stored):
+            try:
+                order = event.mutate(order)
+            except Exception as e:  # an event this version cannot apply to the order
+                raise self._remember(IntegrityBroken(Break(
+                    oid, event.originator_version,
+                    f"the event cannot be applied ({type(e).__name__}: {e})"))) from e
         return order
 
-    def get_order(self, order_id: str) -> Order | None:
-        """The order as recorded now (no timeouts are invented), or None."""
-        return self._load(order_uuid(order_id))
-
-    def order_events(self, order_id: str) -> Iterator[OrderEvent]:
-        for event in self.events.get(order_uuid(order_id)):
-            assert isinstance(event, OrderEvent)
+    def _decoded(self, oid: UUID, stored: Sequence[StoredEvent]) -> Iterator[OrderEvent]:
+        for s in stored:
+            try:
+                event = self.mapper.to_domain_event(s)
+                if not isinstance(event, OrderEvent):
+                    raise TypeError(f"{s.topic} is not an order event")
+            except Exception as e:  # whatever the codec raises: the event is unreadable
+                raise self._remember(IntegrityBroken(Break(
+                    oid, s.originator_version,
+                    f"the event cannot be read ({type(e).__name__}: {e})"))) from e
             yield event
 
+    def _remember(self, broken: IntegrityBroken) -> IntegrityBroken:
+        oid = broken.originator_id
+        if isinstance(oid, UUID):
+            self.broken.setdefault(oid, broken)
+        return broken
+
+    def _stored(self, oid: UUID) -> Sequence[StoredEvent]:
+        try:
+            return self.recorder.select_events(oid)
+        except IntegrityBroken as broken:
+            raise self._remember(broken) from None
+
+    def _load(self, oid: UUID) -> Order | None:
+        return self._fold(oid, self._stored(oid))
+
+    def get_order(self, order_id: str) -> Order | None:
+        """The order as recorded now (no timeouts are invented), or None; `IntegrityBroken`
+        if its recorded history is broken."""
+        try:
+            return self._load(order_uuid(order_id))
+        except IntegrityBroken as broken:
+            raise broken.naming(order_id) from None
+
+    def order_events(self, order_id: str) -> Iterator[OrderEvent]:
+        """The order's events, checked (`IntegrityBroken` before any is given)."""
+        oid = order_uuid(order_id)
+        try:
+            return iter(list(self._decoded(oid, self._stored(oid))))
+        except IntegrityBroken as broken:
+            raise broken.naming(order_id) from None
+
     def all_events(self, page: int = 1000) -> Iterator[OrderEvent]:
-        """Every recorded event in recording order, a page at a time."""
+        """Every recorded event in recording order, a page at a time (not checked: see
+        `aftersales.integrity` for the log's chain)."""
         start = 1
         while notifications := self.recorder.select_notifications(start, page):
             for notification in notifications:
@@ -350,3 +422,4 @@ class Ledger(Application[UUID]):
                 break
             order = event.mutate(order)
         return order
+

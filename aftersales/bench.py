@@ -122,18 +122,21 @@ class Bench:
         return len(rows) / elapsed
 
     def storage_floor(self, url: str) -> float:
-        """Commands/s of writing the rows the ingest into `url` left (its events and
-        command ids, and the deadline index as it ended: fewer index writes than the
-        ingest made) through sqlite3 alone: into the ledger's schema, with its pragmas,
-        `BATCH` commands a transaction (the ingest's batches count ticks too) in key order,
+        """Commands/s of writing the rows the ingest into `url` left (its events with their
+        digests and command ids, and the deadline index and head records as they ended:
+        fewer index writes than the ingest made) through sqlite3 alone: into the ledger's
+        schema, with its pragmas, `BATCH` commands a transaction (the ingest's batches
+        count ticks too) in key order,
         each commit durable.  No parsing, deciding or encoding: about the most an ingest
         could do."""
         with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as source:
             tables = [sql for sql, in source.execute(
                 "SELECT sql FROM sqlite_master "
                 "WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite%'")]
-            events = source.execute("SELECT originator_id, originator_version, topic, state "
-                                    "FROM stored_events ORDER BY rowid").fetchall()
+            events = source.execute("SELECT originator_id, originator_version, topic, state, "
+                                    "event_digest, log_link FROM stored_events "
+                                    "ORDER BY rowid").fetchall()
+            heads = source.execute("SELECT * FROM ledger_heads").fetchall()
             commands = source.execute(
                 "SELECT * FROM ledger_commands ORDER BY rowid").fetchall()
             deadlines = source.execute("SELECT * FROM ledger_deadlines").fetchall()
@@ -151,8 +154,10 @@ class Bench:
             started = time.perf_counter()
             for n in range(parts):
                 conn.execute("BEGIN")
-                conn.executemany("INSERT INTO stored_events VALUES (?,?,?,?)",
+                conn.executemany("INSERT INTO stored_events VALUES (?,?,?,?,?,?)",
                                  sorted(part(events, n)))
+                conn.executemany("INSERT OR REPLACE INTO ledger_heads VALUES (?,?,?)",
+                                 sorted(part(heads, n)))
                 conn.executemany("INSERT INTO ledger_commands VALUES (?,?,?)",
                                  sorted(part(commands, n)))
                 conn.executemany(

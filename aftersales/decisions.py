@@ -16,6 +16,7 @@ from aftersales import commands as cmd
 from aftersales.domain.errors import CommandRefused
 from aftersales.domain.order import Order
 from aftersales.domain.policy import Policy
+from aftersales.errors import IntegrityBroken
 from aftersales.recorders.rows import DeadlineRow
 
 
@@ -99,6 +100,11 @@ def decide(order: Order | None, command: cmd.OrderCommand, policy: Policy) -> Or
 def duplicate_id(command_id: str) -> CommandRefused:
     return CommandRefused(
         "DUPLICATE-ID", f"command id {command_id!r} was already applied with other content")
+
+
+def refusal_of(broken: IntegrityBroken) -> CommandRefused:
+    """The refusal of a command for an order whose history is broken (SPEC section 11)."""
+    return CommandRefused("INTEGRITY", broken.describe())
 
 
 def deadline_row(order: Order) -> DeadlineRow | None:

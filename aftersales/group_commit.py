@@ -30,13 +30,23 @@ from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from aftersales import commands as cmd
 from aftersales.collector import paused
-from aftersales.decisions import DUPLICATE, Outcome, applied, deadline_row, decide, duplicate_id
+from aftersales.decisions import (
+    DUPLICATE,
+    Outcome,
+    applied,
+    deadline_row,
+    decide,
+    duplicate_id,
+    refusal_of,
+)
 from aftersales.domain.errors import AftersalesError, CommandRefused
 from aftersales.domain.order import Order, order_uuid
+from aftersales.errors import IntegrityBroken
 from aftersales.recorders.rows import CommandRow, DeadlineRow
 
 if TYPE_CHECKING:
     from aftersales.application import Ledger
+
 
 #: Orders kept between batches (about 2 KB each, measured on orders of six or seven events).
 CACHE_SIZE = 10_000
@@ -143,6 +153,7 @@ class _Batch:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.orders: dict[str, Order | None] = {}  # the working set, by order id
+        self.broken: dict[str, IntegrityBroken] = {}  # orders whose history is broken
         self.deadlines: list[tuple[datetime, str]] = []  # heap of (pending deadline, id)
         self.touched: dict[str, Order] = {}
         self.indexed: dict[str, DeadlineRow | None] = {}  # index rows as the store has them
@@ -191,6 +202,8 @@ class _Batch:
                         if order is not None:
                             order.apply_due_timeouts(c.at, policy)
                         raise duplicate_id(cid)
+                    if c.order_id in self.broken:
+                        raise refusal_of(self.broken[c.order_id])
                     if order is None:
                         self.indexed[c.order_id] = None
                     order = self.orders[c.order_id] = decide(order, c, policy)
@@ -230,8 +243,11 @@ class _Batch:
     def load(self, order_ids: Iterable[str]) -> set[str]:
         """Add orders to the working set (from the cache where it is up to date, else from
         the store); the ids of those that were not there already."""
-        wanted = {x for x in order_ids if x not in self.orders}
+        wanted = {x for x in order_ids if x not in self.orders and x not in self.broken}
         for order_id, order in load_orders(self.ledger, wanted).items():
+            if isinstance(order, IntegrityBroken):
+                self.broken[order_id] = order
+                continue
             self.orders[order_id] = order
             self.indexed[order_id] = None if order is None else deadline_row(order)
             if order is not None:
@@ -268,9 +284,9 @@ class _Batch:
         recorded, sweep those orders one by one, which sets their rows right (as
         `Ledger.tick` does).  Rows of orders this batch recorded are already right."""
         for n, oid, order_id, now in repairs:
-            if order_id in self.touched:
+            if order_id in self.touched or order_id in self.broken:
                 continue
-            fired = self.ledger.sweep_order(oid, now)
+            fired = self.ledger.sweep_order(oid, now) or 0
             outcome = results[n]
             assert isinstance(outcome, Outcome)
             results[n] = Outcome(timeouts=outcome.timeouts + fired)
@@ -289,21 +305,22 @@ class _Batch:
 
 
 def load_orders(ledger: Ledger, order_ids: Iterable[str],
-                known: Mapping[str, UUID] | None = None) -> dict[str, Order | None]:
-    """The orders (None: never placed), from the cache (once `Ledger.refresh_cache` has
-    dropped what other writers changed), else from the store; `known` gives the ids of
-    some of them (else they are derived)."""
+                known: Mapping[str, UUID] | None = None
+                ) -> dict[str, Order | IntegrityBroken | None]:
+    """The orders (None: never placed; an `IntegrityBroken` where the history is broken),
+    from the cache (once `Ledger.refresh_cache` has dropped what other writers changed),
+    else from the store; `known` gives the ids of some of them (else they are derived)."""
     cache = ledger.order_cache
-    found: dict[str, Order | None] = {}
-    missing: list[str] = []
+    found: dict[str, Order | IntegrityBroken | None] = {}
+    missing: dict[UUID, str] = {}
+    uuid_of = known or {}
     for order_id in order_ids:
         order = cache.get(order_id)
+        found[order_id] = order
         if order is None:
-            missing.append(order_id)
-            found[order_id] = None
-        else:
-            found[order_id] = order
-    uuid_of = known or {}
-    for rebuilt in ledger.load_orders([uuid_of.get(x) or order_uuid(x) for x in missing]):
-        found[rebuilt.order_id] = rebuilt
+            missing[uuid_of.get(order_id) or order_uuid(order_id)] = order_id
+    for oid, loaded in ledger.load_orders(list(missing)).items():
+        order_id = missing[oid]
+        found[order_id] = (loaded.naming(order_id) if isinstance(loaded, IntegrityBroken)
+                           else loaded)
     return found

@@ -21,9 +21,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from eventsourcing.persistence import ApplicationRecorder, InfrastructureFactory
-from eventsourcing.popo import POPOFactory
-from eventsourcing.sqlite import SQLiteFactory
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -104,7 +101,7 @@ def postgres_target(url: str) -> PostgresTarget | None:
 def eventsourcing_env(url: str) -> dict[str, str]:
     """The eventsourcing environment that selects the store a URL names."""
     if url in ("memory:", "memory://"):
-        return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+        return {"PERSISTENCE_MODULE": "aftersales.recorders.memory:LedgerPOPOFactory"}
     if url.startswith("sqlite://"):
         path = url.removeprefix("sqlite://")
         if path in ("", "/", "/:memory:"):
@@ -120,13 +117,12 @@ def eventsourcing_env(url: str) -> dict[str, str]:
     if target is not None:
         u = target.url
         env = {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "PERSISTENCE_MODULE": "aftersales.recorders.postgres:LedgerPostgresFactory",
             "POSTGRES_DBNAME": str(u.database),
             "POSTGRES_HOST": u.host or "127.0.0.1",
             "POSTGRES_PORT": str(u.port or 5432),
             "POSTGRES_USER": u.username or os.environ.get("PGUSER") or getpass.getuser(),
             "POSTGRES_PASSWORD": u.password or os.environ.get("PGPASSWORD", ""),
-            "CREATE_TABLE": "n",  # the ledger's recorder creates what it needs
         }
         for name, (setting, default) in POSTGRES_SETTINGS.items():
             env[setting] = target.settings.get(name, default)
@@ -139,32 +135,3 @@ def redacted(url: str) -> str:
     """The URL without its password, for messages and logs."""
     target = postgres_target(url)
     return url if target is None else target.url.render_as_string(hide_password=True)
-
-
-def construct_recorder(factory: InfrastructureFactory[Any],
-                       create: bool = True) -> ApplicationRecorder:
-    """The ledger's recorder for the store the factory was configured for; `create` makes
-    the tables that are missing."""
-    if isinstance(factory, SQLiteFactory):
-        from aftersales.recorders.sqlite import SQLiteLedgerRecorder
-
-        sqlite = SQLiteLedgerRecorder(datastore=factory.datastore)
-        if create:
-            sqlite.create_table()
-        return sqlite
-    if isinstance(factory, POPOFactory):
-        from aftersales.recorders.memory import MemoryLedgerRecorder
-
-        return MemoryLedgerRecorder()
-    from eventsourcing.postgres import PostgresFactory
-
-    if isinstance(factory, PostgresFactory):
-        from aftersales.recorders.postgres import PostgresLedgerRecorder
-
-        postgres = PostgresLedgerRecorder(datastore=factory.datastore,
-                                          events_table_name="aftersales_events")
-        if create:
-            postgres.create_schema()
-            postgres.create_table()
-        return postgres
-    raise StoreConfigError(f"no ledger recorder for {type(factory).__name__}")

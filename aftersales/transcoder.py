@@ -47,13 +47,18 @@ class FastJSONTranscoder(JSONTranscoder):
         super().__init__()
         self._zones: dict[tzinfo | None, bool] = {}
         self._iso_dates = False
+        self._native_dates = False
 
     def register(self, transcoding: Transcoding) -> None:
         super().register(transcoding)
-        self._iso_dates = isinstance(self.names.get("datetime_iso"), DatetimeAsISO)
+        # The fast paths write and read datetimes as the library's own DatetimeAsISO does;
+        # a subclass (or any other transcoding) registered for them is the library's to
+        # call, as it dispatches by exact type.
+        self._iso_dates = type(self.names.get("datetime_iso")) is DatetimeAsISO
+        self._native_dates = type(self.types.get(_DATETIME)) is DatetimeAsISO
 
     def encode(self, obj: Any) -> bytes:
-        if type(obj) is not dict or not isinstance(self.types.get(_DATETIME), DatetimeAsISO):
+        if type(obj) is not dict or not self._native_dates:
             return super().encode(obj)
         tagged = None
         for key, value in obj.items():

@@ -3,6 +3,13 @@
 A `Batch` holds the rows a batch of events touches (loaded by the runner), and collects
 the new violation and lapse rows and the compliance counters.  Deadlines, amounts and
 actors are copied from the events; no rule is decided here.
+
+Recorded events are folded only once they are checked against the chained record
+(`fold_recorded`): each must be the next version of its order, with the digest that
+follows the order's last folded one (`order_status.history_digest`).  An event that fails,
+or cannot be read, is not folded: the order is recorded in `integrity_breaks` and none of
+its later events are folded either, so reporting goes on for every other order and an
+analyst sees which orders it cannot vouch for.
 """
 
 from __future__ import annotations
@@ -12,6 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Notification
 
 from aftersales.domain import events as ev
 from aftersales.domain.states import (
@@ -24,6 +34,8 @@ from aftersales.domain.states import (
     UNPAID_24H,
     CaseStatus,
 )
+from aftersales.recorders.chain import ZERO, digest, id_bytes
+from aftersales.recorders.rows import ChainedNotification
 
 Row = dict[str, Any]
 COUNTERS = ("cases_opened", "answered_on_time", "auto_approved", "receipts_auto_confirmed",
@@ -45,12 +57,85 @@ class Batch:
     lapses: list[Row] = field(default_factory=list)
     compliance: dict[tuple[str, date], Counter[str]] = field(default_factory=dict)
     medians: set[tuple[str, date]] = field(default_factory=set)
+    breaks: dict[str, Row] = field(default_factory=dict)  # new, by order_uuid
+    frozen: set[str] = field(default_factory=set)  # order_uuids with a broken history
 
     def day(self, at: datetime) -> date:
         return at.astimezone(self.tz).date()
 
     def count(self, merchant: str, at: datetime, counter: str, n: int = 1) -> None:
         self.compliance.setdefault((merchant, self.day(at)), Counter())[counter] += n
+
+
+Decode = Callable[[Notification], ev.OrderEvent]
+
+
+def decoding(to_domain_event: Callable[[Notification], object]) -> Decode:
+    """A `Decode` from a mapper's `to_domain_event` (refusing what is not an order event)."""
+    def decode(notification: Notification) -> ev.OrderEvent:
+        event = to_domain_event(notification)
+        if not isinstance(event, ev.OrderEvent):
+            raise TypeError(f"{notification.topic} is not an order event")
+        return event
+    return decode
+
+
+def fold_recorded(batch: Batch, notification: Notification, decode: Decode) -> None:
+    """Check a recorded event against its order's chain, then fold it (or record the
+    break and freeze the order)."""
+    oid = notification.originator_id
+    assert isinstance(oid, UUID)
+    key = oid.hex
+    if key in batch.frozen:
+        return
+    checked = _follows(batch.orders.get(key), oid, notification)
+    if isinstance(checked, bytes):
+        try:
+            event = decode(notification)
+            if not isinstance(event, ev.OrderPlaced) and key not in batch.orders:
+                raise TypeError("the first event is not OrderPlaced")
+            fold(batch, event, notification.id)
+            batch.orders[key]["history_digest"] = checked.hex()
+            return
+        except Exception as e:  # whatever decoding raises: the event is unreadable
+            checked = (notification.originator_version,
+                       f"the event cannot be read ({type(e).__name__}: {e})")
+    broken(batch, key, notification, *checked)
+
+
+def _follows(order: Row | None, oid: UUID, n: Notification) -> bytes | tuple[int, str]:
+    """The event's digest if it follows the order's last folded event; else where and
+    why it does not."""
+    version, previous = ((order["version"], bytes.fromhex(order["history_digest"]))
+                         if order is not None else (0, ZERO))
+    if n.originator_version != version + 1:
+        return version + 1, (f"event {version + 1} is missing" if n.originator_version
+                             > version + 1 else f"event {n.originator_version} comes again")
+    stored = n.digest if isinstance(n, ChainedNotification) else None
+    if stored is None:
+        return n.originator_version, "the event has no digest (written before the chain)"
+    found = digest(previous, id_bytes(oid), n.originator_version, n.topic, n.state)
+    if stored != found:
+        return n.originator_version, ("the event does not match its digest: it was "
+                                      "altered, or an event before it was removed, "
+                                      "inserted or reordered")
+    return found
+
+
+def broken(batch: Batch, key: str, notification: Notification | None, version: int,
+           reason: str) -> None:
+    """Record that the order's history breaks at `version` and freeze it: its rows keep
+    what the events before the break made, and it has no pending deadline."""
+    order = batch.orders.get(key)
+    batch.frozen.add(key)
+    batch.breaks[key] = {
+        "order_uuid": key, "order_id": order["order_id"] if order else None,
+        "merchant_id": order["merchant_id"] if order else None, "version": version,
+        "position": notification.id if notification is not None else None, "reason": reason,
+    }
+    if order is not None:
+        order.update(history_broken=True, awaiting=None, next_deadline=None,
+                     next_deadline_rule=None)
 
 
 def fold(batch: Batch, event: ev.OrderEvent, position: int) -> None:
@@ -82,6 +167,7 @@ def placed_row(batch: Batch, e: ev.OrderPlaced, key: str) -> Row:
         "next_deadline": e.payment_deadline,
         "next_deadline_rule": "C-ON-4" if e.payment_deadline else None,
         "refunded_total": 0, "violations": 0, "lapses": 0,
+        "history_digest": ZERO.hex(), "history_broken": False,
     }
 
 

@@ -4,18 +4,18 @@ transaction together with the tracking position (exactly once)."""
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from functools import singledispatchmethod
 from typing import Any
 
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import Notification, Tracking
 from eventsourcing.projection import Projection
 from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, select, update
 
-from aftersales.domain.events import OrderEvent
-from projections.folding import COUNTERS, Batch, Row, fold
+from projections.folding import COUNTERS, Batch, Decode, Row, fold, fold_recorded
 from projections.schema import (
+    integrity_breaks,
     lapses,
     merchant_compliance,
     order_status,
@@ -33,25 +33,37 @@ class ReportingProjection(Projection[ReadModels]):
 
     @singledispatchmethod
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
-        """One event (the library's interface; the runner uses `process_batch`).  An event
-        at or before the recorded position is skipped: it was projected already."""
+        """One decoded event (the library's interface; the runner uses `process_batch`,
+        which also checks each event against the chained record).  An event at or before
+        the recorded position is skipped: it was projected already."""
         position = self.view.max_tracking_id(tracking.application_name)
         if tracking.notification_id > (position or 0):
-            self.process_batch([(domain_event, tracking)], position)
+            self._project(tracking, position, {domain_event.originator_id.hex},
+                          lambda batch: fold(batch, domain_event, tracking.notification_id))
 
-    def process_batch(self, items: Sequence[tuple[OrderEvent, Tracking]],
-                      expected: int | None) -> None:
-        """Fold the events into the read models and move the position from `expected` to
-        the last event's, all in one transaction."""
-        if not items:
+    def process_batch(self, notifications: Sequence[Notification], application: str,
+                      expected: int | None, decode: Decode) -> None:
+        """Check the recorded events against their orders' chains, fold them into the read
+        models, and move the position from `expected` to the last one's, all in one
+        transaction."""
+        if not notifications:
             return
+
+        def fill(batch: Batch) -> None:
+            for n in notifications:
+                fold_recorded(batch, n, decode)
+
+        keys = {n.originator_id.hex for n in notifications}  # type: ignore[union-attr]
+        self._project(Tracking(application, notifications[-1].id), expected, keys, fill)
+
+    def _project(self, last: Tracking, expected: int | None, keys: set[str],
+                 fill: Callable[[Batch], None]) -> None:
         with self.view.transaction() as conn:
-            self.view.advance(conn, items[-1][1], expected)
+            self.view.advance(conn, last, expected)
             self.view.check(conn)
             batch = Batch(self.view.tz)
-            load(conn, batch, {e.originator_id.hex for e, _ in items})
-            for event, tracking in items:
-                fold(batch, event, tracking.notification_id)
+            load(conn, batch, keys)
+            fill(batch)
             write(conn, batch)
 
 
@@ -69,6 +81,8 @@ def load(conn: Connection, batch: Batch, order_keys: set[str]) -> None:
         for row in conn.execute(select(return_cases).where(
                 return_cases.c.order_uuid.in_(chunk))).mappings():
             batch.cases[(row["order_uuid"], row["case_no"])] = dict(row)
+        batch.frozen.update(conn.execute(select(integrity_breaks.c.order_uuid).where(
+            integrity_breaks.c.order_uuid.in_(chunk))).scalars())
 
 
 def _upsert(conn: Connection, table: Table, rows: list[Row], new: list[Row],
@@ -98,16 +112,23 @@ def write(conn: Connection, batch: Batch) -> None:
         conn.execute(insert(violations), batch.violations)
     if batch.lapses:
         conn.execute(insert(lapses), batch.lapses)
+    if batch.breaks:
+        conn.execute(insert(integrity_breaks), list(batch.breaks.values()))
     _write_compliance(conn, batch)
     ids = [o["order_id"] for o in orders]
     for chunk in _chunks(ids):
         conn.execute(delete(pending_deadlines).where(pending_deadlines.c.order_id.in_(chunk)))
-    pending = [{"order_id": o["order_id"], "merchant_id": o["merchant_id"],
-                "case_no": o["latest_case"] if o["next_deadline_rule"] != "C-ON-4" else None,
-                "rule": o["next_deadline_rule"], "deadline": o["next_deadline"],
-                "awaiting": o["awaiting"]} for o in orders if o["next_deadline"] is not None]
+    pending = pending_rows(orders)
     if pending:
         conn.execute(insert(pending_deadlines), pending)
+
+
+def pending_rows(orders: list[Row]) -> list[Row]:
+    """The pending-deadline rows of these order rows (the rebuild writes the same)."""
+    return [{"order_id": o["order_id"], "merchant_id": o["merchant_id"],
+             "case_no": o["latest_case"] if o["next_deadline_rule"] != "C-ON-4" else None,
+             "rule": o["next_deadline_rule"], "deadline": o["next_deadline"],
+             "awaiting": o["awaiting"]} for o in orders if o["next_deadline"] is not None]
 
 
 def _write_compliance(conn: Connection, batch: Batch) -> None:

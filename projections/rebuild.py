@@ -48,12 +48,13 @@ from sqlalchemy.schema import CreateTable
 from aftersales.application import Ledger
 from aftersales.collector import give_back_memory
 from aftersales.domain.errors import AftersalesError
-from aftersales.domain.events import OrderEvent
 from aftersales.spawn import serve, spawn
-from projections.folding import COUNTERS, Batch, Row, fold
+from projections.folding import COUNTERS, Batch, Row, broken, decoding, fold_recorded
+from projections.projection import pending_rows
 from projections.schema import (
     ID,
     SCHEMA_VERSION,
+    integrity_breaks,
     lapses,
     merchant_compliance,
     metadata,
@@ -240,12 +241,12 @@ def _start(views: ReadModels) -> None:
             name=PROJECTION_NAME, schema_version=REBUILDING, timezone=views.tz_name))
 
 
-def _project_page(ledger: Ledger, views: ReadModels, page: list[Notification]) -> None:
+def _project_page(ledger: Ledger, views: ReadModels, page: Sequence[Notification]) -> None:
     batch = Batch(views.tz)
+    decode = decoding(ledger.mapper.to_domain_event)
     for notification in page:
-        event = ledger.mapper.to_domain_event(notification)
-        assert isinstance(event, OrderEvent)
-        fold(batch, event, notification.id)
+        fold_recorded(batch, notification, decode)
+    _check_heads(ledger, batch, page)
     orders = list(batch.orders.values())
     deltas = [{"merchant_id": merchant, "day": day, **dict.fromkeys(COUNTERS, 0), **counts}
               for (merchant, day), counts in batch.compliance.items()]
@@ -256,15 +257,31 @@ def _project_page(ledger: Ledger, views: ReadModels, page: list[Notification]) -
         _Inserter(violations, conn)(batch.violations)
         _Inserter(lapses, conn)(batch.lapses)
         _Inserter(pending_deadlines, conn)(pending_rows(orders))
+        _Inserter(integrity_breaks, conn)(list(batch.breaks.values()))
         _Inserter(compliance_deltas, conn)(deltas)
 
 
-def pending_rows(orders: list[Row]) -> list[Row]:
-    """The pending-deadline rows of these order rows."""
-    return [{"order_id": o["order_id"], "merchant_id": o["merchant_id"],
-             "case_no": o["latest_case"] if o["next_deadline_rule"] != "C-ON-4" else None,
-             "rule": o["next_deadline_rule"], "deadline": o["next_deadline"],
-             "awaiting": o["awaiting"]} for o in orders if o["next_deadline"] is not None]
+def _check_heads(ledger: Ledger, batch: Batch, page: Sequence[Notification]) -> None:
+    """The orders whose last events are missing: each order's head record names a version
+    the page did not reach, and that version is recorded nowhere (not just after the
+    rebuild's cut).  Their rows stay as the events found made them."""
+    last: dict[UUID, int] = {}
+    for n in page:
+        assert isinstance(n.originator_id, UUID)
+        last[n.originator_id] = n.originator_version
+    heads = ledger.index.heads_of(list(last))
+    for oid, v in last.items():
+        if oid not in heads and oid.hex not in batch.frozen:
+            broken(batch, oid.hex, None, v, "the order's head record is missing")
+    beyond = [(oid, v + 1) for oid, v in last.items()
+              if oid.hex not in batch.frozen and heads[oid].version > v]
+    present = ledger.index.versions_present(beyond) if beyond else set()
+    for oid, version in beyond:
+        if (oid, version) not in present:  # (else: recorded after the cut, folded later)
+            head = heads[oid].version
+            broken(batch, oid.hex, None, version, f"event {version} is missing" if
+                   head == version else f"events {version} to {head} are missing "
+                   f"(the head record says {head})")
 
 
 def _check(conn: Connection, views: ReadModels) -> None:

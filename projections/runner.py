@@ -13,12 +13,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from threading import Event
 
-from eventsourcing.persistence import Tracking
 from sqlalchemy import select
 
 from aftersales.application import Ledger
 from aftersales.domain.errors import AftersalesError
-from aftersales.domain.events import OrderEvent
+from projections.folding import decoding
 from projections.projection import ReportingProjection
 from projections.rebuild import rebuild
 from projections.schema import READ_MODELS, metadata
@@ -38,6 +37,7 @@ class Runner:
         if prepare:
             views.create_table()
         self.projection = ReportingProjection(view=views)
+        self.decode = decoding(ledger.mapper.to_domain_event)
 
     @property
     def position(self) -> int:
@@ -60,17 +60,12 @@ class Runner:
                 start=expected, limit=self.batch, stop=upto, inclusive_of_start=False)
             if not page:
                 return done
-            items = []
-            for n in page:
-                event = self.ledger.mapper.to_domain_event(n)
-                assert isinstance(event, OrderEvent)
-                items.append((event, Tracking(self.ledger.name, n.id)))
             try:
-                self.projection.process_batch(items, expected)
+                self.projection.process_batch(page, self.ledger.name, expected, self.decode)
             except StaleTracking:
                 continue  # another runner projected them: carry on from its position
-            done += len(items)
-            on_batch(len(items))
+            done += len(page)
+            on_batch(len(page))
         return done
 
     def follow(self, stop: Event, poll: float = 0.5,

@@ -29,7 +29,7 @@ from sqlalchemy import (
     TypeDecorator,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -93,6 +93,8 @@ order_status = Table(
     Column("last_event_at", TS, nullable=False),
     Column("last_position", BigInteger, nullable=False),
     Column("version", Integer, nullable=False),
+    Column("history_digest", String(64), nullable=False),
+    Column("history_broken", Boolean, nullable=False),
 )
 
 return_cases = Table(
@@ -181,6 +183,16 @@ pending_deadlines = Table(
     Column("awaiting", String(16)),
 )
 
+integrity_breaks = Table(
+    "integrity_breaks", metadata,
+    Column("order_uuid", String(32), primary_key=True),
+    Column("order_id", ID, index=True),
+    Column("merchant_id", ID, index=True),
+    Column("version", Integer, nullable=False),
+    Column("position", BigInteger),
+    Column("reason", Text, nullable=False),
+)
+
 projection_tracking = Table(
     "projection_tracking", metadata,
     Column("application_name", String(64), primary_key=True),
@@ -202,4 +214,5 @@ READ_MODELS: dict[str, tuple[str, ...]] = {
     "lapses": ("position",),
     "merchant_compliance": ("merchant_id", "day"),
     "pending_deadlines": ("order_id",),
+    "integrity_breaks": ("order_uuid",),
 }

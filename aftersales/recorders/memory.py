@@ -1,25 +1,45 @@
 """The ledger's in-process recorder (fast tests): eventsourcing's POPO recorder, plus the
-deadline index and command ids under the same lock."""
+chained record, the deadline index and the command ids under the same lock."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
-from eventsourcing.popo import POPOApplicationRecorder
+from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 
 from aftersales.partition import Partition
-from aftersales.recorders.rows import CommandRow, DeadlineRow
+from aftersales.recorders.chain import (
+    ZERO,
+    ChainGap,
+    Head,
+    HeadCache,
+    Row,
+    chain_events,
+    checked,
+)
+from aftersales.recorders.rows import (
+    ChainedNotification,
+    CheckedReads,
+    CommandRow,
+    DeadlineRow,
+    LinkRow,
+    Loaded,
+)
 
 
-class MemoryLedgerRecorder(POPOApplicationRecorder):
+class MemoryLedgerRecorder(CheckedReads, POPOApplicationRecorder):
     def __init__(self) -> None:
         super().__init__()
         self._deadlines: dict[UUID, DeadlineRow] = {}
         self._commands: dict[str, str] = {}
+        self._digests: list[bytes] = []  # beside `_stored_events`, by position
+        self._links: list[bytes] = []
+        self._heads: dict[UUID | str, Head] = {}
+        self.heads = HeadCache(0)  # the head records are at hand: nothing to cache
 
     def _insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -29,10 +49,19 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
             for x in commands:
                 if x.command_id in self._commands:
                     raise IntegrityError(f"command id {x.command_id} already recorded")
-            ids = super()._insert_events(stored_events, **kwargs)
-            positions: list[tuple[int, int]] | None = kwargs.get("positions")
-            if positions is not None and ids:
-                positions.append((min(ids), max(ids)))
+            self._assert_uniqueness(stored_events, **kwargs)
+            try:
+                chained, heads = chain_events(
+                    [(s.originator_id, s.originator_version, s.topic, s.state)
+                     for s in stored_events],
+                    {s.originator_id: self._heads.get(s.originator_id)
+                     for s in stored_events}, self._links[-1] if self._links else ZERO)
+            except ChainGap as e:
+                raise IntegrityError(str(e)) from e
+            ids = self._update_table(stored_events, **kwargs)
+            self._digests += [x.digest for x in chained]
+            self._links += [x.link for x in chained]
+            self._heads.update(heads)
             for x in commands:
                 self._commands[x.command_id] = x.digest
             for oid, row in kwargs.get("deadlines", {}).items():
@@ -52,6 +81,61 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
                 return False
             self._put_deadline(originator_id, row)
             return True
+
+    # --- reading orders, checked -------------------------------------------------------
+
+    def select_events_many(self, originator_ids: Sequence[Any]) -> dict[Any, Loaded]:
+        with self._database_lock:
+            rows: dict[UUID | str, list[Row]] = {}
+            heads: dict[UUID | str, Head] = {}
+            for oid in originator_ids:
+                positions = self._stored_events_index.get(str(oid), {})
+                if positions:
+                    rows[oid] = [Row(v, self._stored_events[p].topic,
+                                     self._stored_events[p].state, self._digests[p])
+                                 for v, p in sorted(positions.items())]
+                if oid in self._heads:
+                    heads[oid] = self._heads[oid]
+            return checked(rows, heads, self.heads)
+
+    def heads_of(self, originator_ids: Sequence[UUID]) -> dict[UUID, Head]:
+        with self._database_lock:
+            return {x: self._heads[x] for x in originator_ids if x in self._heads}
+
+    def heads_page(self, after: UUID | None, limit: int) -> list[tuple[UUID, Head]]:
+        with self._database_lock:
+            keys = sorted(k for k in self._heads if isinstance(k, UUID)
+                          and (after is None or k > after))
+            return [(k, self._heads[k]) for k in keys[:limit]]
+
+    def versions_present(self, pairs: Sequence[tuple[UUID, int]]) -> set[tuple[UUID, int]]:
+        with self._database_lock:
+            return {(oid, v) for oid, v in pairs
+                    if v in self._stored_events_index.get(str(oid), {})}
+
+    # --- reading the log ---------------------------------------------------------------
+
+    def select_notifications(self, start: int | None, limit: int, stop: int | None = None,
+                             topics: Sequence[str] = (), *, inclusive_of_start: bool = True
+                             ) -> Sequence[Notification]:
+        with self._database_lock:
+            found = super().select_notifications(start, limit, stop, topics,
+                                                 inclusive_of_start=inclusive_of_start)
+            return [ChainedNotification(
+                id=n.id, originator_id=n.originator_id,
+                originator_version=n.originator_version, topic=n.topic, state=n.state,
+                digest=self._digests[n.id - 1], link=self._links[n.id - 1]) for n in found]
+
+    def links_page(self, after: int, limit: int) -> list[LinkRow]:
+        with self._database_lock:
+            out = []
+            for position in range(after, min(after + limit, len(self._stored_events))):
+                s = self._stored_events[position]
+                oid = s.originator_id
+                assert isinstance(oid, UUID)
+                out.append(LinkRow(position + 1, oid, s.originator_version,
+                                   self._digests[position], self._links[position]))
+            return out
 
     def due_orders(self, before: datetime, limit: int, since: datetime | None = None,
                    partition: Partition | None = None) -> list[tuple[UUID, str]]:
@@ -81,20 +165,14 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
         return found
 
     def events_by_order(self, upto: int, after: tuple[UUID, int] | None, limit: int,
-                        before: UUID | None = None) -> list[Notification]:
+                        before: UUID | None = None) -> list[ChainedNotification]:
         found = sorted((n for n in self.select_notifications(1, upto, stop=upto)
                         if before is None or str(n.originator_id) < str(before)),
                        key=lambda n: (str(n.originator_id), n.originator_version))
         if after is not None:
             key = (str(after[0]), after[1])
             found = [n for n in found if (str(n.originator_id), n.originator_version) > key]
-        return found[:limit]
-
-    def select_events_many(
-        self, originator_ids: Sequence[UUID]
-    ) -> dict[UUID, list[StoredEvent]]:
-        found = {x: list(self.select_events(x)) for x in originator_ids}
-        return {x: events for x, events in found.items() if events}
+        return [n for n in found[:limit] if isinstance(n, ChainedNotification)]
 
     def command_ids(self) -> set[str]:
         with self._database_lock:
@@ -103,3 +181,16 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
     def pending_deadlines(self) -> list[tuple[UUID, DeadlineRow]]:
         with self._database_lock:
             return sorted(self._deadlines.items(), key=lambda x: x[1].deadline)
+
+    def needs_upgrade(self) -> bool:
+        return False  # a memory store is always written by this version
+
+    def upgrade(self, on_progress: Callable[[int], None]) -> int:
+        return 0
+
+
+class LedgerPOPOFactory(POPOFactory):
+    """eventsourcing's in-process factory, whose application recorder is the ledger's."""
+
+    def application_recorder(self) -> MemoryLedgerRecorder:
+        return MemoryLedgerRecorder()

@@ -1,5 +1,6 @@
 """The ledger's recorder for PostgreSQL: eventsourcing's (psycopg 3, pooled), plus the
-deadline index and command ids written in the same transaction as the events."""
+chained record (each event's digest and log link, each order's head record), the deadline
+index and the command ids, all written in the events' transaction."""
 
 from __future__ import annotations
 
@@ -9,85 +10,156 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Notification, PersistenceError, StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.persistence import (
+    IntegrityError,
+    Notification,
+    PersistenceError,
+    StoredEvent,
+)
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 from aftersales.partition import Partition
-from aftersales.recorders.rows import CommandRow, DeadlineRow
+from aftersales.recorders.chain import (
+    ZERO,
+    ChainGap,
+    Head,
+    HeadCache,
+    Row,
+    chain_events,
+    checked,
+    digest,
+    firsts_of,
+    heads_before,
+    id_bytes,
+    link,
+)
+from aftersales.recorders.rows import (
+    ChainedNotification,
+    CheckedReads,
+    CommandRow,
+    DeadlineRow,
+    LinkRow,
+    Loaded,
+)
 from aftersales.retry import retrying
 
 DDL_ATTEMPTS = 5
 #: An order's shard (aftersales/partition.py): the low four bits of its id.
 SHARD = "(get_byte(uuid_send(originator_id), 15) & 15)"
 EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
+#: Events a `db upgrade` chains per statement.
+UPGRADE_PAGE = 5_000
 
 
 #: Above every order id (uuid5 ids carry version bits, so none is all ones).
 LAST_ID = UUID(int=2**128 - 1)
 
 
-class PostgresLedgerRecorder(PostgresApplicationRecorder):
+class PostgresLedgerRecorder(CheckedReads, PostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.heads = HeadCache()
         schema = Identifier(self.datastore.schema)
-        self._q = {
-            "upsert": SQL(
+        table = Identifier(self.events_table_name)
+
+        def q(text: str) -> Composed:
+            return SQL(text).format(s=schema, t=table)
+
+        self._q: dict[str, SQL | Composed] = {
+            "upsert": q(
                 "INSERT INTO {s}.ledger_deadlines VALUES (%s, %s, %s, %s, %s) "
                 "ON CONFLICT (originator_id) DO UPDATE SET order_id = excluded.order_id, "
-                "due = excluded.due, rule = excluded.rule, case_no = excluded.case_no"
-            ).format(s=schema),
-            "delete": SQL("DELETE FROM {s}.ledger_deadlines WHERE originator_id = %s")
-            .format(s=schema),
-            "command": SQL("INSERT INTO {s}.ledger_commands VALUES (%s, %s, %s)")
-            .format(s=schema),
-            "due": SQL("SELECT originator_id, order_id FROM {s}.ledger_deadlines "
-                       "WHERE due < %s AND due >= %s ORDER BY due LIMIT %s").format(s=schema),
+                "due = excluded.due, rule = excluded.rule, case_no = excluded.case_no"),
+            "delete": q("DELETE FROM {s}.ledger_deadlines WHERE originator_id = %s"),
+            "command": q("INSERT INTO {s}.ledger_commands VALUES (%s, %s, %s)"),
+            "due": q("SELECT originator_id, order_id FROM {s}.ledger_deadlines "
+                     "WHERE due < %s AND due >= %s ORDER BY due LIMIT %s"),
             # The shard: the id's low four bits (see aftersales/partition.py).
-            "due_mine": SQL("SELECT originator_id, order_id FROM {s}.ledger_deadlines "
-                            "WHERE due < %s AND due >= %s "
-                            "AND " + SHARD + " %% %s = %s "
-                            "ORDER BY due LIMIT %s").format(s=schema),
-            "digest": SQL("SELECT digest FROM {s}.ledger_commands WHERE command_id = %s")
-            .format(s=schema),
-            "digests": SQL("SELECT command_id, digest FROM {s}.ledger_commands "
-                           "WHERE command_id = ANY(%s)").format(s=schema),
-            "by_order": SQL(
-                "SELECT notification_id, originator_id, originator_version, topic, state "
-                "FROM {s}.{t} WHERE notification_id <= %s AND "
+            "due_mine": q("SELECT originator_id, order_id FROM {s}.ledger_deadlines "
+                          "WHERE due < %s AND due >= %s AND " + SHARD + " %% %s = %s "
+                          "ORDER BY due LIMIT %s"),
+            "digest": q("SELECT digest FROM {s}.ledger_commands WHERE command_id = %s"),
+            "digests": q("SELECT command_id, digest FROM {s}.ledger_commands "
+                         "WHERE command_id = ANY(%s)"),
+            "by_order": q(
+                "SELECT notification_id, originator_id, originator_version, topic, state, "
+                "event_digest FROM {s}.{t} WHERE notification_id <= %s AND "
                 "(originator_id, originator_version) > (%s, %s) AND originator_id < %s "
-                "ORDER BY originator_id, originator_version LIMIT %s").format(
-                s=schema, t=Identifier(self.events_table_name)),
-            "between": SQL("SELECT notification_id, originator_id FROM {s}.{t} "
-                           "WHERE notification_id > %s AND notification_id <= %s").format(
-                s=schema, t=Identifier(self.events_table_name)),
-            "between_mine": SQL("SELECT notification_id, originator_id FROM {s}.{t} "
-                                "WHERE notification_id > %s AND notification_id <= %s "
-                                "AND " + SHARD + " %% %s = %s").format(
-                s=schema, t=Identifier(self.events_table_name)),
-            "many": SQL("SELECT originator_id, originator_version, topic, state FROM {s}.{t} "
-                        "WHERE originator_id = ANY(%s) "
-                        "ORDER BY originator_id, originator_version").format(
-                s=schema, t=Identifier(self.events_table_name)),
-            "commands": SQL("SELECT command_id FROM {s}.ledger_commands").format(s=schema),
-            "pending": SQL("SELECT originator_id, order_id, due, rule, case_no "
-                           "FROM {s}.ledger_deadlines ORDER BY due").format(s=schema),
-            "version": SQL("SELECT MAX(originator_version) AS v FROM {s}.{t} "
-                           "WHERE originator_id = %s").format(
-                s=schema, t=Identifier(self.events_table_name)),
+                "ORDER BY originator_id, originator_version LIMIT %s"),
+            "between": q("SELECT notification_id, originator_id FROM {s}.{t} "
+                         "WHERE notification_id > %s AND notification_id <= %s"),
+            "between_mine": q("SELECT notification_id, originator_id FROM {s}.{t} "
+                              "WHERE notification_id > %s AND notification_id <= %s "
+                              "AND " + SHARD + " %% %s = %s"),
+            # An order's rows and its head record in one statement: one snapshot.
+            "many": q("SELECT originator_id, 0 AS head, originator_version, topic, state, "
+                      "event_digest FROM {s}.{t} WHERE originator_id = ANY(%s) UNION ALL "
+                      "SELECT originator_id, 1, version, NULL, NULL, event_digest "
+                      "FROM {s}.ledger_heads WHERE originator_id = ANY(%s) "
+                      "ORDER BY 1, 2, 3"),
+            "heads": q("SELECT originator_id, version, event_digest FROM {s}.ledger_heads "
+                       "WHERE originator_id = ANY(%s)"),
+            "heads_page": q("SELECT originator_id, version, event_digest "
+                            "FROM {s}.ledger_heads WHERE originator_id > %s "
+                            "ORDER BY originator_id LIMIT %s"),
+            "put_heads": q(
+                "INSERT INTO {s}.ledger_heads SELECT * FROM unnest(%s::uuid[], "
+                "%s::bigint[], %s::bytea[]) ON CONFLICT (originator_id) DO UPDATE "
+                "SET version = excluded.version, event_digest = excluded.event_digest"),
+            "insert": q(
+                "INSERT INTO {s}.{t} (originator_id, originator_version, topic, state, "
+                "event_digest, log_link) SELECT * FROM unnest(%s::uuid[], %s::bigint[], "
+                "%s::text[], %s::bytea[], %s::bytea[], %s::bytea[]) "
+                "RETURNING notification_id"),
+            "last_link": q("SELECT log_link FROM {s}.{t} "
+                           "ORDER BY notification_id DESC LIMIT 1"),
+            "present": q("SELECT originator_id, originator_version FROM {s}.{t} "
+                         "WHERE (originator_id, originator_version) IN "
+                         "(SELECT * FROM unnest(%s::uuid[], %s::bigint[]))"),
+            "links": q("SELECT notification_id, originator_id, originator_version, "
+                       "event_digest, log_link FROM {s}.{t} WHERE notification_id > %s "
+                       "ORDER BY notification_id LIMIT %s"),
+            "log": q("SELECT notification_id, originator_id, originator_version, topic, "
+                     "state, event_digest, log_link FROM {s}.{t} "
+                     "WHERE notification_id >= %s AND notification_id <= %s "
+                     "ORDER BY notification_id LIMIT %s"),
+            "log_topics": q("SELECT notification_id, originator_id, originator_version, "
+                            "topic, state, event_digest, log_link FROM {s}.{t} "
+                            "WHERE notification_id >= %s AND notification_id <= %s "
+                            "AND topic = ANY(%s) ORDER BY notification_id LIMIT %s"),
+            "commands": q("SELECT command_id FROM {s}.ledger_commands"),
+            "pending": q("SELECT originator_id, order_id, due, rule, case_no "
+                         "FROM {s}.ledger_deadlines ORDER BY due"),
+            "version": q("SELECT MAX(originator_version) AS v FROM {s}.{t} "
+                         "WHERE originator_id = %s"),
+            "columns": SQL("SELECT column_name FROM information_schema.columns "
+                           "WHERE table_schema = %s AND table_name = %s"),
         }
+        # The events table with the chained record's two columns.
+        self.sql_create_statements[self.create_table_statement_index] = q(
+            "CREATE TABLE IF NOT EXISTS {s}.{t} ("
+            "originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
+            "topic text, state bytea, notification_id bigserial, "
+            "event_digest bytea, log_link bytea, "
+            "PRIMARY KEY (originator_id, originator_version)) "
+            "WITH (autovacuum_enabled = true, autovacuum_vacuum_threshold = 100000000, "
+            "autovacuum_vacuum_scale_factor = 0.5, autovacuum_analyze_threshold = 1000, "
+            "autovacuum_analyze_scale_factor = 0.01)")
         self.sql_create_statements += [
-            SQL("CREATE TABLE IF NOT EXISTS {s}.ledger_deadlines ("
-                "originator_id uuid PRIMARY KEY, order_id text NOT NULL, "
-                "due timestamptz NOT NULL, rule text NOT NULL, case_no integer)")
-            .format(s=schema),
-            SQL("CREATE INDEX IF NOT EXISTS ledger_deadlines_due ON {s}.ledger_deadlines "
-                "(due)").format(s=schema),
-            SQL("CREATE TABLE IF NOT EXISTS {s}.ledger_commands ("
-                "command_id text PRIMARY KEY, originator_id uuid NOT NULL, "
-                "digest text NOT NULL)").format(s=schema),
+            q("CREATE TABLE IF NOT EXISTS {s}.ledger_heads ("
+              "originator_id uuid PRIMARY KEY, version bigint NOT NULL, "
+              "event_digest bytea NOT NULL)"),
+            q("CREATE TABLE IF NOT EXISTS {s}.ledger_deadlines ("
+              "originator_id uuid PRIMARY KEY, order_id text NOT NULL, "
+              "due timestamptz NOT NULL, rule text NOT NULL, case_no integer)"),
+            q("CREATE INDEX IF NOT EXISTS ledger_deadlines_due ON {s}.ledger_deadlines "
+              "(due)"),
+            q("CREATE TABLE IF NOT EXISTS {s}.ledger_commands ("
+              "command_id text PRIMARY KEY, originator_id uuid NOT NULL, "
+              "digest text NOT NULL)"),
         ]
 
     def create_table(self) -> None:
@@ -120,15 +192,66 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
 
         retrying(create, (PersistenceError,), DDL_ATTEMPTS)
 
-    def _insert_events(self, curs: Cursor[DictRow], stored_events: Sequence[Any],
-                       **kwargs: Any) -> None:
-        super()._insert_events(curs, stored_events, **kwargs)
+    # --- writing -----------------------------------------------------------------------
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
+                      ) -> Sequence[int] | None:
+        """Insert the events chained, their orders' heads, and what the ledger keeps beside
+        them, in one transaction that first takes the events table's lock (as the library
+        does, so that positions are committed in order).  Every write of the ledger takes
+        that lock before any row lock (the deadline repair too), so writers never wait for
+        each other in a cycle."""
+        with self.datastore.get_connection() as conn, conn.transaction(), \
+                conn.cursor() as curs:
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            ids, heads = self._record(curs, stored_events, **kwargs)
+        self.heads.put_many(heads.items())  # once committed
+        return ids
+
+    def _record(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent],
+                **kwargs: Any) -> tuple[list[int], dict[UUID | str, Head]]:
+        ids: list[int] = []
+        heads: dict[UUID | str, Head] = {}
+        if stored_events:
+            curs.execute(self._q["last_link"], prepare=True)
+            last = curs.fetchone()
+            last_link = ZERO if last is None else last["log_link"]
+            if last_link is None:
+                raise PersistenceError("the store was written before the chained record: "
+                                       "run `aftersales db upgrade`")
+            try:
+                chained, heads = chain_events(
+                    [(s.originator_id, s.originator_version, s.topic, s.state)
+                     for s in stored_events],
+                    heads_before(firsts_of((s.originator_id, s.originator_version)
+                                           for s in stored_events),
+                                 self.heads, lambda missing: self._heads_in(curs, missing)),
+                    bytes(last_link))
+            except ChainGap as e:
+                raise IntegrityError(str(e)) from e
+            curs.execute(self._q["insert"], (
+                [x.originator_id for x in chained], [x.version for x in chained],
+                [x.topic for x in chained], [x.state for x in chained],
+                [x.digest for x in chained], [x.link for x in chained]))
+            ids = [r["notification_id"] for r in curs.fetchall()]
+            put = sorted(heads.items(), key=lambda x: str(x[0]))
+            curs.execute(self._q["put_heads"], ([oid for oid, _ in put],
+                                                [h.version for _, h in put],
+                                                [h.digest for _, h in put]))
         for oid, row in sorted(kwargs.get("deadlines", {}).items()):  # in key order
             self._put_deadline(curs, oid, row)
         commands: Sequence[CommandRow] = kwargs.get("commands", ())
         if commands:
             curs.executemany(self._q["command"], sorted(
                 (x.command_id, x.originator_id, x.digest) for x in commands))
+        return ids, heads
+
+    def _heads_in(self, curs: Cursor[DictRow], originator_ids: Sequence[UUID | str]
+                  ) -> dict[UUID | str, Head]:
+        curs.execute(self._q["heads"], (list(originator_ids),), prepare=True)
+        return {r["originator_id"]: Head(r["version"], bytes(r["event_digest"]))
+                for r in curs.fetchall()}
 
     def _put_deadline(self, curs: Cursor[DictRow], oid: UUID, row: DeadlineRow | None) -> None:
         if row is None:
@@ -149,6 +272,69 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 return False
             self._put_deadline(curs, originator_id, row)
             return True
+
+    # --- reading orders, checked -------------------------------------------------------
+
+    def select_events_many(self, originator_ids: Sequence[Any]) -> dict[Any, Loaded]:
+        rows: dict[UUID | str, list[Row]] = {}
+        heads: dict[UUID | str, Head] = {}
+        ids = list(originator_ids)
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._q["many"], (ids, ids), prepare=True)
+            for r in curs.fetchall():
+                oid = r["originator_id"]
+                if r["head"]:
+                    heads[oid] = Head(r["originator_version"], bytes(r["event_digest"]))
+                else:
+                    stored = r["event_digest"]
+                    rows.setdefault(oid, []).append(Row(
+                        r["originator_version"], r["topic"], bytes(r["state"]),
+                        None if stored is None else bytes(stored)))
+        return checked(rows, heads, self.heads)
+
+    def heads_of(self, originator_ids: Sequence[UUID]) -> dict[UUID, Head]:
+        with self.datastore.transaction(commit=False) as curs:
+            return self._heads_in(curs, originator_ids)  # type: ignore[return-value]
+
+    def heads_page(self, after: UUID | None, limit: int) -> list[tuple[UUID, Head]]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._q["heads_page"], (after or UUID(int=0), limit), prepare=True)
+            return [(r["originator_id"], Head(r["version"], bytes(r["event_digest"])))
+                    for r in curs.fetchall()]
+
+    def versions_present(self, pairs: Sequence[tuple[UUID, int]]) -> set[tuple[UUID, int]]:
+        if not pairs:
+            return set()
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._q["present"], ([p[0] for p in pairs], [p[1] for p in pairs]))
+            return {(r["originator_id"], r["originator_version"]) for r in curs.fetchall()}
+
+    # --- reading the log ---------------------------------------------------------------
+
+    def select_notifications(self, start: int | None, limit: int, stop: int | None = None,
+                             topics: Sequence[str] = (), *, inclusive_of_start: bool = True
+                             ) -> Sequence[Notification]:
+        """The library's page of the log, each notification with its digests."""
+        first = 0 if start is None else start if inclusive_of_start else start + 1
+        last = 2**63 - 1 if stop is None else stop
+        with self.datastore.transaction(commit=False) as curs:
+            if topics:
+                curs.execute(self._q["log_topics"], (first, last, list(topics), limit),
+                             prepare=True)
+            else:
+                curs.execute(self._q["log"], (first, last, limit), prepare=True)
+            return [ChainedNotification(
+                id=r["notification_id"], originator_id=r["originator_id"],
+                originator_version=r["originator_version"], topic=r["topic"],
+                state=bytes(r["state"]), digest=_bytes(r["event_digest"]),
+                link=_bytes(r["log_link"])) for r in curs.fetchall()]
+
+    def links_page(self, after: int, limit: int) -> list[LinkRow]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._q["links"], (after, limit), prepare=True)
+            return [LinkRow(r["notification_id"], r["originator_id"], r["originator_version"],
+                            _bytes(r["event_digest"]), _bytes(r["log_link"]))
+                    for r in curs.fetchall()]
 
     def due_orders(self, before: datetime, limit: int, since: datetime | None = None,
                    partition: Partition | None = None) -> list[tuple[UUID, str]]:
@@ -182,28 +368,16 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             return [(r["notification_id"], r["originator_id"]) for r in curs.fetchall()]
 
     def events_by_order(self, upto: int, after: tuple[UUID, int] | None, limit: int,
-                        before: UUID | None = None) -> list[Notification]:
+                        before: UUID | None = None) -> list[ChainedNotification]:
         oid, version = (UUID(int=0), 0) if after is None else after
         end = LAST_ID if before is None else before
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self._q["by_order"], (upto, oid, version, end, limit), prepare=True)
-            return [Notification(id=r["notification_id"], originator_id=r["originator_id"],
-                                 originator_version=r["originator_version"],
-                                 topic=r["topic"], state=bytes(r["state"]))
-                    for r in curs.fetchall()]
-
-    def select_events_many(
-        self, originator_ids: Sequence[UUID]
-    ) -> dict[UUID, list[StoredEvent]]:
-        found: dict[UUID, list[StoredEvent]] = {}
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(self._q["many"], (list(originator_ids),), prepare=True)
-            for r in curs.fetchall():
-                found.setdefault(r["originator_id"], []).append(StoredEvent(
-                    originator_id=r["originator_id"],
-                    originator_version=r["originator_version"], topic=r["topic"],
-                    state=bytes(r["state"])))
-        return found
+            return [ChainedNotification(
+                id=r["notification_id"], originator_id=r["originator_id"],
+                originator_version=r["originator_version"], topic=r["topic"],
+                state=bytes(r["state"]), digest=_bytes(r["event_digest"]))
+                for r in curs.fetchall()]
 
     def command_ids(self) -> set[str]:
         """Every applied command id (for audits and tests)."""
@@ -217,3 +391,124 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             return [(r["originator_id"],
                      DeadlineRow(r["order_id"], r["due"], r["rule"], r["case_no"]))
                     for r in curs.fetchall()]
+
+    # --- stores written before the chained record --------------------------------------
+
+    def _columns(self, curs: Cursor[DictRow]) -> set[str]:
+        curs.execute(self._q["columns"], (self.datastore.schema, self.events_table_name))
+        return {str(r["column_name"]) for r in curs.fetchall()}
+
+    def needs_upgrade(self) -> bool:
+        """Whether the events table lacks the chained record (an empty one gets it here)."""
+        with self.datastore.transaction(commit=False) as curs:
+            columns = self._columns(curs)
+            if not columns or "event_digest" in columns:
+                return False
+            curs.execute(SQL("SELECT 1 FROM {}.{} LIMIT 1").format(
+                Identifier(self.datastore.schema), Identifier(self.events_table_name)))
+            if curs.fetchone() is not None:
+                return True
+        self.upgrade(lambda n: None)  # nothing to chain: just the columns
+        return False
+
+    def upgrade(self, on_progress: Callable[[int], None]) -> int:
+        """Add the digests, links and head records to every event, in one transaction that
+        holds the events table's lock: each order's events in version order, then the log
+        in position order.  The events themselves are not touched."""
+        s, t = Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        done = 0
+        with self.datastore.transaction(commit=True) as curs:
+            self._lock_table(curs)
+            for column in ("event_digest", "log_link"):
+                curs.execute(SQL("ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS {} bytea")
+                             .format(s, t, Identifier(column)))
+            for statement in self.sql_create_statements:
+                if "CREATE TABLE" in statement.as_string() or \
+                        "CREATE INDEX" in statement.as_string():
+                    curs.execute(statement)
+            after: tuple[UUID, int] = (UUID(int=0), 0)
+            head: tuple[UUID | None, bytes, bytes, int] = (None, b"", ZERO, 0)
+            heads: dict[UUID, Head] = {}
+            while True:
+                curs.execute(SQL(
+                    "SELECT originator_id, originator_version, topic, state FROM {}.{} "
+                    "WHERE (originator_id, originator_version) > (%s, %s) ORDER BY "
+                    "originator_id, originator_version LIMIT %s").format(s, t),
+                    (*after, UPGRADE_PAGE))
+                page = curs.fetchall()
+                if not page:
+                    break
+                updates: list[tuple[bytes, UUID, int]] = []
+                for r in page:
+                    oid = r["originator_id"]
+                    if oid != head[0]:
+                        head = (oid, id_bytes(oid), ZERO, 0)
+                    d = digest(head[2], head[1], r["originator_version"], r["topic"],
+                               bytes(r["state"]))
+                    head = (oid, head[1], d, r["originator_version"])
+                    heads[oid] = Head(head[3], d)
+                    updates.append((d, oid, r["originator_version"]))
+                curs.execute(SQL(
+                    "UPDATE {}.{} AS e SET event_digest = u.d FROM unnest(%s::bytea[], "
+                    "%s::uuid[], %s::bigint[]) AS u(d, o, v) WHERE e.originator_id = u.o "
+                    "AND e.originator_version = u.v").format(s, t),
+                    ([u[0] for u in updates], [u[1] for u in updates],
+                     [u[2] for u in updates]))
+                after = (page[-1]["originator_id"], page[-1]["originator_version"])
+                done += len(page)
+                on_progress(len(page))
+                if len(heads) >= UPGRADE_PAGE:
+                    self._put_heads(curs, heads, keep=head[0])
+            self._put_heads(curs, heads, keep=None)
+            position, current = 0, ZERO
+            while True:
+                curs.execute(SQL("SELECT notification_id, event_digest FROM {}.{} WHERE "
+                                 "notification_id > %s ORDER BY notification_id LIMIT %s")
+                             .format(s, t), (position, UPGRADE_PAGE))
+                page = curs.fetchall()
+                if not page:
+                    break
+                links: list[tuple[bytes, int]] = []
+                for r in page:
+                    current = link(current, bytes(r["event_digest"]))
+                    links.append((current, r["notification_id"]))
+                curs.execute(SQL(
+                    "UPDATE {}.{} AS e SET log_link = u.l FROM unnest(%s::bytea[], "
+                    "%s::bigint[]) AS u(l, n) WHERE e.notification_id = u.n").format(s, t),
+                    ([x[0] for x in links], [x[1] for x in links]))
+                position = page[-1]["notification_id"]
+        self.heads.clear()
+        return done
+
+    def _put_heads(self, curs: Cursor[DictRow], heads: dict[UUID, Head],
+                   keep: UUID | None) -> None:
+        """Write the heads gathered so far, but the one still growing (`keep`)."""
+        put = sorted((oid, h) for oid, h in heads.items() if oid != keep)
+        if put:
+            curs.execute(self._q["put_heads"], ([oid for oid, _ in put],
+                                                [h.version for _, h in put],
+                                                [h.digest for _, h in put]))
+        for oid, _ in put:
+            del heads[oid]
+
+
+def _bytes(value: Any) -> bytes | None:
+    return None if value is None else bytes(value)
+
+
+class LedgerPostgresFactory(PostgresFactory):
+    """eventsourcing's PostgreSQL factory, whose application recorder is the ledger's."""
+
+    application_recorder_class = PostgresLedgerRecorder
+
+    def application_recorder(self) -> PostgresLedgerRecorder:
+        recorder = PostgresLedgerRecorder(datastore=self.datastore,
+                                          events_table_name=self._events_table())
+        if self.env_create_table():
+            recorder.create_schema()
+            recorder.create_table()
+        return recorder
+
+    def _events_table(self) -> str:
+        return (self.env.name.lower() or "stored") + "_events"
+

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import Notification, StoredEvent
 
+from aftersales.errors import IntegrityBroken
 from aftersales.partition import Partition
+from aftersales.recorders.chain import Break, Head
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -31,6 +34,50 @@ class CommandRow(NamedTuple):
     command_id: str
     originator_id: UUID
     digest: str
+
+
+@dataclass(frozen=True)
+class ChainedNotification(Notification):
+    """A notification with the event's order-chain digest and log-chain link (None: written
+    before the chained record)."""
+
+    digest: bytes | None = None
+    link: bytes | None = None
+
+
+class LinkRow(NamedTuple):
+    """One event as the log chain reads it (`aftersales verify`)."""
+
+    id: int
+    originator_id: UUID
+    version: int
+    digest: bytes | None
+    link: bytes | None
+
+
+#: What loading an order gives: its stored events, or where its history breaks.
+Loaded = list[StoredEvent] | Break
+
+
+class CheckedReads:
+    """The library's `select_events`, answered from `select_events_many`: the whole
+    history read and checked against its chain and head record first (`IntegrityBroken`
+    if it fails), then sliced as asked."""
+
+    def select_events_many(self, originator_ids: Sequence[Any]) -> dict[Any, Loaded]:
+        raise NotImplementedError
+
+    def select_events(self, originator_id: UUID | str, *, gt: int | None = None,
+                      lte: int | None = None, desc: bool = False, limit: int | None = None
+                      ) -> Sequence[StoredEvent]:
+        found = self.select_events_many([originator_id]).get(originator_id, [])
+        if not isinstance(found, list):
+            raise IntegrityBroken(found)
+        events = [s for s in found if (gt is None or s.originator_version > gt)
+                  and (lte is None or s.originator_version <= lte)]
+        if desc:
+            events.reverse()
+        return events if limit is None else events[:limit]
 
 
 class LedgerRecorder(Protocol):
@@ -58,14 +105,31 @@ class LedgerRecorder(Protocol):
         up to `upto` (of the partition's orders only)."""
 
     def events_by_order(self, upto: int, after: tuple[UUID, int] | None, limit: int,
-                        before: UUID | None = None) -> list[Notification]:
+                        before: UUID | None = None) -> list[ChainedNotification]:
         """Up to `limit` events at positions up to `upto`, in the order of (originator id,
         version), after the event `after` names and of originators before `before` (a
-        page of a replay order by order)."""
+        page of a replay order by order), with their digests (not checked)."""
 
-    def select_events_many(
-        self, originator_ids: Sequence[UUID]
-    ) -> dict[UUID, list[StoredEvent]]: ...
+    def select_events_many(self, originator_ids: Sequence[UUID]) -> dict[UUID, Loaded]:
+        """The orders' events, each order checked against its chain and head record (a
+        `Break` where it fails); orders without events are left out."""
+
+    def heads_of(self, originator_ids: Sequence[UUID]) -> dict[UUID, Head]: ...
+
+    def heads_page(self, after: UUID | None, limit: int) -> list[tuple[UUID, Head]]:
+        """Head records in key order, after the originator `after`."""
+
+    def versions_present(self, pairs: Sequence[tuple[UUID, int]]) -> set[tuple[UUID, int]]:
+        """Which of these (originator id, version) are recorded, at any position."""
+
+    def links_page(self, after: int, limit: int) -> list[LinkRow]:
+        """The events after position `after`, in log order, as the log chain reads them."""
+
+    def needs_upgrade(self) -> bool:
+        """Whether the store was written before the chained record (`db upgrade`)."""
+
+    def upgrade(self, on_progress: Callable[[int], None]) -> int:
+        """Add the chained record to a store written before it; how many events."""
 
 
 CHUNK = 500
@@ -76,15 +140,11 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
         yield items[i : i + size]
 
 
-def sidecar_kwargs(
-    deadlines: Mapping[UUID, DeadlineRow | None], commands: Sequence[CommandRow],
-    positions: list[tuple[int, int]] | None = None,
-) -> dict[str, Any]:
-    """The keyword arguments `insert_events` passes down to `_insert_events`: the index
-    rows and command ids to write in the events' transaction, and a list to which the
-    recorder appends the first and last notification ids of the events once they are
-    inserted (the transaction holds the write lock then: they are contiguous)."""
-    return {"deadlines": deadlines, "commands": commands, "positions": positions}
+def sidecar_kwargs(deadlines: Mapping[UUID, DeadlineRow | None],
+                   commands: Sequence[CommandRow]) -> dict[str, Any]:
+    """The keyword arguments `insert_events` passes down: the index rows and command ids
+    to write in the events' transaction."""
+    return {"deadlines": deadlines, "commands": commands}
 
 
 class StaleRepair(Exception):

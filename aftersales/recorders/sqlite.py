@@ -1,29 +1,56 @@
-"""The ledger's recorder for SQLite (eventsourcing's, plus the deadline index and command
-ids in the same transaction)."""
+"""The ledger's recorder for SQLite: eventsourcing's, plus the chained record (each event's
+digest and log link, each order's head record), the deadline index and the command ids,
+all in the events' transaction."""
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Notification, OperationalError, StoredEvent
+from eventsourcing.persistence import (
+    IntegrityError,
+    Notification,
+    OperationalError,
+    PersistenceError,
+    StoredEvent,
+)
 from eventsourcing.sqlite import (
     SQLiteApplicationRecorder,
     SQLiteConnection,
     SQLiteConnectionPool,
     SQLiteCursor,
     SQLiteFactory,
+    SQLiteTransaction,
 )
 from eventsourcing.utils import Environment, EnvType
 
 from aftersales.partition import Partition
+from aftersales.recorders.chain import (
+    ZERO,
+    ChainGap,
+    Head,
+    HeadCache,
+    Row,
+    chain_events,
+    checked,
+    digest,
+    firsts_of,
+    heads_before,
+    id_bytes,
+    link,
+)
 from aftersales.recorders.rows import (
+    ChainedNotification,
+    CheckedReads,
     CommandRow,
     DeadlineRow,
+    LinkRow,
+    Loaded,
     StaleRepair,
     chunks,
     to_micros,
@@ -33,6 +60,8 @@ from aftersales.retry import retrying
 FIRST_USE_ATTEMPTS = 20
 #: An order's shard (aftersales/partition.py): the last hex digit of its id.
 SHARD = "(instr('0123456789abcdef', substr(originator_id, 32, 1)) - 1)"
+#: Events a `db upgrade` chains per statement batch.
+UPGRADE_PAGE = 5_000
 
 #: Set on every connection.  Events and command ids are keyed by random ids, so a batch's
 #: inserts land all over their indexes: group commit inserts them in key order (each index
@@ -43,36 +72,60 @@ SHARD = "(instr('0123456789abcdef', substr(originator_id, 32, 1)) - 1)"
 PRAGMAS = ("PRAGMA cache_size=-8192", "PRAGMA wal_autocheckpoint=20000")
 
 
+class _Transaction(SQLiteTransaction):
+    """The library's transaction, but a writing one begins IMMEDIATE: it takes the write
+    lock first (waiting for it as long as the busy timeout allows), so what it reads before
+    it writes (the log's last link, an order's head) cannot change under it."""
+
+    def __enter__(self) -> SQLiteCursor:
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE" if self.commit else "BEGIN")
+        except sqlite3.OperationalError as e:
+            cursor.__exit__()
+            raise OperationalError(e) from e
+        return cursor
+
+
+class _Connection(SQLiteConnection):
+    @contextmanager
+    def transaction(self, *, commit: bool) -> Iterator[SQLiteCursor]:
+        with _Transaction(self, commit=commit) as curs, curs:
+            yield curs
+
+
 class TunedConnectionPool(SQLiteConnectionPool):
     def _create_connection(self) -> SQLiteConnection:
         try:
             # Connections made at once to a new file race to switch it to WAL, and SQLite
             # answers the loser `database is locked` at once: wait a little and try again
             # (here: the pool does not give its writer lock back when this fails).
-            connection = retrying(super()._create_connection, (sqlite3.OperationalError,),
-                                  FIRST_USE_ATTEMPTS, pause=0.01)
-            cursor = connection.cursor()
+            plain = retrying(super()._create_connection, (sqlite3.OperationalError,),
+                             FIRST_USE_ATTEMPTS, pause=0.01)
+            raw = plain._sqlite_conn  # rewrapped, with our transactions
             for pragma in PRAGMAS:
-                cursor.execute(pragma)
+                raw.execute(pragma)
         except sqlite3.OperationalError as e:
             raise OperationalError(e) from e
-        return connection
+        return _Connection(raw, max_age=self.max_age)
 
 
-class LedgerSQLiteFactory(SQLiteFactory):
-    """eventsourcing's SQLite factory, with connections set up as `PRAGMAS` says."""
-
-    def __init__(self, env: Environment | EnvType | None):
-        super().__init__(env)
-        plain = self.datastore.pool  # no connection is made before first use
-        self.datastore.pool = TunedConnectionPool(db_name=plain.db_name,
-                                                  lock_timeout=plain.lock_timeout)
+def _hex(originator_id: UUID | str) -> str:
+    return originator_id.hex if isinstance(originator_id, UUID) else originator_id
 
 
-class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+class SQLiteLedgerRecorder(CheckedReads, SQLiteApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._last_id: tuple[str, UUID | str] = ("", "")
+        self.heads = HeadCache()
+        t = self.events_table_name
+        self._insert = (f"INSERT INTO {t} (originator_id, originator_version, topic, state, "
+                        "event_digest, log_link) VALUES (?,?,?,?,?,?)")
 
     def convert_originator_id(self, originator_id: str) -> UUID | str:
         """The library converts the id of every row it reads; an order's rows share one,
@@ -88,7 +141,13 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
 
     def construct_create_table_statements(self) -> list[str]:
         return [
-            *super().construct_create_table_statements(),
+            f"CREATE TABLE IF NOT EXISTS {self.events_table_name} ("
+            "originator_id TEXT, originator_version INTEGER, topic TEXT, state BLOB, "
+            "event_digest BLOB, log_link BLOB, "
+            "PRIMARY KEY (originator_id, originator_version))",
+            "CREATE TABLE IF NOT EXISTS ledger_heads ("
+            "originator_id TEXT PRIMARY KEY, version INTEGER NOT NULL, "
+            "event_digest BLOB NOT NULL) WITHOUT ROWID",
             "CREATE TABLE IF NOT EXISTS ledger_deadlines ("
             "originator_id TEXT PRIMARY KEY, order_id TEXT NOT NULL, "
             "due_us INTEGER NOT NULL, deadline TEXT NOT NULL, rule TEXT NOT NULL, "
@@ -98,20 +157,50 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             "command_id TEXT PRIMARY KEY, originator_id TEXT NOT NULL, digest TEXT NOT NULL)",
         ]
 
-    def _insert_events(
-        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        # One executemany (rowids, the notification ids, follow the insertion order); the
-        # ids themselves are not needed by the ledger.
-        c.executemany(self.insert_events_statement, [
-            (s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
-             s.originator_version, s.topic, s.state) for s in stored_events])
-        ids = None
-        positions: list[tuple[int, int]] | None = kwargs.get("positions")
-        if positions is not None and stored_events:
-            c.execute(f"SELECT MAX(rowid) FROM {self.events_table_name}")
-            last = c.fetchone()[0]
-            positions.append((last - len(stored_events) + 1, last))
+    # --- writing -----------------------------------------------------------------------
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
+                      ) -> Sequence[int] | None:
+        with self.datastore.transaction(commit=True) as c:
+            ids, heads = self._record(c, stored_events, **kwargs)
+        self.heads.put_many(heads.items())  # once committed
+        return ids
+
+    def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent],
+                       **kwargs: Any) -> Sequence[int] | None:
+        """The library's hook (a transaction its caller commits)."""
+        ids, _ = self._record(c, stored_events, **kwargs)
+        return ids
+
+    def _record(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+                ) -> tuple[list[int], dict[UUID | str, Head]]:
+        """Insert the events chained, their orders' heads, and what the ledger keeps beside
+        them; the notification ids.  The transaction holds the write lock (IMMEDIATE), so
+        the ids follow the last one read here."""
+        ids: list[int] = []
+        heads: dict[UUID | str, Head] = {}
+        if stored_events:
+            c.execute(f"SELECT rowid, log_link FROM {self.events_table_name} "
+                      "ORDER BY rowid DESC LIMIT 1")
+            last = c.fetchone()
+            last_id, last_link = (0, ZERO) if last is None else (last[0], last[1])
+            if last_link is None:
+                raise PersistenceError("the store was written before the chained record: "
+                                       "run `aftersales db upgrade`")
+            try:
+                chained, heads = chain_events(
+                    [(s.originator_id, s.originator_version, s.topic, s.state)
+                     for s in stored_events],
+                    self._heads_before(c, stored_events), last_link)
+            except ChainGap as e:
+                raise IntegrityError(str(e)) from e
+            c.executemany(self._insert, [(_hex(x.originator_id), x.version, x.topic, x.state,
+                                          x.digest, x.link) for x in chained])
+            c.executemany(
+                "INSERT INTO ledger_heads VALUES (?,?,?) ON CONFLICT (originator_id) DO "
+                "UPDATE SET version=excluded.version, event_digest=excluded.event_digest",
+                sorted((_hex(oid), h.version, h.digest) for oid, h in heads.items()))
+            ids = list(range(last_id + 1, last_id + 1 + len(stored_events)))
         self._put_deadlines(c, kwargs.get("deadlines", {}))
         commands: Sequence[CommandRow] = kwargs.get("commands", ())
         if commands:
@@ -119,7 +208,23 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 "INSERT INTO ledger_commands VALUES (?,?,?)",
                 sorted((x.command_id, x.originator_id.hex, x.digest) for x in commands),
             )
-        return ids
+        return ids, heads
+
+    def _heads_before(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]
+                      ) -> dict[UUID | str, Head | None]:
+        return heads_before(
+            firsts_of((s.originator_id, s.originator_version) for s in stored_events),
+            self.heads, lambda missing: self._heads_in(c, missing))
+
+    def _heads_in(self, c: SQLiteCursor, originator_ids: Sequence[UUID | str]
+                  ) -> dict[UUID | str, Head]:
+        ids = {_hex(x): x for x in originator_ids}
+        found: dict[UUID | str, Head] = {}
+        for part in chunks(list(ids)):
+            c.execute("SELECT originator_id, version, event_digest FROM ledger_heads "
+                      f"WHERE originator_id IN ({_marks(len(part))})", list(part))
+            found.update((ids[r[0]], Head(r[1], r[2])) for r in c.fetchall())
+        return found
 
     @staticmethod
     def _put_deadlines(c: SQLiteCursor, rows: Mapping[UUID, DeadlineRow | None]) -> None:
@@ -141,15 +246,91 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                         version: int) -> bool:
         """Set an order's index row from its state at `version`, only if no event was
         recorded since (else the writer of that event has set the row); True if set.
-        The write comes first, so the transaction holds the write lock when it looks."""
+        The transaction holds the write lock from its start (IMMEDIATE)."""
         with contextlib.suppress(StaleRepair), self.datastore.transaction(commit=True) as c:
-            self._put_deadlines(c, {originator_id: row})
             c.execute(f"SELECT MAX(originator_version) FROM {self.events_table_name} "
                       "WHERE originator_id=?", (originator_id.hex,))
             if (c.fetchone()[0] or 0) != version:
                 raise StaleRepair
+            self._put_deadlines(c, {originator_id: row})
             return True
         return False
+
+    # --- reading orders, checked -------------------------------------------------------
+
+    def select_events_many(self, originator_ids: Sequence[Any]) -> dict[Any, Loaded]:
+        rows: dict[UUID | str, list[Row]] = {}
+        heads: dict[UUID | str, Head] = {}
+        with self.datastore.transaction(commit=False) as c:  # one snapshot: rows and heads
+            for part in chunks(list(originator_ids)):
+                ids = {_hex(x): x for x in part}
+                c.execute(f"SELECT originator_id, originator_version, topic, state, "
+                          f"event_digest FROM {self.events_table_name} WHERE originator_id "
+                          f"IN ({_marks(len(ids))}) ORDER BY originator_id, "
+                          "originator_version", list(ids))
+                current = ""
+                events: list[Row] = []
+                for hex_id, version, topic, state, stored in c.fetchall():  # by order
+                    if hex_id != current:
+                        current, events = hex_id, []
+                        rows[ids[hex_id]] = events
+                    events.append(Row(version, topic, state, stored))
+                heads.update(self._heads_in(c, part))
+        return checked(rows, heads, self.heads)
+
+    def heads_of(self, originator_ids: Sequence[UUID]) -> dict[UUID, Head]:
+        with self.datastore.transaction(commit=False) as c:
+            return self._heads_in(c, originator_ids)  # type: ignore[return-value]
+
+    def heads_page(self, after: UUID | None, limit: int) -> list[tuple[UUID, Head]]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT originator_id, version, event_digest FROM ledger_heads "
+                      "WHERE originator_id > ? ORDER BY originator_id LIMIT ?",
+                      ("" if after is None else after.hex, limit))
+            return [(UUID(r[0]), Head(r[1], r[2])) for r in c.fetchall()]
+
+    def versions_present(self, pairs: Sequence[tuple[UUID, int]]) -> set[tuple[UUID, int]]:
+        found: set[tuple[UUID, int]] = set()
+        with self.datastore.transaction(commit=False) as c:
+            for oid, version in pairs:
+                c.execute(f"SELECT 1 FROM {self.events_table_name} WHERE originator_id=? "
+                          "AND originator_version=?", (oid.hex, version))
+                if c.fetchone() is not None:
+                    found.add((oid, version))
+        return found
+
+    # --- reading the log ---------------------------------------------------------------
+
+    def select_notifications(self, start: int | None, limit: int, stop: int | None = None,
+                             topics: Sequence[str] = (), *, inclusive_of_start: bool = True
+                             ) -> Sequence[Notification]:
+        """The library's page of the log, each notification with its digests."""
+        where: list[str] = []
+        params: list[object] = []
+        if start is not None:
+            where.append("rowid >= ?" if inclusive_of_start else "rowid > ?")
+            params.append(start)
+        if stop is not None:
+            where.append("rowid <= ?")
+            params.append(stop)
+        if topics:
+            where.append(f"topic IN ({_marks(len(topics))})")
+            params += list(topics)
+        sql = (f"SELECT rowid, originator_id, originator_version, topic, state, event_digest, "
+               f"log_link FROM {self.events_table_name} "
+               + (f"WHERE {' AND '.join(where)} " if where else "") + "ORDER BY rowid LIMIT ?")
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(sql, [*params, limit])
+            return [ChainedNotification(id=r[0], originator_id=self.convert_originator_id(r[1]),
+                                        originator_version=r[2], topic=r[3], state=r[4],
+                                        digest=r[5], link=r[6]) for r in c.fetchall()]
+
+    def links_page(self, after: int, limit: int) -> list[LinkRow]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT rowid, originator_id, originator_version, event_digest, "
+                      f"log_link FROM {self.events_table_name} WHERE rowid > ? "
+                      "ORDER BY rowid LIMIT ?", (after, limit))
+            return [LinkRow(r[0], UUID(r[1]), r[2], r[3], r[4]) for r in c.fetchall()]
 
     def due_orders(self, before: datetime, limit: int, since: datetime | None = None,
                    partition: Partition | None = None) -> list[tuple[UUID, str]]:
@@ -178,7 +359,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         with self.datastore.transaction(commit=False) as c:
             for part in chunks(command_ids):
                 c.execute("SELECT command_id, digest FROM ledger_commands WHERE command_id "
-                          f"IN ({','.join('?' * len(part))})", list(part))
+                          f"IN ({_marks(len(part))})", list(part))
                 found.update((str(r[0]), str(r[1])) for r in c.fetchall())
         return found
 
@@ -195,40 +376,20 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             return [(r[0], UUID(r[1])) for r in c.fetchall()]
 
     def events_by_order(self, upto: int, after: tuple[UUID, int] | None, limit: int,
-                        before: UUID | None = None) -> list[Notification]:
+                        before: UUID | None = None) -> list[ChainedNotification]:
         oid, version = ("", 0) if after is None else (after[0].hex, after[1])
         end = "g" if before is None else before.hex  # "g" sorts after every hex id
         with self.datastore.transaction(commit=False) as c:
-            c.execute(f"SELECT rowid, originator_id, originator_version, topic, state "
-                      f"FROM {self.events_table_name} WHERE rowid <= ? AND "
+            c.execute(f"SELECT rowid, originator_id, originator_version, topic, state, "
+                      f"event_digest FROM {self.events_table_name} WHERE rowid <= ? AND "
                       "(originator_id, originator_version) > (?, ?) AND originator_id < ? "
                       "ORDER BY originator_id, originator_version LIMIT ?",
                       (upto, oid, version, end, limit))
             ids: dict[str, UUID] = {}
-            return [Notification(id=r[0], originator_id=ids.get(r[1]) or ids.setdefault(
-                r[1], UUID(r[1])), originator_version=r[2], topic=r[3], state=r[4])
+            return [ChainedNotification(
+                id=r[0], originator_id=ids.get(r[1]) or ids.setdefault(r[1], UUID(r[1])),
+                originator_version=r[2], topic=r[3], state=r[4], digest=r[5])
                 for r in c.fetchall()]
-
-    def select_events_many(
-        self, originator_ids: Sequence[UUID]
-    ) -> dict[UUID, list[StoredEvent]]:
-        found: dict[UUID, list[StoredEvent]] = {}
-        with self.datastore.transaction(commit=False) as c:
-            for part in chunks(originator_ids):
-                ids = {x.hex: x for x in part}
-                c.execute(f"SELECT originator_id, originator_version, topic, state FROM "
-                          f"{self.events_table_name} WHERE originator_id IN "
-                          f"({','.join('?' * len(part))}) "
-                          "ORDER BY originator_id, originator_version", list(ids))
-                current = ""
-                events: list[StoredEvent] = []
-                for hex_id, version, topic, state in c.fetchall():  # grouped by order
-                    if hex_id != current:
-                        current, events = hex_id, []
-                        oid = ids[hex_id]
-                        found[oid] = events
-                    events.append(StoredEvent(oid, version, topic, state))
-        return found
 
     def command_ids(self) -> set[str]:
         """Every applied command id (for audits and tests)."""
@@ -244,3 +405,93 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 (UUID(r[0]), DeadlineRow(r[1], datetime.fromisoformat(r[2]), r[3], r[4]))
                 for r in c.fetchall()
             ]
+
+    # --- stores written before the chained record --------------------------------------
+
+    def _columns(self, c: SQLiteCursor) -> set[str]:
+        c.execute(f"PRAGMA table_info({self.events_table_name})")
+        return {str(r[1]) for r in c.fetchall()}
+
+    def needs_upgrade(self) -> bool:
+        """Whether the events table lacks the chained record (an empty one gets it here)."""
+        with self.datastore.transaction(commit=False) as c:
+            columns = self._columns(c)
+            if not columns or "event_digest" in columns:
+                return False
+            c.execute(f"SELECT 1 FROM {self.events_table_name} LIMIT 1")
+            if c.fetchone() is not None:
+                return True
+        self.upgrade(lambda n: None)  # nothing to chain: just the columns
+        return False
+
+    def upgrade(self, on_progress: Callable[[int], None]) -> int:
+        """Add the digests, links and head records to every event, in one transaction: each
+        order's events in version order, then the log in position order.  The events
+        themselves are not touched."""
+        t = self.events_table_name
+        with self.datastore.transaction(commit=True) as c:
+            columns = self._columns(c)
+            for column in ("event_digest", "log_link"):
+                if column not in columns:
+                    c.execute(f"ALTER TABLE {t} ADD COLUMN {column} BLOB")
+            for statement in self.create_table_statements:
+                c.execute(statement)
+            done = 0
+            after: tuple[str, int] = ("", 0)
+            head: tuple[str, bytes, bytes, int] = ("", b"", ZERO, 0)  # id, ident, digest, v
+            while True:
+                c.execute(f"SELECT originator_id, originator_version, topic, state FROM {t} "
+                          "WHERE (originator_id, originator_version) > (?, ?) "
+                          "ORDER BY originator_id, originator_version LIMIT ?",
+                          (*after, UPGRADE_PAGE))
+                page = c.fetchall()
+                if not page:
+                    break
+                updates, heads = [], []
+                for hex_id, version, topic, state in page:
+                    if hex_id != head[0]:
+                        if head[0]:
+                            heads.append((head[0], head[3], head[2]))
+                        oid = self.convert_originator_id(hex_id)
+                        head = (hex_id, id_bytes(oid), ZERO, 0)
+                    d = digest(head[2], head[1], version, topic, state)
+                    head = (hex_id, head[1], d, version)
+                    updates.append((d, hex_id, version))
+                c.executemany(f"UPDATE {t} SET event_digest=? WHERE originator_id=? AND "
+                              "originator_version=?", updates)
+                c.executemany("INSERT OR REPLACE INTO ledger_heads VALUES (?,?,?)", heads)
+                after = (page[-1][0], page[-1][1])
+                done += len(page)
+                on_progress(len(page))
+            if head[0]:
+                c.execute("INSERT OR REPLACE INTO ledger_heads VALUES (?,?,?)",
+                          (head[0], head[3], head[2]))
+            position, current = 0, ZERO
+            while True:
+                c.execute(f"SELECT rowid, event_digest FROM {t} WHERE rowid > ? "
+                          "ORDER BY rowid LIMIT ?", (position, UPGRADE_PAGE))
+                page = c.fetchall()
+                if not page:
+                    break
+                links = []
+                for rowid, d in page:
+                    current = link(current, d)
+                    links.append((current, rowid))
+                c.executemany(f"UPDATE {t} SET log_link=? WHERE rowid=?", links)
+                position = page[-1][0]
+        self.heads.clear()
+        return done
+
+
+
+class LedgerSQLiteFactory(SQLiteFactory):
+    """eventsourcing's SQLite factory, with connections set up as `PRAGMAS` says, whose
+    application recorder is the ledger's."""
+
+    application_recorder_class = SQLiteLedgerRecorder
+
+    def __init__(self, env: Environment | EnvType | None):
+        super().__init__(env)
+        plain = self.datastore.pool  # no connection is made before first use
+        self.datastore.pool = TunedConnectionPool(db_name=plain.db_name,
+                                                  lock_timeout=plain.lock_timeout)

@@ -14,7 +14,6 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from eventsourcing.persistence import Tracking
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -284,9 +283,7 @@ class LedgerMachine(RuleBasedStateMachine):
         page = self.swept.recorder.select_notifications(expected, batch,
                                                         inclusive_of_start=False)
         if page:
-            runner.projection.process_batch(
-                [(self.swept.mapper.to_domain_event(n), Tracking(self.swept.name, n.id))
-                 for n in page], expected)
+            runner.projection.process_batch(page, self.swept.name, expected, runner.decode)
         runner.views.close()
 
     # --- checking ----------------------------------------------------------------------

@@ -19,7 +19,9 @@ from projections.schema import READ_MODELS, metadata
 from projections.views import ReadModels
 from tests.integration.test_stateful import comparable
 
-POSITIONS = {"position", "last_position"}
+#: Columns that depend on how writers interleaved (positions) or when they recorded (the
+#: digests cover each event's recorded time).
+POSITIONS = {"position", "last_position", "history_digest"}
 
 
 @dataclass
