@@ -18,13 +18,22 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, StoredEvent, Transcoder
 
 from aftersales import commands as cmd
+from aftersales.clock import FutureGuard
 from aftersales.collector import paused
-from aftersales.decisions import Outcome, deadline_row, decide, duplicate_id, refusal_of
-from aftersales.domain.errors import AftersalesError, CommandRefused
-from aftersales.domain.events import OrderEvent
+from aftersales.decisions import (
+    UNREMEMBERED,
+    Outcome,
+    deadline_row,
+    decide,
+    duplicate_id,
+    refusal_of,
+    refusal_row,
+)
+from aftersales.domain.errors import CommandRefused
+from aftersales.domain.events import OrderEvent, OrderPlaced
 from aftersales.domain.order import Order, order_uuid
 from aftersales.domain.policy import DEFAULT_POLICY, Policy
-from aftersales.errors import IntegrityBroken, NeedsUpgrade
+from aftersales.errors import ConflictError, IntegrityBroken, NeedsUpgrade
 from aftersales.group_commit import OrderCache, execute_batch, load_orders
 from aftersales.partition import Partition
 from aftersales.recorders.chain import Break
@@ -32,9 +41,11 @@ from aftersales.recorders.rows import (
     CommandRow,
     DeadlineRow,
     LedgerRecorder,
+    RefusalRow,
     chunks,
     sidecar_kwargs,
 )
+from aftersales.settings import DEFAULT_SETTINGS, Settings
 from aftersales.store import eventsourcing_env, redacted, resolve_url
 from aftersales.transcoder import FastJSONTranscoder
 
@@ -42,10 +53,6 @@ SWEEP_BATCH = 10_000
 #: Beyond this many events recorded by others since the order cache was checked, the
 #: cache is dropped rather than checked order by order.
 CACHE_CHECK_LIMIT = 200_000
-
-
-class ConflictError(AftersalesError):
-    """Concurrent writers kept conflicting on one order beyond the retry limit."""
 
 
 class Ledger(Application[UUID]):
@@ -62,6 +69,8 @@ class Ledger(Application[UUID]):
         create_tables: bool = True,
         partition: Partition | None = None,
         upgrading: bool = False,
+        settings: Settings = DEFAULT_SETTINGS,
+        guard: FutureGuard | None = None,
     ) -> None:
         self.url = resolve_url(url)
         #: A parallel ingest's worker sweeps only the orders it owns (aftersales.partition).
@@ -69,9 +78,12 @@ class Ledger(Application[UUID]):
         self.policy = policy
         self.max_retries = max_retries
         self.order_cache = OrderCache()
+        #: Refuses business times too far ahead of the wall clock (None: no limit); the
+        #: edge that reads the clock gives it.
+        self.guard = guard
         #: The orders found with a broken history by this ledger's loads, by aggregate id.
         self.broken: dict[UUID, IntegrityBroken] = {}
-        env = eventsourcing_env(self.url)
+        env = eventsourcing_env(self.url, settings)
         env["CREATE_TABLE"] = "y" if create_tables else "n"
         super().__init__(env=env)
         if not upgrading and self.index.needs_upgrade():
@@ -87,6 +99,16 @@ class Ledger(Application[UUID]):
         self.register_transcodings(transcoder)
         return transcoder
 
+    def store_reason(self) -> str | None:
+        """Why the store cannot be reached now, in its own words, if it can say (used when
+        a pool only reports that it got no connection in time)."""
+        unreachable = getattr(self.factory, "unreachable", None)
+        return unreachable() if unreachable is not None else None
+
+    def too_far_ahead(self, at: datetime) -> CommandRefused | None:
+        """The refusal of a business time too far ahead of the wall clock, if it is."""
+        return None if self.guard is None else self.guard.refusal(at)
+
     @property
     def index(self) -> LedgerRecorder:
         """The deadline index and command ids kept beside the events."""
@@ -100,15 +122,18 @@ class Ledger(Application[UUID]):
         """Apply one command; raise `CommandRefused` when a rule forbids it."""
         if isinstance(command, cmd.Tick):
             return Outcome(timeouts=self.tick(command.at))
+        if (ahead := self.too_far_ahead(command.at)) is not None:
+            raise ahead  # refused at the edge: it reveals nothing
         command_id, digest = command.identity()
         row = CommandRow(command_id, order_uuid(command.order_id), digest)
         for _ in range(self.max_retries):
             try:
                 if (known := self._known(row)) is not None:
                     return known
-            except CommandRefused:
-                self._reveal_timeouts(command)
-                raise
+            except CommandRefused as refused:
+                if refused.code == "DUPLICATE-ID":
+                    self._reveal_timeouts(command)
+                raise  # (a remembered refusal reveals nothing: it did when decided)
             try:
                 return self._decide(command, row)
             except IntegrityError:
@@ -122,9 +147,15 @@ class Ledger(Application[UUID]):
                             "conflicting attempts")
 
     def _known(self, row: CommandRow) -> Outcome | None:
-        """A duplicate's outcome if the command id was applied, else None."""
+        """A duplicate's outcome if the command id was applied, else None; the remembered
+        refusal if this very command was refused before (DUPLICATE-ID if the id was
+        applied with other content)."""
         known = self.index.command_digest(row.command_id)
         if known is None:
+            remembered = self.index.known_refusals([(row.command_id, row.digest)])
+            if remembered:
+                code, reason = remembered[(row.command_id, row.digest)]
+                raise CommandRefused(code, reason)
             return None
         if known != row.digest:
             raise duplicate_id(row.command_id)
@@ -137,11 +168,23 @@ class Ledger(Application[UUID]):
             raise refusal_of(broken) from None
         try:
             order = decide(found, command, self.policy)
-        except CommandRefused:
-            if found is not None:
-                self._save(found, None)  # the timeouts it revealed are facts: keep them
+        except CommandRefused as refused:
+            # The timeouts it revealed are facts, and the refusal is remembered with them
+            # (so that this command is never decided again, on a later state).
+            self._save_refused(found, row, refused)
             raise
         return Outcome(events=self._save(order, row))
+
+    def _save_refused(self, order: Order | None, row: CommandRow,
+                      refused: CommandRefused) -> None:
+        if order is not None:
+            self.order_cache.drop(order.order_id)
+        if refused.code in UNREMEMBERED:
+            if order is not None:
+                self._save(order, None)
+            return
+        self.record([order] if order is not None else [], [],
+                    refusals=[refusal_row(row, order, refused)])
 
     def _reveal_timeouts(self, command: cmd.OrderCommand) -> None:
         """Record the timeouts a refused command's business time revealed."""
@@ -160,17 +203,18 @@ class Ledger(Application[UUID]):
         return execute_batch(self, items)
 
     def record(self, orders: Sequence[Order], commands: Sequence[CommandRow],
-               deadlines: Mapping[UUID, DeadlineRow | None] | None = None) -> None:
+               deadlines: Mapping[UUID, DeadlineRow | None] | None = None,
+               refusals: Sequence[RefusalRow] = ()) -> None:
         """Record the orders' pending events, their deadline-index rows (all of them, or
-        those given) and the command ids in one transaction.  (What `Application.save`
-        does, without its snapshotting and notification hooks, which the ledger does not
-        use, and their per-object costs.)"""
+        those given), the command ids and the refusals to remember in one transaction.
+        (What `Application.save` does, without its snapshotting and notification hooks,
+        which the ledger does not use, and their per-object costs.)"""
         events = [e for order in orders for e in order.collect_events()]
         if deadlines is None:
             deadlines = {order.id: deadline_row(order) for order in orders}
         ids = self.recorder.insert_events(
             [self.mapper.to_stored_event(e) for e in events],
-            **sidecar_kwargs(deadlines, commands))
+            **sidecar_kwargs(deadlines, commands, refusals))
         if ids:
             self.order_cache.recorded(min(ids), max(ids))
 
@@ -249,6 +293,8 @@ class Ledger(Application[UUID]):
         another writer moved one of its orders on, the batch is redone order by order).
         An order whose history is broken is skipped (and kept in `broken`).  `on_order`
         hears of each order once its timeouts are recorded."""
+        if (ahead := self.too_far_ahead(now)) is not None:
+            raise ahead
         total = 0
         self.refresh_cache()
         skipped: set[UUID] = set()
@@ -312,7 +358,7 @@ class Ledger(Application[UUID]):
                         raise IntegrityBroken(stored)
                     order = self._fold(oid, stored)
                 except IntegrityBroken as broken:
-                    orders[oid] = self._remember(broken)
+                    orders[oid] = self.remember(broken)
                     continue
                 if order is not None:
                     orders[oid] = order
@@ -355,7 +401,7 @@ class Ledger(Application[UUID]):
             try:
                 order = event.mutate(order)
             except Exception as e:  # an event this version cannot apply to the order
-                raise self._remember(IntegrityBroken(Break(
+                raise self.remember(IntegrityBroken(Break(
                     oid, event.originator_version,
                     f"the event cannot be applied ({type(e).__name__}: {e})"))) from e
         return order
@@ -367,25 +413,31 @@ class Ledger(Application[UUID]):
                 if not isinstance(event, OrderEvent):
                     raise TypeError(f"{s.topic} is not an order event")
             except Exception as e:  # whatever the codec raises: the event is unreadable
-                raise self._remember(IntegrityBroken(Break(
+                raise self.remember(IntegrityBroken(Break(
                     oid, s.originator_version,
                     f"the event cannot be read ({type(e).__name__}: {e})"))) from e
             yield event
 
-    def _remember(self, broken: IntegrityBroken) -> IntegrityBroken:
+    def remember(self, broken: IntegrityBroken) -> IntegrityBroken:
+        """Keep a broken order in `broken` (by the order number once that is known)."""
         oid = broken.originator_id
-        if isinstance(oid, UUID):
-            self.broken.setdefault(oid, broken)
+        if isinstance(oid, UUID) and (broken.order_id or oid not in self.broken):
+            self.broken[oid] = broken
         return broken
 
     def _stored(self, oid: UUID) -> Sequence[StoredEvent]:
         try:
             return self.recorder.select_events(oid)
         except IntegrityBroken as broken:
-            raise self._remember(broken) from None
+            raise self.remember(broken) from None
 
     def _load(self, oid: UUID) -> Order | None:
         return self._fold(oid, self._stored(oid))
+
+    def order_number(self, stored: StoredEvent) -> str | None:
+        """The order number an order's first event names (for messages)."""
+        event = self.mapper.to_domain_event(stored)
+        return event.order_id if isinstance(event, OrderPlaced) else None
 
     def get_order(self, order_id: str) -> Order | None:
         """The order as recorded now (no timeouts are invented), or None; `IntegrityBroken`
@@ -393,7 +445,7 @@ class Ledger(Application[UUID]):
         try:
             return self._load(order_uuid(order_id))
         except IntegrityBroken as broken:
-            raise broken.naming(order_id) from None
+            raise self.remember(broken.naming(order_id)) from None
 
     def order_events(self, order_id: str) -> Iterator[OrderEvent]:
         """The order's events, checked (`IntegrityBroken` before any is given)."""
@@ -401,7 +453,7 @@ class Ledger(Application[UUID]):
         try:
             return iter(list(self._decoded(oid, self._stored(oid))))
         except IntegrityBroken as broken:
-            raise broken.naming(order_id) from None
+            raise self.remember(broken.naming(order_id)) from None
 
     def all_events(self, page: int = 1000) -> Iterator[OrderEvent]:
         """Every recorded event in recording order, a page at a time (not checked: see

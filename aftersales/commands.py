@@ -39,12 +39,19 @@ MAX_AMOUNT = 10**12  # fen: ten billion yuan
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+#: A fraction of a second, and the digits it has.
+_FRACTION = re.compile(r"[.,](\d+)")
 
 
 def _iso_text(value: Any) -> Any:
-    """Parse ISO-8601 text here: pydantic would also read other strings (epoch seconds)."""
+    """Parse ISO-8601 text here: pydantic would also read other strings (epoch seconds),
+    and the standard library silently cuts a fraction below the microsecond."""
     if not isinstance(value, str):
         return value
+    fraction = _FRACTION.search(value[16:]) if _ISO.match(value) else None
+    if fraction is not None and len(fraction.group(1)) > 6:
+        raise ValueError(f"more than six fractional digits ({fraction.group(1)}): times "
+                         "are exact to the microsecond")
     try:
         if not _ISO.match(value):
             raise ValueError(value)
@@ -58,7 +65,8 @@ def _plain_offset(at: datetime) -> datetime:
     """Keep the offset but as a standard-library timezone (what the event store decodes)."""
     plain = at.replace(tzinfo=zone(at.utcoffset() or timedelta(0)))
     if not EARLIEST <= plain < LATEST:
-        raise ValueError("business time must be from 1970 to 2199")
+        raise ValueError(f"business time {at.isoformat()} is out of range: it must be from "
+                         "1970 to 2199")
     return plain
 
 
@@ -243,6 +251,8 @@ def describe(error: ValidationError, *, tagged: bool = True) -> str:
         return (f"field 'command': unknown command {first['input'].get('command')!r}; "
                 f"expected one of {', '.join(COMMAND_NAMES)}")
     msg = msg.removeprefix("Value error, ")
+    if kind == "timezone_aware":
+        msg = "a timestamp needs an offset, e.g. 2026-03-01T10:00:00+08:00"
     if not loc:
         return msg
     path = loc[1:] if tagged else loc  # a tagged union puts the tag first
@@ -251,6 +261,4 @@ def describe(error: ValidationError, *, tagged: bool = True) -> str:
         return f"field '{field}': unknown field"
     if kind == "missing":
         return f"field '{field}': required"
-    if kind == "timezone_aware":
-        return f"field '{field}': a timestamp needs an offset, e.g. 2026-03-01T10:00:00+08:00"
     return f"field '{field}': {msg}"

@@ -17,7 +17,7 @@ from aftersales.domain.errors import CommandRefused
 from aftersales.domain.order import Order
 from aftersales.domain.policy import Policy
 from aftersales.errors import IntegrityBroken
-from aftersales.recorders.rows import DeadlineRow
+from aftersales.recorders.rows import CommandRow, DeadlineRow, RefusalRow
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,18 @@ def decide(order: Order | None, command: cmd.OrderCommand, policy: Policy) -> Or
 def duplicate_id(command_id: str) -> CommandRefused:
     return CommandRefused(
         "DUPLICATE-ID", f"command id {command_id!r} was already applied with other content")
+
+
+#: Refusals not remembered: they depend on what is outside the order's state (the wall
+#: clock, the integrity of the store, another command's id) and may go another way later.
+UNREMEMBERED = frozenset({"FUTURE", "INTEGRITY", "DUPLICATE-ID"})
+
+
+def refusal_row(row: CommandRow, order: Order | None, refused: CommandRefused) -> RefusalRow:
+    """How a refusal decided on this order (None: never placed), its revealed timeouts
+    included, is remembered."""
+    return RefusalRow(row.command_id, row.digest, row.originator_id,
+                      0 if order is None else order.version, refused.code, refused.reason)
 
 
 def refusal_of(broken: IntegrityBroken) -> CommandRefused:

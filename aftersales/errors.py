@@ -3,6 +3,7 @@
     AftersalesError                  (aftersales.domain.errors)
     ├── CommandRefused               a command broke a rule (domain)
     ├── IntegrityBroken              an order's stored history fails its chain: refused
+    ├── ConflictError                writers kept conflicting on one order (50 attempts)
     ├── StoreUnavailable             the store kept failing past the retry time: stopped
     ├── LedgerMissing                a read-only command found no ledger: nothing created
     └── NeedsUpgrade                 the store was written before the chained record
@@ -44,6 +45,10 @@ class IntegrityBroken(AftersalesError):
     def naming(self, order_id: str) -> IntegrityBroken:
         """The same break, naming the order by its order number."""
         return IntegrityBroken(self.broken, order_id)
+
+
+class ConflictError(AftersalesError):
+    """Concurrent writers kept conflicting on one order beyond the retry limit."""
 
 
 class StoreUnavailable(AftersalesError):

@@ -26,23 +26,25 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, PersistenceError
+from eventsourcing.persistence import IntegrityError
 
 from aftersales import commands as cmd
 from aftersales.collector import paused
 from aftersales.decisions import (
     DUPLICATE,
+    UNREMEMBERED,
     Outcome,
     applied,
     deadline_row,
     decide,
     duplicate_id,
     refusal_of,
+    refusal_row,
 )
-from aftersales.domain.errors import AftersalesError, CommandRefused
+from aftersales.domain.errors import CommandRefused
 from aftersales.domain.order import Order, order_uuid
 from aftersales.errors import IntegrityBroken
-from aftersales.recorders.rows import CommandRow, DeadlineRow
+from aftersales.recorders.rows import CommandRow, DeadlineRow, RefusalRow
 
 if TYPE_CHECKING:
     from aftersales.application import Ledger
@@ -132,19 +134,21 @@ def execute_batch(ledger: Ledger, items: Sequence[Item]) -> list[object]:
             with paused():
                 done = batch.run(rest)
         except IntegrityError:  # a conflict: nothing was recorded; redo it one by one
-            done = [_one(ledger, item) for item in rest[:batch.stopped_at]]
+            done = [outcome_of(ledger, item) for item in rest[:batch.stopped_at]]
         results += done
         rest = rest[len(done):]
         if rest:  # a tick with many orders due: swept on its own
-            results.append(_one(ledger, rest.pop(0)))
+            results.append(outcome_of(ledger, rest.pop(0)))
     return results
 
 
-def _one(ledger: Ledger, item: Item) -> object:
+def outcome_of(ledger: Ledger, item: Item) -> object:
+    """The outcome of one item, or its refusal; store failures are raised (the batch is
+    a unit of work: its caller tries it again, or stops)."""
     try:
         return ledger.execute(item)
-    except (AftersalesError, PersistenceError) as e:
-        return e
+    except CommandRefused as refusal:
+        return refusal
 
 
 class _Batch:
@@ -167,14 +171,19 @@ class _Batch:
                   if isinstance(c, cmd.OrderCommand)}
         ledger.refresh_cache()
         known = ledger.index.known_digests(sorted({cid for cid, _ in idents.values()}))
+        remembered = ledger.index.known_refusals(sorted(set(idents.values())))
         self.load({c.order_id for c in items if isinstance(c, cmd.OrderCommand)})
         rows: list[CommandRow] = []
+        refusals: list[RefusalRow] = []
         results: list[object] = []
         refused_ids: dict[int, tuple[str, str]] = {}
         repairs: list[tuple[int, UUID, str, datetime]] = []
         swept_until: datetime | None = None
         try:
             for n, c in enumerate(items):
+                if (ahead := ledger.too_far_ahead(c.at)) is not None:
+                    results.append(ahead)  # refused at the edge: it reveals nothing
+                    continue
                 if isinstance(c, cmd.Tick):
                     # Rows due before an earlier tick of this batch belong to orders it
                     # loaded (the index is written when the batch is recorded).
@@ -202,6 +211,9 @@ class _Batch:
                         if order is not None:
                             order.apply_due_timeouts(c.at, policy)
                         raise duplicate_id(cid)
+                    if (cid, digest) in remembered:  # refused before: refused again, as it
+                        results.append(CommandRefused(*remembered[(cid, digest)]))  # was
+                        continue
                     if c.order_id in self.broken:
                         raise refusal_of(self.broken[c.order_id])
                     if order is None:
@@ -213,11 +225,15 @@ class _Batch:
                 except CommandRefused as refusal:
                     results.append(refusal)
                     refused_ids[n] = (cid, digest)
+                    if refusal.code not in UNREMEMBERED:
+                        remembered[(cid, digest)] = (refusal.code, refusal.reason)
+                        refusals.append(refusal_row(CommandRow(cid, order_uuid(c.order_id),
+                                                               digest), order, refusal))
                 if order is not None and order.pending_events:
                     self.touched[c.order_id] = order
                     self.watch(order)
-            if self.touched:
-                self.record(rows)
+            if self.touched or refusals:
+                self.record(rows, refusals)
         except BaseException:
             for order_id in self.orders:  # in memory they may hold what was not recorded
                 ledger.order_cache.drop(order_id)
@@ -229,7 +245,7 @@ class _Batch:
         self.settle_refusals(results, refused_ids, {row.command_id for row in rows})
         return results
 
-    def record(self, rows: list[CommandRow]) -> None:
+    def record(self, rows: list[CommandRow], refusals: list[RefusalRow]) -> None:
         """Record the batch: the index rows written are those that changed."""
         changed: dict[UUID, DeadlineRow | None] = {}
         for order_id, order in self.touched.items():
@@ -238,7 +254,7 @@ class _Batch:
                 changed[order.id] = row
         # In key order, the inserts walk each index once (fewer pages read back).
         orders = sorted(self.touched.values(), key=lambda order: order.id.hex)
-        self.ledger.record(orders, rows, changed)
+        self.ledger.record(orders, rows, changed, refusals)
 
     def load(self, order_ids: Iterable[str]) -> set[str]:
         """Add orders to the working set (from the cache where it is up to date, else from
@@ -321,6 +337,6 @@ def load_orders(ledger: Ledger, order_ids: Iterable[str],
             missing[uuid_of.get(order_id) or order_uuid(order_id)] = order_id
     for oid, loaded in ledger.load_orders(list(missing)).items():
         order_id = missing[oid]
-        found[order_id] = (loaded.naming(order_id) if isinstance(loaded, IntegrityBroken)
-                           else loaded)
+        found[order_id] = (ledger.remember(loaded.naming(order_id))
+                           if isinstance(loaded, IntegrityBroken) else loaded)
     return found

@@ -1,19 +1,28 @@
-"""Applying a command file (JSON Lines) line by line."""
+"""Applying a command file (JSON Lines) line by line.
+
+Lines are decided and recorded a unit of work at a time (a batch of lines in one
+transaction, or one line).  A unit the store fails is tried again while the failure may
+pass (`aftersales.retry.Patience`); if it does not pass, the ingest stops there: nothing
+after that unit is decided (a later tick would otherwise decide on a state that lacks
+the failed lines, and a re-run could not repair it), the report names the cause and the
+first line not acknowledged, and running the same file again carries on from there.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
-
-from eventsourcing.persistence import PersistenceError
+from typing import NamedTuple, Protocol
 
 from aftersales.application import Ledger
 from aftersales.collector import give_back_memory
 from aftersales.commands import OrderCommand, Tick, parse_command
 from aftersales.decisions import Outcome
-from aftersales.domain.errors import AftersalesError, CommandRefused
+from aftersales.domain.errors import CommandRefused
+from aftersales.errors import StoreUnavailable
+from aftersales.group_commit import outcome_of
+from aftersales.retry import Patience
 
 #: Lines (commands and ticks) recorded per transaction (group commit).  With the order
 #: cache, it sets the memory of an ingest: measured at 1,000,000 orders (two processes),
@@ -21,8 +30,6 @@ from aftersales.domain.errors import AftersalesError, CommandRefused
 #: and 10,000, 264 MB with 7,500 and 10,000; at 100,000 orders 7,500 and 10,000 lines ran
 #: at the same speed.
 BATCH = 7_500
-#: The code reported for a line the store failed to record (it may succeed when re-run).
-STORE = "STORE"
 #: A longer line is refused unread (see docs/rules.md, limits).
 MAX_LINE_BYTES = 16 * 1024
 
@@ -42,6 +49,14 @@ class Settled:
         return None if self.reason is None else CommandRefused(self.status, self.reason)
 
 
+class Stop(NamedTuple):
+    """Where an ingest stopped because the store failed: the first line not acknowledged
+    (every line before it is recorded), and the cause."""
+
+    line: int
+    reason: str
+
+
 @dataclass
 class IngestReport:
     lines: int = 0
@@ -51,6 +66,9 @@ class IngestReport:
     events: int = 0
     timeouts: int = 0
     refused: Counter[str] = field(default_factory=Counter)
+    stopped: Stop | None = None
+    #: The orders found with a broken history (refused, or skipped by sweeps), by name.
+    broken: set[str] = field(default_factory=set)
 
     def add(self, settled: Settled) -> None:
         self.lines += 1
@@ -73,6 +91,20 @@ class IngestReport:
             f"{self.ticks} ticks, {refused} refused" + (f" ({by_code})" if by_code else "")
             + f"; {self.events} events from commands, {self.timeouts} timeouts swept"
         )
+
+    def stop_message(self) -> str | None:
+        """What to tell when the ingest stopped early (None: it did not)."""
+        if self.stopped is None:
+            return None
+        return (f"stopped before line {self.stopped.line}: the store failed: "
+                f"{self.stopped.reason}.  Every line before line {self.stopped.line} is "
+                "recorded; from it on nothing was acknowledged.  When the store is back, "
+                "run the same ingest again: it recognises what was recorded and carries "
+                "on from there.")
+
+
+class Halted(Exception):
+    """The ingest stops (the store failed, or another worker's did)."""
 
 
 def decode_line(raw: bytes) -> str:
@@ -108,29 +140,26 @@ def ingest(
     on_done: Callable[[Settled], None] = lambda settled: None,
     batch: int = BATCH,
     share: Share | None = None,
+    patience: Patience | None = None,
 ) -> IngestReport:
     """Apply each line; report each refusal and go on.  Blank lines are skipped.
 
     Up to `batch` lines are recorded in one transaction (group commit, ticks included;
     `aftersales.group_commit`).  `on_done` hears of each line, in line order, once its
     outcome is durable.  A parallel ingest's worker decides only the lines its `share`
-    gives it.
+    gives it.  A unit of work the store fails is tried again as `patience` allows (no
+    retry if None); if the store still fails, the ingest stops (`IngestReport.stopped`).
     """
     report = IngestReport()
     pending: list[tuple[int, OrderCommand | Tick | CommandRefused]] = []
+    patience = patience or Patience(0.0)
 
     def settle(number: int, result: object, kind: str) -> None:
         if isinstance(result, CommandRefused):
             settled = Settled(number, result.code, result.reason)
             on_refused(number, result)
-        elif isinstance(result, Exception):
-            # The store failed (or conflicts outlasted the retries): nothing of this line
-            # was recorded; report it like a refusal and go on.
-            refusal = CommandRefused(STORE, f"{type(result).__name__}: {result}")
-            settled = Settled(number, STORE, refusal.reason)
-            on_refused(number, refusal)
         else:
-            assert isinstance(result, Outcome)
+            assert isinstance(result, Outcome), result
             status = ("tick" if kind == "tick" else
                       "duplicate" if result.duplicate else "applied")
             settled = Settled(number, status, None, result.events, result.timeouts)
@@ -139,7 +168,11 @@ def ingest(
 
     def flush(upto: int) -> None:
         items = [x for _, x in pending if not isinstance(x, CommandRefused)]
-        results = iter(_run(ledger, items, batch))
+        try:
+            results = iter(_run(ledger, items, batch, patience, pending))
+        except StoreUnavailable as e:
+            report.stopped = Stop(pending[0][0], str(e))
+            raise Halted from e
         for number, item in pending:
             if isinstance(item, CommandRefused):
                 settle(number, item, "command")
@@ -152,45 +185,50 @@ def ingest(
 
     number = 0
     item: OrderCommand | Tick | CommandRefused
-    for number, raw in enumerate(lines, start=1):
-        on_line(len(raw))
-        if not raw.strip():
-            continue
-        try:
-            text = decode_line(raw)
-        except CommandRefused as refusal:
-            text, item = None, refusal
-        if share is not None:
-            if not share.take(number, text):
+    try:
+        for number, raw in enumerate(lines, start=1):
+            on_line(len(raw))
+            if not raw.strip():
                 continue
-            if share.must_wait(number):
-                flush(number - 1)
-                share.wait(number)
-        if text is not None:
             try:
-                item = parse_command(text)
+                text = decode_line(raw)
             except CommandRefused as refusal:
-                item = refusal
-        pending.append((number, item))
-        if len(pending) >= batch:
-            flush(number)
-    flush(number)
+                text, item = None, refusal
+            if share is not None:
+                if not share.take(number, text):
+                    continue
+                if share.must_wait(number):
+                    flush(number - 1)
+                    share.wait(number)
+            if text is not None:
+                try:
+                    item = parse_command(text)
+                except CommandRefused as refusal:
+                    item = refusal
+            pending.append((number, item))
+            if len(pending) >= batch:
+                flush(number)
+        flush(number)
+    except Halted:
+        pass
+    report.broken |= broken_names(ledger)
     return report
 
 
-def _one(ledger: Ledger, command: OrderCommand | Tick) -> object:
-    try:
-        return ledger.execute(command)
-    except (AftersalesError, PersistenceError) as e:
-        return e
+def broken_names(ledger: Ledger) -> set[str]:
+    """The orders a ledger found broken, by order number where known."""
+    return {b.order_id or str(b.originator_id) for b in ledger.broken.values()}
 
 
-def _run(ledger: Ledger, items: list[OrderCommand | Tick], batch: int) -> list[object]:
+def _run(ledger: Ledger, items: list[OrderCommand | Tick], batch: int, patience: Patience,
+         pending: Sequence[tuple[int, object]]) -> list[object]:
+    """The outcomes of one unit of work: the items in one transaction (group commit), or
+    the one item; tried again as `patience` allows."""
     if not items:
         return []
+    first, last = pending[0][0], pending[-1][0]
+    lines = f"line {first}" if first == last else f"lines {first} to {last}"
     if batch <= 1:
-        return [_one(ledger, c) for c in items]
-    try:
-        return ledger.execute_batch(items)
-    except (AftersalesError, PersistenceError) as e:
-        return [e] * len(items)
+        return [patience.run(lambda c=c: outcome_of(ledger, c), f"recording {lines}")  # type: ignore[misc]
+                for c in items]
+    return patience.run(lambda: ledger.execute_batch(items), f"recording {lines}")

@@ -1,12 +1,46 @@
-"""Trying a first-use step again when another process was doing it at the same moment."""
+"""Trying a store step again: when several processes race on first use (`retrying`), and
+when the store fails in a way that may pass (`Patience`).
+
+A failure that may pass: a lost or refused connection (a server restarting), a locked
+database (another process holds SQLite's write lock past the busy timeout, or a
+PostgreSQL lock past `lock_timeout`), a serialisation failure or deadlock, a statement
+cut by the statement timeout, a server that stopped answering, a full disk.  Such a step
+is tried again with growing pauses (0.1 s, doubling, at most 5 s) until it succeeds or
+`retry_for` seconds have passed since the first failure; then, or at once for a failure
+that will not pass (a read-only file, a missing database, a wrong password), the caller
+gets `StoreUnavailable`, which names the cause.  A step must be one unit of work that
+either happened or did not (one transaction), or be safe to do again (it re-reads what
+it needs): then trying it again cannot decide anything twice.
+"""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TypeVar
 
+import psycopg
+from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError
+from sqlalchemy import exc as sa_exc
+
+from aftersales.errors import ConflictError, StoreUnavailable
+
 T = TypeVar("T")
+
+#: PostgreSQL error classes and codes of failures that may pass.
+_PASSING_CLASSES = ("08", "40", "53", "57")  # connection, rollback, resources, operator
+_PASSING_CODES = {"55P03", "55006", "58000", "58030", "XX000"}
+#: What a failure to connect says when it will not pass by waiting: a database or role
+#: that does not exist, credentials refused, a host that does not resolve.
+_LASTING_CONNECT = ("does not exist", "authentication failed", "pg_hba.conf",
+                    "no password supplied", "translate host name", "resolve host",
+                    "Name or service not known", "nodename nor servname")
+#: SQLite messages of failures that may pass.
+_PASSING_SQLITE = ("locked", "busy", "disk is full", "disk i/o error", "out of memory")
+#: Pauses between attempts: the first, and the longest.
+FIRST_PAUSE, LONGEST_PAUSE = 0.1, 5.0
 
 
 def retrying(step: Callable[[], T], errors: tuple[type[BaseException], ...],
@@ -21,3 +55,131 @@ def retrying(step: Callable[[], T], errors: tuple[type[BaseException], ...],
                 raise
             time.sleep(pause * attempt)
     raise AssertionError("unreachable")
+
+
+def catalog_race(error: BaseException) -> bool:
+    """Whether a DDL failure is two processes creating the same thing at once."""
+    text = str(error)
+    return any(x in text for x in ("concurrently", "already exists", "duplicate key",
+                                   "UNIQUE constraint failed"))
+
+
+def retry_races(step: Callable[[], T], errors: tuple[type[BaseException], ...],
+                attempts: int = 5) -> T:
+    """`step()`, tried again when it lost a race with another process creating the same
+    tables (PostgreSQL's catalog: the loser then finds them there); any other failure is
+    raised at once (a lock is waited for by the lock timeout and the caller's patience,
+    not here)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return step()
+        except errors as e:
+            if attempt == attempts or not catalog_race(e):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    found, seen = [], set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def is_store_error(error: BaseException) -> bool:
+    """Whether the error came from the store (its driver, the library's persistence, or
+    SQLAlchemy), rather than from the ledger's rules."""
+    return isinstance(error, (PersistenceError, sa_exc.SQLAlchemyError, sqlite3.Error,
+                              psycopg.Error, StoreUnavailable, ConnectionError))
+
+
+def may_pass(error: BaseException) -> bool:
+    """Whether trying the step again may succeed (see the module's docstring)."""
+    if isinstance(error, StoreUnavailable):
+        return False
+    if isinstance(error, ConflictError):  # writers kept conflicting: try the unit again
+        return True
+    for cause in _causes(error):
+        if isinstance(cause, sqlite3.Error):
+            text = str(cause).lower()
+            return any(x in text for x in _PASSING_SQLITE)
+        if isinstance(cause, psycopg.Error):
+            code = getattr(cause, "sqlstate", None)
+            if code is None:  # connecting: refused or timed out may pass; the rest not
+                text = str(cause)
+                return isinstance(cause, psycopg.OperationalError) and not any(
+                    x in text for x in _LASTING_CONNECT)
+            return code[:2] in _PASSING_CLASSES or code in _PASSING_CODES
+        if isinstance(cause, (sa_exc.DisconnectionError, ConnectionError, TimeoutError)):
+            return True
+    # The library's own, with no driver error behind it: a connection it could not get
+    # (a pool's timeout), or a server the ledger could not reach when it opened.
+    return isinstance(error, (OperationalError, InterfaceError))
+
+
+def describe(error: BaseException) -> str:
+    """The store's own words for a failure, on one line."""
+    for cause in _causes(error):
+        if isinstance(cause, (sqlite3.Error, psycopg.Error)):
+            text = " ".join(str(cause).split())
+            for noise in ("connection failed: ", "FATAL: "):
+                text = text.replace(noise, "")
+            return text or type(cause).__name__
+    if isinstance(error, sa_exc.SQLAlchemyError):
+        return str(error).splitlines()[0]
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+@dataclass
+class Patience:
+    """How long a store step is tried again (`retry_for` seconds; None: as long as it
+    takes), and who hears of each wait (`on_wait`, told what is waited for)."""
+
+    retry_for: float | None
+    store: str = "the store"
+    on_wait: Callable[[str], None] = lambda text: None
+    explain: Callable[[], str | None] = lambda: None  # the cause, asked of the store itself
+    _told: str = field(default="", repr=False)
+
+    def run(self, step: Callable[[], T], doing: str) -> T:
+        """`step()`; a store failure that may pass is tried again until `retry_for`
+        seconds after the first one; one that does not pass, or outlasts that, is raised
+        as `StoreUnavailable` naming the cause.  (Each attempt is bounded by the store's
+        own timeouts: the lock, statement and connect timeouts.)"""
+        first_failure: float | None = None
+        pause = FIRST_PAUSE
+        while True:
+            try:
+                return step()
+            except Exception as e:
+                if not is_store_error(e) and not may_pass(e):
+                    raise
+                now = time.monotonic()
+                first_failure = now if first_failure is None else first_failure
+                waited = now - first_failure
+                reason = self._reason(e)
+                left = None if self.retry_for is None else self.retry_for - waited
+                if not may_pass(e) or (left is not None and left <= 0):
+                    if isinstance(e, StoreUnavailable):
+                        raise
+                    raise StoreUnavailable(f"{doing}: {self.store}: {reason}",
+                                           waited if may_pass(e) else 0.0) from e
+                self._tell(f"{doing}: {reason}; waiting for {self.store} "
+                           + ("" if left is None else f"(for up to {left:.0f} s more)"))
+                time.sleep(pause if left is None else min(pause, left))
+                pause = min(pause * 2, LONGEST_PAUSE)
+
+    def _reason(self, error: BaseException) -> str:
+        reason = describe(error)
+        if "couldn't get a connection" in reason:  # the pool's words: ask the server
+            reason = self.explain() or reason
+        return reason
+
+    def _tell(self, text: str) -> None:
+        key = text.split(";")[0]
+        if key != self._told:  # once per cause, not once per attempt
+            self._told = key
+            self.on_wait(text)

@@ -3,7 +3,8 @@ standard input, and its messages back on a pipe of their own.
 
 Workers are started afresh (not forked: the caller may hold threads and connections) and
 die with the process that started them (Linux).  A job and its messages are pickled; a
-worker's last message is ("done",) or ("error", traceback).
+worker's last message is ("done",) (or what its function returned) or ("error",
+traceback).
 """
 
 from __future__ import annotations
@@ -29,9 +30,13 @@ class Spawned:
     proc: subprocess.Popen[bytes]
     pipe: Connection  # what the worker sends
 
-    def stop(self) -> None:
+    def kill(self) -> None:
+        """Stop the worker at once (its pipe then ends)."""
         if self.proc.poll() is None:
             self.proc.kill()
+
+    def stop(self) -> None:
+        self.kill()
         self.proc.wait()
         self.pipe.close()
 
@@ -50,15 +55,15 @@ def spawn(module: str, job: Any) -> Spawned:
     return Spawned(proc, Connection(read, writable=False))
 
 
-def serve(run: Callable[[Any, Connection], None]) -> None:
-    """A worker's `__main__`: read the job, `run(job, pipe)`, then say how it ended."""
+def serve(run: Callable[[Any, Connection], tuple[object, ...] | None]) -> None:
+    """A worker's `__main__`: read the job, `run(job, pipe)`, then say how it ended (what
+    `run` returned, else ("done",))."""
     _die_with_parent()
     tune_for_batch_work()
     job, fd = pickle.load(sys.stdin.buffer)
     out = Connection(fd, readable=False)
     try:
-        run(job, out)
-        out.send(("done",))
+        out.send(run(job, out) or ("done",))
     except BaseException:
         with contextlib.suppress(OSError):
             out.send(("error", traceback.format_exc(limit=8)))

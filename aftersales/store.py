@@ -17,7 +17,9 @@ transaction as the events they belong to:
 from __future__ import annotations
 
 import getpass
+import math
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from aftersales.domain.errors import AftersalesError
+from aftersales.settings import DEFAULT_SETTINGS, Settings
 
 DEFAULT_URL = "sqlite:///aftersales.db"
 ENV_VAR = "AFTERSALES_DB"
@@ -36,7 +39,7 @@ POSTGRES_SETTINGS = {
     "max_waiting": ("POSTGRES_MAX_WAITING", "0"),
     "conn_max_age": ("POSTGRES_CONN_MAX_AGE", "3600"),
     "connect_timeout": ("POSTGRES_CONNECT_TIMEOUT", "5"),
-    "lock_timeout": ("POSTGRES_LOCK_TIMEOUT", "0"),
+    "lock_timeout": ("POSTGRES_LOCK_TIMEOUT", ""),  # "": the lock timeout setting
     "pre_ping": ("POSTGRES_PRE_PING", "n"),
     "schema": ("POSTGRES_SCHEMA", ""),
 }
@@ -61,6 +64,10 @@ class PostgresTarget:
     @property
     def schema(self) -> str:
         return self.settings.get("schema") or "public"
+
+    def lock_timeout(self, settings: Settings) -> float:
+        """The URL's `lock_timeout`, else the setting's."""
+        return float(self.settings.get("lock_timeout") or settings.lock_timeout)
 
     def sqlalchemy_url(self) -> URL:
         """The same database for SQLAlchemy (psycopg 3), without our own parameters."""
@@ -95,11 +102,20 @@ def postgres_target(url: str) -> PostgresTarget | None:
             f"unknown PostgreSQL URL parameter(s) {', '.join(sorted(unknown))}; "
             f"known: {', '.join(POSTGRES_SETTINGS)}")
     settings = {k: str(v if isinstance(v, str) else v[-1]) for k, v in parsed.query.items()}
+    schema = settings.get("schema")
+    if schema and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", schema):
+        raise StoreConfigError(f"schema {schema!r}: a PostgreSQL schema name here is 1-63 "
+                               "letters, digits and _, not starting with a digit")
+    for name in ("lock_timeout", "connect_timeout", "pool_size", "max_overflow"):
+        value = settings.get(name)
+        if value is not None and not re.fullmatch(r"\d+(\.\d+)?", value):
+            raise StoreConfigError(f"{name}={value!r}: expected a number")
     return PostgresTarget(parsed, settings)
 
 
-def eventsourcing_env(url: str) -> dict[str, str]:
-    """The eventsourcing environment that selects the store a URL names."""
+def eventsourcing_env(url: str, settings: Settings = DEFAULT_SETTINGS) -> dict[str, str]:
+    """The eventsourcing environment that selects the store a URL names, with the waits
+    the settings bound (`LEDGER_*`: read by the ledger's factories)."""
     if url in ("memory:", "memory://"):
         return {"PERSISTENCE_MODULE": "aftersales.recorders.memory:LedgerPOPOFactory"}
     if url.startswith("sqlite://"):
@@ -111,7 +127,7 @@ def eventsourcing_env(url: str) -> dict[str, str]:
         return {
             "PERSISTENCE_MODULE": "aftersales.recorders.sqlite:LedgerSQLiteFactory",
             "SQLITE_DBNAME": path[1:],
-            "SQLITE_LOCK_TIMEOUT": "30",
+            "LEDGER_LOCK_TIMEOUT": str(settings.lock_timeout),
         }
     target = postgres_target(url)
     if target is not None:
@@ -126,9 +142,22 @@ def eventsourcing_env(url: str) -> dict[str, str]:
         }
         for name, (setting, default) in POSTGRES_SETTINGS.items():
             env[setting] = target.settings.get(name, default)
+        lock = target.lock_timeout(settings)
+        # The library's lock timeout is whole seconds (0 would mean no limit).
+        env["POSTGRES_LOCK_TIMEOUT"] = str(max(1, math.ceil(lock)))
+        env["LEDGER_LOCK_TIMEOUT"] = str(lock)
+        env["LEDGER_STATEMENT_TIMEOUT"] = str(settings.statement_timeout)
+        env["LEDGER_ANSWER_TIMEOUT"] = str(settings.answer_timeout)
         return env
     raise StoreConfigError(
         f"unknown store URL {url!r}: use sqlite:///PATH, postgresql://USER@HOST/DB or memory:")
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file a SQLite URL names (None for other stores)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    return url.removeprefix("sqlite:///")
 
 
 def redacted(url: str) -> str:

@@ -20,6 +20,11 @@ Two rules keep the outcome that of a one-process ingest where orders meet:
 Workers publish how far they have settled in a small shared file (`Progress`).  A worker
 waits only after settling everything it holds, so no two workers ever wait for each
 other.  Workers die with the caller (Linux), and a failed worker ends the ingest.
+
+If the store fails one worker's unit of work past its retry time, that worker stops and
+the others are stopped too: the merge then acknowledges only the lines every worker had
+settled (the lines before the first one some worker had not), and reports that line as
+where the ingest stopped, with the store's error, as a one-process ingest does.
 """
 
 from __future__ import annotations
@@ -37,10 +42,15 @@ from multiprocessing.connection import Connection, wait
 from typing import BinaryIO, cast
 
 from aftersales.application import Ledger
+from aftersales.clock import guard_for
 from aftersales.domain.errors import AftersalesError, CommandRefused
-from aftersales.ingest import BATCH, STORE, IngestReport, Settled, ingest
+from aftersales.errors import StoreUnavailable
+from aftersales.ingest import BATCH, Halted, IngestReport, Settled, Stop, ingest
 from aftersales.partition import EVERY, Partition, route
+from aftersales.retry import Patience
+from aftersales.settings import DEFAULT_SETTINGS, Settings
 from aftersales.spawn import Spawned, serve, spawn
+from aftersales.store import redacted
 
 #: How far ahead of the others a worker may decide: this many file lines per worker and
 #: line of its batch.
@@ -104,7 +114,7 @@ class WorkerShare:
 
     def take(self, number: int, text: str | None) -> bool:
         if self.stop is not None and self.stop.is_set():
-            raise WorkerFailed("another worker of this ingest failed")
+            raise Halted("another worker of this ingest stopped")
         found = route(text, self.partition.count) if text is not None else None
         owner = 0 if found is None else found.owner
         mine = owner in (EVERY, self.partition.index)
@@ -134,7 +144,7 @@ class WorkerShare:
         for worker, line in self.needs:
             while not self._reached(worker, line):
                 if self.stop is not None and self.stop.is_set():
-                    raise WorkerFailed("another worker of this ingest failed")
+                    raise Halted("another worker of this ingest stopped")
                 time.sleep(0.002)
         self.needs = []
 
@@ -165,33 +175,56 @@ class _Job:
     batch: int
     window: int
     progress: str  # the Progress file
+    settings: Settings = DEFAULT_SETTINGS
 
 
-def _run_worker(job: _Job, out: Connection, stop: threading.Event | None = None) -> None:
-    """Ingest worker `index`'s share of the file, sending what it settles to `out`."""
+def _run_worker(job: _Job, out: Connection, stop: threading.Event | None = None
+                ) -> tuple[object, ...]:
+    """Ingest worker `index`'s share of the file, sending what it settles to `out`; how
+    it ended, as its last message: ("done",) once it settled its whole share, ("stopped",
+    line, reason) if the store failed, ("halted", line) if another worker's stop stopped
+    it (each line: the first it had not settled)."""
     index = job.index
     partition = Partition(index, job.workers)
     progress = Progress(job.progress, job.workers)
     share = WorkerShare(partition, progress, job.window, stop)
     settled: list[tuple[object, ...]] = []
+    reached = [0]
     try:
         with open(job.path, "rb") as stream:
             reader = _Reader(stream)
 
             def send(number: int) -> None:
-                out.send(("settled", settled[:], reader.offset))
+                out.send(("settled", settled[:], reader.offset, number))
                 settled.clear()
+                reached[0] = number
 
             share.on_settled = send
-            ledger = Ledger(job.url, partition=partition, create_tables=False)
+            patience = Patience(job.settings.retry_for, redacted(job.url),
+                                on_wait=lambda text: out.send(("waiting", text)))
             try:
-                ingest(ledger, reader, lambda number, refusal: None,
-                       on_done=lambda s: settled.append(
-                           (s.line, s.status, s.reason, s.events, s.timeouts)),
-                       batch=job.batch, share=share)
+                ledger = patience.run(lambda: Ledger(
+                    job.url, partition=partition, create_tables=False,
+                    settings=job.settings, guard=guard_for(job.settings)),
+                    "opening the ledger")
+            except StoreUnavailable as e:
+                return ("stopped", 1, str(e))
+            patience.explain = ledger.store_reason
+            try:
+                report = ingest(ledger, reader, lambda number, refusal: None,
+                                on_done=lambda s: settled.append(
+                                    (s.line, s.status, s.reason, s.events, s.timeouts)),
+                                batch=job.batch, share=share, patience=patience)
             finally:
                 ledger.close()
+        if report.broken:
+            out.send(("broken", sorted(report.broken)))
+        if report.stopped is not None:
+            return ("stopped", report.stopped.line, report.stopped.reason)
+        if stop is not None and stop.is_set():
+            return ("halted", reached[0] + 1)
         progress[index] = END
+        return ("done",)
     finally:
         progress.close()
 
@@ -203,7 +236,9 @@ class _Merge:
     pipes: list[Connection]
     on_settled: Callable[[Settled], None]
     on_progress: Callable[[int], None]
+    on_wait: Callable[[str], None]
     stop: threading.Event
+    halt_spawned: Callable[[], None]
     report: IngestReport = field(default_factory=IngestReport)
     error: BaseException | None = None
 
@@ -219,13 +254,20 @@ class _Merge:
         queues: list[deque[Settled]] = [deque() for _ in range(n)]
         finished = [False] * n
         offsets = [0] * n
+        upto = [0] * n  # each worker has settled every line of its up to here
+        bound = END  # once stopping: lines from here on are not acknowledged
+        cause: str | None = None
         while True:
             while all(q or f for q, f in zip(queues, finished, strict=True)) and any(queues):
                 number = min(q[0].line for q in queues if q)
-                settled = _combine([q.popleft() for q in queues if q and q[0].line == number])
-                self.report.add(settled)
-                self.on_settled(settled)
+                parts = [q.popleft() for q in queues if q and q[0].line == number]
+                if number < bound:
+                    settled = _combine(parts)
+                    self.report.add(settled)
+                    self.on_settled(settled)
             if all(finished):
+                if cause is not None:
+                    self.report.stopped = Stop(bound, cause)
                 return
             live = [p for p, f in zip(self.pipes, finished, strict=True) if not f]
             for pipe in cast(list[Connection], wait(live)):
@@ -233,15 +275,30 @@ class _Merge:
                 try:
                     message = pipe.recv()
                 except EOFError:
-                    raise WorkerFailed(f"ingest worker {k} stopped") from None
-                if message[0] == "settled":
+                    if cause is None:
+                        raise WorkerFailed(f"ingest worker {k} stopped") from None
+                    message = ("halted", upto[k] + 1)  # stopped by the caller: as far as
+                if message[0] == "settled":  # it told
                     queues[k].extend(Settled(*x) for x in message[1])
-                    offsets[k] = message[2]
+                    offsets[k], upto[k] = message[2], message[3]
                     self.on_progress(min(offsets))
+                elif message[0] == "waiting":
+                    self.on_wait(message[1])
+                elif message[0] == "broken":
+                    self.report.broken.update(message[1])
                 elif message[0] == "done":
                     finished[k] = True
+                elif message[0] in ("stopped", "halted"):
+                    finished[k] = True
+                    bound = min(bound, message[1])
+                    if message[0] == "stopped":
+                        cause = cause or message[2]
+                        self.stop.set()  # the others stop too: this process's worker
+                        self.halt_spawned()  # at its next line, the spawned ones now
                 else:
                     raise WorkerFailed(f"ingest worker {k} failed:\n{message[1]}")
+            if cause is not None:  # no line of a worker that is still running counts
+                bound = min([bound] + [upto[k] + 1 for k in range(n) if not finished[k]])
 
 
 def ingest_in_parallel(
@@ -252,11 +309,14 @@ def ingest_in_parallel(
     on_done: Callable[[Settled], None] = lambda settled: None,
     on_progress: Callable[[int], None] = lambda offset: None,
     batch: int = BATCH,
+    settings: Settings = DEFAULT_SETTINGS,
+    on_wait: Callable[[str], None] = lambda text: None,
 ) -> IngestReport:
     """Ingest the file at `path` with `workers` processes (this one included); report as
-    `ingest` does.  `on_progress` hears the bytes of the file every worker has settled."""
+    `ingest` does.  `on_progress` hears the bytes of the file every worker has settled,
+    `on_wait` what a worker waits for when the store fails."""
     job = _Job(url, path, workers, 0, batch, LEAD * max(batch, 1) * workers,
-               Progress.create(workers))
+               Progress.create(workers), settings)
     read, write = os.pipe()
     pipes = [Connection(read, writable=False)]  # worker 0's, then the spawned ones'
     out = Connection(write, readable=False)
@@ -268,7 +328,11 @@ def ingest_in_parallel(
             on_refused(s.line, refusal)
         on_done(s)
 
-    merge = _Merge(pipes, settled, on_progress, stop)
+    def halt_spawned() -> None:
+        for worker in spawned:
+            worker.kill()
+
+    merge = _Merge(pipes, settled, on_progress, on_wait, stop, halt_spawned)
     thread = threading.Thread(target=merge.run, name="aftersales-merge", daemon=True)
     try:
         for k in range(1, workers):
@@ -276,8 +340,7 @@ def ingest_in_parallel(
             pipes.append(spawned[-1].pipe)
         thread.start()
         try:
-            _run_worker(job, out, stop)
-            out.send(("done",))
+            out.send(_run_worker(job, out, stop))
         except BaseException as e:
             if merge.error is None:
                 raise
@@ -300,8 +363,8 @@ def _combine(parts: list[Settled]) -> Settled:
     if len(parts) == 1:
         return parts[0]
     refused = [p for p in parts if p.reason is not None]
-    if refused:  # a tick every worker refused alike, or one whose sweep failed somewhere
-        return next((p for p in refused if p.status == STORE), refused[0])
+    if refused:  # a tick every worker refused alike
+        return refused[0]
     return Settled(parts[0].line, "tick", None, sum(p.events for p in parts),
                    sum(p.timeouts for p in parts))
 

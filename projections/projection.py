@@ -13,7 +13,7 @@ from eventsourcing.persistence import Notification, Tracking
 from eventsourcing.projection import Projection
 from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, select, update
 
-from projections.folding import COUNTERS, Batch, Decode, Row, fold, fold_recorded
+from projections.folding import COUNTERS, Batch, Decode, Row, fold_recorded
 from projections.schema import (
     integrity_breaks,
     lapses,
@@ -33,13 +33,13 @@ class ReportingProjection(Projection[ReadModels]):
 
     @singledispatchmethod
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
-        """One decoded event (the library's interface; the runner uses `process_batch`,
-        which also checks each event against the chained record).  An event at or before
-        the recorded position is skipped: it was projected already."""
-        position = self.view.max_tracking_id(tracking.application_name)
-        if tracking.notification_id > (position or 0):
-            self._project(tracking, position, {domain_event.originator_id.hex},
-                          lambda batch: fold(batch, domain_event, tracking.notification_id))
+        """The library's one-event interface cannot be served: a decoded event has lost
+        the bytes its digest covers, so it could not be checked against the chained
+        record, and the order's digest would go stale.  The runner uses `process_batch`,
+        which folds recorded notifications, each checked."""
+        raise NotImplementedError("the reporting projection folds recorded notifications, "
+                                  "each checked against the chained record: use "
+                                  "process_batch (projections.runner.Runner)")
 
     def process_batch(self, notifications: Sequence[Notification], application: str,
                       expected: int | None, decode: Decode) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from projections.schema import merchant_compliance, return_cases, violations
+from projections.schema import integrity_breaks, merchant_compliance, return_cases, violations
 from projections.views import ReadModels
 
 SCORECARD = ("merchant_id", "cases_opened", "answered_on_time", "auto_approved",
@@ -37,6 +37,14 @@ def list_violations(views: ReadModels, merchant: str | None = None, rule: str | 
         q = q.where(v.deadline < until)
     with views.engine.connect() as conn:
         return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def broken_orders(views: ReadModels) -> list[dict[str, Any]]:
+    """The orders the read models could not vouch for (their history breaks), by order."""
+    b = integrity_breaks.c
+    with views.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(
+            select(integrity_breaks).order_by(b.order_id, b.order_uuid)).mappings()]
 
 
 def business_days(views: ReadModels, since: datetime | None,

@@ -48,6 +48,8 @@ from sqlalchemy.schema import CreateTable
 from aftersales.application import Ledger
 from aftersales.collector import give_back_memory
 from aftersales.domain.errors import AftersalesError
+from aftersales.recorders.chain import check_head
+from aftersales.settings import DEFAULT_SETTINGS, Settings
 from aftersales.spawn import serve, spawn
 from projections.folding import COUNTERS, Batch, Row, broken, decoding, fold_recorded
 from projections.projection import pending_rows
@@ -130,6 +132,7 @@ class _Range:
     cut: int
     low: int
     high: int
+    settings: Settings = DEFAULT_SETTINGS
 
 
 def default_workers(events: int, shared: bool = True) -> int:
@@ -149,7 +152,7 @@ def rebuild(ledger: Ledger, views: ReadModels,
         cut, shared=not ledger.url.startswith("memory:") and views.url != "sqlite://")
     _start(views)
     edges = [(SPACE * k) // count for k in range(count + 1)]
-    jobs = [_Range(ledger.url, views.url, views.tz_name, cut, low, high)
+    jobs = [_Range(ledger.url, views.url, views.tz_name, cut, low, high, views.settings)
             for low, high in pairwise(edges)]
     spawned = [spawn("projections.rebuild", job) for job in jobs[1:]]
     running = set(range(len(spawned)))
@@ -219,8 +222,8 @@ def _replay(ledger: Ledger, views: ReadModels, job: _Range,
 
 def _work(job: _Range, out: Pipe) -> None:
     """`python -m projections.rebuild`: a worker replays its range."""
-    ledger = Ledger(job.store, create_tables=False)
-    views = ReadModels(job.views, job.tz)
+    ledger = Ledger(job.store, create_tables=False, settings=job.settings)
+    views = ReadModels(job.views, job.tz, job.settings)
     try:
         _replay(ledger, views, job, lambda n: out.send(("page", n)))
     finally:
@@ -262,26 +265,26 @@ def _project_page(ledger: Ledger, views: ReadModels, page: Sequence[Notification
 
 
 def _check_heads(ledger: Ledger, batch: Batch, page: Sequence[Notification]) -> None:
-    """The orders whose last events are missing: each order's head record names a version
-    the page did not reach, and that version is recorded nowhere (not just after the
-    rebuild's cut).  Their rows stay as the events found made them."""
+    """The orders whose head record does not name the last event the page holds: events
+    missing at the end (unless the next one was recorded after the rebuild's cut, to be
+    folded later), or a missing or altered head record (`check_head`).  Their rows stay as
+    the events found made them."""
     last: dict[UUID, int] = {}
     for n in page:
         assert isinstance(n.originator_id, UUID)
         last[n.originator_id] = n.originator_version
     heads = ledger.index.heads_of(list(last))
-    for oid, v in last.items():
-        if oid not in heads and oid.hex not in batch.frozen:
-            broken(batch, oid.hex, None, v, "the order's head record is missing")
-    beyond = [(oid, v + 1) for oid, v in last.items()
-              if oid.hex not in batch.frozen and heads[oid].version > v]
-    present = ledger.index.versions_present(beyond) if beyond else set()
-    for oid, version in beyond:
-        if (oid, version) not in present:  # (else: recorded after the cut, folded later)
-            head = heads[oid].version
-            broken(batch, oid.hex, None, version, f"event {version} is missing" if
-                   head == version else f"events {version} to {head} are missing "
-                   f"(the head record says {head})")
+    ahead = [(oid, v + 1) for oid, v in last.items()
+             if oid in heads and heads[oid].version > v]
+    later = ledger.index.versions_present(ahead) if ahead else set()
+    for oid, version in last.items():
+        key = oid.hex
+        if key in batch.frozen or (oid, version + 1) in later:
+            continue
+        found = check_head(oid, version, bytes.fromhex(batch.orders[key]["history_digest"]),
+                           heads.get(oid))
+        if found is not None:
+            broken(batch, key, None, found.version, found.reason)
 
 
 def _check(conn: Connection, views: ReadModels) -> None:

@@ -5,10 +5,12 @@ atomically with the rows they account for."""
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
@@ -17,8 +19,10 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import StaticPool
 
 from aftersales.domain.errors import AftersalesError
-from aftersales.retry import retrying
-from aftersales.store import postgres_target
+from aftersales.recorders.postgres import answering, session
+from aftersales.retry import retry_races
+from aftersales.settings import DEFAULT_SETTINGS, Settings
+from aftersales.store import PostgresTarget, postgres_target
 from projections.schema import (
     SCHEMA_VERSION,
     metadata,
@@ -53,12 +57,13 @@ def views_url(store_url: str, url: str | None = None) -> str:
     return "sqlite://" if store_url.startswith("memory:") else store_url
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, settings: Settings = DEFAULT_SETTINGS) -> Engine:
+    """The read models' engine, every wait bounded as the settings say."""
     if url == "sqlite://":  # in-process, shared by every connection
         return create_engine(url, poolclass=StaticPool,
                              connect_args={"check_same_thread": False})
     if url.startswith("sqlite:"):
-        engine = create_engine(url, connect_args={"timeout": 60})
+        engine = create_engine(url, connect_args={"timeout": settings.lock_timeout})
 
         @event.listens_for(engine, "connect")
         def _wal(dbapi_connection, _record):  # type: ignore[no-untyped-def]
@@ -72,36 +77,56 @@ def make_engine(url: str) -> Engine:
         return engine
     target = postgres_target(url)
     if target is not None:
-        engine = create_engine(target.sqlalchemy_url(), **target.engine_options())
+        engine = _postgres_engine(target, settings)
         if target.schema != "public":
             def create_schema() -> None:
                 with engine.begin() as conn:
                     conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{target.schema}"'))
 
-            retrying(create_schema, (sa_exc.DBAPIError,), DDL_ATTEMPTS)
+            retry_races(create_schema, (sa_exc.DBAPIError,), DDL_ATTEMPTS)
         return engine
     raise ViewsConfigError(f"unknown read-model URL {url!r}")
+
+
+def _postgres_engine(target: PostgresTarget, settings: Settings) -> Engine:
+    """Connections like the ledger's (`aftersales.recorders.postgres.session`), with a
+    client that stops waiting for a server that does not answer."""
+    u = target.url
+    connection = answering(settings.answer_timeout)
+    kwargs: dict[str, Any] = {
+        "host": u.host or "127.0.0.1", "port": u.port or 5432, "dbname": u.database,
+        "user": u.username or os.environ.get("PGUSER") or getpass.getuser(),
+        "password": u.password or os.environ.get("PGPASSWORD", ""),
+        **session(settings.statement_timeout, target.lock_timeout(settings),
+                  float(target.settings.get("connect_timeout", "5")),
+                  target.schema if target.schema != "public" else None),
+    }
+    engine_options = {k: v for k, v in target.engine_options().items()
+                      if k != "connect_args"}
+    return create_engine("postgresql+psycopg://", creator=lambda: connection.connect(**kwargs),
+                         **engine_options)
 
 
 class ReadModels(TrackingRecorder):
     """The read-model tables and their tracking position."""
 
-    def __init__(self, url: str, tz: str | None = None) -> None:
+    def __init__(self, url: str, tz: str | None = None,
+                 settings: Settings = DEFAULT_SETTINGS) -> None:
         self.url = url
+        self.settings = settings
         self.tz_name = tz or os.environ.get(TZ_ENV_VAR) or DEFAULT_TZ
         try:
             self.tz = ZoneInfo(self.tz_name)
         except (KeyError, ValueError) as e:
             raise ViewsConfigError(f"unknown time zone {self.tz_name!r}") from e
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, settings)
         self.rebuilt_for_version = False
 
     def create_table(self) -> None:
         """Create the tables.  Read models of an older schema version are dropped (the
         runner then replays them); read models of a newer version, or of another business
         time zone, are refused: never mixed, never silently replaced."""
-        # Another process may be creating them at the same moment: try again.
-        retrying(self._create_table, (sa_exc.DBAPIError,), DDL_ATTEMPTS)
+        retry_races(self._create_table, (sa_exc.DBAPIError,), DDL_ATTEMPTS)
 
     def _create_table(self) -> None:
         with self.engine.begin() as conn:

@@ -88,10 +88,20 @@ def check_history(originator_id: UUID | str, rows: Sequence[Row],
     """None if the rows (in version order) are the order's whole history as chained and as
     its head record says; else where and why it breaks."""
     if not rows:
-        if head is None:
-            return None
-        return Break(originator_id, 1, f"every event is missing (its head record says "
-                                       f"{head.version} were recorded)")
+        return None if head is None else all_missing(originator_id, head)
+    broken, last = check_chain(originator_id, rows)
+    return broken or check_head(originator_id, rows[-1].version, last, head)
+
+
+def all_missing(originator_id: UUID | str, head: Head) -> Break:
+    """The break of an order with a head record and no events at all."""
+    return Break(originator_id, 1, f"every event is missing (its head record says "
+                                   f"{head.version} were recorded)")
+
+
+def check_chain(originator_id: UUID | str, rows: Sequence[Row]) -> tuple[Break | None, bytes]:
+    """Where the rows (in version order, not empty) stop following each other's digests,
+    if they do; and the digest of the last one that holds."""
     ident = id_bytes(originator_id)
     expected = ZERO
     previous: int | None = None
@@ -99,30 +109,36 @@ def check_history(originator_id: UUID | str, rows: Sequence[Row],
         if previous is not None and version != previous + 1:
             what = (f"event {previous + 1} is missing" if version > previous + 1
                     else f"event {version} is recorded twice")
-            return Break(originator_id, previous + 1, what)
+            return Break(originator_id, previous + 1, what), expected
         if stored is None:
             return Break(originator_id, version,
                          "the event has no digest: the store was written before the chained "
-                         "record (run `aftersales db upgrade`)")
-        expected = digest(expected, ident, version, topic, state)
-        if expected != stored:
+                         "record (run `aftersales db upgrade`)"), expected
+        found = digest(expected, ident, version, topic, state)
+        if found != stored:
             return Break(originator_id, version,
                          "the event does not match its digest: it was altered, or an event "
-                         "before it was removed, inserted or reordered")
+                         "before it was removed, inserted or reordered"), expected
+        expected = found
         previous = version
-    assert previous is not None
+    return None, expected
+
+
+def check_head(originator_id: UUID | str, last: int, last_digest: bytes,
+               head: Head | None) -> Break | None:
+    """Whether the head record names the order's last event (version and digest)."""
     if head is None:
-        return Break(originator_id, previous, "the order's head record is missing")
-    if head.version > previous:
-        missing = (f"event {previous + 1} is" if head.version == previous + 1
-                   else f"events {previous + 1} to {head.version} are")
-        return Break(originator_id, previous + 1,
+        return Break(originator_id, last, "the order's head record is missing")
+    if head.version > last:
+        missing = (f"event {last + 1} is" if head.version == last + 1
+                   else f"events {last + 1} to {head.version} are")
+        return Break(originator_id, last + 1,
                      f"{missing} missing (the head record says {head.version})")
-    if head.version < previous:
+    if head.version < last:
         return Break(originator_id, head.version + 1,
                      f"events after {head.version} are not in the head record (inserted?)")
-    if head.digest != expected:
-        return Break(originator_id, previous,
+    if head.digest != last_digest:
+        return Break(originator_id, last,
                      "the order's head record does not match its last event")
     return None
 
@@ -230,8 +246,8 @@ def chain_events(events: Sequence[tuple[UUID | str, int, str, bytes]],
     current = last_link
     for originator_id, version, topic, state in events:
         head = new_heads.get(originator_id) or heads.get(originator_id)
-        if head is not None and version != head.version + 1:
-            raise ChainGap(originator_id, version, head.version)
+        if (head is not None and version != head.version + 1) or (head is None and version > 1):
+            raise ChainGap(originator_id, version, 0 if head is None else head.version)
         ident = idents.get(originator_id)
         if ident is None:
             ident = idents[originator_id] = id_bytes(originator_id)

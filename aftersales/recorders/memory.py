@@ -28,6 +28,8 @@ from aftersales.recorders.rows import (
     DeadlineRow,
     LinkRow,
     Loaded,
+    RefusalRow,
+    check_refusals,
 )
 
 
@@ -36,6 +38,7 @@ class MemoryLedgerRecorder(CheckedReads, POPOApplicationRecorder):
         super().__init__()
         self._deadlines: dict[UUID, DeadlineRow] = {}
         self._commands: dict[str, str] = {}
+        self._refusals: dict[tuple[str, str], tuple[str, str]] = {}
         self._digests: list[bytes] = []  # beside `_stored_events`, by position
         self._links: list[bytes] = []
         self._heads: dict[UUID | str, Head] = {}
@@ -58,7 +61,12 @@ class MemoryLedgerRecorder(CheckedReads, POPOApplicationRecorder):
                      for s in stored_events}, self._links[-1] if self._links else ZERO)
             except ChainGap as e:
                 raise IntegrityError(str(e)) from e
+            refusals: Sequence[RefusalRow] = kwargs.get("refusals", ())
+            check_refusals(refusals, heads, lambda ids: {
+                x: self._heads[x] for x in ids if x in self._heads})
             ids = self._update_table(stored_events, **kwargs)
+            for r in refusals:
+                self._refusals.setdefault((r.command_id, r.digest), (r.code, r.reason))
             self._digests += [x.digest for x in chained]
             self._links += [x.link for x in chained]
             self._heads.update(heads)
@@ -153,6 +161,11 @@ class MemoryLedgerRecorder(CheckedReads, POPOApplicationRecorder):
         with self._database_lock:
             return {x: self._commands[x] for x in command_ids if x in self._commands}
 
+    def known_refusals(self, commands: Sequence[tuple[str, str]]
+                       ) -> dict[tuple[str, str], tuple[str, str]]:
+        with self._database_lock:
+            return {x: self._refusals[x] for x in commands if x in self._refusals}
+
     def recorded_between(self, after: int, upto: int, partition: Partition | None = None
                          ) -> list[tuple[int, UUID]]:
         found = []
@@ -182,8 +195,14 @@ class MemoryLedgerRecorder(CheckedReads, POPOApplicationRecorder):
         with self._database_lock:
             return sorted(self._deadlines.items(), key=lambda x: x[1].deadline)
 
+    def has_ledger(self) -> bool:
+        return True  # made with its process
+
     def needs_upgrade(self) -> bool:
         return False  # a memory store is always written by this version
+
+    def unchained(self) -> int:
+        return 0
 
     def upgrade(self, on_progress: Callable[[int], None]) -> int:
         return 0

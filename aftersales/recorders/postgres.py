@@ -10,9 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import (
     IntegrityError,
     Notification,
+    OperationalError,
     PersistenceError,
     StoredEvent,
 )
@@ -21,6 +23,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
+from aftersales.errors import StoreUnavailable
 from aftersales.partition import Partition
 from aftersales.recorders.chain import (
     ZERO,
@@ -43,13 +46,18 @@ from aftersales.recorders.rows import (
     DeadlineRow,
     LinkRow,
     Loaded,
+    RefusalRow,
+    check_refusals,
 )
-from aftersales.retry import retrying
+from aftersales.retry import describe, may_pass, retry_races
+from aftersales.settings import millis
 
 DDL_ATTEMPTS = 5
 #: An order's shard (aftersales/partition.py): the low four bits of its id.
 SHARD = "(get_byte(uuid_send(originator_id), 15) & 15)"
 EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
+#: Seconds the connection pool keeps trying in the background after a failed connection.
+RECONNECT_WITHIN = 3.0
 #: Events a `db upgrade` chains per statement.
 UPGRADE_PAGE = 5_000
 
@@ -75,6 +83,10 @@ class PostgresLedgerRecorder(CheckedReads, PostgresApplicationRecorder):
                 "due = excluded.due, rule = excluded.rule, case_no = excluded.case_no"),
             "delete": q("DELETE FROM {s}.ledger_deadlines WHERE originator_id = %s"),
             "command": q("INSERT INTO {s}.ledger_commands VALUES (%s, %s, %s)"),
+            "refusal": q("INSERT INTO {s}.ledger_refusals VALUES (%s, %s, %s, %s) "
+                         "ON CONFLICT DO NOTHING"),
+            "refusals": q("SELECT command_id, digest, code, reason FROM {s}.ledger_refusals "
+                          "WHERE command_id = ANY(%s)"),
             "due": q("SELECT originator_id, order_id FROM {s}.ledger_deadlines "
                      "WHERE due < %s AND due >= %s ORDER BY due LIMIT %s"),
             # The shard: the id's low four bits (see aftersales/partition.py).
@@ -160,13 +172,29 @@ class PostgresLedgerRecorder(CheckedReads, PostgresApplicationRecorder):
             q("CREATE TABLE IF NOT EXISTS {s}.ledger_commands ("
               "command_id text PRIMARY KEY, originator_id uuid NOT NULL, "
               "digest text NOT NULL)"),
+            q("CREATE TABLE IF NOT EXISTS {s}.ledger_refusals ("
+              "command_id text NOT NULL, digest text NOT NULL, code text NOT NULL, "
+              "reason text NOT NULL, PRIMARY KEY (command_id, digest))"),
         ]
 
     def create_table(self) -> None:
-        """Create what is missing; processes starting together may race on PostgreSQL's
-        catalog (`tuple concurrently updated`, duplicate types): the loser tries again and
-        then finds everything there."""
-        retrying(super().create_table, (PersistenceError,), DDL_ATTEMPTS)
+        """Create what is missing; a ledger that has it all is only read (creating an
+        index that exists still waits for the table's lock).  Processes starting
+        together may race on PostgreSQL's catalog (`tuple concurrently updated`,
+        duplicate types): the loser tries again and then finds everything there."""
+        if not self._complete():
+            retry_races(super().create_table, (PersistenceError,), DDL_ATTEMPTS)
+
+    def _complete(self) -> bool:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(SQL("SELECT count(*) AS n FROM pg_class c JOIN pg_namespace s ON "
+                             "s.oid = c.relnamespace WHERE s.nspname = %s AND c.relname = "
+                             "ANY(%s)"), (self.datastore.schema, [
+                                 self.events_table_name, self.notification_id_index_name,
+                                 "ledger_heads", "ledger_deadlines", "ledger_deadlines_due",
+                                 "ledger_commands", "ledger_refusals"]))
+            found = curs.fetchone()
+            return found is not None and found["n"] == 7
 
     @contextmanager
     def listen(self) -> Iterator[Callable[[float], None]]:
@@ -190,7 +218,7 @@ class PostgresLedgerRecorder(CheckedReads, PostgresApplicationRecorder):
                 curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
                     Identifier(self.datastore.schema)))
 
-        retrying(create, (PersistenceError,), DDL_ATTEMPTS)
+        retry_races(create, (PersistenceError,), DDL_ATTEMPTS)
 
     # --- writing -----------------------------------------------------------------------
 
@@ -245,6 +273,11 @@ class PostgresLedgerRecorder(CheckedReads, PostgresApplicationRecorder):
         if commands:
             curs.executemany(self._q["command"], sorted(
                 (x.command_id, x.originator_id, x.digest) for x in commands))
+        refusals: Sequence[RefusalRow] = kwargs.get("refusals", ())
+        if refusals:
+            check_refusals(refusals, heads, lambda ids: self._heads_in(curs, ids))
+            curs.executemany(self._q["refusal"], sorted(
+                (r.command_id, r.digest, r.code, r.reason) for r in refusals))
         return ids, heads
 
     def _heads_in(self, curs: Cursor[DictRow], originator_ids: Sequence[UUID | str]
@@ -311,6 +344,14 @@ class PostgresLedgerRecorder(CheckedReads, PostgresApplicationRecorder):
 
     # --- reading the log ---------------------------------------------------------------
 
+    def max_notification_id(self) -> int | None:
+        """The library's, without its own retries (ten, 0.2 s apart, each waiting for the
+        pool): the ledger retries whole units of work (`aftersales.retry.Patience`)."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self.max_notification_id_statement)
+            found = curs.fetchone()
+            return None if found is None else found["max"]
+
     def select_notifications(self, start: int | None, limit: int, stop: int | None = None,
                              topics: Sequence[str] = (), *, inclusive_of_start: bool = True
                              ) -> Sequence[Notification]:
@@ -357,6 +398,15 @@ class PostgresLedgerRecorder(CheckedReads, PostgresApplicationRecorder):
             curs.execute(self._q["digests"], (list(command_ids),), prepare=True)
             return {str(r["command_id"]): str(r["digest"]) for r in curs.fetchall()}
 
+    def known_refusals(self, commands: Sequence[tuple[str, str]]
+                       ) -> dict[tuple[str, str], tuple[str, str]]:
+        wanted = set(commands)
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._q["refusals"], (sorted({cid for cid, _ in wanted}),),
+                         prepare=True)
+            return {(str(r["command_id"]), str(r["digest"])): (str(r["code"]), str(r["reason"]))
+                    for r in curs.fetchall() if (r["command_id"], r["digest"]) in wanted}
+
     def recorded_between(self, after: int, upto: int, partition: Partition | None = None
                          ) -> list[tuple[int, UUID]]:
         with self.datastore.transaction(commit=False) as curs:
@@ -398,18 +448,41 @@ class PostgresLedgerRecorder(CheckedReads, PostgresApplicationRecorder):
         curs.execute(self._q["columns"], (self.datastore.schema, self.events_table_name))
         return {str(r["column_name"]) for r in curs.fetchall()}
 
+    def has_ledger(self) -> bool:
+        with self.datastore.transaction(commit=False) as curs:
+            return bool(self._columns(curs))
+
     def needs_upgrade(self) -> bool:
-        """Whether the events table lacks the chained record (an empty one gets it here)."""
+        """Whether the events table lacks the chained record, or its last events do (an
+        earlier version wrote them since); an empty table gets the columns here."""
+        table = SQL("{}.{}").format(Identifier(self.datastore.schema),
+                                    Identifier(self.events_table_name))
         with self.datastore.transaction(commit=False) as curs:
             columns = self._columns(curs)
-            if not columns or "event_digest" in columns:
+            if not columns:
                 return False
-            curs.execute(SQL("SELECT 1 FROM {}.{} LIMIT 1").format(
-                Identifier(self.datastore.schema), Identifier(self.events_table_name)))
+            if "event_digest" in columns:
+                curs.execute(self._q["last_link"])
+                last = curs.fetchone()
+                return last is not None and last["log_link"] is None
+            curs.execute(SQL("SELECT 1 FROM {} LIMIT 1").format(table))
             if curs.fetchone() is not None:
                 return True
         self.upgrade(lambda n: None)  # nothing to chain: just the columns
         return False
+
+    def unchained(self) -> int:
+        """How many events lack their digest or link (a whole scan, for `db upgrade`)."""
+        table = SQL("{}.{}").format(Identifier(self.datastore.schema),
+                                    Identifier(self.events_table_name))
+        with self.datastore.transaction(commit=False) as curs:
+            if "event_digest" not in self._columns(curs):
+                curs.execute(SQL("SELECT count(*) AS n FROM {}").format(table))
+            else:
+                curs.execute(SQL("SELECT count(*) AS n FROM {} WHERE event_digest IS NULL "
+                                 "OR log_link IS NULL").format(table))
+            found = curs.fetchone()
+            return int(found["n"]) if found else 0
 
     def upgrade(self, on_progress: Callable[[int], None]) -> int:
         """Add the digests, links and head records to every event, in one transaction that
@@ -496,14 +569,96 @@ def _bytes(value: Any) -> bytes | None:
     return None if value is None else bytes(value)
 
 
+class AnsweringConnection(psycopg.Connection[DictRow]):
+    """A connection that stops waiting for a server that does not answer at all (a frozen
+    server or host: its kernel may still acknowledge every packet, so neither TCP nor the
+    server's own statement timeout ends the wait) after `answer_timeout` seconds, and is
+    then closed: its state is unknown."""
+
+    answer_timeout: float | None = None
+
+    def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        if timeout is not None or self.answer_timeout is None:
+            return super().wait(gen, interval=interval, timeout=timeout)  # the caller's
+        try:
+            return super().wait(gen, interval=interval, timeout=self.answer_timeout)
+        except _WAIT_TIMEOUT:
+            self.close()
+            raise psycopg.OperationalError(
+                f"the PostgreSQL server did not answer within {self.answer_timeout:.0f} s "
+                "(AFTERSALES_STATEMENT_TIMEOUT)") from None
+
+
+def answering(timeout: float | None) -> type[AnsweringConnection]:
+    """The connection class that waits at most `timeout` seconds for any answer."""
+    return type("Answering", (AnsweringConnection,), {"answer_timeout": timeout})
+
+
+#: psycopg's own signal that a wait ran out (private, hence looked up: psycopg >= 3.3).
+_WAIT_TIMEOUT: type[BaseException] = getattr(psycopg.errors, "_WaitTimeout", TimeoutError)
+
+
 class LedgerPostgresFactory(PostgresFactory):
-    """eventsourcing's PostgreSQL factory, whose application recorder is the ledger's."""
+    """eventsourcing's PostgreSQL factory, whose application recorder is the ledger's, whose
+    connections bound every wait (`aftersales.settings`), and which first connects once
+    on its own, so that a server that cannot be reached is reported with its reason (the
+    pool only says it got no connection in time)."""
 
     application_recorder_class = PostgresLedgerRecorder
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        pool = self.datastore.pool
+        assert isinstance(pool.kwargs, dict)
+        statement = float(self.env.get("LEDGER_STATEMENT_TIMEOUT") or 60)
+        pool.kwargs.update(session(statement, self._lock_timeout(),
+                                   float(self.env.get("POSTGRES_CONNECT_TIMEOUT") or 5)))
+        pool.connection_class = answering(float(self.env.get("LEDGER_ANSWER_TIMEOUT") or 0)
+                                          or None)
+        # When connecting fails, the pool tries again in the background, waiting twice as
+        # long each time for up to five minutes: after an outage it could take as long
+        # again to notice the server is back.  Giving up after a few seconds instead, it
+        # starts afresh (at once) the next time a connection is asked for.
+        pool.reconnect_timeout = RECONNECT_WITHIN
+        self._probe(pool.kwargs)
+
+    def _lock_timeout(self) -> float:
+        return float(self.env.get("LEDGER_LOCK_TIMEOUT") or 10)
+
+    def _probe(self, kwargs: dict[str, Any]) -> None:
+        """Connect once: a server that is down or restarting is an `OperationalError` (a
+        failure that may pass: the caller waits, saying why); a missing database, a wrong
+        role or an unknown host is `StoreUnavailable` at once."""
+        found = self._connect_once()
+        if found is None:
+            return
+        reason, error = found
+        if may_pass(error):
+            raise OperationalError(reason) from None  # (its text is the reason to show)
+        raise StoreUnavailable(reason) from None
+
+    def unreachable(self) -> str | None:
+        """Why a connection of its own cannot be made now (None: it can)."""
+        found = self._connect_once()
+        return None if found is None else found[0]
+
+    def _connect_once(self) -> tuple[str, psycopg.Error] | None:
+        kwargs = self.datastore.pool.kwargs
+        assert isinstance(kwargs, dict)
+        where = (f"{kwargs.get('host')}:{kwargs.get('port')}/{kwargs.get('dbname')} "
+                 f"as {kwargs.get('user')}")
+        try:
+            with psycopg.connect(**{k: v for k, v in kwargs.items() if k != "row_factory"}):
+                return None
+        except psycopg.Error as e:
+            return f"cannot connect to PostgreSQL at {where}: {describe(e)}", e
 
     def application_recorder(self) -> PostgresLedgerRecorder:
         recorder = PostgresLedgerRecorder(datastore=self.datastore,
                                           events_table_name=self._events_table())
+        # The library's lock timeout takes whole seconds; ours, milliseconds.
+        recorder.lock_table_statements[0] = SQL("SET LOCAL lock_timeout = {}").format(
+            f"{millis(self._lock_timeout())}ms")
         if self.env_create_table():
             recorder.create_schema()
             recorder.create_table()
@@ -512,3 +667,16 @@ class LedgerPostgresFactory(PostgresFactory):
     def _events_table(self) -> str:
         return (self.env.name.lower() or "stored") + "_events"
 
+
+def session(statement_timeout: float, lock_timeout: float, connect_timeout: float,
+            schema: str | None = None) -> dict[str, Any]:
+    """The connection parameters of every connection the ledger makes to PostgreSQL (its
+    events and its read models): every statement and lock wait bounded, connecting too,
+    and a peer that went away noticed within about 30 s (TCP keepalives)."""
+    options = [f"-c statement_timeout={millis(statement_timeout)}",
+               f"-c lock_timeout={millis(lock_timeout)}"]
+    if schema:
+        options.append(f"-c search_path={schema}")
+    return {"connect_timeout": max(1, round(connect_timeout)), "keepalives": 1,
+            "keepalives_idle": 15, "keepalives_interval": 5, "keepalives_count": 3,
+            "tcp_user_timeout": 30_000, "options": " ".join(options)}

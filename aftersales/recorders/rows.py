@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
-from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 
 from aftersales.errors import IntegrityBroken
 from aftersales.partition import Partition
@@ -34,6 +34,34 @@ class CommandRow(NamedTuple):
     command_id: str
     originator_id: UUID
     digest: str
+
+
+class RefusalRow(NamedTuple):
+    """A command refused on an order's state: remembered (by id and content), so that the
+    same command is never decided twice (a re-run of a file refuses it again, as it was).
+    `version` is the order's version it was decided on (0: no such order); the recorder
+    writes it only if the order is still there, else the decision is stale (a conflict)."""
+
+    command_id: str
+    digest: str
+    originator_id: UUID
+    version: int
+    code: str
+    reason: str
+
+
+def check_refusals(refusals: Sequence[RefusalRow], heads: Mapping[Any, Head],
+                   lookup: Callable[[list[Any]], Mapping[Any, Head]]) -> None:
+    """Inside the inserting transaction: each refusal must have been decided on its
+    order's version now (the heads just written, else those recorded: `lookup`), else
+    another writer moved the order on meanwhile (`IntegrityError`: decide again)."""
+    others = [r.originator_id for r in refusals if r.originator_id not in heads]
+    recorded = lookup(others) if others else {}
+    for r in refusals:
+        head = heads.get(r.originator_id) or recorded.get(r.originator_id)
+        if (0 if head is None else head.version) != r.version:
+            raise IntegrityError(f"order {r.originator_id} moved on since command "
+                                 f"{r.command_id} was refused: decide it again")
 
 
 @dataclass(frozen=True)
@@ -99,6 +127,10 @@ class LedgerRecorder(Protocol):
 
     def known_digests(self, command_ids: Sequence[str]) -> dict[str, str]: ...
 
+    def known_refusals(self, commands: Sequence[tuple[str, str]]
+                       ) -> dict[tuple[str, str], tuple[str, str]]:
+        """The remembered refusals of these (command id, digest): (code, reason)."""
+
     def recorded_between(self, after: int, upto: int, partition: Partition | None = None
                          ) -> list[tuple[int, UUID]]:
         """(notification id, originator id) of the events recorded after position `after`
@@ -125,11 +157,18 @@ class LedgerRecorder(Protocol):
     def links_page(self, after: int, limit: int) -> list[LinkRow]:
         """The events after position `after`, in log order, as the log chain reads them."""
 
+    def has_ledger(self) -> bool:
+        """Whether the store holds a ledger (its events table)."""
+
     def needs_upgrade(self) -> bool:
         """Whether the store was written before the chained record (`db upgrade`)."""
 
+    def unchained(self) -> int:
+        """How many events lack their digest or link (`db upgrade` chains them)."""
+
     def upgrade(self, on_progress: Callable[[int], None]) -> int:
-        """Add the chained record to a store written before it; how many events."""
+        """Add the chained record to a store written before it (or to the events an
+        earlier version appended since); how many events were chained."""
 
 
 CHUNK = 500
@@ -141,10 +180,11 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
 
 
 def sidecar_kwargs(deadlines: Mapping[UUID, DeadlineRow | None],
-                   commands: Sequence[CommandRow]) -> dict[str, Any]:
-    """The keyword arguments `insert_events` passes down: the index rows and command ids
-    to write in the events' transaction."""
-    return {"deadlines": deadlines, "commands": commands}
+                   commands: Sequence[CommandRow],
+                   refusals: Sequence[RefusalRow] = ()) -> dict[str, Any]:
+    """The keyword arguments `insert_events` passes down: the index rows, command ids and
+    remembered refusals to write in the events' transaction."""
+    return {"deadlines": deadlines, "commands": commands, "refusals": refusals}
 
 
 class StaleRepair(Exception):

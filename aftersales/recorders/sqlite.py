@@ -51,7 +51,9 @@ from aftersales.recorders.rows import (
     DeadlineRow,
     LinkRow,
     Loaded,
+    RefusalRow,
     StaleRepair,
+    check_refusals,
     chunks,
     to_micros,
 )
@@ -155,7 +157,21 @@ class SQLiteLedgerRecorder(CheckedReads, SQLiteApplicationRecorder):
             "CREATE INDEX IF NOT EXISTS ledger_deadlines_due ON ledger_deadlines (due_us)",
             "CREATE TABLE IF NOT EXISTS ledger_commands ("
             "command_id TEXT PRIMARY KEY, originator_id TEXT NOT NULL, digest TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS ledger_refusals ("
+            "command_id TEXT NOT NULL, digest TEXT NOT NULL, code TEXT NOT NULL, "
+            "reason TEXT NOT NULL, PRIMARY KEY (command_id, digest)) WITHOUT ROWID",
         ]
+
+    def create_table(self) -> None:
+        """Create what is missing; a ledger that has it all is only read (no write lock is
+        taken: opening a ledger does not wait for a writer)."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")
+            found = {str(r[0]) for r in c.fetchall()}
+        wanted = {self.events_table_name, "ledger_heads", "ledger_deadlines",
+                  "ledger_deadlines_due", "ledger_commands", "ledger_refusals"}
+        if not wanted <= found:
+            super().create_table()
 
     # --- writing -----------------------------------------------------------------------
 
@@ -208,6 +224,11 @@ class SQLiteLedgerRecorder(CheckedReads, SQLiteApplicationRecorder):
                 "INSERT INTO ledger_commands VALUES (?,?,?)",
                 sorted((x.command_id, x.originator_id.hex, x.digest) for x in commands),
             )
+        refusals: Sequence[RefusalRow] = kwargs.get("refusals", ())
+        if refusals:
+            check_refusals(refusals, heads, lambda ids: self._heads_in(c, ids))
+            c.executemany("INSERT OR IGNORE INTO ledger_refusals VALUES (?,?,?,?)",
+                          sorted((r.command_id, r.digest, r.code, r.reason) for r in refusals))
         return ids, heads
 
     def _heads_before(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]
@@ -363,6 +384,18 @@ class SQLiteLedgerRecorder(CheckedReads, SQLiteApplicationRecorder):
                 found.update((str(r[0]), str(r[1])) for r in c.fetchall())
         return found
 
+    def known_refusals(self, commands: Sequence[tuple[str, str]]
+                       ) -> dict[tuple[str, str], tuple[str, str]]:
+        found: dict[tuple[str, str], tuple[str, str]] = {}
+        wanted = set(commands)
+        with self.datastore.transaction(commit=False) as c:
+            for part in chunks(sorted({cid for cid, _ in wanted})):
+                c.execute("SELECT command_id, digest, code, reason FROM ledger_refusals "
+                          f"WHERE command_id IN ({_marks(len(part))})", list(part))
+                found.update(((str(r[0]), str(r[1])), (str(r[2]), str(r[3])))
+                             for r in c.fetchall() if (r[0], r[1]) in wanted)
+        return found
+
     def recorded_between(self, after: int, upto: int, partition: Partition | None = None
                          ) -> list[tuple[int, UUID]]:
         params: list[object] = [after, upto]
@@ -412,17 +445,37 @@ class SQLiteLedgerRecorder(CheckedReads, SQLiteApplicationRecorder):
         c.execute(f"PRAGMA table_info({self.events_table_name})")
         return {str(r[1]) for r in c.fetchall()}
 
+    def has_ledger(self) -> bool:
+        with self.datastore.transaction(commit=False) as c:
+            return bool(self._columns(c))
+
     def needs_upgrade(self) -> bool:
-        """Whether the events table lacks the chained record (an empty one gets it here)."""
+        """Whether the events table lacks the chained record, or its last events do (an
+        earlier version wrote them since); an empty table gets the columns here."""
         with self.datastore.transaction(commit=False) as c:
             columns = self._columns(c)
-            if not columns or "event_digest" in columns:
+            if not columns:
                 return False
+            if "event_digest" in columns:
+                c.execute(f"SELECT log_link FROM {self.events_table_name} "
+                          "ORDER BY rowid DESC LIMIT 1")
+                last = c.fetchone()
+                return last is not None and last[0] is None
             c.execute(f"SELECT 1 FROM {self.events_table_name} LIMIT 1")
             if c.fetchone() is not None:
                 return True
         self.upgrade(lambda n: None)  # nothing to chain: just the columns
         return False
+
+    def unchained(self) -> int:
+        """How many events lack their digest or link (a whole scan, for `db upgrade`)."""
+        with self.datastore.transaction(commit=False) as c:
+            if "event_digest" not in self._columns(c):
+                c.execute(f"SELECT count(*) FROM {self.events_table_name}")
+            else:
+                c.execute(f"SELECT count(*) FROM {self.events_table_name} "
+                          "WHERE event_digest IS NULL OR log_link IS NULL")
+            return int(c.fetchone()[0])
 
     def upgrade(self, on_progress: Callable[[int], None]) -> int:
         """Add the digests, links and head records to every event, in one transaction: each
@@ -493,5 +546,8 @@ class LedgerSQLiteFactory(SQLiteFactory):
     def __init__(self, env: Environment | EnvType | None):
         super().__init__(env)
         plain = self.datastore.pool  # no connection is made before first use
+        # The busy timeout: how long a statement waits for another process's lock
+        # (`aftersales.settings`; the library's own setting takes whole seconds).
+        wait = float(self.env.get("LEDGER_LOCK_TIMEOUT") or plain.lock_timeout or 5)
         self.datastore.pool = TunedConnectionPool(db_name=plain.db_name,
-                                                  lock_timeout=plain.lock_timeout)
+                                                  lock_timeout=wait)  # type: ignore[arg-type]

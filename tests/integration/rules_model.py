@@ -120,6 +120,7 @@ class Model:
     def __init__(self) -> None:
         self.orders: dict[str, MOrder] = {}
         self.commands: dict[str, str] = {}
+        self.refused: dict[tuple[str, str], str] = {}  # remembered: refused again as it was
 
     def next_step(self, order_id: str) -> str | None:
         """The step that moves an order along its happy path, if any."""
@@ -147,9 +148,13 @@ class Model:
             if order_id in self.orders:  # the refusal still reveals due timeouts
                 self.orders[order_id].catch_up(at)
             return "DUPLICATE-ID"
+        if ident in self.refused:  # decided once: refused again, and it reveals nothing
+            return self.refused[ident]
         code = self._decide(name, order_id, at, f)
         if code is None:
             self.commands[cid] = digest
+        else:
+            self.refused[ident] = code
         return code
 
     def _decide(self, name: str, oid: str, at: datetime, f: dict[str, object]) -> str | None:

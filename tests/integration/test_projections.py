@@ -294,12 +294,16 @@ def test_a_redelivered_event_is_not_counted_twice(durable_ledger: Ledger,
     approved = next((e, Tracking(durable_ledger.name, i + 1))
                     for i, e in enumerate(durable_ledger.all_events())
                     if type(e).__name__ == "MerchantApproved")
-    runner.projection.process_event(*approved)  # the library's one-event interface
     notification = next(n for n in notifications(durable_ledger)
                         if n.id == approved[1].notification_id)
-    with pytest.raises(StaleTracking):
+    with pytest.raises(StaleTracking):  # redelivered after it was projected
         runner.projection.process_batch([notification], durable_ledger.name,
                                         runner.position, runner.decode)
+    with pytest.raises(StaleTracking):  # by a runner that read an earlier position
+        runner.projection.process_batch([notification], durable_ledger.name,
+                                        notification.id - 1, runner.decode)
+    with pytest.raises(NotImplementedError, match="use process_batch"):
+        runner.projection.process_event(*approved)  # the library's one-event interface
     assert runner.position == len(list(durable_ledger.all_events()))
     assert sum(r["answered_on_time"] for r in rows(views, merchant_compliance)) == 1
 

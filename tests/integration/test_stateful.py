@@ -6,6 +6,7 @@ other at the end (I9, and the two stores agree)."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import fields
@@ -14,6 +15,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -27,11 +29,18 @@ from hypothesis.stateful import (
 from aftersales import CommandRefused, Ledger, status_document
 from aftersales import commands as cmd
 from aftersales.domain.events import OrderEvent
+from aftersales.domain.order import order_uuid
 from aftersales.domain.states import TERMINAL_CASE_STATUSES
+from aftersales.errors import IntegrityBroken
+from aftersales.ingest import Settled, ingest
+from aftersales.integrity import check
+from aftersales.retry import Patience
+from aftersales.settings import Settings
 from projections.runner import Runner, verify
 from projections.schema import order_status, violations
 from projections.views import ReadModels
 from tests.conftest import drop_schema, store_url_for
+from tests.faults import Store, StoreLock
 from tests.integration.rules_model import Model
 from tests.scenario import T0
 
@@ -72,7 +81,8 @@ class LedgerMachine(RuleBasedStateMachine):
         super().__init__()
         self.tmp = tempfile.TemporaryDirectory()
         self.url = store_url_for(self.store, Path(self.tmp.name))
-        self.swept = Ledger(self.url)
+        # A held lock is given up on at once (the store-failure rule holds one).
+        self.swept = Ledger(self.url, settings=Settings(lock_timeout=0.05))
         self.lazy = Ledger("memory:")
         self.views = ReadModels(self.swept.url)
         self.model = Model()
@@ -180,6 +190,25 @@ class LedgerMachine(RuleBasedStateMachine):
         """Several commands, and ticks between them, through `execute_batch` (one
         transaction) on the swept ledger, one by one on the lazy one (which never sweeps):
         the same outcomes as the model, command by command."""
+        batch, expected = self.plan(steps)
+        first = next((c for c in batch if isinstance(c, cmd.OrderCommand)), None)
+        if repeat_first and first is not None:  # twice in one batch: then a duplicate
+            n = batch.index(first)
+            batch.append(first)
+            expected.append(None if expected[n] is None else self.model.apply(
+                type(first).model_fields["command"].default, first.order_id,
+                first.at, first.identity(), **{
+                    k: v for k, v in first.model_dump().items()
+                    if k not in ("command", "order_id", "at", "command_id")}))
+        got = [r.code if isinstance(r, CommandRefused) else None
+               for r in self.swept.execute_batch(batch)]
+        assert got == expected, (got, expected)
+        self.to_lazy(batch, expected)
+
+    def plan(self, steps: list[tuple[str, str, timedelta, str, bool]]
+             ) -> tuple[list[cmd.OrderCommand | cmd.Tick], list[str | None]]:
+        """Commands (and ticks) for the steps, and the model's outcome of each, the model
+        moved on as if they were applied one after another."""
         batch: list[cmd.OrderCommand | cmd.Tick] = []
         expected: list[str | None] = []
         for order_id, name, gap, by, tick in steps:
@@ -202,18 +231,12 @@ class LedgerMachine(RuleBasedStateMachine):
             batch.append(command)
             expected.append(self.model.apply(name, order_id, self.now, command.identity(),
                                              **fields))
-        first = next((c for c in batch if isinstance(c, cmd.OrderCommand)), None)
-        if repeat_first and first is not None:  # twice in one batch: then a duplicate
-            n = batch.index(first)
-            batch.append(first)
-            expected.append(None if expected[n] is None else self.model.apply(
-                type(first).model_fields["command"].default, first.order_id,
-                first.at, first.identity(), **{
-                    k: v for k, v in first.model_dump().items()
-                    if k not in ("command", "order_id", "at", "command_id")}))
-        got = [r.code if isinstance(r, CommandRefused) else None
-               for r in self.swept.execute_batch(batch)]
-        assert got == expected, (got, expected)
+        return batch, expected
+
+    def to_lazy(self, batch: list[cmd.OrderCommand | cmd.Tick],
+                expected: list[str | None]) -> None:
+        """The batch's commands, one by one, on the lazy ledger (which never sweeps), and
+        I4 for the batch's last tick on the swept one."""
         swept_until = T0
         for command, want in zip(batch, expected, strict=True):
             if isinstance(command, cmd.Tick):
@@ -229,6 +252,105 @@ class LedgerMachine(RuleBasedStateMachine):
         if ticks:
             assert all(row.deadline >= ticks[-1]
                        for _, row in self.swept.index.pending_deadlines())
+
+    @rule(steps=st.lists(st.tuples(st.sampled_from(ORDER_IDS), st.sampled_from(STEPS),
+                                   st.sampled_from(GAPS[:4] + GAPS[-4:]), st.sampled_from(
+                                       ["user", "merchant", "platform"]), st.booleans()),
+                         min_size=1, max_size=8),
+          fails_after=st.integers(0, 7), batch=st.sampled_from([1, 3, 500]))
+    def store_fails_midway_then_the_same_lines_again(
+            self, steps: list[tuple[str, str, timedelta, str, bool]], fails_after: int,
+            batch: int) -> None:
+        """An ingest of these lines whose store fails for good after `fails_after` lines
+        (another connection takes the write lock: a real fault), then the same lines
+        again once the store is back: the ingest stops at the failed unit and decides
+        nothing after it, and the re-run leaves exactly what an uninterrupted run would
+        (the invariants and the model, after this rule, say so)."""
+        items, expected = self.plan(steps)
+        lines = [json.dumps(c.model_dump(mode="json", exclude_none=True)).encode()
+                 for c in items]
+        seen: list[str | None] = []
+        lock = StoreLock(self.url)
+
+        def done(settled: Settled) -> None:
+            seen.append(settled.status if settled.reason is not None else None)
+            if len(seen) == fails_after:
+                lock.take()
+
+        if fails_after == 0:
+            lock.take()
+        try:
+            first = ingest(self.swept, lines, lambda n, e: None, on_done=done, batch=batch,
+                           patience=Patience(0.0))
+        finally:
+            lock.release()
+        # The lock is taken once the unit holding line `fails_after` is recorded: the
+        # first later unit that writes fails (one that writes nothing, a refusal that
+        # reveals no timeout, does not notice).
+        boundary = -(-fails_after // batch) * batch
+        if first.stopped is not None:
+            assert first.stopped.line > boundary
+            assert seen == expected[:first.stopped.line - 1]
+        else:
+            assert seen == expected
+        again: list[str | None] = []
+        second = ingest(self.swept, lines, lambda n, e: None, on_done=lambda s: again.append(
+            s.status if s.reason is not None else None), batch=batch)
+        assert second.stopped is None
+        # The lines after the stop are decided now, as an uninterrupted run decides them;
+        # those before it were recorded (now duplicates) or refused (refused again,
+        # perhaps as TIME: the order has moved on since).
+        done = len(seen) if first.stopped is not None else len(lines)
+        assert again[done:] == expected[done:], (again, expected)
+        assert [x is None for x in again[:done]] == [x is None for x in expected[:done]]
+        self.to_lazy(items, expected)
+
+    @precondition(lambda self: bool(self.model.orders))
+    @rule(data=st.data(), how=st.sampled_from(["alter", "remove the last", "reorder",
+                                               "insert", "remove a middle"]))
+    def tampered_history_is_detected_then_put_back_I11(self, data: st.DataObject,
+                                                        how: str) -> None:
+        """I11: a changed, removed, inserted or reordered stored event is found on load
+        and by the check of every chain, naming the order; put back, all holds again."""
+        order_id = data.draw(st.sampled_from(sorted(self.model.orders)))
+        store = Store(self.url)
+        saved = store.saved(order_id)
+        if (how == "reorder" and len(saved) < 2) or (how == "remove a middle" and len(saved) < 3):
+            how = "alter"
+        last, middle = saved[-1], saved[len(saved) // 2]
+        if how == "alter":
+            row = data.draw(st.sampled_from(saved))
+            state = bytes(row["state"])
+            at = data.draw(st.integers(0, len(state) - 1))
+            store.run("UPDATE {events} SET state = :s WHERE {id} = :n",
+                      s=state[:at] + bytes([state[at] ^ 1]) + state[at + 1:], n=row["n"])
+        elif how == "remove the last":
+            store.run("DELETE FROM {events} WHERE {id} = :n", n=last["n"])
+        elif how == "remove a middle":
+            store.run("DELETE FROM {events} WHERE {id} = :n", n=middle["n"])
+        elif how == "insert":
+            store.run("UPDATE {events} SET originator_version = originator_version + 1 "
+                      "WHERE {id} = :n", n=last["n"])
+        else:
+            a, b = saved[0], saved[1]
+            store.run("UPDATE {events} SET state = :s WHERE {id} = :n", s=b["state"],
+                      n=a["n"])
+            store.run("UPDATE {events} SET state = :s WHERE {id} = :n", s=a["state"],
+                      n=b["n"])
+        try:
+            with pytest.raises(IntegrityBroken):
+                self.swept.get_order(order_id)
+            found = check(self.swept.index, self.swept.recorder.max_notification_id() or 0,
+                          self.swept.order_number)
+            assert order_uuid(order_id) in {b.originator_id for b, _ in found.breaks}
+            assert not found.intact
+        finally:
+            store.restore(order_id, saved)
+            store.close()
+            self.swept.broken.clear()
+        assert self.swept.get_order(order_id) is not None
+        assert check(self.swept.index, self.swept.recorder.max_notification_id() or 0,
+                     self.swept.order_number).intact
 
     @rule(order_id=st.sampled_from(ORDER_IDS), by=st.sampled_from(["user", "merchant",
                                                                     "platform"]))

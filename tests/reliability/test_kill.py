@@ -15,15 +15,6 @@ pytestmark = pytest.mark.slow
 SEED = 20261126
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory, workload_file: Path) -> Snapshot:
-    """The uninterrupted run (SQLite)."""
-    where = tmp_path_factory.mktemp("reference")
-    url = f"sqlite:///{where / 'ref.db'}"
-    assert run_cli("ingest", str(workload_file), "--db", url, cwd=where).returncode == 0
-    return snapshot(url)
-
-
 @pytest.mark.parametrize("point", range(3))
 def test_ingest_killed_then_rerun_equals_an_uninterrupted_run(
     tmp_path: Path, db_url: str, workload_file: Path, workload_lines: list[str],

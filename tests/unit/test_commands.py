@@ -77,8 +77,13 @@ def without(key: str, **fields: object) -> str:
     (line(command="reject_return"), "field 'reason'"),
     (line(at="1772330400"), "field 'at': expected an ISO-8601 timestamp with an offset"),
     (line(at="2026-13-01T10:00:00Z"), "field 'at': expected an ISO-8601 timestamp"),
-    (line(at="9999-12-31T10:00:00+00:00"), "field 'at': business time must be from 1970"),
-    (line(at="0001-01-01T00:00:00+08:00"), "field 'at': business time must be from 1970"),
+    (line(at="9999-12-31T10:00:00+00:00"), "field 'at': business time 9999-12-31T10:00:00"
+     "+00:00 is out of range: it must be from 1970 to 2199"),
+    (line(at="0001-01-01T00:00:00+08:00"), "is out of range: it must be from 1970"),
+    (line(at="2026-03-02T10:00:00.0000009+08:00"),
+     "field 'at': more than six fractional digits (0000009): times are exact to the "
+     "microsecond"),
+    (line(at="2026-03-02T10:00:00,1234567+08:00"), "more than six fractional digits"),
 ])
 def test_INPUT_refusals_name_the_field(line: str, expected: str) -> None:
     assert expected in refusal(line)

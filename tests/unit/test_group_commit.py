@@ -15,16 +15,24 @@ def codes(results: list[object]) -> list[str]:
             "duplicate" if getattr(r, "duplicate", False) else "applied" for r in results]
 
 
-def test_a_line_refused_then_applied_later_in_the_same_batch_stays_refused(
+def test_a_refused_command_is_refused_again_as_it_was_after_the_state_changed(
     ledger: Ledger,
 ) -> None:
+    """A command is decided once: refused, it is remembered (with the timeouts it
+    revealed), so that the same command again, in the same batch, a later one or one by
+    one (a re-run of a file), is refused again as it was, never decided on a later state.
+    Another command, with other content, is decided."""
     pay = cmd.Pay(order_id="O2", at=T0 + HOUR)
     place = cmd.PlaceOrder(order_id="O2", at=T0, payment="online", merchant_id="M",
                            user_id="U", goods_amount=100)
-    # pay before the order exists (refused), the order, the same pay again (applied).
     assert codes(ledger.execute_batch([pay, place, pay])) == [
-        "UNKNOWN-ORDER", "applied", "applied"]
-    assert codes(ledger.execute_batch([pay])) == ["duplicate"]
+        "UNKNOWN-ORDER", "applied", "UNKNOWN-ORDER"]
+    assert codes(ledger.execute_batch([pay])) == ["UNKNOWN-ORDER"]
+    with pytest.raises(CommandRefused) as again:
+        ledger.execute(pay)
+    assert again.value.code == "UNKNOWN-ORDER"
+    assert codes(ledger.execute_batch([cmd.Pay(order_id="O2", at=T0 + 2 * HOUR)])) == [
+        "applied"]
 
 
 def test_a_batch_sees_what_earlier_lines_of_it_did(ledger: Ledger) -> None:

@@ -1,4 +1,5 @@
-"""Ingesting a command file: refusals and store failures are reported per line; it goes on."""
+"""Ingesting a command file: refusals are reported per line and it goes on; a unit of work
+the store keeps failing stops it there."""
 
 from __future__ import annotations
 
@@ -34,10 +35,17 @@ def test_blank_lines_are_skipped_and_long_lines_refused(ledger: Ledger) -> None:
     assert refused == [(3, "INPUT")]
 
 
-def test_store_failures_are_reported_per_line_and_ingest_goes_on(store_url: str) -> None:
+def test_a_unit_the_store_keeps_failing_stops_the_ingest_there(store_url: str) -> None:
     never_retry = Ledger(store_url, max_retries=0)  # every order command gives up at once
-    refused = run(never_retry, json.dumps(PLACE).encode(), b"nonsense",
-                  json.dumps({**PLACE, "order_id": "D2"}).encode(), batch=1)
-    assert refused == [(1, "STORE"), (2, "INPUT"), (3, "STORE")]
-    assert never_retry.get_order("D1") is None
+    refused: list[tuple[int, str]] = []
+    report = ingest(never_retry, [json.dumps(PLACE).encode(), b"nonsense",
+                                  json.dumps({**PLACE, "order_id": "D2"}).encode()],
+                    lambda n, e: refused.append((n, e.code)), batch=1)
+    assert report.stopped is not None and report.stopped.line == 1
+    assert "gave up after 0 conflicting attempts" in report.stopped.reason
+    assert refused == []  # nothing after the failed line was decided, not even line 2
+    assert never_retry.get_order("D1") is None and never_retry.get_order("D2") is None
+    assert report.lines == 0
+    message = report.stop_message()
+    assert message is not None and message.startswith("stopped before line 1: ")
     never_retry.close()

@@ -1,0 +1,87 @@
+"""How long the ledger waits, and how far ahead of the wall clock it lets business time run.
+
+Read once at the edge (`Settings.from_env`), from environment variables; the command line
+can override some of them.  Every wait the ledger does on its store is bounded by these
+(docs/operations.md, "Waits and timeouts"):
+
+    AFTERSALES_LOCK_TIMEOUT       10   seconds a statement waits for a lock (SQLite's busy
+                                       timeout, PostgreSQL's lock_timeout)
+    AFTERSALES_STATEMENT_TIMEOUT  60   seconds a PostgreSQL statement may run; a server
+                                       that does not answer at all is given up on a
+                                       quarter of that later (at least 1 s, at most 15)
+    AFTERSALES_RETRY_FOR          60   seconds a store failure that may pass (a lost
+                                       connection, a locked database, a serialisation
+                                       failure, a full disk) is retried before giving up
+    AFTERSALES_FUTURE_MARGIN      600  seconds a command's business time may be ahead of
+                                       the wall clock (`--allow-future` lifts it)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+from aftersales.domain.errors import AftersalesError
+
+#: A server that does not answer is given up on this share of the statement timeout after
+#: it (so that the server's own cancellation arrives first), within these bounds.
+ANSWER_GRACE, GRACE_BOUNDS = 0.25, (1.0, 15.0)
+
+
+class SettingsError(AftersalesError):
+    """An environment variable holds no usable value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    lock_timeout: float = 10.0
+    statement_timeout: float = 60.0
+    retry_for: float = 60.0
+    future_margin: timedelta | None = timedelta(minutes=10)  # None: no limit
+
+    @property
+    def answer_timeout(self) -> float:
+        """How long the client waits for any answer of a PostgreSQL server."""
+        low, high = GRACE_BOUNDS
+        return self.statement_timeout + min(high, max(low, self.statement_timeout *
+                                                      ANSWER_GRACE))
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        default = cls()
+        margin = _seconds(env, "AFTERSALES_FUTURE_MARGIN", 600.0)
+        return cls(
+            lock_timeout=_seconds(env, "AFTERSALES_LOCK_TIMEOUT", default.lock_timeout,
+                                  bounded=True),
+            statement_timeout=_seconds(env, "AFTERSALES_STATEMENT_TIMEOUT",
+                                       default.statement_timeout, bounded=True),
+            retry_for=_seconds(env, "AFTERSALES_RETRY_FOR", default.retry_for),
+            future_margin=timedelta(seconds=margin),
+        )
+
+
+def millis(seconds: float) -> int:
+    """A timeout as the whole milliseconds PostgreSQL takes (at least 1: 0 is no limit)."""
+    return max(1, int(seconds * 1000))
+
+
+def _seconds(env: os._Environ[str] | dict[str, str], name: str, default: float,
+             bounded: bool = False) -> float:
+    """A setting in seconds; `bounded`: a timeout, which must be more than 0 (every wait
+    is bounded: there is no "no limit")."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingsError(f"{name}={text!r}: expected a number of seconds") from None
+    low = "more than 0" if bounded else "0"
+    if not (value > 0 if bounded else value >= 0) or value >= 10**7:
+        raise SettingsError(f"{name}={text!r}: expected {low} to 10,000,000 seconds")
+    return value
+
+
+DEFAULT_SETTINGS = Settings()
