@@ -88,8 +88,8 @@ def test_a_read_only_store_is_one_line_naming_it(tmp_path: Path) -> None:
         disk.remount("ro")
         later = json.dumps({"command": "pay", "order_id": "D1", "at": AT})
         for args in (["ingest", "-", "--db", url], ["report", "--db", url],
-                     ["project", "--db", url], ["ingest", "-", "--db",
-                                                f"sqlite:///{disk.path / 'new.db'}"]):
+                     ["project", "--db", url], ["rebuild", "--db", url],
+                     ["ingest", "-", "--db", f"sqlite:///{disk.path / 'new.db'}"]):
             found = run(*args, cwd=tmp_path, stdin=later + "\n")
             assert found.returncode == 3, (args, found.stderr)
             lines = [x for x in found.stderr.splitlines() if not x.startswith(

@@ -49,3 +49,20 @@ def test_a_unit_the_store_keeps_failing_stops_the_ingest_there(store_url: str) -
     message = report.stop_message()
     assert message is not None and message.startswith("stopped before line 1: ")
     never_retry.close()
+
+
+def test_a_rerun_refuses_a_refused_line_again_though_later_lines_would_let_it_pass(
+        ledger: Ledger) -> None:
+    """Each command is decided once: `ship` before the payment is refused; after the
+    payment it would pass, but a re-run of the file (after a crash, or a store failure)
+    must give what the uninterrupted run gave: one by one and in group commit."""
+    for batch, order_id in ((1, "D1"), (500, "D2")):
+        lines = [json.dumps(x).encode() for x in (
+            {**PLACE, "payment": "online", "order_id": order_id},
+            {"command": "ship", "order_id": order_id, "at": AT, "carrier": "SF",
+             "tracking_no": "S1"},
+            {"command": "pay", "order_id": order_id, "at": AT})]
+        assert run(ledger, *lines, batch=batch) == [(2, "FLOW")]
+        assert run(ledger, *lines, batch=batch) == [(2, "FLOW")]  # again, as it was
+        order = ledger.get_order(order_id)
+        assert order is not None and order.status == "paid" and order.version == 2
