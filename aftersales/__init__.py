@@ -3,15 +3,13 @@
 The public API is what `__all__` names; everything else is private to the package.
 """
 
-from aftersales.application import Ledger
-from aftersales.commands import Command, parse_command
-from aftersales.decisions import Outcome
-from aftersales.domain.errors import AftersalesError, CommandRefused
+from aftersales.application.commands import Command, parse_command
+from aftersales.application.decisions import Outcome
+from aftersales.application.ledger import Ledger
+from aftersales.application.status import history_entry, status_document
 from aftersales.domain.order import Order, order_uuid
 from aftersales.domain.policy import DEFAULT_POLICY, Policy
-from aftersales.errors import ConflictError
-from aftersales.status import history_entry, status_document
-from aftersales.store import StoreConfigError
+from aftersales.errors import AftersalesError, CommandRefused, ConflictError, StoreConfigError
 
 __all__ = [
     "DEFAULT_POLICY",

@@ -1,5 +1,5 @@
 import sys
 
-from aftersales.cli import main
+from aftersales.cli.main import main
 
 sys.exit(main())

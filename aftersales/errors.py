@@ -1,28 +1,56 @@
-"""The errors of the ledger's edges: the store, the record's integrity, the clock.
+"""Every error the package raises on purpose, in one hierarchy.
 
-    AftersalesError                  (aftersales.domain.errors)
-    ├── CommandRefused               a command broke a rule (domain)
+    AftersalesError                  base: a message written for the person at the terminal
+    ├── CommandRefused               a command broke a rule; `code` is the rule ID or refusal code
     ├── IntegrityBroken              an order's stored history fails its chain: refused
     ├── ConflictError                writers kept conflicting on one order (50 attempts)
     ├── StoreUnavailable             the store kept failing past the retry time: stopped
     ├── LedgerMissing                a read-only command found no ledger: nothing created
-    └── NeedsUpgrade                 the store was written before the chained record
+    ├── NeedsUpgrade                 the store was written before the chained record
+    ├── StoreConfigError             the store URL cannot be used
+    ├── SettingsError                an environment variable holds no usable value
+    ├── WorkerFailed                 a worker of a parallel ingest stopped with an error
+    ├── RebuildFailed                a rebuild worker failed (or was killed)
+    ├── RebuildInterrupted           another process replaced the read models meanwhile
+    ├── Unsettled                    the read models kept moving while `verify` compared them
+    └── ViewsConfigError             the read models' URL or time zone cannot be used
+        └── ViewsMismatch            the read models belong to another schema or time zone
 
-Each carries a message written for the person at the terminal; the command line prints it
-on one line and exits with the code `EXIT_CODES` gives (docs/operations.md).
+Refusal codes beside the rule IDs (SPEC section 3): INPUT, TIME, UNKNOWN-ORDER,
+DUPLICATE-ORDER, DUPLICATE-ID, FLOW, R-OPEN, R-AMOUNT, DEADLINE, FUTURE, INTEGRITY.
+
+The command line prints an error's message on one line and exits with the code below
+(docs/operations.md, "Exit codes").  Private signals that never leave their module
+(`ChainGap`, `StaleRepair`, `Halted`, `StaleTracking`) are not errors of this hierarchy.
+
+This module imports nothing from the package, so every layer, the domain too, may use it.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from uuid import UUID
 
-from aftersales.domain.errors import AftersalesError
-from aftersales.recorders.chain import Break
+if TYPE_CHECKING:
+    from aftersales.storage.chain import Break
 
 #: The command line's exit codes (besides 0: done, 1: some lines refused or differences).
 EXIT_USAGE = 2
 EXIT_STORE = 3
 EXIT_INTEGRITY = 4
+
+
+class AftersalesError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class CommandRefused(AftersalesError):
+    """A command was refused; nothing but the timeouts it revealed was recorded."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
 
 
 class IntegrityBroken(AftersalesError):
@@ -67,3 +95,35 @@ class LedgerMissing(AftersalesError):
 
 class NeedsUpgrade(AftersalesError):
     """The store was written by an earlier version, before the chained record."""
+
+
+class StoreConfigError(AftersalesError):
+    """The store URL cannot be used."""
+
+
+class SettingsError(AftersalesError):
+    """An environment variable holds no usable value."""
+
+
+class WorkerFailed(AftersalesError):
+    """A worker of a parallel ingest stopped with an error (or was killed)."""
+
+
+class RebuildFailed(AftersalesError):
+    """A rebuild worker failed (or was killed)."""
+
+
+class RebuildInterrupted(AftersalesError):
+    """Another process replaced the read models while this rebuild ran."""
+
+
+class Unsettled(AftersalesError):
+    """The read models kept moving while `verify` compared them."""
+
+
+class ViewsConfigError(AftersalesError):
+    """The read models' URL or time zone cannot be used."""
+
+
+class ViewsMismatch(ViewsConfigError):
+    """The read models belong to another schema version or time zone."""

@@ -22,15 +22,11 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 
-from aftersales.domain.errors import AftersalesError
+from aftersales.errors import SettingsError
 
 #: A server that does not answer is given up on this share of the statement timeout after
 #: it (so that the server's own cancellation arrives first), within these bounds.
 ANSWER_GRACE, GRACE_BOUNDS = 0.25, (1.0, 15.0)
-
-
-class SettingsError(AftersalesError):
-    """An environment variable holds no usable value."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from aftersales.domain import events as ev
-from aftersales.domain.errors import CommandRefused
 from aftersales.domain.policy import Policy
 from aftersales.domain.states import (
     Actor,
@@ -28,6 +27,7 @@ from aftersales.domain.states import (
     ReturnCase,
     Violation,
 )
+from aftersales.errors import CommandRefused
 
 ORDER_NAMESPACE = UUID("6f1c1d2e-58a4-4c36-9d8e-5a1f0c7b2e41")
 

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 from aftersales import CommandRefused, Ledger, parse_command
-from aftersales.workload import Workload, generate
+from aftersales.devtools.workload import Workload, generate
 from tests.integration.test_stateful import comparable
 
 

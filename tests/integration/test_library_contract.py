@@ -22,16 +22,16 @@ from eventsourcing.tests import persistence as lib
 from eventsourcing.utils import Environment
 from sqlalchemy.engine import make_url
 
-from aftersales.recorders.memory import MemoryLedgerRecorder
-from aftersales.recorders.postgres import LedgerPostgresFactory
-from aftersales.recorders.sqlite import LedgerSQLiteFactory
-from aftersales.store import eventsourcing_env
-from aftersales.transcoder import FastJSONTranscoder
-from projections.views import ReadModels
+from aftersales.readmodels.database import ReadModels
+from aftersales.storage.codec import FastJSONTranscoder
+from aftersales.storage.config import eventsourcing_env
+from aftersales.storage.memory import MemoryLedgerRecorder
+from aftersales.storage.postgres import LedgerPostgresFactory
+from aftersales.storage.sqlite import LedgerSQLiteFactory
 from tests.conftest import PG_URL, drop_schema, new_schema_url
 
-SQLITE_TOPIC = "aftersales.recorders.sqlite:LedgerSQLiteFactory"
-POSTGRES_TOPIC = "aftersales.recorders.postgres:LedgerPostgresFactory"
+SQLITE_TOPIC = "aftersales.storage.sqlite:LedgerSQLiteFactory"
+POSTGRES_TOPIC = "aftersales.storage.postgres:LedgerPostgresFactory"
 
 
 class _SQLiteFile:
@@ -226,7 +226,7 @@ class TestPostgresExampleApplication(_PostgresPersistence,
 
 class TestMemoryApplicationContract(_Persistence, _ApplicationCase):
     def persistence_env(self) -> dict[str, str]:
-        return {"PERSISTENCE_MODULE": "aftersales.recorders.memory:LedgerPOPOFactory"}
+        return {"PERSISTENCE_MODULE": "aftersales.storage.memory:LedgerPOPOFactory"}
 
 
 # --- the three faults this suite found ------------------------------------------------

@@ -12,10 +12,12 @@ from eventsourcing.persistence import Tracking
 from sqlalchemy import select, update
 
 from aftersales import Ledger
-from projections import rebuild as rebuild_module
-from projections.queries import business_days
-from projections.runner import Runner, verify
-from projections.schema import (
+from aftersales.errors import ViewsMismatch
+from aftersales.readmodels import rebuild as rebuild_module
+from aftersales.readmodels.database import ReadModels, StaleTracking, views_url
+from aftersales.readmodels.queries import business_days
+from aftersales.readmodels.runner import Runner, verify
+from aftersales.readmodels.schema import (
     READ_MODELS,
     SCHEMA_VERSION,
     lapses,
@@ -26,7 +28,6 @@ from projections.schema import (
     return_cases,
     violations,
 )
-from projections.views import ReadModels, StaleTracking, ViewsMismatch, views_url
 from tests.scenario import DAY, GOODS, HOUR, POSTAGE, SECOND, T0, Scenario
 
 

@@ -7,8 +7,8 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 from aftersales import Ledger, parse_command, status_document
+from aftersales.devtools.workload import Workload, generate
 from aftersales.domain.order import Order, order_uuid
-from aftersales.workload import Workload, generate
 from tests.scenario import DAY, HOUR, SECOND, T0, Scenario
 
 

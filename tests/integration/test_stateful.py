@@ -27,18 +27,18 @@ from hypothesis.stateful import (
 )
 
 from aftersales import CommandRefused, Ledger, status_document
-from aftersales import commands as cmd
+from aftersales.application import commands as cmd
 from aftersales.domain.events import OrderEvent
 from aftersales.domain.order import order_uuid
 from aftersales.domain.states import TERMINAL_CASE_STATUSES
 from aftersales.errors import IntegrityBroken
-from aftersales.ingest import Settled, ingest
-from aftersales.integrity import check
-from aftersales.retry import Patience
+from aftersales.ingest.serial import Settled, ingest
+from aftersales.readmodels.database import ReadModels
+from aftersales.readmodels.runner import Runner, verify
+from aftersales.readmodels.schema import order_status, violations
 from aftersales.settings import Settings
-from projections.runner import Runner, verify
-from projections.schema import order_status, violations
-from projections.views import ReadModels
+from aftersales.storage.integrity import check
+from aftersales.storage.retry import Patience
 from tests.conftest import drop_schema, store_url_for
 from tests.faults import Store, StoreLock
 from tests.integration.rules_model import Model

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from aftersales.workload import Workload, generate
+from aftersales.devtools.workload import Workload, generate
 from tests.reliability.snapshot import Snapshot, run_cli, snapshot
 
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aftersales import CommandRefused, Ledger
-from aftersales.ingest import ingest
+from aftersales.ingest.serial import ingest
 from tests.reliability.snapshot import run_cli
 
 AT = "2026-03-01T10:00:00+08:00"

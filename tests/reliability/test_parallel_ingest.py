@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from aftersales import Ledger, parse_command
-from aftersales.partition import shard_of
+from aftersales.storage.shard import shard_of
 from tests.reliability.snapshot import Snapshot, kill_after, run_cli, snapshot
 
 pytestmark = pytest.mark.slow

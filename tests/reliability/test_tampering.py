@@ -20,9 +20,9 @@ from sqlalchemy import select, text
 from aftersales import Ledger
 from aftersales.domain.order import order_uuid
 from aftersales.errors import IntegrityBroken
-from aftersales.recorders.chain import ZERO, digest, id_bytes, link
-from projections.schema import integrity_breaks, order_status
-from projections.views import ReadModels
+from aftersales.readmodels.database import ReadModels
+from aftersales.readmodels.schema import integrity_breaks, order_status
+from aftersales.storage.chain import ZERO, digest, id_bytes, link
 from tests.faults import Store
 from tests.reliability.snapshot import run_cli, snapshot
 from tests.scenario import DAY, HOUR, Scenario
@@ -61,7 +61,7 @@ def refund_row(store: Store, order_id: str) -> Any:
 def test_a_changed_byte_is_refused_on_load_and_other_orders_keep_working(
         store: tuple[Ledger, Store]) -> None:
     from aftersales import CommandRefused
-    from aftersales import commands as cmd
+    from aftersales.application import commands as cmd
 
     ledger, db = store
     row = refund_row(db, "D1")

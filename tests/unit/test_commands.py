@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aftersales import CommandRefused, parse_command
-from aftersales.commands import Command, PlaceOrder, RequestReturn
+from aftersales.application.commands import Command, PlaceOrder, RequestReturn
 
 AT = "2026-03-01T10:00:00+08:00"
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from aftersales import CommandRefused, Ledger, group_commit
-from aftersales import commands as cmd
-from aftersales.recorders.rows import DeadlineRow
+from aftersales import CommandRefused, Ledger
+from aftersales.application import commands as cmd
+from aftersales.application import group_commit
+from aftersales.application.order_cache import OrderCache
+from aftersales.storage.port import DeadlineRow
 from tests.scenario import HOUR, T0
 
 
@@ -121,7 +123,7 @@ def test_an_order_changed_by_another_writer_is_reloaded_after_this_one_recorded_
 
 
 def test_the_cache_looks_only_at_log_positions_other_writers_recorded() -> None:
-    cache = group_commit.OrderCache()
+    cache = OrderCache()
     cache.checked_upto(10)
     assert cache.others(15) == [(10, 15)]
     cache.recorded(11, 20)  # this process's own events

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from aftersales import CommandRefused, Ledger
-from aftersales.ingest import ingest
+from aftersales.ingest.serial import ingest
 
 AT = "2026-03-01T10:00:00+08:00"
 PLACE = {"command": "place_order", "order_id": "D1", "at": AT, "payment": "cod",

@@ -7,8 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aftersales import Ledger, order_uuid
-from aftersales import commands as cmd
-from aftersales.partition import EVERY, Partition, route, shard_of
+from aftersales.application import commands as cmd
+from aftersales.ingest.routing import EVERY, route
+from aftersales.storage.shard import Partition, shard_of
 from tests.scenario import HOUR, T0
 
 ORDER_IDS = [f"D{n}" for n in range(40)]

@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aftersales import Ledger
-from aftersales.transcoder import FastJSONTranscoder
+from aftersales.storage.codec import FastJSONTranscoder
 from tests.scenario import DAY, HOUR, Scenario
 
 

@@ -14,13 +14,13 @@ import pytest
 from eventsourcing.persistence import OperationalError, StoredEvent
 
 from aftersales import CommandRefused, Ledger
-from aftersales import commands as cmd
-from aftersales.clock import FutureGuard
-from aftersales.errors import ConflictError, IntegrityBroken, StoreUnavailable
-from aftersales.recorders.chain import ZERO, Head, Row, check_history, digest, id_bytes
-from aftersales.recorders.memory import MemoryLedgerRecorder
-from aftersales.retry import Patience, may_pass
-from aftersales.settings import Settings, SettingsError
+from aftersales.application import commands as cmd
+from aftersales.application.clock import FutureGuard
+from aftersales.errors import ConflictError, IntegrityBroken, SettingsError, StoreUnavailable
+from aftersales.settings import Settings
+from aftersales.storage.chain import ZERO, Head, Row, check_history, digest, id_bytes
+from aftersales.storage.memory import MemoryLedgerRecorder
+from aftersales.storage.retry import Patience, may_pass
 from tests.scenario import DAY, T0, Scenario
 
 NOW = T0 + 2 * DAY  # the wall clock of these tests

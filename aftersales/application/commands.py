@@ -1,0 +1,264 @@
+"""The command file's lines (SPEC section 6) as pydantic v2 models.
+
+Validation is strict: unknown fields, wrong types, zero or negative amounts and timestamps
+without an offset are refused with `INPUT` and a message that names the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal, TypeVar
+
+import orjson
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
+
+from aftersales.domain.zones import zone
+from aftersales.errors import CommandRefused
+
+#: Documented limits of identifiers and texts (see docs/rules.md).
+MAX_ID = 64
+MAX_TEXT = 500
+MAX_AMOUNT = 10**12  # fen: ten billion yuan
+
+
+
+#: Business time must lie in this range (documented limit; keeps deadline arithmetic finite).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+#: A fraction of a second, and the digits it has.
+_FRACTION = re.compile(r"[.,](\d+)")
+
+
+def _iso_text(value: Any) -> Any:
+    """Parse ISO-8601 text here: pydantic would also read other strings (epoch seconds),
+    and the standard library silently cuts a fraction below the microsecond."""
+    if not isinstance(value, str):
+        return value
+    fraction = _FRACTION.search(value[16:]) if _ISO.match(value) else None
+    if fraction is not None and len(fraction.group(1)) > 6:
+        raise ValueError(f"more than six fractional digits ({fraction.group(1)}): times "
+                         "are exact to the microsecond")
+    try:
+        if not _ISO.match(value):
+            raise ValueError(value)
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("expected an ISO-8601 timestamp with an offset, "
+                         "e.g. 2026-03-01T10:00:00+08:00") from None
+
+
+def _plain_offset(at: datetime) -> datetime:
+    """Keep the offset but as a standard-library timezone (what the event store decodes)."""
+    plain = at.replace(tzinfo=zone(at.utcoffset() or timedelta(0)))
+    if not EARLIEST <= plain < LATEST:
+        raise ValueError(f"business time {at.isoformat()} is out of range: it must be from "
+                         "1970 to 2199")
+    return plain
+
+
+At = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_plain_offset)]
+Identifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=r"^[A-Za-z0-9_.:\-]+$")
+]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT, pattern=r"\S")]
+Amount = Annotated[int, Field(gt=0, le=MAX_AMOUNT)]
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    at: At
+    command_id: Identifier | None = None
+
+    def identity(self) -> tuple[str, str]:
+        """(command id, digest of the content); the id is derived when absent.
+
+        The content is canonical JSON of every field but `command_id`, with `at` taken as
+        an instant, so the same line re-ingested is the same command.
+        """
+        # What `model_dump(mode="json")` gives for these fields (text, integers, None),
+        # without its per-field serializer calls, written by orjson: its bytes are those of
+        # `json.dumps(sort_keys=True)` unless a text holds a character json escapes and
+        # orjson does not (beyond ASCII, or DEL).  tests/unit/test_commands.py pins both.
+        content = dict(self.__dict__)
+        del content["command_id"]
+        content["at"] = self.at.astimezone(UTC)
+        canonical = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+        if not canonical.isascii() or b"\x7f" in canonical:
+            content["at"] = content["at"].isoformat()
+            canonical = _CANONICAL.encode(content).encode()
+        digest = hashlib.sha256(canonical).hexdigest()
+        return (self.command_id or f"sha256:{digest[:40]}", digest)
+
+
+class OrderCommand(_Command):
+    order_id: Identifier
+
+
+class PlaceOrder(OrderCommand):
+    command: Literal["place_order"] = "place_order"
+    payment: Literal["online", "cod"]
+    merchant_id: Identifier
+    user_id: Identifier
+    goods_amount: Amount
+    postage: Annotated[int, Field(ge=0, le=MAX_AMOUNT)] = 0
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "CNY"
+
+
+class Pay(OrderCommand):
+    command: Literal["pay"] = "pay"
+
+
+class ConfirmOrder(OrderCommand):
+    command: Literal["confirm_order"] = "confirm_order"
+
+
+class Ship(OrderCommand):
+    command: Literal["ship"] = "ship"
+    carrier: Identifier
+    tracking_no: Identifier
+
+
+class Deliver(OrderCommand):
+    command: Literal["deliver"] = "deliver"
+
+
+class Cancel(OrderCommand):
+    command: Literal["cancel"] = "cancel"
+    by: Literal["user", "merchant", "platform"]
+    reason: Text = ""
+
+
+class RequestReturn(OrderCommand):
+    command: Literal["request_return"] = "request_return"
+    amount: Amount | None = None
+    reason: Text = ""
+
+
+class ApproveReturn(OrderCommand):
+    command: Literal["approve_return"] = "approve_return"
+
+
+class RejectReturn(OrderCommand):
+    command: Literal["reject_return"] = "reject_return"
+    reason: Reason
+
+
+class WithdrawReturn(OrderCommand):
+    command: Literal["withdraw_return"] = "withdraw_return"
+
+
+class SubmitTracking(OrderCommand):
+    command: Literal["submit_tracking"] = "submit_tracking"
+    carrier: Identifier
+    tracking_no: Identifier
+
+
+class ConfirmReceipt(OrderCommand):
+    command: Literal["confirm_receipt"] = "confirm_receipt"
+
+
+class UploadRefundVoucher(OrderCommand):
+    command: Literal["upload_refund_voucher"] = "upload_refund_voucher"
+    voucher_ref: Identifier
+    amount: Amount
+
+
+class Tick(_Command):
+    command: Literal["tick"] = "tick"
+
+
+C = TypeVar("C", bound="_Command")
+
+Command = (
+    PlaceOrder | Pay | ConfirmOrder | Ship | Deliver | Cancel | RequestReturn | ApproveReturn
+    | RejectReturn | WithdrawReturn | SubmitTracking | ConfirmReceipt | UploadRefundVoucher
+    | Tick
+)
+COMMAND_NAMES = tuple(
+    m.model_fields["command"].default for m in Command.__args__
+)
+_ADAPTER: TypeAdapter[Command] = TypeAdapter(
+    Annotated[Command, Field(discriminator="command")]
+)
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        keys = [k for k, _ in pairs]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        raise CommandRefused("INPUT", f"field '{twice[0]}': given more than once")
+    return found
+
+
+_PAIRS = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys)
+
+
+def parse_command(line: str | bytes) -> Command:
+    """One line of a command file as a command, or `CommandRefused('INPUT', ...)`."""
+    try:
+        # The standard parser sees what pydantic's would let pass: a key given twice
+        # (last one wins there), nesting too deep, integers too long to read.
+        _PAIRS.decode(line if isinstance(line, str) else line.decode())
+    except RecursionError:
+        raise CommandRefused("INPUT", "not a JSON object: nested too deeply") from None
+    except ValueError:
+        pass  # not JSON at all: pydantic says where, below
+    try:
+        return _ADAPTER.validate_json(line, strict=True)
+    except ValidationError as e:
+        raise CommandRefused("INPUT", describe(e)) from None
+
+
+def build(model: type[C], fields: dict[str, Any]) -> C:
+    """A command from Python values, or `CommandRefused('INPUT', ...)`."""
+    try:
+        return model(**fields)
+    except ValidationError as e:
+        raise CommandRefused("INPUT", describe(e, tagged=False)) from None
+
+
+def describe(error: ValidationError, *, tagged: bool = True) -> str:
+    """The first problem of a validation error, naming the field."""
+    first = error.errors(include_url=False)[0]
+    kind, loc, msg = first["type"], first["loc"], first["msg"]
+    if kind == "json_invalid":
+        return f"not a JSON object: {first['ctx'].get('error', msg)}"
+    if kind in ("model_attributes_type", "model_type", "dict_type"):
+        return "a line must be a JSON object"
+    if kind == "union_tag_not_found":
+        return "field 'command': missing"
+    if kind == "union_tag_invalid":
+        return (f"field 'command': unknown command {first['input'].get('command')!r}; "
+                f"expected one of {', '.join(COMMAND_NAMES)}")
+    msg = msg.removeprefix("Value error, ")
+    if kind == "timezone_aware":
+        msg = "a timestamp needs an offset, e.g. 2026-03-01T10:00:00+08:00"
+    if not loc:
+        return msg
+    path = loc[1:] if tagged else loc  # a tagged union puts the tag first
+    field = ".".join(str(x) for x in path) or str(loc[0])
+    if kind == "extra_forbidden":
+        return f"field '{field}': unknown field"
+    if kind == "missing":
+        return f"field '{field}': required"
+    return f"field '{field}': {msg}"

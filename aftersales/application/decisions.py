@@ -1,0 +1,124 @@
+"""How one command is decided on an order, and what a decision leaves behind: the
+outcome, the refusal of a reused command id, the order's row in the deadline index.
+
+Shared by the one-command path (`Ledger.execute`) and group commit
+(`aftersales.application.group_commit`), so that both decide every command the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from aftersales.application import commands as cmd
+from aftersales.domain.order import Order
+from aftersales.domain.policy import Policy
+from aftersales.errors import CommandRefused, IntegrityBroken
+from aftersales.storage.port import CommandRow, DeadlineRow, RefusalRow
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one command did."""
+
+    duplicate: bool = False  # its command id was already applied: nothing was done
+    events: int = 0  # events recorded, timeouts included
+    timeouts: int = 0  # timeouts applied (by a sweep; lazy ones count in `events`)
+
+
+DUPLICATE = Outcome(duplicate=True)
+
+
+@lru_cache(maxsize=64)
+def applied(events: int) -> Outcome:
+    """The outcome of a command that recorded `events` events (outcomes are immutable:
+    a batch of thousands shares a few)."""
+    return Outcome(events=events)
+
+
+Handler = Callable[[Order, Any, Policy], None]
+
+#: How each order command (other than place_order) is decided by the aggregate.
+HANDLERS: dict[type[cmd.OrderCommand], Handler] = {
+    cmd.Pay: lambda o, c, p: o.pay(c.at, command_id=c.command_id, policy=p),
+    cmd.ConfirmOrder: lambda o, c, p: o.confirm(c.at, command_id=c.command_id, policy=p),
+    cmd.Ship: lambda o, c, p: o.ship(
+        c.at, carrier=c.carrier, tracking_no=c.tracking_no, command_id=c.command_id, policy=p
+    ),
+    cmd.Deliver: lambda o, c, p: o.deliver(c.at, command_id=c.command_id, policy=p),
+    cmd.Cancel: lambda o, c, p: o.cancel(
+        c.at, by=c.by, reason=c.reason, command_id=c.command_id, policy=p
+    ),
+    cmd.RequestReturn: lambda o, c, p: o.request_return(
+        c.at, amount=c.amount, reason=c.reason, command_id=c.command_id, policy=p
+    ),
+    cmd.ApproveReturn: lambda o, c, p: o.approve_return(
+        c.at, command_id=c.command_id, policy=p
+    ),
+    cmd.RejectReturn: lambda o, c, p: o.reject_return(
+        c.at, reason=c.reason, command_id=c.command_id, policy=p
+    ),
+    cmd.WithdrawReturn: lambda o, c, p: o.withdraw_return(
+        c.at, command_id=c.command_id, policy=p
+    ),
+    cmd.SubmitTracking: lambda o, c, p: o.submit_tracking(
+        c.at, carrier=c.carrier, tracking_no=c.tracking_no, command_id=c.command_id, policy=p
+    ),
+    cmd.ConfirmReceipt: lambda o, c, p: o.confirm_receipt(
+        c.at, command_id=c.command_id, policy=p
+    ),
+    cmd.UploadRefundVoucher: lambda o, c, p: o.upload_refund_voucher(
+        c.at, voucher_ref=c.voucher_ref, amount=c.amount, command_id=c.command_id, policy=p
+    ),
+}
+
+
+def decide(order: Order | None, command: cmd.OrderCommand, policy: Policy) -> Order:
+    """Decide one order command on the order (None: never placed); return the order.
+
+    Raises `CommandRefused`; the order passed in then keeps the timeouts the command's
+    business time revealed, for the caller to record."""
+    if isinstance(command, cmd.PlaceOrder):
+        if order is not None:
+            order.apply_due_timeouts(command.at, policy)
+            raise CommandRefused(
+                "DUPLICATE-ORDER", f"order {command.order_id} was already placed")
+        return Order.place(
+            order_id=command.order_id, at=command.at, payment=command.payment,
+            merchant_id=command.merchant_id, user_id=command.user_id,
+            goods_amount=command.goods_amount, postage=command.postage,
+            currency=command.currency, command_id=command.command_id, policy=policy)
+    if order is None:
+        raise CommandRefused("UNKNOWN-ORDER", f"order {command.order_id} was never placed")
+    HANDLERS[type(command)](order, command, policy)
+    return order
+
+
+def duplicate_id(command_id: str) -> CommandRefused:
+    return CommandRefused(
+        "DUPLICATE-ID", f"command id {command_id!r} was already applied with other content")
+
+
+#: Refusals not remembered: they depend on what is outside the order's state (the wall
+#: clock, the integrity of the store, another command's id) and may go another way later.
+UNREMEMBERED = frozenset({"FUTURE", "INTEGRITY", "DUPLICATE-ID"})
+
+
+def refusal_row(row: CommandRow, order: Order | None, refused: CommandRefused) -> RefusalRow:
+    """How a refusal decided on this order (None: never placed), its revealed timeouts
+    included, is remembered."""
+    return RefusalRow(row.command_id, row.digest, row.originator_id,
+                      0 if order is None else order.version, refused.code, refused.reason)
+
+
+def refusal_of(broken: IntegrityBroken) -> CommandRefused:
+    """The refusal of a command for an order whose history is broken (SPEC section 11)."""
+    return CommandRefused("INTEGRITY", broken.describe())
+
+
+def deadline_row(order: Order) -> DeadlineRow | None:
+    """The deadline index row of an order's pending deadline."""
+    due = order.pending_deadline
+    return None if due is None else DeadlineRow(order.order_id, due.at, due.rule, due.case)

@@ -1,0 +1,388 @@
+"""The one write path: commands and ticks decided against orders held in memory, and
+recorded as one unit of work.
+
+A batch of items is decided as if executed one after another: each command on the state
+its predecessors left, a refused command leaving nothing but the timeouts it revealed,
+duplicates recognised by command id, and a tick applying every timeout due before its
+time, to the orders the batch holds (through a heap of their deadlines) and to the others
+(found through the deadline index, which the batch has not yet written).  One command is
+a batch of one (`GroupCommit.execute`); a sweep (`GroupCommit.tick`) is a run of batches of
+one tick each, fed by the deadline index.
+
+If the store reports a conflict (another writer moved an order on, or recorded one of
+these command ids), nothing of the batch was recorded: it is redone one item at a time,
+each retried on fresh state.  A tick that finds more than `TICK_LIMIT` orders due ends
+the batch and is swept on its own, `SWEEP_BATCH` orders a transaction.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError
+
+from aftersales.application import commands as cmd
+from aftersales.application.clock import FutureGuard
+from aftersales.application.decisions import (
+    DUPLICATE,
+    UNREMEMBERED,
+    Outcome,
+    applied,
+    deadline_row,
+    decide,
+    duplicate_id,
+    refusal_of,
+    refusal_row,
+)
+from aftersales.application.unit_of_work import UnitOfWork
+from aftersales.domain.order import Order, order_uuid
+from aftersales.domain.policy import Policy
+from aftersales.errors import CommandRefused, ConflictError, IntegrityBroken
+from aftersales.runtime.garbage import paused
+from aftersales.storage.port import CommandRow, DeadlineRow, RefusalRow
+
+#: A tick of a batch with more orders due than this is swept on its own.
+TICK_LIMIT = 2_000
+#: Orders a sweep records per transaction.
+SWEEP_BATCH = 10_000
+
+Item = cmd.OrderCommand | cmd.Tick
+
+
+@dataclass
+class GroupCommit:
+    """Deciding and recording through one unit of work, under one policy."""
+
+    uow: UnitOfWork
+    policy: Policy
+    #: Refuses business times too far ahead of the wall clock (None: no limit).
+    guard: FutureGuard | None = None
+    max_retries: int = 50
+
+    def too_far_ahead(self, at: datetime) -> CommandRefused | None:
+        return None if self.guard is None else self.guard.refusal(at)
+
+    def ahead_check(self) -> Callable[[datetime], CommandRefused | None]:
+        """`too_far_ahead` for the items of one batch (the clock read once)."""
+        return (lambda at: None) if self.guard is None else self.guard.checker()
+
+    def execute_batch(self, items: Sequence[Item]) -> list[object]:
+        """Outcomes (or the CommandRefused / store errors) of the items, in order."""
+        results: list[object] = []
+        rest = list(items)
+        while rest:
+            batch = _Batch(self)
+            try:
+                with paused():
+                    done = batch.run(rest)
+            except IntegrityError:  # a conflict: nothing was recorded; redo it one by one
+                done = [self.outcome_of(item) for item in rest[:batch.stopped_at]]
+            results += done
+            rest = rest[len(done):]
+            if rest:  # a tick with many orders due: swept on its own
+                results.append(self.outcome_of(rest.pop(0)))
+        return results
+
+    def outcome_of(self, item: Item) -> object:
+        """The outcome of one item, or its refusal; store failures are raised (the batch
+        is a unit of work: its caller tries it again, or stops)."""
+        try:
+            return self.execute(item)
+        except CommandRefused as refusal:
+            return refusal
+
+    def execute(self, item: Item) -> Outcome:
+        """One command (a batch of one, tried again on fresh state after a conflict), or a
+        sweep; raise `CommandRefused` when a rule forbids it.  The order is read from the
+        store, checked, not from the order cache: one command is one load, and whatever
+        happened to the stored history since this process last saw it is seen."""
+        if isinstance(item, cmd.Tick):
+            return Outcome(timeouts=self.tick(item.at))
+        for _ in range(self.max_retries):
+            try:
+                [result] = _Batch(self, fresh=True).run([item])
+            except IntegrityError:
+                continue  # another writer got there first: look again and decide again
+            if isinstance(result, CommandRefused):
+                raise result
+            assert isinstance(result, Outcome)
+            return result
+        raise ConflictError(f"order {item.order_id}: gave up after {self.max_retries} "
+                            "conflicting attempts")
+
+    def tick(self, now: datetime,
+             on_order: Callable[[UUID, int], None] = lambda oid, n: None) -> int:
+        """Apply every timeout due before `now` (deadline < now); return how many.
+
+        Due orders are found through the deadline index, `SWEEP_BATCH` at a time, never by
+        loading every order; each batch's timeouts are recorded in one transaction (if
+        another writer moved one of its orders on, the batch is redone order by order).
+        An order whose history is broken is skipped (and kept in `uow.broken`).
+        `on_order` hears of each order once its timeouts are recorded."""
+        if (ahead := self.too_far_ahead(now)) is not None:
+            raise ahead
+        total = 0
+        skipped: set[UUID] = set()
+        while True:
+            batch = _Batch(self)
+            try:
+                with paused():
+                    swept = batch.sweep_due(now, skipped)
+            except IntegrityError:
+                swept = {oid: self.sweep_order(oid, now) for oid, _ in batch.due}
+            if not swept:
+                return total
+            for oid, fired in swept.items():
+                if fired is None:
+                    skipped.add(oid)
+                    continue
+                total += fired
+                if fired:
+                    on_order(oid, fired)
+
+    def sweep_order(self, oid: UUID, now: datetime) -> int | None:
+        """Apply one order's timeouts due before `now`, on fresh state (retrying conflicts);
+        when none is due, set its index row from its state.  How many were applied (None:
+        the order's history is broken, nothing was done)."""
+        index = self.uow.index
+        for _ in range(self.max_retries):
+            self.uow.cache.drop_id(oid)
+            try:
+                order = self.uow.load_id(oid)
+            except IntegrityBroken:
+                return None
+            if order is None:  # an index row without events: drop it
+                index.repair_deadline(oid, None, 0)
+                return 0
+            fired = order.apply_due_timeouts(now, self.policy)
+            if fired == 0:
+                # Nothing is due: another writer moved the order on after the index was
+                # read (and set its row), or the row is behind the events: set it from
+                # this state, unless an event was recorded since.
+                index.repair_deadline(oid, deadline_row(order), order.version)
+                return 0
+            try:
+                self.uow.record([order], [], {oid: deadline_row(order)})
+            except IntegrityError:
+                continue
+            return fired
+        raise ConflictError(f"sweep of {oid}: gave up after {self.max_retries} attempts")
+
+
+class _Batch:
+    """One transaction's worth of items, decided in memory."""
+
+    def __init__(self, writer: GroupCommit, fresh: bool = False) -> None:
+        self.writer = writer
+        #: Orders read from the store, not the cache (and not kept in it afterwards).
+        self.fresh = fresh
+        self.uow = writer.uow
+        self.orders: dict[str, Order | None] = {}  # the working set, by order id
+        self.broken: dict[str, IntegrityBroken] = {}  # orders whose history is broken
+        self.deadlines: list[tuple[datetime, str]] = []  # heap of (pending deadline, id)
+        self.touched: dict[str, Order] = {}
+        self.indexed: dict[str, DeadlineRow | None] = {}  # index rows as the store has them
+        self.due: list[tuple[UUID, str]] = []  # a sweep's orders (sweep_due)
+        self.stopped_at = 0
+
+    def run(self, items: Sequence[Item]) -> list[object]:
+        """Decide items until the end or a large tick, record them; their outcomes."""
+        writer, uow, policy = self.writer, self.uow, self.writer.policy
+        index = uow.index
+        self.stopped_at = len(items)
+        idents = {n: c.identity() for n, c in enumerate(items)
+                  if isinstance(c, cmd.OrderCommand)}
+        uow.refresh()
+        known = index.known_digests(sorted({cid for cid, _ in idents.values()}))
+        remembered = index.known_refusals(sorted(set(idents.values())))
+        self.load({c.order_id for c in items if isinstance(c, cmd.OrderCommand)})
+        rows: list[CommandRow] = []
+        refusals: list[RefusalRow] = []
+        results: list[object] = []
+        refused_ids: dict[int, tuple[str, str]] = {}
+        repairs: list[tuple[int, UUID, str, datetime]] = []
+        swept_until: datetime | None = None
+        too_far_ahead = writer.ahead_check()
+        try:
+            for n, c in enumerate(items):
+                if (ahead := too_far_ahead(c.at)) is not None:
+                    results.append(ahead)  # refused at the edge: it reveals nothing
+                    continue
+                if isinstance(c, cmd.Tick):
+                    # Rows due before an earlier tick of this batch belong to orders it
+                    # loaded (the index is written when the batch is recorded).
+                    due = index.due_orders(c.at, TICK_LIMIT + 1, swept_until, uow.partition)
+                    swept_until = c.at if swept_until is None else max(swept_until, c.at)
+                    if len(due) > TICK_LIMIT:
+                        self.stopped_at = n
+                        break
+                    fresh = self.load({order_id for _, order_id in due})
+                    swept = self.sweep(c.at)
+                    results.append(Outcome(timeouts=sum(swept.values())))
+                    repairs += [(n, oid, order_id, c.at) for oid, order_id in due
+                                if order_id in fresh and order_id not in swept]
+                    continue
+                cid, digest = idents[n]
+                order = self.orders.get(c.order_id)
+                before = len(order.pending_events) if order is not None else 0
+                try:
+                    seen = known.get(cid)
+                    if seen is not None:
+                        if seen == digest:
+                            results.append(DUPLICATE)
+                            continue
+                        if order is not None:  # the refusal reveals the timeouts due
+                            order.apply_due_timeouts(c.at, policy)
+                        raise duplicate_id(cid)
+                    if (cid, digest) in remembered:  # refused before: refused again, as it
+                        results.append(CommandRefused(*remembered[(cid, digest)]))  # was
+                        continue
+                    if c.order_id in self.broken:
+                        raise refusal_of(self.broken[c.order_id])
+                    if order is None:
+                        self.indexed[c.order_id] = None
+                    order = self.orders[c.order_id] = decide(order, c, policy)
+                    known[cid] = digest
+                    rows.append(CommandRow(cid, order.id, digest))
+                    results.append(applied(len(order.pending_events) - before))
+                except CommandRefused as refusal:
+                    results.append(refusal)
+                    refused_ids[n] = (cid, digest)
+                    if refusal.code not in UNREMEMBERED:
+                        remembered[(cid, digest)] = (refusal.code, refusal.reason)
+                        refusals.append(refusal_row(CommandRow(cid, order_uuid(c.order_id),
+                                                               digest), order, refusal))
+                if order is not None and order.pending_events:
+                    self.touched[c.order_id] = order
+                    self.watch(order)
+            if self.touched or refusals:
+                self.record(rows, refusals)
+        except BaseException:
+            self.forget()
+            raise
+        self.keep()
+        self.settle_repairs(results, repairs)
+        self.settle_refusals(results, refused_ids, {row.command_id for row in rows})
+        return results
+
+    def sweep_due(self, now: datetime, skipped: set[UUID]) -> dict[UUID, int | None]:
+        """Sweep the next `SWEEP_BATCH` due orders the index names (less those `skipped`)
+        and record their timeouts; how many each got (None: its history is broken).
+        Empty when nothing is due."""
+        uow = self.uow
+        uow.refresh()
+        self.due = [x for x in uow.index.due_orders(now, SWEEP_BATCH + len(skipped),
+                                                    partition=uow.partition)
+                    if x[0] not in skipped][:SWEEP_BATCH]
+        ids = {order_id: oid for oid, order_id in self.due}
+        try:
+            self.load(ids, ids)
+            swept = self.sweep(now)
+            if self.touched:
+                self.record([], [])
+        except BaseException:
+            self.forget()
+            raise
+        self.keep()
+        fired: dict[UUID, int | None] = {}
+        for oid, order_id in self.due:
+            if order_id in self.broken:
+                fired[oid] = None
+            elif order_id in swept:
+                fired[oid] = swept[order_id]
+            else:  # nothing due after all: another writer moved it on, or the row was
+                fired[oid] = self.writer.sweep_order(oid, now)  # behind (see sweep_order)
+        return fired
+
+    def record(self, rows: list[CommandRow], refusals: list[RefusalRow]) -> None:
+        """Record the batch: the index rows written are those that changed."""
+        changed: dict[UUID, DeadlineRow | None] = {}
+        for order_id, order in self.touched.items():
+            row = deadline_row(order)
+            if row != self.indexed[order_id]:
+                changed[order.id] = row
+        # In key order, the inserts walk each index once (fewer pages read back).
+        orders = sorted(self.touched.values(), key=lambda order: order.id.hex)
+        self.uow.record(orders, rows, changed, refusals)
+
+    def keep(self) -> None:
+        """Recorded: the working set is what the store holds, for the next batch."""
+        if self.fresh:
+            return
+        for order in self.orders.values():
+            if order is not None:
+                self.uow.cache.put(order)
+
+    def forget(self) -> None:
+        """Not recorded: in memory the working set may hold what the store does not."""
+        for order_id in self.orders:
+            self.uow.cache.drop(order_id)
+
+    def load(self, order_ids: Iterable[str], known: dict[str, UUID] | None = None
+             ) -> set[str]:
+        """Add orders to the working set (from the cache where it is up to date, else from
+        the store); the ids of those that were not there already."""
+        wanted = {x for x in order_ids if x not in self.orders and x not in self.broken}
+        if self.fresh:
+            for order_id in wanted:
+                self.uow.cache.drop(order_id)
+        for order_id, order in self.uow.load(wanted, known).items():
+            if isinstance(order, IntegrityBroken):
+                self.broken[order_id] = order
+                continue
+            self.orders[order_id] = order
+            self.indexed[order_id] = None if order is None else deadline_row(order)
+            if order is not None:
+                self.watch(order)
+        return wanted
+
+    def watch(self, order: Order) -> None:
+        due = order.pending_deadline
+        if due is not None:
+            heapq.heappush(self.deadlines, (due.at, order.order_id))
+
+    def sweep(self, now: datetime) -> dict[str, int]:
+        """Apply the timeouts due before `now` to the orders of the working set; how many
+        each order that changed got."""
+        swept: dict[str, int] = {}
+        heap, policy = self.deadlines, self.writer.policy
+        while heap and heap[0][0] < now:
+            _, order_id = heapq.heappop(heap)
+            order = self.orders[order_id]
+            assert order is not None
+            n = order.apply_due_timeouts(now, policy)
+            if n:
+                swept[order_id] = swept.get(order_id, 0) + n
+                self.touched[order_id] = order
+                self.watch(order)
+        return swept
+
+    def settle_repairs(self, results: list[object],
+                       repairs: list[tuple[int, UUID, str, datetime]]) -> None:
+        """Index rows that said an order outside the batch was due when it was not (another
+        writer moved it on, or the row was behind its events): now that the batch is
+        recorded, sweep those orders one by one, which sets their rows right.  Rows of
+        orders this batch recorded are already right."""
+        for n, oid, order_id, now in repairs:
+            if order_id in self.touched or order_id in self.broken:
+                continue
+            fired = self.writer.sweep_order(oid, now) or 0
+            outcome = results[n]
+            assert isinstance(outcome, Outcome)
+            results[n] = Outcome(timeouts=outcome.timeouts + fired)
+
+    def settle_refusals(self, results: list[object], refused_ids: dict[int, tuple[str, str]],
+                        applied_here: set[str]) -> None:
+        """Refused here, but perhaps applied by another writer meanwhile (not by a later
+        line of this batch: that one was applied, this one stays refused, as one by one)."""
+        others = {x for x, _ in refused_ids.values() if x not in applied_here}
+        if not others:
+            return
+        now_known = self.uow.index.known_digests(sorted(others))
+        for n, (cid, digest) in refused_ids.items():
+            if cid in others and now_known.get(cid) == digest:
+                results[n] = DUPLICATE

@@ -1,0 +1,200 @@
+"""The ledger: an eventsourcing Application with one method per command.
+
+Errors are translated here: the domain raises `CommandRefused`; the write path adds the
+refusals only it can see (UNKNOWN-ORDER, DUPLICATE-ORDER, DUPLICATE-ID, FUTURE,
+INTEGRITY), makes commands idempotent by `command_id`, retries optimistic-concurrency
+conflicts, and keeps the deadline index and the command ids in the same transaction as
+the events (`aftersales.application.group_commit`, `aftersales.application.unit_of_work`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import StoredEvent, Transcoder
+
+from aftersales.application import commands as cmd
+from aftersales.application.clock import FutureGuard
+from aftersales.application.decisions import Outcome
+from aftersales.application.group_commit import GroupCommit
+from aftersales.application.order_cache import OrderCache
+from aftersales.application.unit_of_work import UnitOfWork
+from aftersales.domain.events import OrderEvent
+from aftersales.domain.order import Order
+from aftersales.domain.policy import DEFAULT_POLICY, Policy
+from aftersales.errors import CommandRefused, IntegrityBroken, NeedsUpgrade
+from aftersales.settings import DEFAULT_SETTINGS, Settings
+from aftersales.storage.codec import FastJSONTranscoder
+from aftersales.storage.config import eventsourcing_env, redacted, resolve_url
+from aftersales.storage.port import LedgerRecorder
+from aftersales.storage.shard import Partition
+
+
+class Ledger(Application[UUID]):
+    """The after-sales ledger over one store (see `aftersales.storage.config` for URLs)."""
+
+    name = "aftersales"
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        policy: Policy = DEFAULT_POLICY,
+        max_retries: int = 50,
+        create_tables: bool = True,
+        partition: Partition | None = None,
+        upgrading: bool = False,
+        settings: Settings = DEFAULT_SETTINGS,
+        guard: FutureGuard | None = None,
+    ) -> None:
+        self.url = resolve_url(url)
+        #: A parallel ingest's worker sweeps only the orders it owns
+        #: (`aftersales.storage.shard`).
+        self.partition = partition
+        self.policy = policy
+        env = eventsourcing_env(self.url, settings)
+        env["CREATE_TABLE"] = "y" if create_tables else "n"
+        super().__init__(env=env)
+        self.uow = UnitOfWork(self.recorder, self.mapper, partition)
+        #: The one write path; `guard` refuses business times too far ahead of the wall
+        #: clock (None: no limit): the edge that reads the clock gives it.
+        self.writer = GroupCommit(self.uow, policy, guard, max_retries)
+        if not upgrading and self.index.needs_upgrade():
+            self.close()
+            raise NeedsUpgrade(
+                f"the ledger at {redacted(self.url)} was written by an earlier version of "
+                "aftersales, before the chained record: run `aftersales db upgrade` once "
+                "(it keeps every event and adds the chain)")
+
+    def construct_transcoder(self) -> Transcoder:
+        """The library's JSON format, through orjson (see `aftersales.storage.codec`)."""
+        transcoder = FastJSONTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
+
+    @property
+    def index(self) -> LedgerRecorder:
+        """The deadline index, command ids and chained record kept beside the events."""
+        return self.uow.index
+
+    @property
+    def broken(self) -> dict[UUID, IntegrityBroken]:
+        """The orders found with a broken history by this ledger's loads, by id."""
+        return self.uow.broken
+
+    @property
+    def order_cache(self) -> OrderCache:
+        return self.uow.cache
+
+    @property
+    def guard(self) -> FutureGuard | None:
+        return self.writer.guard
+
+    def store_reason(self) -> str | None:
+        """Why the store cannot be reached now, in its own words, if it can say (used when
+        a pool only reports that it got no connection in time)."""
+        unreachable = getattr(self.factory, "unreachable", None)
+        return unreachable() if unreachable is not None else None
+
+    def too_far_ahead(self, at: datetime) -> CommandRefused | None:
+        """The refusal of a business time too far ahead of the wall clock, if it is."""
+        return self.writer.too_far_ahead(at)
+
+    # --- commands ----------------------------------------------------------------------
+
+    def execute(self, command: cmd.OrderCommand | cmd.Tick) -> Outcome:
+        """Apply one command; raise `CommandRefused` when a rule forbids it."""
+        return self.writer.execute(command)
+
+    def execute_batch(self, items: Sequence[cmd.OrderCommand | cmd.Tick]) -> list[object]:
+        """Group commit: the outcomes of commands and ticks (or their refusals and store
+        errors) as if executed one by one, recorded in one transaction (see
+        `aftersales.application.group_commit`)."""
+        return self.writer.execute_batch(items)
+
+    # One method per command, for callers in Python.
+    def place_order(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.PlaceOrder, fields))
+
+    def pay(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.Pay, fields))
+
+    def confirm_order(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.ConfirmOrder, fields))
+
+    def ship(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.Ship, fields))
+
+    def deliver(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.Deliver, fields))
+
+    def cancel(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.Cancel, fields))
+
+    def request_return(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.RequestReturn, fields))
+
+    def approve_return(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.ApproveReturn, fields))
+
+    def reject_return(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.RejectReturn, fields))
+
+    def withdraw_return(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.WithdrawReturn, fields))
+
+    def submit_tracking(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.SubmitTracking, fields))
+
+    def confirm_receipt(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.ConfirmReceipt, fields))
+
+    def upload_refund_voucher(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.UploadRefundVoucher, fields))
+
+    # --- timeouts ----------------------------------------------------------------------
+
+    def tick(self, now: datetime,
+             on_order: Callable[[UUID, int], None] = lambda oid, n: None) -> int:
+        """Apply every timeout due before `now` (deadline < now); return how many;
+        `on_order` hears of each order once its timeouts are recorded (see
+        `GroupCommit.tick`)."""
+        return self.writer.tick(now, on_order)
+
+    def sweep_order(self, oid: UUID, now: datetime) -> int | None:
+        """Apply one order's timeouts due before `now`, on fresh state (None: its history
+        is broken)."""
+        return self.writer.sweep_order(oid, now)
+
+    # --- queries -----------------------------------------------------------------------
+
+    def order_number(self, stored: StoredEvent) -> str | None:
+        """The order number an order's first event names (for messages)."""
+        return self.uow.order_number(stored)
+
+    def get_order(self, order_id: str) -> Order | None:
+        """The order as recorded now (no timeouts are invented), or None; `IntegrityBroken`
+        if its recorded history is broken."""
+        return self.uow.get(order_id)
+
+    def order_events(self, order_id: str) -> Iterator[OrderEvent]:
+        """The order's events, checked (`IntegrityBroken` before any is given)."""
+        return self.uow.events(order_id)
+
+    def all_events(self, page: int = 1000) -> Iterator[OrderEvent]:
+        """Every recorded event in recording order, a page at a time (not checked: see
+        `aftersales.storage.integrity` for the log's chain)."""
+        return self.uow.all_events(page)
+
+    def order_as_of(self, order_id: str, as_of: datetime) -> Order | None:
+        """The order as it stood at business time `as_of` (events with at <= as_of)."""
+        order: Order | None = None
+        for event in self.order_events(order_id):
+            if event.at > as_of:
+                break
+            order = event.mutate(order)
+        return order

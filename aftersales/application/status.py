@@ -1,0 +1,77 @@
+"""The status document and the audit trail of an order (SPEC section 6), as plain data."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import datetime
+from typing import Any
+
+from aftersales.domain.events import OrderEvent
+from aftersales.domain.order import Order
+
+_BASE_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic"}
+
+
+def iso(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat()
+
+
+def status_document(order: Order) -> dict[str, Any]:
+    """The contract's status document; extra fields follow the contract's."""
+    case = order.latest_case
+    pending = order.pending_deadline
+    return {
+        "order_id": order.order_id,
+        "payment": order.payment.value,
+        "merchant_id": order.merchant_id,
+        "user_id": order.user_id,
+        "order_status": order.status.value,
+        "return": None if case is None else {
+            "case": case.number,
+            "status": case.status.value,
+            "deadline": iso(case.deadline.at) if case.is_open and case.deadline else None,
+            "awaiting": case.awaiting,
+            "amount": case.amount,
+        },
+        "refunded_total": order.refunded_total,
+        "violations": [
+            {"rule": v.rule, "case": v.case, "deadline": iso(v.deadline),
+             "consequence": v.consequence, "penalty": v.penalty}
+            for v in order.violations
+        ],
+        "lapses": [
+            {"rule": x.rule, "case": x.case, "deadline": iso(x.deadline)} for x in order.lapses
+        ],
+        "goods_amount": order.goods_amount,
+        "postage": order.postage,
+        "currency": order.currency,
+        "cases": len(order.cases),
+        "next_deadline": None if pending is None else {
+            "rule": pending.rule, "case": pending.case, "deadline": iso(pending.at)},
+        "last_event_at": iso(order.last_at),
+        "version": order.version,
+    }
+
+
+def history_entry(event: OrderEvent) -> dict[str, Any]:
+    """One event of the audit trail: what, who, business time, recorded time, and why."""
+    details = {
+        f.name: _plain(getattr(event, f.name))
+        for f in fields(event)
+        if f.name not in _BASE_FIELDS | {"at", "actor", "command_id"}
+    }
+    return {
+        "version": event.originator_version,
+        "event": type(event).__name__,
+        "actor": event.actor,
+        "at": iso(event.at),
+        "recorded_at": iso(event.timestamp),
+        "command_id": event.command_id,
+        "rule": details.pop("rule", None),
+        "deadline": details.pop("deadline", None),
+        "details": details,
+    }
+
+
+def _plain(value: Any) -> Any:
+    return iso(value) if isinstance(value, datetime) else value

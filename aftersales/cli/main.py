@@ -1,0 +1,748 @@
+"""The `aftersales` command line (SPEC section 6)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
+
+from aftersales.application.clock import guard_for, wall_clock
+from aftersales.application.commands import At, describe
+from aftersales.application.ledger import Ledger
+from aftersales.application.status import history_entry, status_document
+from aftersales.cli.progress import Progress
+from aftersales.cli.render import render_history, render_status
+from aftersales.errors import (
+    EXIT_INTEGRITY,
+    EXIT_STORE,
+    EXIT_USAGE,
+    AftersalesError,
+    CommandRefused,
+    IntegrityBroken,
+    LedgerMissing,
+    StoreUnavailable,
+)
+from aftersales.ingest.parallel import PARALLEL_FROM, default_workers, ingest_in_parallel
+from aftersales.ingest.serial import BATCH, IngestReport, Settled, broken_names, ingest
+from aftersales.readmodels.database import VIEWS_ENV_VAR, ReadModels, views_url
+from aftersales.readmodels.queries import (
+    SCORECARD,
+    broken_orders,
+    list_violations,
+    render,
+    scorecard,
+)
+from aftersales.readmodels.runner import BATCH as PROJECTION_BATCH
+from aftersales.readmodels.runner import Runner, verify
+from aftersales.readmodels.schema import SCHEMA_VERSION
+from aftersales.runtime.garbage import tune_for_batch_work
+from aftersales.settings import Settings
+from aftersales.storage.config import DEFAULT_URL, ENV_VAR, redacted, resolve_url, sqlite_path
+from aftersales.storage.integrity import Check, check
+from aftersales.storage.retry import FIRST_PAUSE, LONGEST_PAUSE, Patience, is_store_error, may_pass
+from aftersales.storage.retry import describe as store_error
+from aftersales.storage.shard import SHARDS
+
+if TYPE_CHECKING:
+    from aftersales.devtools.workload import Workload
+
+T = TypeVar("T")
+
+VIOLATION_COLUMNS = ("deadline", "rule", "merchant_id", "order_id", "case_no",
+                     "consequence", "penalty")
+
+_TIME: TypeAdapter[datetime] = TypeAdapter(At)
+
+
+def business_time(text: str) -> datetime:
+    """An ISO-8601 timestamp with an offset, for --now and --as-of (as strict as a
+    command's `at`, and saying what is wrong with it)."""
+    try:
+        return _TIME.validate_python(text)
+    except ValidationError as e:
+        why = re.sub(r"^field '[^']*': ", "", describe(e, tagged=False))
+        raise argparse.ArgumentTypeError(f"{text!r}: {why}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument("--db", metavar="URL", default=argparse.SUPPRESS,
+                    help=f"store URL (default: ${ENV_VAR} or {DEFAULT_URL})")
+    db.add_argument("--views", metavar="URL", default=argparse.SUPPRESS,
+                    help=f"read-model URL (default: ${VIEWS_ENV_VAR} or the store's database)")
+    db.add_argument("--retry-for", metavar="SECONDS", type=float, default=argparse.SUPPRESS,
+                    help="how long a store failure that may pass (lost connection, locked "
+                    "database, ...) is retried before giving up (default: "
+                    "$AFTERSALES_RETRY_FOR or 60)")
+    projecting = argparse.ArgumentParser(add_help=False)
+    projecting.add_argument("--no-project", action="store_true",
+                            help="leave the read models for `aftersales project`")
+    future = argparse.ArgumentParser(add_help=False)
+    future.add_argument("--allow-future", action="store_true",
+                        help="accept business times more than $AFTERSALES_FUTURE_MARGIN "
+                        "(default 600 s) ahead of the wall clock (replaying future-dated "
+                        "test data)")
+    since_until = argparse.ArgumentParser(add_help=False)
+    since_until.add_argument("--since", type=business_time, help="from business time T")
+    since_until.add_argument("--until", type=business_time, help="before business time T")
+    since_until.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    parser = argparse.ArgumentParser(
+        prog="aftersales", parents=[db],
+        description="An event-sourced ledger for e-commerce after-sales.")
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    ack = argparse.ArgumentParser(add_help=False)
+    ack.add_argument("--ack", action="store_true",
+                     help="print a line to standard output as each unit of work is committed")
+
+    p = sub.add_parser("ingest", parents=[db, projecting, ack, future],
+                       help="apply a command file (JSON Lines)")
+    p.add_argument("file", help="the command file, or - for standard input")
+    p.add_argument("--batch", type=int, default=BATCH,
+                   help=f"lines per transaction (default {BATCH}; 1: one each)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes, each deciding the orders it owns (default: one per core, "
+                   f"up to 4, for files of {PARALLEL_FROM >> 20} MiB or more; else 1)")
+
+    p = sub.add_parser("tick", parents=[db, projecting, ack, future],
+                       help="sweep due timeouts")
+    p.add_argument("--now", type=business_time, help="business time (default: wall clock)")
+
+    p = sub.add_parser("status", parents=[db], help="an order's current state")
+    p.add_argument("order_id")
+    p.add_argument("--json", action="store_true", help="the status document as JSON")
+    p.add_argument("--as-of", type=business_time, help="the state as it stood at T")
+
+    p = sub.add_parser("history", parents=[db], help="an order's audit trail")
+    p.add_argument("order_id")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("project", parents=[db, ack], help="bring the read models up to date")
+    p.add_argument("--follow", action="store_true", help="then keep following new events")
+    p.add_argument("--poll", type=float, default=0.5, help="seconds between polls (--follow)")
+    p.add_argument("--batch", type=int, default=PROJECTION_BATCH,
+                   help=f"events per transaction (default {PROJECTION_BATCH})")
+    p = sub.add_parser("rebuild", parents=[db], help="drop the read models and replay all events")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes, each replaying a range of orders (default: one per core, "
+                   "up to 4, for 100,000 events or more; else 1)")
+    p = sub.add_parser("verify", parents=[db],
+                       help="check the chained record, then rebuild into a scratch database "
+                       "and compare with the read models")
+    p.add_argument("--head", metavar="DIGEST",
+                   help="a log head digest printed by an earlier verify and kept elsewhere: "
+                   "check that the history up to it is unchanged")
+    p = sub.add_parser("db", parents=[db],
+                       help="operators: create, check or upgrade the store")
+    p.add_argument("action", choices=("init", "check", "upgrade"),
+                   help="upgrade: add the chained record to a store written before it")
+    p = sub.add_parser("violations", parents=[db, since_until], help="list violations")
+    p.add_argument("--merchant")
+    p.add_argument("--rule")
+    sub.add_parser("report", parents=[db, since_until], help="the merchant scorecard")
+
+    p = sub.add_parser("bench", parents=[db], help="measure speed against same-run baselines")
+    p.add_argument("--orders", type=int, default=100_000)
+    p.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
+    p.add_argument("--big", action="store_true", help="also scale to 10x the orders")
+    p.add_argument("--json", metavar="FILE", help="write the full report here")
+    p.add_argument("--workdir", metavar="DIR", help="keep the generated files and stores")
+
+    for name, text in (("demo", "generate a workload, ingest it, sweep, and report"),
+                       ("gen", "write a generated command file to standard output")):
+        p = sub.add_parser(name, parents=[db, projecting, future] if name == "demo" else [db],
+                           help=text)
+        p.add_argument("--orders", type=int, default=3000)
+        p.add_argument("--seed", type=int, default=7)
+        p.add_argument("--days", type=int, default=42)
+    return parser
+
+
+#: Commands that may create a ledger; every other one needs one already there.
+CREATING = {"ingest", "demo"}
+#: Commands that change the ledger or its read models (the others only read).
+WRITING = {"ingest", "tick", "demo", "project", "rebuild", "db"}
+
+
+class Edge:
+    """What one run of the command line works with: its arguments, its settings, and how
+    it tells what it waits for."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        settings = Settings.from_env()
+        if getattr(args, "retry_for", None) is not None:
+            settings = replace(settings, retry_for=max(0.0, args.retry_for))
+        if getattr(args, "allow_future", False):
+            settings = replace(settings, future_margin=None)
+        self.settings = settings
+        self.url = resolve_url(getattr(args, "db", None))
+
+    def ledger(self, create: bool) -> Ledger:
+        """The ledger at the URL; a command that does not create one needs it there."""
+        path = sqlite_path(self.url)
+        if not create and path is not None and not Path(path).exists():
+            raise LedgerMissing(self.missing())
+        ledger = self.patience().run(
+            lambda: Ledger(self.url, create_tables=create, settings=self.settings,
+                           guard=guard_for(self.settings)), "opening the ledger")
+        if not create and not ledger.index.has_ledger():
+            ledger.close()
+            raise LedgerMissing(self.missing())
+        return ledger
+
+    def missing(self) -> str:
+        return (f"no ledger at {redacted(self.url)}: nothing was created (give --db or "
+                f"${ENV_VAR}, or start one with `aftersales ingest FILE` or `aftersales db "
+                "init`)")
+
+    def patience(self, ledger: Ledger | None = None, retry_for: float | None = -1.0
+                 ) -> Patience:
+        return Patience(self.settings.retry_for if retry_for == -1.0 else retry_for,
+                        redacted(self.url), on_wait=waiting,
+                        explain=ledger.store_reason if ledger is not None else lambda: None)
+
+
+def waiting(text: str) -> None:
+    """Say what is waited for (on a line of its own, even when a progress bar shows)."""
+    print(f"\raftersales: waiting: {text}", file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    tune_for_batch_work()
+    try:
+        edge = Edge(args)
+        if args.cmd == "gen":
+            return cmd_gen(args)
+        if args.cmd == "db":
+            return cmd_db(edge)
+        if args.cmd == "bench":
+            return cmd_bench(args, getattr(args, "db", None))
+        if args.cmd == "ingest" and args.file != "-" and not os.access(args.file, os.R_OK):
+            return _unreadable(args.file)  # before any store is opened (or created)
+        with closing(edge.ledger(create=args.cmd in CREATING)) as ledger:
+            handler = {"ingest": cmd_ingest, "tick": cmd_tick, "status": cmd_status,
+                       "history": cmd_history, "demo": cmd_demo, "project": cmd_project,
+                       "rebuild": cmd_rebuild, "verify": cmd_verify,
+                       "violations": cmd_violations, "report": cmd_report}[args.cmd]
+            return handler(ledger, edge)
+    except IntegrityBroken as e:
+        return _fail(str(e), EXIT_INTEGRITY)
+    except StoreUnavailable as e:
+        return _fail(str(e), EXIT_STORE)
+    except AftersalesError as e:
+        return _fail(str(e), EXIT_USAGE)
+    except BrokenPipeError:  # the reader went away (`| head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if args.cmd in WRITING:  # work was cut short: say so (what is recorded stays)
+            return _fail("standard output was closed: stopped.  What was acknowledged is "
+                         "recorded; run the same command again to carry on", 1)
+        return 0  # a reader that has seen enough is not an error
+    except Exception as e:
+        if not is_store_error(e):
+            raise
+        return _fail(f"the store failed: {store_error(e)}", EXIT_STORE)
+
+
+def _fail(text: str, code: int) -> int:
+    print(f"aftersales: {text}", file=sys.stderr)
+    return code
+
+
+def _unreadable(path: str) -> int:
+    try:
+        open(path, "rb").close()
+        reason = "cannot be read"
+    except OSError as e:
+        reason = e.strerror or "cannot be read"
+    return _fail(f"cannot read {path}: {reason}", EXIT_USAGE)
+
+
+def _views(ledger: Ledger, edge: Edge) -> ReadModels:
+    return ReadModels(views_url(ledger.url, getattr(edge.args, "views", None)),
+                      settings=edge.settings)
+
+
+def _project(ledger: Ledger, edge: Edge, label: str = "project") -> int:
+    """Bring the read models up to date (unless --no-project); return events projected.
+    The ledger is recorded whatever happens here: if the read models' store fails, say
+    so, and how to catch up."""
+    if getattr(edge.args, "no_project", False):
+        return 0
+
+    def catch_up() -> int:
+        with closing(_views(ledger, edge)) as views:
+            runner = Runner(ledger, views)
+            progress = Progress(label, runner.lag(), unit="events")
+            done = runner.catch_up(progress.advance_by)
+            progress.close()
+            return done
+
+    try:
+        return edge.patience(ledger).run(catch_up, "bringing the read models up to date")
+    except StoreUnavailable as e:
+        raise StoreUnavailable(f"{e}.  The ledger itself is recorded; run `aftersales "
+                               "project` when the store is back") from e
+
+
+def _report_broken(names: set[str]) -> int:
+    """Say which orders this run found broken; the exit code that goes with it."""
+    if not names:
+        return 0
+    print(f"aftersales: {len(names)} order(s) with a broken history were refused or "
+          f"skipped: {_few(sorted(names))}; run `aftersales verify`", file=sys.stderr)
+    return EXIT_INTEGRITY
+
+
+def _few(names: list[str], most: int = 5) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more"
+                                      if len(names) > most else "")
+
+
+def _print_refusal(number: int, refusal: CommandRefused) -> None:
+    print(f"line {number}: {refusal.code}: {refusal.reason}", file=sys.stderr)
+
+
+def _acknowledge(settled: Settled) -> None:
+    print(f"ack {settled.line} {settled.status}", flush=True)
+
+
+def _lines_of(stream: BinaryIO) -> Iterator[bytes]:
+    yield from stream
+
+
+def cmd_ingest(ledger: Ledger, edge: Edge) -> int:
+    args = edge.args
+    if args.file == "-":
+        source, total = sys.stdin.buffer, None
+    else:
+        try:
+            source, total = open(args.file, "rb"), os.path.getsize(args.file)  # noqa: SIM115
+        except OSError:
+            return _unreadable(args.file)
+    workers = _workers(args, ledger, total)
+    if isinstance(workers, str):
+        source.close()
+        return _fail(workers, EXIT_USAGE)
+    progress = Progress("ingest", total)
+    acknowledge = _acknowledge if args.ack else lambda settled: None
+    with source:
+        if workers == 1:
+            report = ingest(ledger, _lines_of(source), _print_refusal, progress.advance,
+                            acknowledge, batch=args.batch, patience=edge.patience(ledger))
+        else:
+            def done(settled: Settled) -> None:
+                progress.count()
+                acknowledge(settled)
+
+            report = ingest_in_parallel(ledger.url, args.file, workers, _print_refusal,
+                                        done, progress.reach, batch=args.batch,
+                                        settings=edge.settings, on_wait=waiting)
+    progress.close()
+    print(report.summary())
+    if (stopped := report.stop_message()) is not None:
+        return _fail(stopped, EXIT_STORE)
+    _project(ledger, edge)
+    broken = _report_broken(report.broken)
+    return broken or (1 if report.refused else 0)
+
+
+def _workers(args: argparse.Namespace, ledger: Ledger, size: int | None) -> int | str:
+    """How many processes ingest the file (or why the number asked for cannot be)."""
+    if args.workers is not None:
+        if not 1 <= args.workers <= SHARDS:
+            return f"--workers takes 1 to {SHARDS}"
+        if args.workers > 1 and (size is None or ledger.url.startswith("memory:")):
+            return "parallel ingest reads a file into a durable store, not standard input " \
+                   "or memory:"
+        return int(args.workers)
+    if args.batch <= 1 or ledger.url.startswith("memory:"):
+        return 1
+    return default_workers(size)
+
+
+def cmd_tick(ledger: Ledger, edge: Edge) -> int:
+    now = edge.args.now or wall_clock()
+
+    def acknowledge(oid: object, n: int) -> None:
+        if edge.args.ack:
+            print(f"ack swept {getattr(oid, 'hex', oid)} {n}", flush=True)
+
+    swept = edge.patience(ledger).run(lambda: ledger.tick(now, acknowledge),
+                                      f"sweeping the timeouts due before {now.isoformat()}")
+    print(f"swept {swept} timeouts due before {now.isoformat()}")
+    _project(ledger, edge)
+    return _report_broken(broken_names(ledger))
+
+
+def _read(ledger: Ledger, edge: Edge, step: Callable[[], T], doing: str) -> T:
+    """A read of the ledger, tried again while a store failure may pass."""
+    return edge.patience(ledger).run(step, doing)
+
+
+def cmd_status(ledger: Ledger, edge: Edge) -> int:
+    args = edge.args
+    if args.as_of is not None:
+        order = _read(ledger, edge, lambda: ledger.order_as_of(args.order_id, args.as_of),
+                      f"reading order {args.order_id}")
+        when = f" at {args.as_of.isoformat()}"
+    else:
+        order = _read(ledger, edge, lambda: ledger.get_order(args.order_id),
+                      f"reading order {args.order_id}")
+        when = ""
+    if order is None:
+        return _fail(f"order {args.order_id} was not placed{when}", 1)
+    doc = status_document(order)
+    print(json.dumps(doc, ensure_ascii=False) if args.json else render_status(doc))
+    return 0
+
+
+def cmd_history(ledger: Ledger, edge: Edge) -> int:
+    args = edge.args
+    entries = _read(ledger, edge, lambda: [history_entry(e) for e in
+                                           ledger.order_events(args.order_id)],
+                    f"reading order {args.order_id}")
+    if not entries:
+        return _fail(f"order {args.order_id} was not placed", 1)
+    print(json.dumps(entries, ensure_ascii=False, indent=1) if args.json
+          else render_history(entries))
+    return 0
+
+
+def _workload(args: argparse.Namespace) -> Workload:
+    from aftersales.devtools.workload import Workload  # a development tool: loaded on use
+    return Workload(orders=args.orders, seed=args.seed, days=args.days)
+
+
+def cmd_gen(args: argparse.Namespace) -> int:
+    from aftersales.devtools.workload import generate
+    out = sys.stdout
+    for line in generate(_workload(args)):
+        out.write(json.dumps(line, separators=(",", ":")) + "\n")
+    out.flush()
+    return 0
+
+
+def cmd_demo(ledger: Ledger, edge: Edge) -> int:
+    args = edge.args
+    from aftersales.devtools.workload import generate
+    w = _workload(args)
+    print(f"demo: {w.orders} orders over {w.days} days (seed {w.seed}) into "
+          f"{redacted(ledger.url)}")
+    lines = [json.dumps(line).encode() for line in generate(w)]
+    progress = Progress("ingest", len(lines))
+    started = time.perf_counter()
+    report: IngestReport = ingest(ledger, lines, _print_refusal, lambda _: progress.advance(),
+                                  patience=edge.patience(ledger))
+    progress.close()
+    elapsed = time.perf_counter() - started
+    print(report.summary())
+    if (stopped := report.stop_message()) is not None:
+        return _fail(stopped, EXIT_STORE)
+    swept = edge.patience(ledger).run(lambda: ledger.tick(w.end), "sweeping")
+    print(f"ingested in {elapsed:.1f}s ({report.lines / elapsed:,.0f} lines/s); "
+          f"final sweep at {w.end.isoformat()}: {swept} timeouts")
+    started = time.perf_counter()
+    projected = _project(ledger, edge)
+    print(f"projected {projected} events into the read models in "
+          f"{time.perf_counter() - started:.1f}s")
+    if not getattr(args, "no_project", False):
+        with closing(_views(ledger, edge)) as views:
+            rows = scorecard(views)
+            found = list_violations(views)
+        by_rule: dict[str, int] = {}
+        for v in found:
+            by_rule[v["rule"]] = by_rule.get(v["rule"], 0) + 1
+        print("\nviolations by rule (read model `violations`):")
+        for rule, n in sorted(by_rule.items()):
+            print(f"  {rule:<24} {n:>6}")
+        print("\nworst merchants (read model `merchant_compliance`):")
+        print(render(rows[:8], "table", SCORECARD))
+    return _report_broken(report.broken | broken_names(ledger)) or (
+        1 if report.refused else 0)
+
+
+def cmd_project(ledger: Ledger, edge: Edge) -> int:
+    args = edge.args
+    if not args.follow:
+        return _project_once(ledger, edge)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    # A service: after a store failure that may pass it reconnects, with growing pauses,
+    # for as long as it takes (--retry-for bounds it, counted from the first failure since
+    # it last projected anything), and stops at once on SIGTERM, even while it waits.
+    bound = getattr(args, "retry_for", None)
+    print(f"following {redacted(ledger.url)}", flush=True)
+    position = [0]
+    failing_since: float | None = None
+    pause = FIRST_PAUSE
+    told = ""
+    while not stop.is_set():
+        before = position[0]
+        try:
+            with closing(_views(ledger, edge)) as views:
+                runner = Runner(ledger, views, batch=max(1, args.batch))
+                position[0] = runner.position
+                print(f"projecting from position {position[0]}", flush=True)
+
+                def acknowledge(n: int, runner: Runner = runner) -> None:
+                    position[0] = runner.position
+                    if args.ack:
+                        print(f"ack position {position[0]}", flush=True)
+
+                runner.follow(stop, args.poll, acknowledge)
+        except Exception as e:
+            if not (is_store_error(e) and may_pass(e)):
+                raise
+            now = time.monotonic()
+            if failing_since is None or position[0] > before:  # a new run of failures
+                failing_since, pause = now, FIRST_PAUSE
+            reason = store_error(e)
+            if bound is not None and now - failing_since >= bound:
+                raise StoreUnavailable(f"following: {redacted(ledger.url)}: {reason}",
+                                       now - failing_since) from e
+            if reason != told:
+                waiting(f"following: {reason}; reconnecting")
+                told = reason
+            stop.wait(pause)
+            pause = min(pause * 2, LONGEST_PAUSE)
+    print(f"stopped at position {position[0]}")
+    return 0
+
+
+def _project_once(ledger: Ledger, edge: Edge) -> int:
+    def once() -> int:
+        with closing(_views(ledger, edge)) as views:
+            runner = Runner(ledger, views, batch=max(1, edge.args.batch))
+
+            def acknowledge(n: int) -> None:
+                if edge.args.ack:
+                    print(f"ack position {runner.position}", flush=True)
+
+            done = runner.catch_up(acknowledge)
+            print(f"projected {done} events; position {runner.position}")
+            return done
+
+    edge.patience(ledger).run(once, "bringing the read models up to date")
+    return _broken_in_read_models(ledger, edge)
+
+
+def cmd_rebuild(ledger: Ledger, edge: Edge) -> int:
+    args = edge.args
+    if args.workers is not None and not 1 <= args.workers <= 16:
+        return _fail("--workers takes 1 to 16", EXIT_USAGE)
+
+    def rebuild() -> tuple[int, float]:
+        with closing(_views(ledger, edge)) as views:
+            runner = Runner(ledger, views, prepare=False)  # whatever is there is replaced
+            total = ledger.recorder.max_notification_id() or 0
+            progress = Progress("rebuild", total, unit="events")
+            started = time.perf_counter()
+            done = runner.rebuild(progress.advance_by, args.workers)
+            progress.close()
+            return done, time.perf_counter() - started
+
+    done, elapsed = edge.patience(ledger).run(rebuild, "rebuilding the read models")
+    print(f"rebuilt the read models from {done} events in {elapsed:.1f}s "
+          f"({done / max(elapsed, 1e-9):,.0f} events/s)")
+    return _broken_in_read_models(ledger, edge)
+
+
+def _broken_in_read_models(ledger: Ledger, edge: Edge) -> int:
+    """Warn of orders the read models could not vouch for; the exit code that goes with
+    it."""
+    with closing(_views(ledger, edge)) as views:
+        broken = broken_orders(views)
+    if not broken:
+        return 0
+    names = [b["order_id"] or b["order_uuid"] for b in broken]
+    print(f"aftersales: warning: {len(names)} order(s) have a broken history and are counted "
+          f"only up to the break (table integrity_breaks): {_few(names)}; run `aftersales "
+          "verify`", file=sys.stderr)
+    return EXIT_INTEGRITY
+
+
+def cmd_verify(ledger: Ledger, edge: Edge) -> int:
+    args = edge.args
+    kept = None
+    if args.head is not None:
+        try:
+            kept = bytes.fromhex(args.head)
+            if len(kept) != 32:
+                raise ValueError
+        except ValueError:
+            return _fail(f"--head {args.head!r}: expected the 64 hex digits verify printed",
+                         EXIT_USAGE)
+
+    def chains() -> Check:
+        upto = ledger.recorder.max_notification_id() or 0
+        progress = Progress("verify", 2 * upto, unit="events")
+        found = check(ledger.index, upto, ledger.order_number, kept, progress.advance_by)
+        progress.close()
+        return found
+
+    found = edge.patience(ledger).run(chains, "checking the chained record")
+    code = 0
+    for broken, order_id in found.breaks:
+        print(f"verify: order {order_id or broken.originator_id}: its history is broken at "
+              f"{broken.describe()}")
+    for b in found.log_breaks:
+        print(f"verify: log position {b.position} (order {b.originator_id}, version "
+              f"{b.version}): {b.reason}")
+    if found.intact:
+        print(f"verify: the chained record holds: {found.events} events of {found.orders} "
+              "orders, and the log")
+    else:
+        print(f"verify: the chained record is broken: {len(found.breaks)} order(s), "
+              f"{len(found.log_breaks)} log position(s)", file=sys.stderr)
+        code = EXIT_INTEGRITY
+    print(f"verify: log head {found.head.hex()} at position {found.position} (keep it "
+          "elsewhere; `verify --head` checks it later)")
+    if kept is not None:
+        if found.kept_at is None:
+            print("verify: the digest kept is not in the log: the history up to it was "
+                  "changed (or it is not this ledger's)", file=sys.stderr)
+            code = EXIT_INTEGRITY
+        elif any(b.position <= found.kept_at for b in found.log_breaks):
+            print(f"verify: the digest kept is the log's link at position {found.kept_at}, "
+                  "but the log breaks before it", file=sys.stderr)
+            code = EXIT_INTEGRITY
+        else:
+            print(f"verify: the digest kept is the log's link at position {found.kept_at}: "
+                  "the history up to it is unchanged")
+    differences = edge.patience(ledger).run(lambda: _compare(ledger, edge),
+                                            "comparing the read models with a rebuild")
+    for line in differences:
+        print(line)
+    if differences:
+        print(f"verify: the read models differ from a rebuild ({len(differences)} lines)",
+              file=sys.stderr)
+        return code or 1
+    print("verify: the read models equal a rebuild from the events")
+    return code
+
+
+def _compare(ledger: Ledger, edge: Edge) -> list[str]:
+    with closing(_views(ledger, edge)) as views:
+        return verify(ledger, views)
+
+
+def cmd_db(edge: Edge) -> int:
+    """`db init` creates every table; `db check` reports on the store, creating nothing;
+    `db upgrade` adds the chained record to a store written before it."""
+    action = edge.args.action
+    if action == "upgrade":
+        return _upgrade(edge)
+    init = action == "init"
+    with closing(edge.ledger(create=init)) as ledger:
+        where = redacted(ledger.url)
+        views = _views(ledger, edge)
+        try:
+            if init:
+                views.create_table()
+            events = ledger.recorder.max_notification_id() or 0
+            pending = ledger.index.pending_deadlines()
+            position = views.max_tracking_id(ledger.name) or 0
+        except Exception as e:
+            if not is_store_error(e):
+                raise
+            print(f"aftersales: {where} is not usable: {store_error(e)}", file=sys.stderr)
+            print("aftersales: run `aftersales db init` to create the tables",
+                  file=sys.stderr)
+            return 1
+        finally:
+            views.close()
+        now = wall_clock()
+        overdue = sum(1 for _, row in pending if row.deadline < now)
+        print(f"store {where}: {'initialised' if init else 'ok'}")
+        print(f"  events recorded: {events}")
+        print(f"  pending deadlines: {len(pending)} ({overdue} past due: run `aftersales "
+              "tick`)" if overdue else f"  pending deadlines: {len(pending)}")
+        print(f"  read models at position {position} of {events} (lag {events - position}),"
+              f" schema version {SCHEMA_VERSION}, business days in {views.tz_name}")
+        return 0
+
+
+def _upgrade(edge: Edge) -> int:
+    path = sqlite_path(edge.url)
+    if path is not None and not Path(path).exists():
+        raise LedgerMissing(edge.missing())
+    with closing(Ledger(edge.url, create_tables=False, upgrading=True,
+                        settings=edge.settings)) as ledger:
+        if not ledger.index.has_ledger():
+            raise LedgerMissing(edge.missing())
+        where = redacted(ledger.url)
+        if not ledger.index.needs_upgrade() and not ledger.index.unchained():
+            print(f"store {where}: already has the chained record; nothing to do")
+            return 0
+        total = ledger.recorder.max_notification_id() or 0
+        progress = Progress("upgrade", total, unit="events")
+        done = ledger.index.upgrade(progress.advance_by)
+        progress.close()
+    with closing(edge.ledger(create=False)) as ledger:
+        found = check(ledger.index, ledger.recorder.max_notification_id() or 0,
+                      ledger.order_number)
+    print(f"store {where}: upgraded: {done} events chained, none changed; log head "
+          f"{found.head.hex()} at position {found.position} (keep it elsewhere)")
+    return 0 if found.intact else EXIT_INTEGRITY
+
+
+def cmd_bench(args: argparse.Namespace, url: str | None) -> int:
+    from aftersales.devtools.bench import Bench, render
+
+    def say(text: str) -> None:
+        if sys.stderr.isatty():
+            print(f"bench: {text}", file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        workdir = Path(args.workdir or scratch)
+        workdir.mkdir(parents=True, exist_ok=True)
+        report = Bench(orders=args.orders, workdir=workdir, db=url, repeat=max(1, args.repeat),
+                       big=args.big, say=say).run()
+    print(render(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+    return 0
+
+
+def cmd_violations(ledger: Ledger, edge: Edge) -> int:
+    args = edge.args
+    _project(ledger, edge)
+    rows = _read(ledger, edge, lambda: _query(ledger, edge, lambda views: list_violations(
+        views, args.merchant, args.rule, args.since, args.until)), "reading the violations")
+    print(render(rows, args.format, VIOLATION_COLUMNS))
+    return _broken_in_read_models(ledger, edge)
+
+
+def cmd_report(ledger: Ledger, edge: Edge) -> int:
+    args = edge.args
+    _project(ledger, edge)
+    rows = _read(ledger, edge, lambda: _query(ledger, edge, lambda views: scorecard(
+        views, args.since, args.until)), "reading the scorecard")
+    print(render(rows, args.format, SCORECARD))
+    return _broken_in_read_models(ledger, edge)
+
+
+def _query(ledger: Ledger, edge: Edge, ask: Callable[[ReadModels], T]) -> T:
+    with closing(_views(ledger, edge)) as views:
+        return ask(views)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""The read models' database: a SQLAlchemy engine, the schema (versioned), and the tracking
+position, implementing eventsourcing's `TrackingRecorder` so that positions are recorded
+atomically with the rows they account for."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
+from sqlalchemy import Connection, Engine, create_engine, event, insert, select, text, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.pool import StaticPool
+
+from aftersales.errors import ViewsConfigError, ViewsMismatch
+from aftersales.readmodels.schema import (
+    SCHEMA_VERSION,
+    metadata,
+    projection_meta,
+    projection_tracking,
+)
+from aftersales.settings import DEFAULT_SETTINGS, Settings
+from aftersales.storage.config import PostgresTarget, postgres_target
+from aftersales.storage.postgres import answering, session
+from aftersales.storage.retry import retry_races
+
+VIEWS_ENV_VAR = "AFTERSALES_VIEWS_DB"
+TZ_ENV_VAR = "AFTERSALES_TZ"
+DEFAULT_TZ = "Asia/Shanghai"
+PROJECTION_NAME = "reporting"
+DDL_ATTEMPTS = 5
+
+
+class StaleTracking(IntegrityError):
+    """Another runner recorded these events first: nothing of this batch was written."""
+
+
+def views_url(store_url: str, url: str | None = None) -> str:
+    """Explicit URL, else $AFTERSALES_VIEWS_DB, else the events' own database."""
+    chosen = url or os.environ.get(VIEWS_ENV_VAR)
+    if chosen:
+        return chosen
+    return "sqlite://" if store_url.startswith("memory:") else store_url
+
+
+def make_engine(url: str, settings: Settings = DEFAULT_SETTINGS) -> Engine:
+    """The read models' engine, every wait bounded as the settings say."""
+    if url == "sqlite://":  # in-process, shared by every connection
+        return create_engine(url, poolclass=StaticPool,
+                             connect_args={"check_same_thread": False})
+    if url.startswith("sqlite:"):
+        engine = create_engine(url, connect_args={"timeout": settings.lock_timeout})
+
+        @event.listens_for(engine, "connect")
+        def _wal(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            mode = dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode.lower() != "wal":
+                # Another process switching the new file at the same moment wins: fine.
+                with contextlib.suppress(sqlite3.OperationalError):
+                    dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+        return engine
+    target = postgres_target(url)
+    if target is not None:
+        engine = _postgres_engine(target, settings)
+        if target.schema != "public":
+            def create_schema() -> None:
+                with engine.begin() as conn:
+                    conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{target.schema}"'))
+
+            retry_races(create_schema, (sa_exc.DBAPIError,), DDL_ATTEMPTS)
+        return engine
+    raise ViewsConfigError(f"unknown read-model URL {url!r}")
+
+
+def _postgres_engine(target: PostgresTarget, settings: Settings) -> Engine:
+    """Connections like the ledger's (`aftersales.storage.postgres.session`), with a
+    client that stops waiting for a server that does not answer."""
+    u = target.url
+    connection = answering(settings.answer_timeout)
+    kwargs: dict[str, Any] = {
+        "host": u.host or "127.0.0.1", "port": u.port or 5432, "dbname": u.database,
+        "user": u.username or os.environ.get("PGUSER") or getpass.getuser(),
+        "password": u.password or os.environ.get("PGPASSWORD", ""),
+        **session(settings.statement_timeout, target.lock_timeout(settings),
+                  float(target.settings.get("connect_timeout", "5")),
+                  target.schema if target.schema != "public" else None),
+    }
+    engine_options = {k: v for k, v in target.engine_options().items()
+                      if k != "connect_args"}
+    return create_engine("postgresql+psycopg://", creator=lambda: connection.connect(**kwargs),
+                         **engine_options)
+
+
+class ReadModels(TrackingRecorder):
+    """The read-model tables and their tracking position."""
+
+    def __init__(self, url: str, tz: str | None = None,
+                 settings: Settings = DEFAULT_SETTINGS) -> None:
+        self.url = url
+        self.settings = settings
+        self.tz_name = tz or os.environ.get(TZ_ENV_VAR) or DEFAULT_TZ
+        try:
+            self.tz = ZoneInfo(self.tz_name)
+        except (KeyError, ValueError) as e:
+            raise ViewsConfigError(f"unknown time zone {self.tz_name!r}") from e
+        self.engine = make_engine(url, settings)
+        self.rebuilt_for_version = False
+
+    def create_table(self) -> None:
+        """Create the tables.  Read models of an older schema version are dropped (the
+        runner then replays them); read models of a newer version, or of another business
+        time zone, are refused: never mixed, never silently replaced."""
+        retry_races(self._create_table, (sa_exc.DBAPIError,), DDL_ATTEMPTS)
+
+    def _create_table(self) -> None:
+        with self.engine.begin() as conn:
+            metadata.create_all(conn, tables=[projection_meta])
+            meta = self._meta(conn)
+        if meta is not None and meta != (SCHEMA_VERSION, self.tz_name):
+            if meta[0] < SCHEMA_VERSION:
+                self.drop()
+                self.rebuilt_for_version = True
+                meta = None
+            else:
+                raise ViewsMismatch(self.mismatch(meta))
+        with self.engine.begin() as conn:
+            metadata.create_all(conn)
+            if meta is None:
+                conn.execute(insert(projection_meta).values(
+                    name=PROJECTION_NAME, schema_version=SCHEMA_VERSION,
+                    timezone=self.tz_name))
+
+    @staticmethod
+    def _meta(conn: Connection) -> tuple[int, str] | None:
+        row = conn.execute(select(projection_meta).where(
+            projection_meta.c.name == PROJECTION_NAME)).first()
+        return None if row is None else (row.schema_version, row.timezone)
+
+    def mismatch(self, meta: tuple[int, str]) -> str:
+        version, tz = meta
+        if version > SCHEMA_VERSION:
+            return (f"the read models were built by a newer version (schema {version}; "
+                    f"this is {SCHEMA_VERSION}): upgrade aftersales")
+        if version == 0:
+            return ("the read models are being rebuilt (or a rebuild stopped midway): wait, "
+                    "or run `aftersales rebuild`")
+        if version < SCHEMA_VERSION:
+            return f"the read models are of schema {version}: run `aftersales rebuild`"
+        return (f"the read models count business days in {tz}, this process in "
+                f"{self.tz_name}: set AFTERSALES_TZ={tz}, or `aftersales rebuild` to change")
+
+    def check(self, conn: Connection) -> None:
+        """Inside a batch's transaction: refuse to write into read models that another
+        process rebuilt for another schema version or time zone meanwhile."""
+        meta = self._meta(conn)
+        if meta != (SCHEMA_VERSION, self.tz_name):
+            raise ViewsMismatch(self.mismatch(meta) if meta else "the read models were dropped")
+
+    def drop(self) -> None:
+        """Drop every read model and the tracking position (the next run replays all)."""
+        with self.engine.begin() as conn:
+            metadata.drop_all(conn)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    # --- TrackingRecorder ----------------------------------------------------------------
+
+    def insert_tracking(self, tracking: Tracking) -> None:
+        with self.transaction() as conn:
+            self.advance(conn, tracking, self._max(conn, tracking.application_name))
+
+    def max_tracking_id(self, application_name: str) -> int | None:
+        with self.engine.connect() as conn:
+            return self._max(conn, application_name)
+
+    @staticmethod
+    def _max(conn: Connection, application_name: str) -> int | None:
+        return conn.execute(
+            select(projection_tracking.c.notification_id).where(
+                projection_tracking.c.application_name == application_name)
+        ).scalar_one_or_none()
+
+    @staticmethod
+    def advance(conn: Connection, tracking: Tracking, expected: int | None) -> None:
+        """Move the position from `expected` forward to `tracking` (compare-and-set), as the
+        first write of the batch's transaction; `StaleTracking` if another runner moved it
+        or the position would not move forward."""
+        if tracking.notification_id <= (expected or 0):
+            raise StaleTracking(f"{tracking.application_name}: position {expected} is at or "
+                                f"past {tracking.notification_id}")
+        if expected is None:
+            try:
+                conn.execute(insert(projection_tracking).values(
+                    application_name=tracking.application_name,
+                    notification_id=tracking.notification_id))
+            except sa_exc.IntegrityError as e:  # another runner inserted it first
+                raise StaleTracking(str(e)) from e
+            return
+        moved = conn.execute(
+            update(projection_tracking)
+            .where(projection_tracking.c.application_name == tracking.application_name,
+                   projection_tracking.c.notification_id == expected)
+            .values(notification_id=tracking.notification_id))
+        if moved.rowcount != 1:
+            raise StaleTracking(
+                f"{tracking.application_name}: position moved from {expected} by another "
+                "runner")
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,320 @@
+"""How each event changes the read-model rows: pure, no SQL.
+
+A `Batch` holds the rows a batch of events touches (loaded by the runner), and collects
+the new violation and lapse rows and the compliance counters.  Deadlines, amounts and
+actors are copied from the events; no rule is decided here.
+
+Recorded events are folded only once they are checked against the chained record
+(`fold_recorded`): each must be the next version of its order, with the digest that
+follows the order's last folded one (`order_status.history_digest`).  An event that fails,
+or cannot be read, is not folded: the order is recorded in `integrity_breaks` and none of
+its later events are folded either, so reporting goes on for every other order and an
+analyst sees which orders it cannot vouch for.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, tzinfo
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Notification
+
+from aftersales.domain import events as ev
+from aftersales.domain.states import (
+    AWAITING,
+    COD_REFUND_VOUCHER_48H,
+    RECEIPT_CONFIRM_7D,
+    RETURN_RESPONSE_48H,
+    RETURN_TRACKING_7D,
+    TERMINAL_CASE_STATUSES,
+    UNPAID_24H,
+    CaseStatus,
+)
+from aftersales.storage.chain import ZERO, digest, id_bytes
+from aftersales.storage.port import ChainedNotification
+
+Row = dict[str, Any]
+COUNTERS = ("cases_opened", "answered_on_time", "auto_approved", "receipts_auto_confirmed",
+            "vouchers_late", "compensations_paid", "compensation_amount")
+
+#: Who is awaited while an order has no open case.
+ORDER_AWAITING = {"awaiting_payment": "user", "pending_confirmation": "merchant",
+                  "paid": "merchant", "stocking": "merchant", "shipped": "carrier"}
+
+
+@dataclass
+class Batch:
+    tz: tzinfo
+    orders: dict[str, Row] = field(default_factory=dict)  # by order_uuid (hex)
+    cases: dict[tuple[str, int], Row] = field(default_factory=dict)  # (order_uuid, case)
+    new_orders: set[str] = field(default_factory=set)
+    new_cases: set[tuple[str, int]] = field(default_factory=set)
+    violations: list[Row] = field(default_factory=list)
+    lapses: list[Row] = field(default_factory=list)
+    compliance: dict[tuple[str, date], Counter[str]] = field(default_factory=dict)
+    medians: set[tuple[str, date]] = field(default_factory=set)
+    breaks: dict[str, Row] = field(default_factory=dict)  # new, by order_uuid
+    frozen: set[str] = field(default_factory=set)  # order_uuids with a broken history
+
+    def day(self, at: datetime) -> date:
+        return at.astimezone(self.tz).date()
+
+    def count(self, merchant: str, at: datetime, counter: str, n: int = 1) -> None:
+        self.compliance.setdefault((merchant, self.day(at)), Counter())[counter] += n
+
+
+Decode = Callable[[Notification], ev.OrderEvent]
+
+
+def decoding(to_domain_event: Callable[[Notification], object]) -> Decode:
+    """A `Decode` from a mapper's `to_domain_event` (refusing what is not an order event)."""
+    def decode(notification: Notification) -> ev.OrderEvent:
+        event = to_domain_event(notification)
+        if not isinstance(event, ev.OrderEvent):
+            raise TypeError(f"{notification.topic} is not an order event")
+        return event
+    return decode
+
+
+def fold_recorded(batch: Batch, notification: Notification, decode: Decode) -> None:
+    """Check a recorded event against its order's chain, then fold it (or record the
+    break and freeze the order)."""
+    oid = notification.originator_id
+    assert isinstance(oid, UUID)
+    key = oid.hex
+    if key in batch.frozen:
+        return
+    checked = _follows(batch.orders.get(key), oid, notification)
+    if isinstance(checked, bytes):
+        try:
+            event = decode(notification)
+            if not isinstance(event, ev.OrderPlaced) and key not in batch.orders:
+                raise TypeError("the first event is not OrderPlaced")
+            fold(batch, event, notification.id)
+            batch.orders[key]["history_digest"] = checked.hex()
+            return
+        except Exception as e:  # whatever decoding raises: the event is unreadable
+            checked = (notification.originator_version,
+                       f"the event cannot be read ({type(e).__name__}: {e})")
+    broken(batch, key, notification, *checked)
+
+
+def _follows(order: Row | None, oid: UUID, n: Notification) -> bytes | tuple[int, str]:
+    """The event's digest if it follows the order's last folded event; else where and
+    why it does not."""
+    version, previous = ((order["version"], bytes.fromhex(order["history_digest"]))
+                         if order is not None else (0, ZERO))
+    if n.originator_version != version + 1:
+        return version + 1, (f"event {version + 1} is missing" if n.originator_version
+                             > version + 1 else f"event {n.originator_version} comes again")
+    stored = n.digest if isinstance(n, ChainedNotification) else None
+    if stored is None:
+        return n.originator_version, "the event has no digest (written before the chain)"
+    found = digest(previous, id_bytes(oid), n.originator_version, n.topic, n.state)
+    if stored != found:
+        return n.originator_version, ("the event does not match its digest: it was "
+                                      "altered, or an event before it was removed, "
+                                      "inserted or reordered")
+    return found
+
+
+def broken(batch: Batch, key: str, notification: Notification | None, version: int,
+           reason: str) -> None:
+    """Record that the order's history breaks at `version` and freeze it: its rows keep
+    what the events before the break made, and it has no pending deadline."""
+    order = batch.orders.get(key)
+    batch.frozen.add(key)
+    batch.breaks[key] = {
+        "order_uuid": key, "order_id": order["order_id"] if order else None,
+        "merchant_id": order["merchant_id"] if order else None, "version": version,
+        "position": notification.id if notification is not None else None, "reason": reason,
+    }
+    if order is not None:
+        order.update(history_broken=True, awaiting=None, next_deadline=None,
+                     next_deadline_rule=None)
+
+
+def fold(batch: Batch, event: ev.OrderEvent, position: int) -> None:
+    """Apply one event (at notification `position`) to the batch's rows."""
+    key = event.originator_id.hex
+    if isinstance(event, ev.OrderPlaced):
+        batch.orders[key] = placed_row(batch, event, key)
+        batch.new_orders.add(key)
+    order = batch.orders[key]
+    order.update(last_event_at=event.at, last_position=position,
+                 version=event.originator_version)
+    if isinstance(event, ev.CaseEvent):
+        _fold_case(batch, order, event, position)
+    else:
+        handler = ORDER_HANDLERS.get(type(event))
+        if handler is not None:
+            handler(batch, order, event, position)
+    order["awaiting"] = awaiting(order)
+
+
+def placed_row(batch: Batch, e: ev.OrderPlaced, key: str) -> Row:
+    return {
+        "order_id": e.order_id, "order_uuid": key, "payment": e.payment,
+        "merchant_id": e.merchant_id, "user_id": e.user_id,
+        "order_status": "awaiting_payment" if e.payment == "online" else "pending_confirmation",
+        "goods_amount": e.goods_amount, "postage": e.postage, "currency": e.currency,
+        "placed_at": e.at, "placed_day": batch.day(e.at), "delivered_at": None,
+        "cancelled_by": None, "latest_case": None, "case_status": None, "awaiting": None,
+        "next_deadline": e.payment_deadline,
+        "next_deadline_rule": "C-ON-4" if e.payment_deadline else None,
+        "refunded_total": 0, "violations": 0, "lapses": 0,
+        "history_digest": ZERO.hex(), "history_broken": False,
+    }
+
+
+def awaiting(order: Row) -> str | None:
+    status = order["case_status"]
+    if status is not None and CaseStatus(status) not in TERMINAL_CASE_STATUSES:
+        return AWAITING.get(CaseStatus(status))
+    return ORDER_AWAITING.get(order["order_status"])
+
+
+def _deadline(order: Row, at: datetime | None, rule: str | None) -> None:
+    order["next_deadline"], order["next_deadline_rule"] = (at, rule) if at else (None, None)
+
+
+def _status(status: str, **extra: str) -> Callable[..., None]:
+    def handler(batch: Batch, o: Row, e: Any, position: int) -> None:
+        o["order_status"] = status
+        _deadline(o, None, None)
+        for column, attribute in extra.items():
+            o[column] = getattr(e, attribute)
+    return handler
+
+
+def _cancelled(batch: Batch, o: Row, e: Any, position: int) -> None:
+    o.update(order_status="cancelled", cancelled_by=e.actor)
+    _deadline(o, None, None)
+    if isinstance(e, ev.OrderCancelled):
+        o["refunded_total"] += e.refund_amount
+    else:
+        _lapse(batch, o, UNPAID_24H, None, e, position)
+
+
+ORDER_HANDLERS: dict[type[ev.OrderEvent], Callable[..., None]] = {
+    ev.PaymentReceived: _status("paid"),
+    ev.OrderConfirmed: _status("stocking"),
+    ev.OrderShipped: _status("shipped"),
+    ev.OrderDelivered: _status("delivered", delivered_at="at"),
+    ev.OrderCancelled: _cancelled,
+    ev.OrderAutoCancelled: _cancelled,
+}
+
+
+def _violation(batch: Batch, o: Row, rule: str, consequence: str, e: Any,
+               position: int) -> None:
+    o["violations"] += 1
+    batch.violations.append({
+        "position": position, "order_id": o["order_id"], "merchant_id": o["merchant_id"],
+        "case_no": e.case, "rule": rule, "deadline": e.deadline, "day": batch.day(e.deadline),
+        "consequence": consequence, "penalty": rule == COD_REFUND_VOUCHER_48H,
+    })
+
+
+def _lapse(batch: Batch, o: Row, rule: str, case: int | None, e: Any, position: int) -> None:
+    o["lapses"] += 1
+    batch.lapses.append({
+        "position": position, "order_id": o["order_id"], "merchant_id": o["merchant_id"],
+        "user_id": o["user_id"], "case_no": case, "rule": rule, "deadline": e.deadline,
+        "day": batch.day(e.deadline),
+    })
+
+
+def _new_case(batch: Batch, o: Row, e: ev.ReturnRequested) -> Row:
+    return {
+        "order_id": o["order_id"], "case_no": e.case, "order_uuid": o["order_uuid"],
+        "merchant_id": o["merchant_id"], "user_id": o["user_id"], "payment": o["payment"],
+        "amount": e.amount, "reason": e.reason, "status": "requested",
+        "requested_at": e.at, "requested_day": batch.day(e.at), "decided_at": None,
+        "decided_day": None, "decided_by": None, "decision": None, "reject_reason": None,
+        "response_seconds": None, "tracking_at": None, "carrier": None, "tracking_no": None,
+        "received_at": None, "received_by": None, "refunded_at": None, "refunded_by": None,
+        "compensated_at": None, "voucher_ref": None, "voucher_at": None,
+        "voucher_late": None, "ended_at": None, "paid_to_user": 0, "merchant_debt": 0,
+    }
+
+
+def _fold_case(batch: Batch, o: Row, e: ev.CaseEvent, position: int) -> None:
+    ckey = (o["order_uuid"], e.case)
+    if isinstance(e, ev.ReturnRequested):
+        batch.cases[ckey] = _new_case(batch, o, e)
+        batch.new_cases.add(ckey)
+        batch.count(o["merchant_id"], e.at, "cases_opened")
+    c = batch.cases[ckey]
+    c["last_position"] = position
+    merchant = o["merchant_id"]
+
+    def move(status: str, deadline: datetime | None = None, rule: str | None = None) -> None:
+        c["status"] = status
+        if CaseStatus(status) in TERMINAL_CASE_STATUSES:
+            c["ended_at"] = e.at
+        _deadline(o, deadline, rule)
+
+    def pay_user(amount: int) -> None:
+        c["paid_to_user"] += amount
+        o["refunded_total"] += amount
+
+    if isinstance(e, ev.ReturnRequested):
+        move("requested", e.response_deadline, "R-1")
+    elif isinstance(e, (ev.MerchantApproved, ev.ReturnAutoApproved, ev.MerchantRejected)):
+        c.update(decided_at=e.at, decided_day=batch.day(e.at), decided_by=e.actor,
+                 response_seconds=int((e.at - c["requested_at"]).total_seconds()))
+        batch.medians.add((merchant, batch.day(e.at)))
+        if isinstance(e, ev.MerchantRejected):
+            c.update(decision="rejected", reject_reason=e.reason)
+            move("rejected")
+        else:
+            c["decision"] = "approved"
+            move("approved", e.tracking_deadline, "R-2")
+        if isinstance(e, ev.ReturnAutoApproved):
+            batch.count(merchant, e.at, "auto_approved")
+            _violation(batch, o, RETURN_RESPONSE_48H, "auto_approved", e, position)
+        else:
+            batch.count(merchant, e.at, "answered_on_time")
+    elif isinstance(e, ev.ReturnWithdrawn):
+        move("withdrawn")
+    elif isinstance(e, ev.TrackingSubmitted):
+        c.update(tracking_at=e.at, carrier=e.carrier, tracking_no=e.tracking_no)
+        move("in_transit", e.receipt_deadline, "R-3")
+    elif isinstance(e, ev.ReturnAutoClosed):
+        move("closed")
+        _lapse(batch, o, RETURN_TRACKING_7D, e.case, e, position)
+    elif isinstance(e, (ev.ReceiptConfirmed, ev.ReceiptAutoConfirmed)):
+        c.update(received_at=e.at, received_by=e.actor)
+        move("received", e.voucher_deadline, "R-COD-4")
+        if isinstance(e, ev.ReceiptAutoConfirmed):
+            batch.count(merchant, e.at, "receipts_auto_confirmed")
+            _violation(batch, o, RECEIPT_CONFIRM_7D, "auto_confirmed", e, position)
+    elif isinstance(e, ev.PlatformRefunded):
+        c.update(refunded_at=e.at, refunded_by=e.actor)
+        pay_user(e.amount)
+        move("refunded")
+    elif isinstance(e, ev.RefundVoucherUploaded):
+        c.update(voucher_ref=e.voucher_ref, voucher_at=e.at, voucher_late=e.settles_debt)
+        if e.settles_debt:
+            c["merchant_debt"] = 0
+        else:
+            c.update(refunded_at=e.at, refunded_by=e.actor)
+            pay_user(e.amount)
+            move("refunded")
+    elif isinstance(e, ev.AdvanceCompensationPaid):
+        c["compensated_at"] = e.at
+        pay_user(e.amount)
+        move("compensated")
+        batch.count(merchant, e.at, "compensations_paid")
+        batch.count(merchant, e.at, "compensation_amount", e.amount)
+    elif isinstance(e, ev.MerchantPenalized):
+        c["merchant_debt"] = e.debt
+        batch.count(merchant, e.at, "vouchers_late")
+        _violation(batch, o, COD_REFUND_VOUCHER_48H, "advance_compensated", e, position)
+    if o["latest_case"] is None or e.case >= o["latest_case"]:
+        o["latest_case"], o["case_status"] = e.case, c["status"]

@@ -1,0 +1,123 @@
+"""Questions people ask without a BI tool, answered from the read models (not the events)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from aftersales.readmodels.database import ReadModels
+from aftersales.readmodels.schema import (
+    integrity_breaks,
+    merchant_compliance,
+    return_cases,
+    violations,
+)
+
+SCORECARD = ("merchant_id", "cases_opened", "answered_on_time", "auto_approved",
+             "receipts_auto_confirmed", "vouchers_late", "compensations_paid",
+             "compensation_amount", "violations", "median_response_seconds")
+
+
+def list_violations(views: ReadModels, merchant: str | None = None, rule: str | None = None,
+                    since: datetime | None = None,
+                    until: datetime | None = None) -> list[dict[str, Any]]:
+    """Violations whose deadline is in [since, until), oldest first."""
+    v = violations.c
+    q = select(v.order_id, v.merchant_id, v.case_no, v.rule, v.deadline, v.consequence,
+               v.penalty).order_by(v.deadline, v.position)
+    if merchant:
+        q = q.where(v.merchant_id == merchant)
+    if rule:
+        q = q.where(v.rule == rule)
+    if since:
+        q = q.where(v.deadline >= since)
+    if until:
+        q = q.where(v.deadline < until)
+    with views.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def broken_orders(views: ReadModels) -> list[dict[str, Any]]:
+    """The orders the read models could not vouch for (their history breaks), by order."""
+    b = integrity_breaks.c
+    with views.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(
+            select(integrity_breaks).order_by(b.order_id, b.order_uuid)).mappings()]
+
+
+def business_days(views: ReadModels, since: datetime | None,
+                  until: datetime | None) -> tuple[date | None, date | None]:
+    """The business days a range touches, as [first, end): `report` counts whole days."""
+    first = since.astimezone(views.tz).date() if since else None
+    end = None
+    if until is not None:
+        local = until.astimezone(views.tz)
+        end = local.date() if local.time() == time(0) else local.date() + timedelta(days=1)
+    return first, end
+
+
+def scorecard(views: ReadModels, since: datetime | None = None,
+              until: datetime | None = None) -> list[dict[str, Any]]:
+    """Per merchant over every business day that [since, until) touches: the counts of
+    merchant_compliance, and the median response time of the cases decided on those days.
+    Worst first (most violations)."""
+    m = merchant_compliance.c
+    sums = [func.sum(m[c]).label(c) for c in SCORECARD[1:-2]]
+    q = select(m.merchant_id, *sums).group_by(m.merchant_id)
+    r = return_cases.c
+    times = select(r.merchant_id, r.response_seconds).where(r.response_seconds.is_not(None))
+    first, end = business_days(views, since, until)
+    if first:
+        q = q.where(m.day >= first)
+        times = times.where(r.decided_day >= first)
+    if end:
+        q = q.where(m.day < end)
+        times = times.where(r.decided_day < end)
+    with views.engine.connect() as conn:
+        rows = [dict(x) for x in conn.execute(q).mappings()]
+        by_merchant: dict[str, list[int]] = {}
+        for merchant, seconds in conn.execute(times):
+            by_merchant.setdefault(merchant, []).append(seconds)
+    for row in rows:
+        row["violations"] = (row["auto_approved"] + row["receipts_auto_confirmed"]
+                             + row["vouchers_late"])
+        found = by_merchant.get(row["merchant_id"])
+        row["median_response_seconds"] = float(statistics.median(found)) if found else None
+    rows.sort(key=lambda x: (-x["violations"], x["merchant_id"]))
+    return rows
+
+
+def render(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str]) -> str:
+    """As an aligned table, JSON, or CSV."""
+    if fmt == "json":
+        return json.dumps([{c: _plain(r[c]) for c in columns} for r in rows],
+                          ensure_ascii=False, indent=1)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([[_plain(r[c]) for c in columns] for r in rows])
+        return out.getvalue().rstrip("\n")
+    cells = [[str(c) for c in columns]] + [[_text(r[c]) for c in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+                     for row in cells)
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.0f}"
+    return str(_plain(value))

@@ -1,0 +1,330 @@
+"""Rebuilding the read models from the events, order by order.
+
+Replaying the log in its own order touches an order's rows again and again (its events are
+spread over weeks of the log), so each batch must read rows back and write them again.  A
+rebuild reads the events grouped by order instead (the event store's key order), up to a
+cut taken when it starts: each order's rows are folded from nothing by the runner's own
+fold (`aftersales.readmodels.fold`) and inserted once, and so are its violations, lapses and
+pending deadline.  The merchants' daily counters each page adds are written to a scratch
+table and summed at the end, where the median response times are computed from the return
+cases, as the runner does.  The rows are those of a replay in log order (`verify`
+compares the two).
+
+On a large log, several processes replay at once, each the orders of one range of ids,
+and the one that started them finishes.  Pages are committed as they go; the read models
+say "being rebuilt" (schema version 0)
+until the last transaction writes the tracking position, so that a rebuild that stopped
+midway is replayed again on next use, never continued from a partial state.  Readers see
+the rows a page at a time meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import groupby, islice, pairwise
+from multiprocessing.connection import Connection as Pipe
+from uuid import UUID
+
+from eventsourcing.persistence import Notification, Tracking
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Date,
+    Integer,
+    MetaData,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.schema import CreateTable
+
+from aftersales.application.ledger import Ledger
+from aftersales.errors import RebuildFailed, RebuildInterrupted
+from aftersales.readmodels.database import PROJECTION_NAME, ReadModels
+from aftersales.readmodels.fold import COUNTERS, Batch, Row, broken, decoding, fold_recorded
+from aftersales.readmodels.live import pending_rows
+from aftersales.readmodels.schema import (
+    ID,
+    SCHEMA_VERSION,
+    integrity_breaks,
+    lapses,
+    merchant_compliance,
+    metadata,
+    order_status,
+    pending_deadlines,
+    projection_meta,
+    return_cases,
+    violations,
+)
+from aftersales.runtime.garbage import give_back_memory
+from aftersales.runtime.processes import serve, spawn
+from aftersales.settings import DEFAULT_SETTINGS, Settings
+from aftersales.storage.chain import check_head
+
+#: Events read per page (the trailing order of a full page waits for the next one).
+PAGE = 20_000
+#: Logs this long are rebuilt by several processes by default.
+PARALLEL_FROM = 100_000
+#: Aggregate ids, as integers, lie in [0, SPACE).
+SPACE = 2**128
+#: Median rows computed and written at a time.
+MEDIANS_CHUNK = 5_000
+#: The read models' schema version while a rebuild runs.
+REBUILDING = 0
+
+_scratch = MetaData()
+#: What each page added to the merchants' daily counters (summed by `_finish`).
+compliance_deltas = Table(
+    "projection_rebuild_compliance", _scratch,
+    Column("merchant_id", ID, nullable=False),
+    Column("day", Date, nullable=False),
+    *(Column(name, BigInteger if name == "compensation_amount" else Integer,
+             nullable=False) for name in COUNTERS),
+)
+
+
+@dataclass
+class _Inserter:
+    """INSERT of whole rows through the DBAPI, each value converted by its column's type
+    as SQLAlchemy would (without its per-row statement machinery)."""
+
+    table: Table
+    conn: Connection
+
+    def __post_init__(self) -> None:
+        dialect = self.conn.dialect
+        names = [c.name for c in self.table.columns]
+        marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * len(names))
+        self.sql = (f"INSERT INTO {self.table.name} ({', '.join(names)}) VALUES ({marks})")
+        self.columns = [(c.name, c.type.dialect_impl(dialect).bind_processor(dialect))
+                        for c in self.table.columns]
+
+    def __call__(self, rows: Sequence[Row]) -> None:
+        if not rows:
+            return
+        self.conn.exec_driver_sql(self.sql, [
+            tuple(row[name] if convert is None or row[name] is None else convert(row[name])
+                  for name, convert in self.columns) for row in rows])
+
+
+@dataclass(frozen=True)
+class _Range:
+    """A rebuild worker's job: the orders whose ids lie in [low, high) (as integers)."""
+
+    store: str
+    views: str
+    tz: str
+    cut: int
+    low: int
+    high: int
+    settings: Settings = DEFAULT_SETTINGS
+
+
+def default_workers(events: int, shared: bool = True) -> int:
+    """Processes for a rebuild of `events` events: one per core, up to four, for a large
+    log in databases that other processes can open (`shared`); else one."""
+    return min(os.cpu_count() or 1, 4) if shared and events >= PARALLEL_FROM else 1
+
+
+def rebuild(ledger: Ledger, views: ReadModels,
+            on_page: Callable[[int], None] = lambda n: None,
+            workers: int | None = None) -> int:
+    """Drop every read model and replay all events order by order; how many.  With
+    several workers each replays the orders of one range of ids (this process the
+    first), and this process finishes."""
+    cut = ledger.recorder.max_notification_id() or 0
+    count = workers or default_workers(
+        cut, shared=not ledger.url.startswith("memory:") and views.url != "sqlite://")
+    _start(views)
+    edges = [(SPACE * k) // count for k in range(count + 1)]
+    jobs = [_Range(ledger.url, views.url, views.tz_name, cut, low, high, views.settings)
+            for low, high in pairwise(edges)]
+    spawned = [spawn("aftersales.readmodels.rebuild", job) for job in jobs[1:]]
+    running = set(range(len(spawned)))
+    done = 0
+
+    def hear(k: int) -> None:
+        """One message of worker k: a page projected, or its end."""
+        nonlocal done
+        try:
+            message = spawned[k].pipe.recv()
+        except EOFError:
+            raise RebuildFailed("a rebuild worker stopped") from None
+        if message[0] == "page":
+            done += message[1]
+            on_page(message[1])
+        elif message[0] == "done":
+            running.discard(k)
+        else:
+            raise RebuildFailed(f"a rebuild worker failed:\n{message[1]}")
+
+    def page_done(n: int) -> None:
+        nonlocal done
+        done += n
+        on_page(n)
+        for k in list(running):  # the others' progress, as it comes
+            while k in running and spawned[k].pipe.poll():
+                hear(k)
+
+    try:
+        _replay(ledger, views, jobs[0], page_done)
+        for k in list(running):
+            while k in running:
+                hear(k)
+    finally:
+        for worker in spawned:
+            worker.stop()
+    _finish(views, ledger.name, cut)
+    return done
+
+
+def _replay(ledger: Ledger, views: ReadModels, job: _Range,
+            on_page: Callable[[int], None]) -> int:
+    """Project the orders of the job's range, a page at a time."""
+    done = 0
+    after: tuple[UUID, int] = (UUID(int=job.low), 0)
+    before = UUID(int=job.high) if job.high < SPACE else None
+    page = PAGE
+    while True:
+        events = ledger.index.events_by_order(job.cut, after, page, before)
+        if not events:
+            return done
+        if len(events) == page:  # the last order may go on in the next page: leave it
+            last = events[-1].originator_id
+            whole = [n for n in events if n.originator_id != last]
+            if not whole:  # one order with more events than a page: a bigger page
+                page *= 2
+                continue
+            events = whole
+        _project_page(ledger, views, events)
+        give_back_memory()
+        last_id = events[-1].originator_id
+        assert isinstance(last_id, UUID)
+        after = (last_id, events[-1].originator_version)
+        done += len(events)
+        on_page(len(events))
+
+
+def _work(job: _Range, out: Pipe) -> None:
+    """`python -m aftersales.readmodels.rebuild`: a worker replays its range."""
+    ledger = Ledger(job.store, create_tables=False, settings=job.settings)
+    views = ReadModels(job.views, job.tz, job.settings)
+    try:
+        _replay(ledger, views, job, lambda n: out.send(("page", n)))
+    finally:
+        views.close()
+        ledger.close()
+
+
+def _start(views: ReadModels) -> None:
+    """Empty read models (and scratch table), marked as being rebuilt.  Their indexes are
+    built at the end, from all rows at once (`_finish`)."""
+    with views.engine.begin() as conn:
+        metadata.drop_all(conn)
+        _scratch.drop_all(conn)
+        for table in metadata.sorted_tables:
+            conn.execute(CreateTable(table))
+        _scratch.create_all(conn)
+        conn.execute(insert(projection_meta).values(
+            name=PROJECTION_NAME, schema_version=REBUILDING, timezone=views.tz_name))
+
+
+def _project_page(ledger: Ledger, views: ReadModels, page: Sequence[Notification]) -> None:
+    batch = Batch(views.tz)
+    decode = decoding(ledger.mapper.to_domain_event)
+    for notification in page:
+        fold_recorded(batch, notification, decode)
+    _check_heads(ledger, batch, page)
+    orders = list(batch.orders.values())
+    deltas = [{"merchant_id": merchant, "day": day, **dict.fromkeys(COUNTERS, 0), **counts}
+              for (merchant, day), counts in batch.compliance.items()]
+    with views.engine.begin() as conn:
+        _check(conn, views)
+        _Inserter(order_status, conn)(orders)
+        _Inserter(return_cases, conn)(list(batch.cases.values()))
+        _Inserter(violations, conn)(batch.violations)
+        _Inserter(lapses, conn)(batch.lapses)
+        _Inserter(pending_deadlines, conn)(pending_rows(orders))
+        _Inserter(integrity_breaks, conn)(list(batch.breaks.values()))
+        _Inserter(compliance_deltas, conn)(deltas)
+
+
+def _check_heads(ledger: Ledger, batch: Batch, page: Sequence[Notification]) -> None:
+    """The orders whose head record does not name the last event the page holds: events
+    missing at the end (unless the next one was recorded after the rebuild's cut, to be
+    folded later), or a missing or altered head record (`check_head`).  Their rows stay as
+    the events found made them."""
+    last: dict[UUID, int] = {}
+    for n in page:
+        assert isinstance(n.originator_id, UUID)
+        last[n.originator_id] = n.originator_version
+    heads = ledger.index.heads_of(list(last))
+    ahead = [(oid, v + 1) for oid, v in last.items()
+             if oid in heads and heads[oid].version > v]
+    later = ledger.index.versions_present(ahead) if ahead else set()
+    for oid, version in last.items():
+        key = oid.hex
+        if key in batch.frozen or (oid, version + 1) in later:
+            continue
+        found = check_head(oid, version, bytes.fromhex(batch.orders[key]["history_digest"]),
+                           heads.get(oid))
+        if found is not None:
+            broken(batch, key, None, found.version, found.reason)
+
+
+def _check(conn: Connection, views: ReadModels) -> None:
+    found = conn.execute(select(projection_meta.c.schema_version, projection_meta.c.timezone)
+                         .where(projection_meta.c.name == PROJECTION_NAME)).first()
+    if found is None or tuple(found) != (REBUILDING, views.tz_name):
+        raise RebuildInterrupted("the read models were replaced while they were rebuilt; "
+                                 "run `aftersales rebuild` again")
+
+
+def _finish(views: ReadModels, application: str, cut: int) -> None:
+    """Sum the daily counters, compute the medians, and open the read models at `cut`."""
+    with views.engine.begin() as conn:
+        _check(conn, views)
+        sums = [func.sum(compliance_deltas.c[name]).label(name) for name in COUNTERS]
+        conn.execute(insert(merchant_compliance).from_select(
+            ["merchant_id", "day", *COUNTERS],
+            select(compliance_deltas.c.merchant_id, compliance_deltas.c.day, *sums)
+            .group_by(compliance_deltas.c.merchant_id, compliance_deltas.c.day)))
+        _scratch.drop_all(conn)
+        for table in metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(conn)
+        _medians(conn)  # after the indexes: one of them orders the cases for it
+        if cut:
+            views.advance(conn, Tracking(application, cut), None)
+        conn.execute(update(projection_meta).where(projection_meta.c.name == PROJECTION_NAME)
+                     .values(schema_version=SCHEMA_VERSION))
+
+
+def _medians(conn: Connection) -> None:
+    """Each merchant's median response time per day of decision, from the return cases
+    (the runner's `_write_compliance` computes the same, a day at a time)."""
+    rows = conn.execute(
+        select(return_cases.c.merchant_id, return_cases.c.decided_day,
+               return_cases.c.response_seconds)
+        .where(return_cases.c.decided_day.is_not(None))
+        .order_by(return_cases.c.merchant_id, return_cases.c.decided_day)
+        .execution_options(yield_per=MEDIANS_CHUNK))  # streamed (PostgreSQL: server-side)
+    setting = update(merchant_compliance).where(
+        merchant_compliance.c.merchant_id == bindparam("m"),
+        merchant_compliance.c.day == bindparam("d")).values(
+        median_response_seconds=bindparam("v"))
+    groups = groupby(rows, key=lambda row: (row[0], row[1]))
+    medians = ({"m": merchant, "d": day, "v": float(statistics.median(r[2] for r in group))}
+               for (merchant, day), group in groups)
+    while chunk := list(islice(medians, MEDIANS_CHUNK)):  # memory stays flat
+        conn.execute(setting, chunk)
+
+if __name__ == "__main__":
+    serve(_work)

@@ -1,0 +1,215 @@
+"""The ledger's in-process recorder (fast tests): eventsourcing's POPO recorder, plus the
+chained record, the deadline index and the command ids under the same lock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
+from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
+
+from aftersales.storage.chain import (
+    ZERO,
+    ChainGap,
+    Head,
+    HeadCache,
+    Row,
+    chain_events,
+    checked,
+)
+from aftersales.storage.port import (
+    ChainedNotification,
+    CheckedReads,
+    CommandRow,
+    DeadlineRow,
+    LinkRow,
+    Loaded,
+    RefusalRow,
+    check_refusals,
+)
+from aftersales.storage.shard import Partition
+
+
+class MemoryLedgerRecorder(CheckedReads, POPOApplicationRecorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self._deadlines: dict[UUID, DeadlineRow] = {}
+        self._commands: dict[str, str] = {}
+        self._refusals: dict[tuple[str, str], tuple[str, str]] = {}
+        self._digests: list[bytes] = []  # beside `_stored_events`, by position
+        self._links: list[bytes] = []
+        self._heads: dict[UUID | str, Head] = {}
+        self.heads = HeadCache(0)  # the head records are at hand: nothing to cache
+
+    def _insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        with self._database_lock:
+            commands: Sequence[CommandRow] = kwargs.get("commands", ())
+            for x in commands:
+                if x.command_id in self._commands:
+                    raise IntegrityError(f"command id {x.command_id} already recorded")
+            self._assert_uniqueness(stored_events, **kwargs)
+            try:
+                chained, heads = chain_events(
+                    [(s.originator_id, s.originator_version, s.topic, s.state)
+                     for s in stored_events],
+                    {s.originator_id: self._heads.get(s.originator_id)
+                     for s in stored_events}, self._links[-1] if self._links else ZERO)
+            except ChainGap as e:
+                raise IntegrityError(str(e)) from e
+            refusals: Sequence[RefusalRow] = kwargs.get("refusals", ())
+            check_refusals(refusals, heads, lambda ids: {
+                x: self._heads[x] for x in ids if x in self._heads})
+            ids = self._update_table(stored_events, **kwargs)
+            for r in refusals:
+                self._refusals.setdefault((r.command_id, r.digest), (r.code, r.reason))
+            self._digests += [x.digest for x in chained]
+            self._links += [x.link for x in chained]
+            self._heads.update(heads)
+            for x in commands:
+                self._commands[x.command_id] = x.digest
+            for oid, row in kwargs.get("deadlines", {}).items():
+                self._put_deadline(oid, row)
+            return ids
+
+    def _put_deadline(self, originator_id: UUID, row: DeadlineRow | None) -> None:
+        if row is None:
+            self._deadlines.pop(originator_id, None)
+        else:
+            self._deadlines[originator_id] = row
+
+    def repair_deadline(self, originator_id: UUID, row: DeadlineRow | None,
+                        version: int) -> bool:
+        with self._database_lock:
+            if len(self._stored_events_index[str(originator_id)]) != version:
+                return False
+            self._put_deadline(originator_id, row)
+            return True
+
+    # --- reading orders, checked -------------------------------------------------------
+
+    def select_events_many(self, originator_ids: Sequence[Any]) -> dict[Any, Loaded]:
+        with self._database_lock:
+            rows: dict[UUID | str, list[Row]] = {}
+            heads: dict[UUID | str, Head] = {}
+            for oid in originator_ids:
+                positions = self._stored_events_index.get(str(oid), {})
+                if positions:
+                    rows[oid] = [Row(v, self._stored_events[p].topic,
+                                     self._stored_events[p].state, self._digests[p])
+                                 for v, p in sorted(positions.items())]
+                if oid in self._heads:
+                    heads[oid] = self._heads[oid]
+            return checked(rows, heads, self.heads)
+
+    def heads_of(self, originator_ids: Sequence[UUID]) -> dict[UUID, Head]:
+        with self._database_lock:
+            return {x: self._heads[x] for x in originator_ids if x in self._heads}
+
+    def heads_page(self, after: UUID | None, limit: int) -> list[tuple[UUID, Head]]:
+        with self._database_lock:
+            keys = sorted(k for k in self._heads if isinstance(k, UUID)
+                          and (after is None or k > after))
+            return [(k, self._heads[k]) for k in keys[:limit]]
+
+    def versions_present(self, pairs: Sequence[tuple[UUID, int]]) -> set[tuple[UUID, int]]:
+        with self._database_lock:
+            return {(oid, v) for oid, v in pairs
+                    if v in self._stored_events_index.get(str(oid), {})}
+
+    # --- reading the log ---------------------------------------------------------------
+
+    def select_notifications(self, start: int | None, limit: int, stop: int | None = None,
+                             topics: Sequence[str] = (), *, inclusive_of_start: bool = True
+                             ) -> Sequence[Notification]:
+        with self._database_lock:
+            found = super().select_notifications(start, limit, stop, topics,
+                                                 inclusive_of_start=inclusive_of_start)
+            return [ChainedNotification(
+                id=n.id, originator_id=n.originator_id,
+                originator_version=n.originator_version, topic=n.topic, state=n.state,
+                digest=self._digests[n.id - 1], link=self._links[n.id - 1]) for n in found]
+
+    def links_page(self, after: int, limit: int) -> list[LinkRow]:
+        with self._database_lock:
+            out = []
+            for position in range(after, min(after + limit, len(self._stored_events))):
+                s = self._stored_events[position]
+                oid = s.originator_id
+                assert isinstance(oid, UUID)
+                out.append(LinkRow(position + 1, oid, s.originator_version,
+                                   self._digests[position], self._links[position]))
+            return out
+
+    def due_orders(self, before: datetime, limit: int, since: datetime | None = None,
+                   partition: Partition | None = None) -> list[tuple[UUID, str]]:
+        with self._database_lock:
+            due = sorted((r.deadline, oid, r.order_id) for oid, r in self._deadlines.items()
+                         if r.deadline < before and (since is None or r.deadline >= since)
+                         and (partition is None or partition.owns_id(oid)))
+            return [(oid, order_id) for _, oid, order_id in due[:limit]]
+
+    def command_digest(self, command_id: str) -> str | None:
+        with self._database_lock:
+            return self._commands.get(command_id)
+
+    def known_digests(self, command_ids: Sequence[str]) -> dict[str, str]:
+        with self._database_lock:
+            return {x: self._commands[x] for x in command_ids if x in self._commands}
+
+    def known_refusals(self, commands: Sequence[tuple[str, str]]
+                       ) -> dict[tuple[str, str], tuple[str, str]]:
+        with self._database_lock:
+            return {x: self._refusals[x] for x in commands if x in self._refusals}
+
+    def recorded_between(self, after: int, upto: int, partition: Partition | None = None
+                         ) -> list[tuple[int, UUID]]:
+        found = []
+        for n in self.select_notifications(after, upto - after, stop=upto,
+                                           inclusive_of_start=False):
+            oid = n.originator_id
+            assert isinstance(oid, UUID)
+            if partition is None or partition.owns_id(oid):
+                found.append((n.id, oid))
+        return found
+
+    def events_by_order(self, upto: int, after: tuple[UUID, int] | None, limit: int,
+                        before: UUID | None = None) -> list[ChainedNotification]:
+        found = sorted((n for n in self.select_notifications(1, upto, stop=upto)
+                        if before is None or str(n.originator_id) < str(before)),
+                       key=lambda n: (str(n.originator_id), n.originator_version))
+        if after is not None:
+            key = (str(after[0]), after[1])
+            found = [n for n in found if (str(n.originator_id), n.originator_version) > key]
+        return [n for n in found[:limit] if isinstance(n, ChainedNotification)]
+
+    def command_ids(self) -> set[str]:
+        with self._database_lock:
+            return set(self._commands)
+
+    def pending_deadlines(self) -> list[tuple[UUID, DeadlineRow]]:
+        with self._database_lock:
+            return sorted(self._deadlines.items(), key=lambda x: x[1].deadline)
+
+    def has_ledger(self) -> bool:
+        return True  # made with its process
+
+    def needs_upgrade(self) -> bool:
+        return False  # a memory store is always written by this version
+
+    def unchained(self) -> int:
+        return 0
+
+    def upgrade(self, on_progress: Callable[[int], None]) -> int:
+        return 0
+
+
+class LedgerPOPOFactory(POPOFactory):
+    """eventsourcing's in-process factory, whose application recorder is the ledger's."""
+
+    def application_recorder(self) -> MemoryLedgerRecorder:
+        return MemoryLedgerRecorder()

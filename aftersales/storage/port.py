@@ -1,0 +1,192 @@
+"""What the ledger keeps beside its events, and what it asks of a recorder about them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
+
+from aftersales.errors import IntegrityBroken
+from aftersales.storage.chain import Break, Head
+from aftersales.storage.shard import Partition
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def to_micros(at: datetime) -> int:
+    """An aware datetime as integer microseconds since the epoch (exact, sortable)."""
+    return (at - _EPOCH) // _MICROSECOND
+
+
+class DeadlineRow(NamedTuple):
+    order_id: str
+    deadline: datetime
+    rule: str
+    case: int | None
+
+
+class CommandRow(NamedTuple):
+    command_id: str
+    originator_id: UUID
+    digest: str
+
+
+class RefusalRow(NamedTuple):
+    """A command refused on an order's state: remembered (by id and content), so that the
+    same command is never decided twice (a re-run of a file refuses it again, as it was).
+    `version` is the order's version it was decided on (0: no such order); the recorder
+    writes it only if the order is still there, else the decision is stale (a conflict)."""
+
+    command_id: str
+    digest: str
+    originator_id: UUID
+    version: int
+    code: str
+    reason: str
+
+
+def check_refusals(refusals: Sequence[RefusalRow], heads: Mapping[Any, Head],
+                   lookup: Callable[[list[Any]], Mapping[Any, Head]]) -> None:
+    """Inside the inserting transaction: each refusal must have been decided on its
+    order's version now (the heads just written, else those recorded: `lookup`), else
+    another writer moved the order on meanwhile (`IntegrityError`: decide again)."""
+    others = [r.originator_id for r in refusals if r.originator_id not in heads]
+    recorded = lookup(others) if others else {}
+    for r in refusals:
+        head = heads.get(r.originator_id) or recorded.get(r.originator_id)
+        if (0 if head is None else head.version) != r.version:
+            raise IntegrityError(f"order {r.originator_id} moved on since command "
+                                 f"{r.command_id} was refused: decide it again")
+
+
+@dataclass(frozen=True)
+class ChainedNotification(Notification):
+    """A notification with the event's order-chain digest and log-chain link (None: written
+    before the chained record)."""
+
+    digest: bytes | None = None
+    link: bytes | None = None
+
+
+class LinkRow(NamedTuple):
+    """One event as the log chain reads it (`aftersales verify`)."""
+
+    id: int
+    originator_id: UUID
+    version: int
+    digest: bytes | None
+    link: bytes | None
+
+
+#: What loading an order gives: its stored events, or where its history breaks.
+Loaded = list[StoredEvent] | Break
+
+
+class CheckedReads:
+    """The library's `select_events`, answered from `select_events_many`: the whole
+    history read and checked against its chain and head record first (`IntegrityBroken`
+    if it fails), then sliced as asked."""
+
+    def select_events_many(self, originator_ids: Sequence[Any]) -> dict[Any, Loaded]:
+        raise NotImplementedError
+
+    def select_events(self, originator_id: UUID | str, *, gt: int | None = None,
+                      lte: int | None = None, desc: bool = False, limit: int | None = None
+                      ) -> Sequence[StoredEvent]:
+        found = self.select_events_many([originator_id]).get(originator_id, [])
+        if not isinstance(found, list):
+            raise IntegrityBroken(found)
+        events = [s for s in found if (gt is None or s.originator_version > gt)
+                  and (lte is None or s.originator_version <= lte)]
+        if desc:
+            events.reverse()
+        return events if limit is None else events[:limit]
+
+
+@runtime_checkable
+class LedgerRecorder(Protocol):
+    """What the ledger needs beside an ApplicationRecorder."""
+
+    def due_orders(self, before: datetime, limit: int, since: datetime | None = None,
+                   partition: Partition | None = None) -> list[tuple[UUID, str]]:
+        """(originator id, order id) of orders with a deadline before `before` (and not
+        before `since`; of the partition's orders only), earliest first."""
+
+    def command_digest(self, command_id: str) -> str | None: ...
+
+    def pending_deadlines(self) -> list[tuple[UUID, DeadlineRow]]: ...
+
+    def repair_deadline(self, originator_id: UUID, row: DeadlineRow | None,
+                        version: int) -> bool: ...
+
+    def command_ids(self) -> set[str]: ...
+
+    def known_digests(self, command_ids: Sequence[str]) -> dict[str, str]: ...
+
+    def known_refusals(self, commands: Sequence[tuple[str, str]]
+                       ) -> dict[tuple[str, str], tuple[str, str]]:
+        """The remembered refusals of these (command id, digest): (code, reason)."""
+
+    def recorded_between(self, after: int, upto: int, partition: Partition | None = None
+                         ) -> list[tuple[int, UUID]]:
+        """(notification id, originator id) of the events recorded after position `after`
+        up to `upto` (of the partition's orders only)."""
+
+    def events_by_order(self, upto: int, after: tuple[UUID, int] | None, limit: int,
+                        before: UUID | None = None) -> list[ChainedNotification]:
+        """Up to `limit` events at positions up to `upto`, in the order of (originator id,
+        version), after the event `after` names and of originators before `before` (a
+        page of a replay order by order), with their digests (not checked)."""
+
+    def select_events_many(self, originator_ids: Sequence[UUID]) -> dict[UUID, Loaded]:
+        """The orders' events, each order checked against its chain and head record (a
+        `Break` where it fails); orders without events are left out."""
+
+    def heads_of(self, originator_ids: Sequence[UUID]) -> dict[UUID, Head]: ...
+
+    def heads_page(self, after: UUID | None, limit: int) -> list[tuple[UUID, Head]]:
+        """Head records in key order, after the originator `after`."""
+
+    def versions_present(self, pairs: Sequence[tuple[UUID, int]]) -> set[tuple[UUID, int]]:
+        """Which of these (originator id, version) are recorded, at any position."""
+
+    def links_page(self, after: int, limit: int) -> list[LinkRow]:
+        """The events after position `after`, in log order, as the log chain reads them."""
+
+    def has_ledger(self) -> bool:
+        """Whether the store holds a ledger (its events table)."""
+
+    def needs_upgrade(self) -> bool:
+        """Whether the store was written before the chained record (`db upgrade`)."""
+
+    def unchained(self) -> int:
+        """How many events lack their digest or link (`db upgrade` chains them)."""
+
+    def upgrade(self, on_progress: Callable[[int], None]) -> int:
+        """Add the chained record to a store written before it (or to the events an
+        earlier version appended since); how many events were chained."""
+
+
+CHUNK = 500
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def sidecar_kwargs(deadlines: Mapping[UUID, DeadlineRow | None],
+                   commands: Sequence[CommandRow],
+                   refusals: Sequence[RefusalRow] = ()) -> dict[str, Any]:
+    """The keyword arguments `insert_events` passes down: the index rows, command ids and
+    remembered refusals to write in the events' transaction."""
+    return {"deadlines": deadlines, "commands": commands, "refusals": refusals}
+
+
+class StaleRepair(Exception):
+    """An event was recorded since the state a repair was computed from (rolled back)."""

@@ -1,0 +1,682 @@
+"""The ledger's recorder for PostgreSQL: eventsourcing's (psycopg 3, pooled), plus the
+chained record (each event's digest and log link, each order's head record), the deadline
+index and the command ids, all written in the events' transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from eventsourcing.persistence import (
+    IntegrityError,
+    Notification,
+    OperationalError,
+    PersistenceError,
+    StoredEvent,
+)
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composed, Identifier
+
+from aftersales.errors import StoreUnavailable
+from aftersales.settings import millis
+from aftersales.storage.chain import (
+    ZERO,
+    ChainGap,
+    Head,
+    HeadCache,
+    Row,
+    chain_events,
+    checked,
+    digest,
+    firsts_of,
+    heads_before,
+    id_bytes,
+    link,
+)
+from aftersales.storage.port import (
+    ChainedNotification,
+    CheckedReads,
+    CommandRow,
+    DeadlineRow,
+    LinkRow,
+    Loaded,
+    RefusalRow,
+    check_refusals,
+)
+from aftersales.storage.retry import describe, may_pass, retry_races
+from aftersales.storage.shard import Partition
+
+DDL_ATTEMPTS = 5
+#: An order's shard (aftersales/storage/shard.py): the low four bits of its id.
+SHARD = "(get_byte(uuid_send(originator_id), 15) & 15)"
+EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
+#: Seconds the connection pool keeps trying in the background after a failed connection.
+RECONNECT_WITHIN = 3.0
+#: Events a `db upgrade` chains per statement.
+UPGRADE_PAGE = 5_000
+
+
+#: Above every order id (uuid5 ids carry version bits, so none is all ones).
+LAST_ID = UUID(int=2**128 - 1)
+
+
+class PostgresLedgerRecorder(CheckedReads, PostgresApplicationRecorder):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.heads = HeadCache()
+        schema = Identifier(self.datastore.schema)
+        table = Identifier(self.events_table_name)
+
+        def q(text: str) -> Composed:
+            return SQL(text).format(s=schema, t=table)
+
+        self._q: dict[str, SQL | Composed] = {
+            "upsert": q(
+                "INSERT INTO {s}.ledger_deadlines VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (originator_id) DO UPDATE SET order_id = excluded.order_id, "
+                "due = excluded.due, rule = excluded.rule, case_no = excluded.case_no"),
+            "delete": q("DELETE FROM {s}.ledger_deadlines WHERE originator_id = %s"),
+            "command": q("INSERT INTO {s}.ledger_commands VALUES (%s, %s, %s)"),
+            "refusal": q("INSERT INTO {s}.ledger_refusals VALUES (%s, %s, %s, %s) "
+                         "ON CONFLICT DO NOTHING"),
+            "refusals": q("SELECT command_id, digest, code, reason FROM {s}.ledger_refusals "
+                          "WHERE command_id = ANY(%s)"),
+            "due": q("SELECT originator_id, order_id FROM {s}.ledger_deadlines "
+                     "WHERE due < %s AND due >= %s ORDER BY due LIMIT %s"),
+            # The shard: the id's low four bits (see aftersales/storage/shard.py).
+            "due_mine": q("SELECT originator_id, order_id FROM {s}.ledger_deadlines "
+                          "WHERE due < %s AND due >= %s AND " + SHARD + " %% %s = %s "
+                          "ORDER BY due LIMIT %s"),
+            "digest": q("SELECT digest FROM {s}.ledger_commands WHERE command_id = %s"),
+            "digests": q("SELECT command_id, digest FROM {s}.ledger_commands "
+                         "WHERE command_id = ANY(%s)"),
+            "by_order": q(
+                "SELECT notification_id, originator_id, originator_version, topic, state, "
+                "event_digest FROM {s}.{t} WHERE notification_id <= %s AND "
+                "(originator_id, originator_version) > (%s, %s) AND originator_id < %s "
+                "ORDER BY originator_id, originator_version LIMIT %s"),
+            "between": q("SELECT notification_id, originator_id FROM {s}.{t} "
+                         "WHERE notification_id > %s AND notification_id <= %s"),
+            "between_mine": q("SELECT notification_id, originator_id FROM {s}.{t} "
+                              "WHERE notification_id > %s AND notification_id <= %s "
+                              "AND " + SHARD + " %% %s = %s"),
+            # An order's rows and its head record in one statement: one snapshot.
+            "many": q("SELECT originator_id, 0 AS head, originator_version, topic, state, "
+                      "event_digest FROM {s}.{t} WHERE originator_id = ANY(%s) UNION ALL "
+                      "SELECT originator_id, 1, version, NULL, NULL, event_digest "
+                      "FROM {s}.ledger_heads WHERE originator_id = ANY(%s) "
+                      "ORDER BY 1, 2, 3"),
+            "heads": q("SELECT originator_id, version, event_digest FROM {s}.ledger_heads "
+                       "WHERE originator_id = ANY(%s)"),
+            "heads_page": q("SELECT originator_id, version, event_digest "
+                            "FROM {s}.ledger_heads WHERE originator_id > %s "
+                            "ORDER BY originator_id LIMIT %s"),
+            "put_heads": q(
+                "INSERT INTO {s}.ledger_heads SELECT * FROM unnest(%s::uuid[], "
+                "%s::bigint[], %s::bytea[]) ON CONFLICT (originator_id) DO UPDATE "
+                "SET version = excluded.version, event_digest = excluded.event_digest"),
+            "insert": q(
+                "INSERT INTO {s}.{t} (originator_id, originator_version, topic, state, "
+                "event_digest, log_link) SELECT * FROM unnest(%s::uuid[], %s::bigint[], "
+                "%s::text[], %s::bytea[], %s::bytea[], %s::bytea[]) "
+                "RETURNING notification_id"),
+            "last_link": q("SELECT log_link FROM {s}.{t} "
+                           "ORDER BY notification_id DESC LIMIT 1"),
+            "present": q("SELECT originator_id, originator_version FROM {s}.{t} "
+                         "WHERE (originator_id, originator_version) IN "
+                         "(SELECT * FROM unnest(%s::uuid[], %s::bigint[]))"),
+            "links": q("SELECT notification_id, originator_id, originator_version, "
+                       "event_digest, log_link FROM {s}.{t} WHERE notification_id > %s "
+                       "ORDER BY notification_id LIMIT %s"),
+            "log": q("SELECT notification_id, originator_id, originator_version, topic, "
+                     "state, event_digest, log_link FROM {s}.{t} "
+                     "WHERE notification_id >= %s AND notification_id <= %s "
+                     "ORDER BY notification_id LIMIT %s"),
+            "log_topics": q("SELECT notification_id, originator_id, originator_version, "
+                            "topic, state, event_digest, log_link FROM {s}.{t} "
+                            "WHERE notification_id >= %s AND notification_id <= %s "
+                            "AND topic = ANY(%s) ORDER BY notification_id LIMIT %s"),
+            "commands": q("SELECT command_id FROM {s}.ledger_commands"),
+            "pending": q("SELECT originator_id, order_id, due, rule, case_no "
+                         "FROM {s}.ledger_deadlines ORDER BY due"),
+            "version": q("SELECT MAX(originator_version) AS v FROM {s}.{t} "
+                         "WHERE originator_id = %s"),
+            "columns": SQL("SELECT column_name FROM information_schema.columns "
+                           "WHERE table_schema = %s AND table_name = %s"),
+        }
+        # The events table with the chained record's two columns.
+        self.sql_create_statements[self.create_table_statement_index] = q(
+            "CREATE TABLE IF NOT EXISTS {s}.{t} ("
+            "originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
+            "topic text, state bytea, notification_id bigserial, "
+            "event_digest bytea, log_link bytea, "
+            "PRIMARY KEY (originator_id, originator_version)) "
+            "WITH (autovacuum_enabled = true, autovacuum_vacuum_threshold = 100000000, "
+            "autovacuum_vacuum_scale_factor = 0.5, autovacuum_analyze_threshold = 1000, "
+            "autovacuum_analyze_scale_factor = 0.01)")
+        self.sql_create_statements += [
+            q("CREATE TABLE IF NOT EXISTS {s}.ledger_heads ("
+              "originator_id uuid PRIMARY KEY, version bigint NOT NULL, "
+              "event_digest bytea NOT NULL)"),
+            q("CREATE TABLE IF NOT EXISTS {s}.ledger_deadlines ("
+              "originator_id uuid PRIMARY KEY, order_id text NOT NULL, "
+              "due timestamptz NOT NULL, rule text NOT NULL, case_no integer)"),
+            q("CREATE INDEX IF NOT EXISTS ledger_deadlines_due ON {s}.ledger_deadlines "
+              "(due)"),
+            q("CREATE TABLE IF NOT EXISTS {s}.ledger_commands ("
+              "command_id text PRIMARY KEY, originator_id uuid NOT NULL, "
+              "digest text NOT NULL)"),
+            q("CREATE TABLE IF NOT EXISTS {s}.ledger_refusals ("
+              "command_id text NOT NULL, digest text NOT NULL, code text NOT NULL, "
+              "reason text NOT NULL, PRIMARY KEY (command_id, digest))"),
+        ]
+
+    def create_table(self) -> None:
+        """Create what is missing; a ledger that has it all is only read (creating an
+        index that exists still waits for the table's lock).  Processes starting
+        together may race on PostgreSQL's catalog (`tuple concurrently updated`,
+        duplicate types): the loser tries again and then finds everything there."""
+        if not self._complete():
+            retry_races(super().create_table, (PersistenceError,), DDL_ATTEMPTS)
+
+    def _complete(self) -> bool:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(SQL("SELECT count(*) AS n FROM pg_class c JOIN pg_namespace s ON "
+                             "s.oid = c.relnamespace WHERE s.nspname = %s AND c.relname = "
+                             "ANY(%s)"), (self.datastore.schema, [
+                                 self.events_table_name, self.notification_id_index_name,
+                                 "ledger_heads", "ledger_deadlines", "ledger_deadlines_due",
+                                 "ledger_commands", "ledger_refusals"]))
+            found = curs.fetchone()
+            return found is not None and found["n"] == 7
+
+    @contextmanager
+    def listen(self) -> Iterator[Callable[[float], None]]:
+        """A wait(timeout) that returns when new events are recorded (the library's NOTIFY
+        on every insert) or after `timeout` seconds."""
+        with self.datastore.get_connection() as conn:
+            conn.execute(SQL("LISTEN {}").format(Identifier(self.channel_name)))
+
+            def wait(timeout: float) -> None:
+                for _ in conn.notifies(timeout=timeout, stop_after=1):
+                    pass
+
+            try:
+                yield wait
+            finally:
+                conn.execute(SQL("UNLISTEN {}").format(Identifier(self.channel_name)))
+
+    def create_schema(self) -> None:
+        def create() -> None:
+            with self.datastore.transaction(commit=True) as curs:
+                curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                    Identifier(self.datastore.schema)))
+
+        retry_races(create, (PersistenceError,), DDL_ATTEMPTS)
+
+    # --- writing -----------------------------------------------------------------------
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
+                      ) -> Sequence[int] | None:
+        """Insert the events chained, their orders' heads, and what the ledger keeps beside
+        them, in one transaction that first takes the events table's lock (as the library
+        does, so that positions are committed in order).  Every write of the ledger takes
+        that lock before any row lock (the deadline repair too), so writers never wait for
+        each other in a cycle."""
+        with self.datastore.get_connection() as conn, conn.transaction(), \
+                conn.cursor() as curs:
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            ids, heads = self._record(curs, stored_events, **kwargs)
+        self.heads.put_many(heads.items())  # once committed
+        return ids
+
+    def _record(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent],
+                **kwargs: Any) -> tuple[list[int], dict[UUID | str, Head]]:
+        ids: list[int] = []
+        heads: dict[UUID | str, Head] = {}
+        if stored_events:
+            curs.execute(self._q["last_link"], prepare=True)
+            last = curs.fetchone()
+            last_link = ZERO if last is None else last["log_link"]
+            if last_link is None:
+                raise PersistenceError("the store was written before the chained record: "
+                                       "run `aftersales db upgrade`")
+            try:
+                chained, heads = chain_events(
+                    [(s.originator_id, s.originator_version, s.topic, s.state)
+                     for s in stored_events],
+                    heads_before(firsts_of((s.originator_id, s.originator_version)
+                                           for s in stored_events),
+                                 self.heads, lambda missing: self._heads_in(curs, missing)),
+                    bytes(last_link))
+            except ChainGap as e:
+                raise IntegrityError(str(e)) from e
+            curs.execute(self._q["insert"], (
+                [x.originator_id for x in chained], [x.version for x in chained],
+                [x.topic for x in chained], [x.state for x in chained],
+                [x.digest for x in chained], [x.link for x in chained]))
+            ids = [r["notification_id"] for r in curs.fetchall()]
+            put = sorted(heads.items(), key=lambda x: str(x[0]))
+            curs.execute(self._q["put_heads"], ([oid for oid, _ in put],
+                                                [h.version for _, h in put],
+                                                [h.digest for _, h in put]))
+        for oid, row in sorted(kwargs.get("deadlines", {}).items()):  # in key order
+            self._put_deadline(curs, oid, row)
+        commands: Sequence[CommandRow] = kwargs.get("commands", ())
+        if commands:
+            curs.executemany(self._q["command"], sorted(
+                (x.command_id, x.originator_id, x.digest) for x in commands))
+        refusals: Sequence[RefusalRow] = kwargs.get("refusals", ())
+        if refusals:
+            check_refusals(refusals, heads, lambda ids: self._heads_in(curs, ids))
+            curs.executemany(self._q["refusal"], sorted(
+                (r.command_id, r.digest, r.code, r.reason) for r in refusals))
+        return ids, heads
+
+    def _heads_in(self, curs: Cursor[DictRow], originator_ids: Sequence[UUID | str]
+                  ) -> dict[UUID | str, Head]:
+        curs.execute(self._q["heads"], (list(originator_ids),), prepare=True)
+        return {r["originator_id"]: Head(r["version"], bytes(r["event_digest"]))
+                for r in curs.fetchall()}
+
+    def _put_deadline(self, curs: Cursor[DictRow], oid: UUID, row: DeadlineRow | None) -> None:
+        if row is None:
+            curs.execute(self._q["delete"], (oid,), prepare=True)
+        else:
+            curs.execute(self._q["upsert"], (oid, row.order_id, row.deadline, row.rule,
+                                             row.case), prepare=True)
+
+    def repair_deadline(self, originator_id: UUID, row: DeadlineRow | None,
+                        version: int) -> bool:
+        """Set an order's index row from its state at `version`, only if no event was
+        recorded since; the events table lock serialises this with every insert."""
+        with self.datastore.transaction(commit=True) as curs:
+            self._lock_table(curs)
+            curs.execute(self._q["version"], (originator_id,))
+            found = curs.fetchone()
+            if ((found["v"] if found else None) or 0) != version:
+                return False
+            self._put_deadline(curs, originator_id, row)
+            return True
+
+    # --- reading orders, checked -------------------------------------------------------
+
+    def select_events_many(self, originator_ids: Sequence[Any]) -> dict[Any, Loaded]:
+        rows: dict[UUID | str, list[Row]] = {}
+        heads: dict[UUID | str, Head] = {}
+        ids = list(originator_ids)
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._q["many"], (ids, ids), prepare=True)
+            for r in curs.fetchall():
+                oid = r["originator_id"]
+                if r["head"]:
+                    heads[oid] = Head(r["originator_version"], bytes(r["event_digest"]))
+                else:
+                    stored = r["event_digest"]
+                    rows.setdefault(oid, []).append(Row(
+                        r["originator_version"], r["topic"], bytes(r["state"]),
+                        None if stored is None else bytes(stored)))
+        return checked(rows, heads, self.heads)
+
+    def heads_of(self, originator_ids: Sequence[UUID]) -> dict[UUID, Head]:
+        with self.datastore.transaction(commit=False) as curs:
+            return self._heads_in(curs, originator_ids)  # type: ignore[return-value]
+
+    def heads_page(self, after: UUID | None, limit: int) -> list[tuple[UUID, Head]]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._q["heads_page"], (after or UUID(int=0), limit), prepare=True)
+            return [(r["originator_id"], Head(r["version"], bytes(r["event_digest"])))
+                    for r in curs.fetchall()]
+
+    def versions_present(self, pairs: Sequence[tuple[UUID, int]]) -> set[tuple[UUID, int]]:
+        if not pairs:
+            return set()
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._q["present"], ([p[0] for p in pairs], [p[1] for p in pairs]))
+            return {(r["originator_id"], r["originator_version"]) for r in curs.fetchall()}
+
+    # --- reading the log ---------------------------------------------------------------
+
+    def max_notification_id(self) -> int | None:
+        """The library's, without its own retries (ten, 0.2 s apart, each waiting for the
+        pool): the ledger retries whole units of work (`aftersales.storage.retry.Patience`)."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self.max_notification_id_statement)
+            found = curs.fetchone()
+            return None if found is None else found["max"]
+
+    def select_notifications(self, start: int | None, limit: int, stop: int | None = None,
+                             topics: Sequence[str] = (), *, inclusive_of_start: bool = True
+                             ) -> Sequence[Notification]:
+        """The library's page of the log, each notification with its digests."""
+        first = 0 if start is None else start if inclusive_of_start else start + 1
+        last = 2**63 - 1 if stop is None else stop
+        with self.datastore.transaction(commit=False) as curs:
+            if topics:
+                curs.execute(self._q["log_topics"], (first, last, list(topics), limit),
+                             prepare=True)
+            else:
+                curs.execute(self._q["log"], (first, last, limit), prepare=True)
+            return [ChainedNotification(
+                id=r["notification_id"], originator_id=r["originator_id"],
+                originator_version=r["originator_version"], topic=r["topic"],
+                state=bytes(r["state"]), digest=_bytes(r["event_digest"]),
+                link=_bytes(r["log_link"])) for r in curs.fetchall()]
+
+    def links_page(self, after: int, limit: int) -> list[LinkRow]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._q["links"], (after, limit), prepare=True)
+            return [LinkRow(r["notification_id"], r["originator_id"], r["originator_version"],
+                            _bytes(r["event_digest"]), _bytes(r["log_link"]))
+                    for r in curs.fetchall()]
+
+    def due_orders(self, before: datetime, limit: int, since: datetime | None = None,
+                   partition: Partition | None = None) -> list[tuple[UUID, str]]:
+        with self.datastore.transaction(commit=False) as curs:
+            if partition is None:
+                curs.execute(self._q["due"], (before, since or EARLIEST, limit), prepare=True)
+            else:
+                curs.execute(self._q["due_mine"], (before, since or EARLIEST, partition.count,
+                                                   partition.index, limit), prepare=True)
+            return [(r["originator_id"], r["order_id"]) for r in curs.fetchall()]
+
+    def command_digest(self, command_id: str) -> str | None:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._q["digest"], (command_id,), prepare=True)
+            found = curs.fetchone()
+            return None if found is None else str(found["digest"])
+
+    def known_digests(self, command_ids: Sequence[str]) -> dict[str, str]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._q["digests"], (list(command_ids),), prepare=True)
+            return {str(r["command_id"]): str(r["digest"]) for r in curs.fetchall()}
+
+    def known_refusals(self, commands: Sequence[tuple[str, str]]
+                       ) -> dict[tuple[str, str], tuple[str, str]]:
+        wanted = set(commands)
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._q["refusals"], (sorted({cid for cid, _ in wanted}),),
+                         prepare=True)
+            return {(str(r["command_id"]), str(r["digest"])): (str(r["code"]), str(r["reason"]))
+                    for r in curs.fetchall() if (r["command_id"], r["digest"]) in wanted}
+
+    def recorded_between(self, after: int, upto: int, partition: Partition | None = None
+                         ) -> list[tuple[int, UUID]]:
+        with self.datastore.transaction(commit=False) as curs:
+            if partition is None:
+                curs.execute(self._q["between"], (after, upto), prepare=True)
+            else:
+                curs.execute(self._q["between_mine"], (after, upto, partition.count,
+                                                       partition.index), prepare=True)
+            return [(r["notification_id"], r["originator_id"]) for r in curs.fetchall()]
+
+    def events_by_order(self, upto: int, after: tuple[UUID, int] | None, limit: int,
+                        before: UUID | None = None) -> list[ChainedNotification]:
+        oid, version = (UUID(int=0), 0) if after is None else after
+        end = LAST_ID if before is None else before
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._q["by_order"], (upto, oid, version, end, limit), prepare=True)
+            return [ChainedNotification(
+                id=r["notification_id"], originator_id=r["originator_id"],
+                originator_version=r["originator_version"], topic=r["topic"],
+                state=bytes(r["state"]), digest=_bytes(r["event_digest"]))
+                for r in curs.fetchall()]
+
+    def command_ids(self) -> set[str]:
+        """Every applied command id (for audits and tests)."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._q["commands"])
+            return {str(r["command_id"]) for r in curs.fetchall()}
+
+    def pending_deadlines(self) -> list[tuple[UUID, DeadlineRow]]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._q["pending"])
+            return [(r["originator_id"],
+                     DeadlineRow(r["order_id"], r["due"], r["rule"], r["case_no"]))
+                    for r in curs.fetchall()]
+
+    # --- stores written before the chained record --------------------------------------
+
+    def _columns(self, curs: Cursor[DictRow]) -> set[str]:
+        curs.execute(self._q["columns"], (self.datastore.schema, self.events_table_name))
+        return {str(r["column_name"]) for r in curs.fetchall()}
+
+    def has_ledger(self) -> bool:
+        with self.datastore.transaction(commit=False) as curs:
+            return bool(self._columns(curs))
+
+    def needs_upgrade(self) -> bool:
+        """Whether the events table lacks the chained record, or its last events do (an
+        earlier version wrote them since); an empty table gets the columns here."""
+        table = SQL("{}.{}").format(Identifier(self.datastore.schema),
+                                    Identifier(self.events_table_name))
+        with self.datastore.transaction(commit=False) as curs:
+            columns = self._columns(curs)
+            if not columns:
+                return False
+            if "event_digest" in columns:
+                curs.execute(self._q["last_link"])
+                last = curs.fetchone()
+                return last is not None and last["log_link"] is None
+            curs.execute(SQL("SELECT 1 FROM {} LIMIT 1").format(table))
+            if curs.fetchone() is not None:
+                return True
+        self.upgrade(lambda n: None)  # nothing to chain: just the columns
+        return False
+
+    def unchained(self) -> int:
+        """How many events lack their digest or link (a whole scan, for `db upgrade`)."""
+        table = SQL("{}.{}").format(Identifier(self.datastore.schema),
+                                    Identifier(self.events_table_name))
+        with self.datastore.transaction(commit=False) as curs:
+            if "event_digest" not in self._columns(curs):
+                curs.execute(SQL("SELECT count(*) AS n FROM {}").format(table))
+            else:
+                curs.execute(SQL("SELECT count(*) AS n FROM {} WHERE event_digest IS NULL "
+                                 "OR log_link IS NULL").format(table))
+            found = curs.fetchone()
+            return int(found["n"]) if found else 0
+
+    def upgrade(self, on_progress: Callable[[int], None]) -> int:
+        """Add the digests, links and head records to every event, in one transaction that
+        holds the events table's lock: each order's events in version order, then the log
+        in position order.  The events themselves are not touched."""
+        s, t = Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        done = 0
+        with self.datastore.transaction(commit=True) as curs:
+            self._lock_table(curs)
+            for column in ("event_digest", "log_link"):
+                curs.execute(SQL("ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS {} bytea")
+                             .format(s, t, Identifier(column)))
+            for statement in self.sql_create_statements:
+                if "CREATE TABLE" in statement.as_string() or \
+                        "CREATE INDEX" in statement.as_string():
+                    curs.execute(statement)
+            after: tuple[UUID, int] = (UUID(int=0), 0)
+            head: tuple[UUID | None, bytes, bytes, int] = (None, b"", ZERO, 0)
+            heads: dict[UUID, Head] = {}
+            while True:
+                curs.execute(SQL(
+                    "SELECT originator_id, originator_version, topic, state FROM {}.{} "
+                    "WHERE (originator_id, originator_version) > (%s, %s) ORDER BY "
+                    "originator_id, originator_version LIMIT %s").format(s, t),
+                    (*after, UPGRADE_PAGE))
+                page = curs.fetchall()
+                if not page:
+                    break
+                updates: list[tuple[bytes, UUID, int]] = []
+                for r in page:
+                    oid = r["originator_id"]
+                    if oid != head[0]:
+                        head = (oid, id_bytes(oid), ZERO, 0)
+                    d = digest(head[2], head[1], r["originator_version"], r["topic"],
+                               bytes(r["state"]))
+                    head = (oid, head[1], d, r["originator_version"])
+                    heads[oid] = Head(head[3], d)
+                    updates.append((d, oid, r["originator_version"]))
+                curs.execute(SQL(
+                    "UPDATE {}.{} AS e SET event_digest = u.d FROM unnest(%s::bytea[], "
+                    "%s::uuid[], %s::bigint[]) AS u(d, o, v) WHERE e.originator_id = u.o "
+                    "AND e.originator_version = u.v").format(s, t),
+                    ([u[0] for u in updates], [u[1] for u in updates],
+                     [u[2] for u in updates]))
+                after = (page[-1]["originator_id"], page[-1]["originator_version"])
+                done += len(page)
+                on_progress(len(page))
+                if len(heads) >= UPGRADE_PAGE:
+                    self._put_heads(curs, heads, keep=head[0])
+            self._put_heads(curs, heads, keep=None)
+            position, current = 0, ZERO
+            while True:
+                curs.execute(SQL("SELECT notification_id, event_digest FROM {}.{} WHERE "
+                                 "notification_id > %s ORDER BY notification_id LIMIT %s")
+                             .format(s, t), (position, UPGRADE_PAGE))
+                page = curs.fetchall()
+                if not page:
+                    break
+                links: list[tuple[bytes, int]] = []
+                for r in page:
+                    current = link(current, bytes(r["event_digest"]))
+                    links.append((current, r["notification_id"]))
+                curs.execute(SQL(
+                    "UPDATE {}.{} AS e SET log_link = u.l FROM unnest(%s::bytea[], "
+                    "%s::bigint[]) AS u(l, n) WHERE e.notification_id = u.n").format(s, t),
+                    ([x[0] for x in links], [x[1] for x in links]))
+                position = page[-1]["notification_id"]
+        self.heads.clear()
+        return done
+
+    def _put_heads(self, curs: Cursor[DictRow], heads: dict[UUID, Head],
+                   keep: UUID | None) -> None:
+        """Write the heads gathered so far, but the one still growing (`keep`)."""
+        put = sorted((oid, h) for oid, h in heads.items() if oid != keep)
+        if put:
+            curs.execute(self._q["put_heads"], ([oid for oid, _ in put],
+                                                [h.version for _, h in put],
+                                                [h.digest for _, h in put]))
+        for oid, _ in put:
+            del heads[oid]
+
+
+def _bytes(value: Any) -> bytes | None:
+    return None if value is None else bytes(value)
+
+
+class AnsweringConnection(psycopg.Connection[DictRow]):
+    """A connection that stops waiting for a server that does not answer at all (a frozen
+    server or host: its kernel may still acknowledge every packet, so neither TCP nor the
+    server's own statement timeout ends the wait) after `answer_timeout` seconds, and is
+    then closed: its state is unknown."""
+
+    answer_timeout: float | None = None
+
+    def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        if timeout is not None or self.answer_timeout is None:
+            return super().wait(gen, interval=interval, timeout=timeout)  # the caller's
+        try:
+            return super().wait(gen, interval=interval, timeout=self.answer_timeout)
+        except _WAIT_TIMEOUT:
+            self.close()
+            raise psycopg.OperationalError(
+                f"the PostgreSQL server did not answer within {self.answer_timeout:.0f} s "
+                "(AFTERSALES_STATEMENT_TIMEOUT)") from None
+
+
+def answering(timeout: float | None) -> type[AnsweringConnection]:
+    """The connection class that waits at most `timeout` seconds for any answer."""
+    return type("Answering", (AnsweringConnection,), {"answer_timeout": timeout})
+
+
+#: psycopg's own signal that a wait ran out (private, hence looked up: psycopg >= 3.3).
+_WAIT_TIMEOUT: type[BaseException] = getattr(psycopg.errors, "_WaitTimeout", TimeoutError)
+
+
+class LedgerPostgresFactory(PostgresFactory):
+    """eventsourcing's PostgreSQL factory, whose application recorder is the ledger's, whose
+    connections bound every wait (`aftersales.settings`), and which first connects once
+    on its own, so that a server that cannot be reached is reported with its reason (the
+    pool only says it got no connection in time)."""
+
+    application_recorder_class = PostgresLedgerRecorder
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        pool = self.datastore.pool
+        assert isinstance(pool.kwargs, dict)
+        statement = float(self.env.get("LEDGER_STATEMENT_TIMEOUT") or 60)
+        pool.kwargs.update(session(statement, self._lock_timeout(),
+                                   float(self.env.get("POSTGRES_CONNECT_TIMEOUT") or 5)))
+        pool.connection_class = answering(float(self.env.get("LEDGER_ANSWER_TIMEOUT") or 0)
+                                          or None)
+        # When connecting fails, the pool tries again in the background, waiting twice as
+        # long each time for up to five minutes: after an outage it could take as long
+        # again to notice the server is back.  Giving up after a few seconds instead, it
+        # starts afresh (at once) the next time a connection is asked for.
+        pool.reconnect_timeout = RECONNECT_WITHIN
+        self._probe(pool.kwargs)
+
+    def _lock_timeout(self) -> float:
+        return float(self.env.get("LEDGER_LOCK_TIMEOUT") or 10)
+
+    def _probe(self, kwargs: dict[str, Any]) -> None:
+        """Connect once: a server that is down or restarting is an `OperationalError` (a
+        failure that may pass: the caller waits, saying why); a missing database, a wrong
+        role or an unknown host is `StoreUnavailable` at once."""
+        found = self._connect_once()
+        if found is None:
+            return
+        reason, error = found
+        if may_pass(error):
+            raise OperationalError(reason) from None  # (its text is the reason to show)
+        raise StoreUnavailable(reason) from None
+
+    def unreachable(self) -> str | None:
+        """Why a connection of its own cannot be made now (None: it can)."""
+        found = self._connect_once()
+        return None if found is None else found[0]
+
+    def _connect_once(self) -> tuple[str, psycopg.Error] | None:
+        kwargs = self.datastore.pool.kwargs
+        assert isinstance(kwargs, dict)
+        where = (f"{kwargs.get('host')}:{kwargs.get('port')}/{kwargs.get('dbname')} "
+                 f"as {kwargs.get('user')}")
+        try:
+            with psycopg.connect(**{k: v for k, v in kwargs.items() if k != "row_factory"}):
+                return None
+        except psycopg.Error as e:
+            return f"cannot connect to PostgreSQL at {where}: {describe(e)}", e
+
+    def application_recorder(self) -> PostgresLedgerRecorder:
+        recorder = PostgresLedgerRecorder(datastore=self.datastore,
+                                          events_table_name=self._events_table())
+        # The library's lock timeout takes whole seconds; ours, milliseconds.
+        recorder.lock_table_statements[0] = SQL("SET LOCAL lock_timeout = {}").format(
+            f"{millis(self._lock_timeout())}ms")
+        if self.env_create_table():
+            recorder.create_schema()
+            recorder.create_table()
+        return recorder
+
+    def _events_table(self) -> str:
+        return (self.env.name.lower() or "stored") + "_events"
+
+
+def session(statement_timeout: float, lock_timeout: float, connect_timeout: float,
+            schema: str | None = None) -> dict[str, Any]:
+    """The connection parameters of every connection the ledger makes to PostgreSQL (its
+    events and its read models): every statement and lock wait bounded, connecting too,
+    and a peer that went away noticed within about 30 s (TCP keepalives)."""
+    options = [f"-c statement_timeout={millis(statement_timeout)}",
+               f"-c lock_timeout={millis(lock_timeout)}"]
+    if schema:
+        options.append(f"-c search_path={schema}")
+    return {"connect_timeout": max(1, round(connect_timeout)), "keepalives": 1,
+            "keepalives_idle": 15, "keepalives_interval": 5, "keepalives_count": 3,
+            "tcp_user_timeout": 30_000, "options": " ".join(options)}

@@ -1,0 +1,150 @@
+"""The package's structure, read from its source: no import cycles; each layer imports only
+the layers below it; the domain imports nothing of storage, the command line or SQLAlchemy
+and reads no clock; development tools are loaded only on use, by the command line."""
+
+from __future__ import annotations
+
+import ast
+from functools import cache
+from pathlib import Path
+
+import aftersales
+
+PACKAGE = Path(aftersales.__file__).parent
+
+#: Each layer and what it may import (besides itself, `aftersales.errors` and
+#: `aftersales.settings`); docs/architecture.md draws the same.
+LAYERS: dict[str, set[str]] = {
+    "domain": set(),
+    "runtime": set(),
+    "storage": {"domain", "runtime"},
+    "application": {"domain", "storage", "runtime"},
+    "readmodels": {"domain", "storage", "application", "runtime"},
+    "ingest": {"domain", "storage", "application", "runtime"},
+    "cli": {"domain", "storage", "application", "readmodels", "ingest", "runtime"},
+    "devtools": {"domain", "storage", "application", "readmodels", "ingest", "runtime", "cli"},
+}
+EVERYWHERE = {"errors", "settings"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+@cache
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def resolve(name: str) -> str:
+    """The module an import names (`from a.b import c`: `a.b.c` if that is a module)."""
+    return name if name in modules() else name.rsplit(".", 1)[0]
+
+
+@cache
+def imports(module: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The package's modules `module` imports: (when it is imported, later in a function).
+    Imports for type checking only are left out."""
+    tree = ast.parse(modules()[module].read_text())
+    eager: set[str] = set()
+    lazy: set[str] = set()
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
+            found = eager if not in_function else lazy
+            if isinstance(child, ast.Import):
+                found.update(resolve(a.name) for a in child.names
+                             if a.name.startswith("aftersales"))
+            elif isinstance(child, ast.ImportFrom) and (child.module or "").startswith(
+                    "aftersales"):
+                assert child.module is not None
+                found.update(resolve(f"{child.module}.{a.name}") for a in child.names)
+            visit(child, in_function or isinstance(
+                child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda))
+
+    visit(tree, False)
+    return frozenset(eager - {module}), frozenset(lazy - {module})
+
+
+def layer(module: str) -> str | None:
+    """`domain` for `aftersales.domain.order`; None for the package itself."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None
+
+
+def test_no_import_cycles() -> None:
+    graph = {m: imports(m)[0] for m in modules()}
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        path.append(m)
+        for n in sorted(graph[m]):
+            if state.get(n) == 1:
+                raise AssertionError("import cycle: " + " -> ".join(
+                    [*path[path.index(n):], n]))
+            if n not in state:
+                visit(n)
+        path.pop()
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m)
+
+
+def test_each_layer_imports_only_the_layers_below_it() -> None:
+    wrong = []
+    for m in modules():
+        own = layer(m)
+        if own not in LAYERS:
+            continue
+        eager, lazy = imports(m)
+        for n in eager | lazy:
+            other = layer(n)
+            if own == "cli" and other == "devtools" and n not in eager:
+                continue  # loaded on use (the next test)
+            if other != own and other not in LAYERS[own] | EVERYWHERE:
+                wrong.append(f"{m} imports {n}")
+    assert wrong == []
+
+
+def test_the_domain_is_pure() -> None:
+    """Rules, deadlines and money import nothing of storage, the command line or SQLAlchemy
+    (nor the settings), and read no clock: business time comes in as data."""
+    for m, path in modules().items():
+        if layer(m) != "domain":
+            continue
+        eager, lazy = imports(m)
+        assert {n for n in eager | lazy if layer(n) != "domain"} <= {"aftersales.errors"}, m
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] + [getattr(node, "module", "") or ""]
+                assert not any(x.split(".")[0] in {"sqlalchemy", "sqlite3", "psycopg", "time"}
+                               for x in names), (m, names)
+            if isinstance(node, ast.Attribute) and node.attr in {
+                    "now", "utcnow", "today", "time", "monotonic", "perf_counter"}:
+                raise AssertionError(f"{m} reads a clock: {ast.unparse(node)}")
+
+
+def test_development_tools_are_loaded_only_on_use_by_the_command_line() -> None:
+    for m in modules():
+        if layer(m) == "devtools":
+            continue
+        eager, lazy = imports(m)
+        assert not {n for n in eager if layer(n) == "devtools"}, m
+        if layer(m) != "cli":
+            assert not {n for n in lazy if layer(n) == "devtools"}, m
+
+
+def test_nothing_of_the_product_imports_the_command_line() -> None:
+    for m in modules():
+        if layer(m) in {"cli", "devtools"} or m == "aftersales.__main__":
+            continue
+        eager, lazy = imports(m)
+        assert not {n for n in eager | lazy if layer(n) == "cli"}, m
