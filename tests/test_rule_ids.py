@@ -43,3 +43,13 @@ def test_every_test_named_in_docs_exists() -> None:
     doc = (ROOT / "docs" / "rules.md").read_text()
     named = set(re.findall(r"`(test_\w+)`", doc))
     assert named and named <= all_test_names()
+
+
+def test_every_rule_id_and_refusal_code_is_one_constant_of_the_rules_module() -> None:
+    from aftersales.domain import rules
+
+    named = {r for r in RULE_IDS if not re.fullmatch(r"I\d+", r) and "_" not in r}
+    assert set(rules.RULE_IDS) | set(rules.REFUSAL_CODES) == named
+    assert len(rules.RULE_IDS) + len(rules.REFUSAL_CODES) == len(named)
+    for code in named:
+        assert getattr(rules, code.replace("-", "_")) == code

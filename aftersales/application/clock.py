@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from aftersales.domain import rules
 from aftersales.errors import CommandRefused
 from aftersales.settings import Settings
 
@@ -34,7 +35,7 @@ class FutureGuard:
         if at <= now + self.margin:
             return None
         return CommandRefused(
-            "FUTURE", f"business time {at.isoformat()} is {_span(at - now)} ahead of the "
+            rules.FUTURE, f"business time {at.isoformat()} is {_span(at - now)} ahead of the "
             f"wall clock ({now.replace(microsecond=0).isoformat()}); at most "
             f"{_span(self.margin)} is allowed (AFTERSALES_FUTURE_MARGIN).  Replaying "
             "future-dated data on purpose?  Use --allow-future")

@@ -25,6 +25,7 @@ from pydantic import (
     ValidationError,
 )
 
+from aftersales.domain import rules
 from aftersales.domain.zones import zone
 from aftersales.errors import CommandRefused
 
@@ -206,7 +207,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(found) != len(pairs):
         keys = [k for k, _ in pairs]
         twice = sorted({k for k in keys if keys.count(k) > 1})
-        raise CommandRefused("INPUT", f"field '{twice[0]}': given more than once")
+        raise CommandRefused(rules.INPUT, f"field '{twice[0]}': given more than once")
     return found
 
 
@@ -220,13 +221,13 @@ def parse_command(line: str | bytes) -> Command:
         # (last one wins there), nesting too deep, integers too long to read.
         _PAIRS.decode(line if isinstance(line, str) else line.decode())
     except RecursionError:
-        raise CommandRefused("INPUT", "not a JSON object: nested too deeply") from None
+        raise CommandRefused(rules.INPUT, "not a JSON object: nested too deeply") from None
     except ValueError:
         pass  # not JSON at all: pydantic says where, below
     try:
         return _ADAPTER.validate_json(line, strict=True)
     except ValidationError as e:
-        raise CommandRefused("INPUT", describe(e)) from None
+        raise CommandRefused(rules.INPUT, describe(e)) from None
 
 
 def build(model: type[C], fields: dict[str, Any]) -> C:
@@ -234,7 +235,7 @@ def build(model: type[C], fields: dict[str, Any]) -> C:
     try:
         return model(**fields)
     except ValidationError as e:
-        raise CommandRefused("INPUT", describe(e, tagged=False)) from None
+        raise CommandRefused(rules.INPUT, describe(e, tagged=False)) from None
 
 
 def describe(error: ValidationError, *, tagged: bool = True) -> str:

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from aftersales.application import commands as cmd
+from aftersales.domain import rules
 from aftersales.domain.order import Order
 from aftersales.domain.policy import Policy
 from aftersales.errors import CommandRefused, IntegrityBroken
@@ -84,26 +85,26 @@ def decide(order: Order | None, command: cmd.OrderCommand, policy: Policy) -> Or
         if order is not None:
             order.apply_due_timeouts(command.at, policy)
             raise CommandRefused(
-                "DUPLICATE-ORDER", f"order {command.order_id} was already placed")
+                rules.DUPLICATE_ORDER, f"order {command.order_id} was already placed")
         return Order.place(
             order_id=command.order_id, at=command.at, payment=command.payment,
             merchant_id=command.merchant_id, user_id=command.user_id,
             goods_amount=command.goods_amount, postage=command.postage,
             currency=command.currency, command_id=command.command_id, policy=policy)
     if order is None:
-        raise CommandRefused("UNKNOWN-ORDER", f"order {command.order_id} was never placed")
+        raise CommandRefused(rules.UNKNOWN_ORDER, f"order {command.order_id} was never placed")
     HANDLERS[type(command)](order, command, policy)
     return order
 
 
 def duplicate_id(command_id: str) -> CommandRefused:
     return CommandRefused(
-        "DUPLICATE-ID", f"command id {command_id!r} was already applied with other content")
+        rules.DUPLICATE_ID, f"command id {command_id!r} was already applied with other content")
 
 
 #: Refusals not remembered: they depend on what is outside the order's state (the wall
 #: clock, the integrity of the store, another command's id) and may go another way later.
-UNREMEMBERED = frozenset({"FUTURE", "INTEGRITY", "DUPLICATE-ID"})
+UNREMEMBERED = frozenset({rules.FUTURE, rules.INTEGRITY, rules.DUPLICATE_ID})
 
 
 def refusal_row(row: CommandRow, order: Order | None, refused: CommandRefused) -> RefusalRow:
@@ -115,7 +116,7 @@ def refusal_row(row: CommandRow, order: Order | None, refused: CommandRefused) -
 
 def refusal_of(broken: IntegrityBroken) -> CommandRefused:
     """The refusal of a command for an order whose history is broken (SPEC section 11)."""
-    return CommandRefused("INTEGRITY", broken.describe())
+    return CommandRefused(rules.INTEGRITY, broken.describe())
 
 
 def deadline_row(order: Order) -> DeadlineRow | None:

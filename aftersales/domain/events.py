@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from eventsourcing.domain import Aggregate
 
+from aftersales.domain import rules
 from aftersales.domain.states import (
     COD_REFUND_VOUCHER_48H,
     RECEIPT_CONFIRM_7D,
@@ -158,7 +159,7 @@ class ReturnRequested(CaseEvent):
         case = ReturnCase(
             number=self.case, amount=self.amount, reason=self.reason, requested_at=self.at
         )
-        case.deadline = Deadline(self.response_deadline, "R-1", self.case)
+        case.deadline = Deadline(self.response_deadline, rules.R_1, self.case)
         order.cases.append(case)
 
 
@@ -184,7 +185,7 @@ def approve(case: ReturnCase, at: datetime, by: str, tracking_deadline: datetime
     case.decided_at = at
     case.decided_by = by
     case.move_to(CaseStatus.APPROVED, at)
-    case.deadline = Deadline(tracking_deadline, "R-2", case.number)
+    case.deadline = Deadline(tracking_deadline, rules.R_2, case.number)
 
 
 class MerchantRejected(CaseEvent):
@@ -214,7 +215,7 @@ class TrackingSubmitted(CaseEvent):
         case.tracking_no = self.tracking_no
         case.tracking_at = self.at
         case.move_to(CaseStatus.IN_TRANSIT, self.at)
-        case.deadline = Deadline(self.receipt_deadline, "R-3", self.case)
+        case.deadline = Deadline(self.receipt_deadline, rules.R_3, self.case)
 
 
 class ReturnAutoClosed(CaseEvent, SystemEvent):
@@ -249,7 +250,7 @@ def receive(
     case.received_by = by
     case.move_to(CaseStatus.RECEIVED, at)
     case.deadline = (
-        Deadline(voucher_deadline, "R-COD-4", case.number) if voucher_deadline else None
+        Deadline(voucher_deadline, rules.R_COD_4, case.number) if voucher_deadline else None
     )
 
 

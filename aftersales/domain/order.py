@@ -16,6 +16,7 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from aftersales.domain import events as ev
+from aftersales.domain import rules
 from aftersales.domain.policy import Policy
 from aftersales.domain.states import (
     Actor,
@@ -83,7 +84,7 @@ class Order(Aggregate):
     ) -> Order:
         check_positive("goods_amount", goods_amount)
         if postage < 0:
-            raise CommandRefused("INPUT", "field 'postage': must not be negative")
+            raise CommandRefused(rules.INPUT, "field 'postage': must not be negative")
         kind = Payment(payment)
         return cls._create(
             ev.OrderPlaced,
@@ -116,7 +117,7 @@ class Order(Aggregate):
     def pending_deadline(self) -> Deadline | None:
         """The order's one pending deadline, if any (at most one is ever pending)."""
         if self.status is OrderStatus.AWAITING_PAYMENT and self.payment_deadline:
-            return Deadline(self.payment_deadline, "C-ON-4", None)
+            return Deadline(self.payment_deadline, rules.C_ON_4, None)
         case = self.open_case
         return case.deadline if case is not None else None
 
@@ -131,12 +132,12 @@ class Order(Aggregate):
     def _time_out(self, due: Deadline, policy: Policy) -> None:
         system = {"at": due.at, "actor": Actor.SYSTEM.value, "command_id": None}
         cause = {"rule": due.rule, "deadline": due.at}
-        if due.rule == "C-ON-4":
+        if due.rule == rules.C_ON_4:
             self.trigger_event(ev.OrderAutoCancelled, **system, **cause)
             return
         case = self.open_case
         assert case is not None and due.case == case.number
-        if due.rule == "R-1":
+        if due.rule == rules.R_1:
             self.trigger_event(
                 ev.ReturnAutoApproved,
                 **system,
@@ -144,9 +145,9 @@ class Order(Aggregate):
                 case=case.number,
                 tracking_deadline=due.at + policy.tracking_window,
             )
-        elif due.rule == "R-2":
+        elif due.rule == rules.R_2:
             self.trigger_event(ev.ReturnAutoClosed, **system, **cause, case=case.number)
-        elif due.rule == "R-3":
+        elif due.rule == rules.R_3:
             self.trigger_event(
                 ev.ReceiptAutoConfirmed,
                 **system,
@@ -155,14 +156,14 @@ class Order(Aggregate):
                 voucher_deadline=self._voucher_deadline(due.at, policy),
             )
             self._refund_online_on_receipt(case, due.at)
-        elif due.rule == "R-COD-4":
+        elif due.rule == rules.R_COD_4:
             self._compensate(case, due)
         else:  # pragma: no cover - every deadline above is started by this class
             raise AssertionError(due.rule)
 
     def _compensate(self, case: ReturnCase, due: Deadline) -> None:
         """R-COD-4: the platform pays the user in advance; the merchant is penalised."""
-        cause = {"rule": "R-COD-4", "deadline": due.at, "command_id": None}
+        cause = {"rule": rules.R_COD_4, "deadline": due.at, "command_id": None}
         self.trigger_event(
             ev.AdvanceCompensationPaid,
             at=due.at,
@@ -187,7 +188,7 @@ class Order(Aggregate):
         self.apply_due_timeouts(at, policy)
         if at < self.last_at:
             raise CommandRefused(
-                "TIME",
+                rules.TIME,
                 f"business time {at.isoformat()} is before the order's latest event "
                 f"at {self.last_at.isoformat()}",
             )
@@ -196,14 +197,14 @@ class Order(Aggregate):
         """C-ANY: nothing is paid, shipped, delivered or returned after cancellation, and
         a cancelled or delivered order cannot be cancelled."""
         if self.status is OrderStatus.CANCELLED:
-            raise CommandRefused("C-ANY", f"the order was cancelled; it cannot be {doing}")
+            raise CommandRefused(rules.C_ANY, f"the order was cancelled; it cannot be {doing}")
         if doing == "cancelled" and self.status is OrderStatus.DELIVERED:
-            raise CommandRefused("C-ANY", "a delivered order cannot be cancelled")
+            raise CommandRefused(rules.C_ANY, "a delivered order cannot be cancelled")
 
     def _check_status(self, wanted: OrderStatus, step: str) -> None:
         if self.status is not wanted:
             raise CommandRefused(
-                "FLOW", f"{step} needs order status {wanted.value}, not {self.status.value}"
+                rules.FLOW, f"{step} needs order status {wanted.value}, not {self.status.value}"
             )
 
     def _emit(self, event: type[ev.OrderEvent], at: datetime, actor: Actor,
@@ -215,10 +216,10 @@ class Order(Aggregate):
     def pay(self, at: datetime, *, command_id: str | None, policy: Policy) -> None:
         self._begin(at, policy)
         if self.payment is Payment.COD:
-            raise CommandRefused("FLOW", "a cash-on-delivery order is paid on delivery")
+            raise CommandRefused(rules.FLOW, "a cash-on-delivery order is paid on delivery")
         if self.status is OrderStatus.CANCELLED and self.cancelled_by == Actor.SYSTEM:
             raise CommandRefused(
-                "DEADLINE",
+                rules.DEADLINE,
                 f"C-ON-4: the order was not paid by {self._lapse_deadline('UNPAID_24H')} "
                 "and the system cancelled it",
             )
@@ -229,7 +230,7 @@ class Order(Aggregate):
     def confirm(self, at: datetime, *, command_id: str | None, policy: Policy) -> None:
         self._begin(at, policy)
         if self.payment is Payment.ONLINE:
-            raise CommandRefused("FLOW", "only a cash-on-delivery order is confirmed")
+            raise CommandRefused(rules.FLOW, "only a cash-on-delivery order is confirmed")
         self._check_not_cancelled("confirmed")
         self._check_status(OrderStatus.PENDING_CONFIRMATION, "confirm_order")
         self._emit(ev.OrderConfirmed, at, Actor.MERCHANT, command_id)
@@ -253,7 +254,8 @@ class Order(Aggregate):
                command_id: str | None, policy: Policy) -> None:
         self._begin(at, policy)
         if by not in CANCELLERS:
-            raise CommandRefused("INPUT", f"field 'by': must be one of {', '.join(CANCELLERS)}")
+            raise CommandRefused(rules.INPUT,
+                                 f"field 'by': must be one of {', '.join(CANCELLERS)}")
         if self.payment is Payment.COD:
             self._check_cod_cancel(by)
         else:
@@ -265,30 +267,30 @@ class Order(Aggregate):
     def _check_cod_cancel(self, by: str) -> None:
         if by == Actor.USER:
             raise CommandRefused(
-                "C-COD-1", "the user cannot cancel a cash-on-delivery order at any stage")
+                rules.C_COD_1, "the user cannot cancel a cash-on-delivery order at any stage")
         self._check_not_cancelled("cancelled")
         shipped = self.status is OrderStatus.SHIPPED
         if by == Actor.MERCHANT and shipped:
             raise CommandRefused(
-                "C-COD-3", "the merchant cannot cancel a shipped cash-on-delivery order; "
+                rules.C_COD_3, "the merchant cannot cancel a shipped cash-on-delivery order; "
                 "the user asks platform customer service")
         if by == Actor.PLATFORM and not shipped:
             raise CommandRefused(
-                "C-COD-3", "before shipping the merchant, not the platform, cancels a "
+                rules.C_COD_3, "before shipping the merchant, not the platform, cancels a "
                 "cash-on-delivery order (C-COD-2)")
         # C-COD-2: the merchant cancels while pending_confirmation or stocking.
 
     def _check_online_cancel(self, by: str) -> None:
         if by == Actor.MERCHANT:
             raise CommandRefused(
-                "C-ON-3", "the merchant cannot cancel an online order at any stage")
+                rules.C_ON_3, "the merchant cannot cancel an online order at any stage")
         self._check_not_cancelled("cancelled")
         if self.status is OrderStatus.SHIPPED:
             raise CommandRefused(
-                "C-ON-2", "a shipped online order is not cancelled; the way back is a return")
+                rules.C_ON_2, "a shipped online order is not cancelled; the way back is a return")
         if by == Actor.USER and self.status is OrderStatus.PAID:
             raise CommandRefused(
-                "C-ON-2", "after payment the user cancels through platform customer service")
+                rules.C_ON_2, "after payment the user cancels through platform customer service")
         # C-ON-1: the user cancels while awaiting_payment; C-ON-2: the platform cancels
         # while awaiting_payment or paid, refunding goods and postage in full.
 
@@ -305,20 +307,20 @@ class Order(Aggregate):
         self._check_status(OrderStatus.DELIVERED, "request_return")
         if (case := self.open_case) is not None:
             raise CommandRefused(
-                "R-OPEN", f"case {case.number} is still open ({case.status.value})")
+                rules.R_OPEN, f"case {case.number} is still open ({case.status.value})")
         if policy.return_window is not None and self.delivered_at is not None:
             closes = self.delivered_at + policy.return_window
             if at > closes:
                 raise CommandRefused(
-                    "DEADLINE", f"the return window closed at {closes.isoformat()} (policy)")
+                    rules.DEADLINE, f"the return window closed at {closes.isoformat()} (policy)")
         left = self.refundable(policy)
         if amount is not None:
             check_positive("amount", amount)
         if left <= 0:
-            raise CommandRefused("R-AMOUNT", "nothing refundable is left on this order")
+            raise CommandRefused(rules.R_AMOUNT, "nothing refundable is left on this order")
         if amount is not None and amount > left:
             raise CommandRefused(
-                "R-AMOUNT", f"amount {amount} is more than the refundable {left}")
+                rules.R_AMOUNT, f"amount {amount} is more than the refundable {left}")
         self._emit(ev.ReturnRequested, at, Actor.USER, command_id,
                    case=len(self.cases) + 1, amount=amount if amount is not None else left,
                    reason=reason, response_deadline=at + policy.merchant_response_window)
@@ -326,7 +328,7 @@ class Order(Aggregate):
     def _case_for(self, step: str) -> ReturnCase:
         case = self.latest_case
         if case is None:
-            raise CommandRefused("FLOW", f"{step}: the order has no return case")
+            raise CommandRefused(rules.FLOW, f"{step}: the order has no return case")
         return case
 
     def _check_case(self, case: ReturnCase, wanted: CaseStatus, step: str,
@@ -336,15 +338,15 @@ class Order(Aggregate):
             return
         if timed_out:
             raise CommandRefused(
-                "DEADLINE", f"{step}: the {rule} deadline of case {case.number} passed "
+                rules.DEADLINE, f"{step}: the {rule} deadline of case {case.number} passed "
                 "and the system acted")
         raise CommandRefused(
-            "FLOW", f"{step} needs case {case.number} {wanted.value}, not {case.status.value}")
+            rules.FLOW, f"{step} needs case {case.number} {wanted.value}, not {case.status.value}")
 
     def _check_merchant_answer(self, step: str) -> ReturnCase:
         case = self._case_for(step)
         self._check_case(case, CaseStatus.REQUESTED, step,
-                         case.decided_by == Actor.SYSTEM, "R-1")
+                         case.decided_by == Actor.SYSTEM, rules.R_1)
         return case
 
     def approve_return(self, at: datetime, *, command_id: str | None,
@@ -359,7 +361,7 @@ class Order(Aggregate):
         self._begin(at, policy)
         case = self._check_merchant_answer("reject_return")
         if not reason.strip():
-            raise CommandRefused("INPUT", "field 'reason': a rejection needs a reason (R-1)")
+            raise CommandRefused(rules.INPUT, "field 'reason': a rejection needs a reason (R-1)")
         self._emit(ev.MerchantRejected, at, Actor.MERCHANT, command_id,
                    case=case.number, reason=reason)
 
@@ -369,12 +371,12 @@ class Order(Aggregate):
         case = self._case_for("withdraw_return")
         if case.status in (CaseStatus.IN_TRANSIT, CaseStatus.RECEIVED):
             raise CommandRefused(
-                "R-5", "a case is withdrawn only before the return tracking is submitted")
+                rules.R_5, "a case is withdrawn only before the return tracking is submitted")
         if not policy.user_may_withdraw and case.is_open:
-            raise CommandRefused("R-5", "this platform's policy does not allow withdrawal")
+            raise CommandRefused(rules.R_5, "this platform's policy does not allow withdrawal")
         if case.status not in (CaseStatus.REQUESTED, CaseStatus.APPROVED):
             self._check_case(case, CaseStatus.APPROVED, "withdraw_return",
-                             case.status is CaseStatus.CLOSED, "R-2")
+                             case.status is CaseStatus.CLOSED, rules.R_2)
         self._emit(ev.ReturnWithdrawn, at, Actor.USER, command_id, case=case.number)
 
     def submit_tracking(self, at: datetime, *, carrier: str, tracking_no: str,
@@ -382,7 +384,7 @@ class Order(Aggregate):
         self._begin(at, policy)
         case = self._case_for("submit_tracking")
         self._check_case(case, CaseStatus.APPROVED, "submit_tracking",
-                         case.status is CaseStatus.CLOSED, "R-2")
+                         case.status is CaseStatus.CLOSED, rules.R_2)
         self._emit(ev.TrackingSubmitted, at, Actor.USER, command_id, case=case.number,
                    carrier=carrier, tracking_no=tracking_no,
                    receipt_deadline=at + policy.receipt_window)
@@ -392,7 +394,7 @@ class Order(Aggregate):
         self._begin(at, policy)
         case = self._case_for("confirm_receipt")
         self._check_case(case, CaseStatus.IN_TRANSIT, "confirm_receipt",
-                         case.received_by == Actor.SYSTEM, "R-3")
+                         case.received_by == Actor.SYSTEM, rules.R_3)
         self._emit(ev.ReceiptConfirmed, at, Actor.MERCHANT, command_id, case=case.number,
                    voucher_deadline=self._voucher_deadline(at, policy))
         self._refund_online_on_receipt(case, at)
@@ -404,7 +406,7 @@ class Order(Aggregate):
         """R-ON-4: on receipt of an online return the platform refunds `amount` at once."""
         if self.payment is Payment.ONLINE:
             self.trigger_event(ev.PlatformRefunded, at=at, actor=Actor.PLATFORM.value,
-                               command_id=None, rule="R-ON-4", deadline=None,
+                               command_id=None, rule=rules.R_ON_4, deadline=None,
                                case=case.number, amount=case.amount)
 
     def upload_refund_voucher(self, at: datetime, *, voucher_ref: str, amount: int,
@@ -413,7 +415,7 @@ class Order(Aggregate):
         self._begin(at, policy)
         check_positive("amount", amount)
         if self.payment is Payment.ONLINE:
-            raise CommandRefused("FLOW", "online returns are refunded by the platform")
+            raise CommandRefused(rules.FLOW, "online returns are refunded by the platform")
         case = self._case_for("upload_refund_voucher")
         if case.status is not CaseStatus.RECEIVED:  # a late voucher for an older case?
             case = next((c for c in reversed(self.cases) if c.merchant_debt > 0), case)
@@ -422,7 +424,7 @@ class Order(Aggregate):
             self._check_case(case, CaseStatus.RECEIVED, "upload_refund_voucher", False, "")
         if amount != case.amount:
             raise CommandRefused(
-                "R-AMOUNT", f"the voucher is for {amount}; case {case.number} is for "
+                rules.R_AMOUNT, f"the voucher is for {amount}; case {case.number} is for "
                 f"{case.amount}")
         self._emit(ev.RefundVoucherUploaded, at, Actor.MERCHANT, command_id,
                    case=case.number, voucher_ref=voucher_ref, amount=amount,
@@ -434,4 +436,4 @@ class Order(Aggregate):
 
 def check_positive(field: str, amount: int) -> None:
     if amount <= 0:
-        raise CommandRefused("INPUT", f"field '{field}': must be greater than zero")
+        raise CommandRefused(rules.INPUT, f"field '{field}': must be greater than zero")

@@ -18,6 +18,7 @@ from typing import NamedTuple, Protocol
 from aftersales.application.commands import OrderCommand, Tick, parse_command
 from aftersales.application.decisions import Outcome
 from aftersales.application.ledger import Ledger
+from aftersales.domain import rules
 from aftersales.errors import CommandRefused, StoreUnavailable
 from aftersales.runtime.garbage import give_back_memory
 from aftersales.storage.retry import Patience
@@ -107,11 +108,11 @@ class Halted(Exception):
 
 def decode_line(raw: bytes) -> str:
     if len(raw) > MAX_LINE_BYTES:
-        raise CommandRefused("INPUT", f"line longer than {MAX_LINE_BYTES} bytes")
+        raise CommandRefused(rules.INPUT, f"line longer than {MAX_LINE_BYTES} bytes")
     try:
         return raw.decode("utf-8").removeprefix("\ufeff")  # a BOM from a spreadsheet
     except UnicodeDecodeError as e:
-        raise CommandRefused("INPUT", f"not valid UTF-8 at byte {e.start}") from None
+        raise CommandRefused(rules.INPUT, f"not valid UTF-8 at byte {e.start}") from None
 
 
 class Share(Protocol):

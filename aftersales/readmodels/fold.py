@@ -24,6 +24,7 @@ from uuid import UUID
 from eventsourcing.persistence import Notification
 
 from aftersales.domain import events as ev
+from aftersales.domain import rules
 from aftersales.domain.states import (
     AWAITING,
     COD_REFUND_VOUCHER_48H,
@@ -165,7 +166,7 @@ def placed_row(batch: Batch, e: ev.OrderPlaced, key: str) -> Row:
         "placed_at": e.at, "placed_day": batch.day(e.at), "delivered_at": None,
         "cancelled_by": None, "latest_case": None, "case_status": None, "awaiting": None,
         "next_deadline": e.payment_deadline,
-        "next_deadline_rule": "C-ON-4" if e.payment_deadline else None,
+        "next_deadline_rule": rules.C_ON_4 if e.payment_deadline else None,
         "refunded_total": 0, "violations": 0, "lapses": 0,
         "history_digest": ZERO.hex(), "history_broken": False,
     }
@@ -264,7 +265,7 @@ def _fold_case(batch: Batch, o: Row, e: ev.CaseEvent, position: int) -> None:
         o["refunded_total"] += amount
 
     if isinstance(e, ev.ReturnRequested):
-        move("requested", e.response_deadline, "R-1")
+        move("requested", e.response_deadline, rules.R_1)
     elif isinstance(e, (ev.MerchantApproved, ev.ReturnAutoApproved, ev.MerchantRejected)):
         c.update(decided_at=e.at, decided_day=batch.day(e.at), decided_by=e.actor,
                  response_seconds=int((e.at - c["requested_at"]).total_seconds()))
@@ -274,7 +275,7 @@ def _fold_case(batch: Batch, o: Row, e: ev.CaseEvent, position: int) -> None:
             move("rejected")
         else:
             c["decision"] = "approved"
-            move("approved", e.tracking_deadline, "R-2")
+            move("approved", e.tracking_deadline, rules.R_2)
         if isinstance(e, ev.ReturnAutoApproved):
             batch.count(merchant, e.at, "auto_approved")
             _violation(batch, o, RETURN_RESPONSE_48H, "auto_approved", e, position)
@@ -284,13 +285,13 @@ def _fold_case(batch: Batch, o: Row, e: ev.CaseEvent, position: int) -> None:
         move("withdrawn")
     elif isinstance(e, ev.TrackingSubmitted):
         c.update(tracking_at=e.at, carrier=e.carrier, tracking_no=e.tracking_no)
-        move("in_transit", e.receipt_deadline, "R-3")
+        move("in_transit", e.receipt_deadline, rules.R_3)
     elif isinstance(e, ev.ReturnAutoClosed):
         move("closed")
         _lapse(batch, o, RETURN_TRACKING_7D, e.case, e, position)
     elif isinstance(e, (ev.ReceiptConfirmed, ev.ReceiptAutoConfirmed)):
         c.update(received_at=e.at, received_by=e.actor)
-        move("received", e.voucher_deadline, "R-COD-4")
+        move("received", e.voucher_deadline, rules.R_COD_4)
         if isinstance(e, ev.ReceiptAutoConfirmed):
             batch.count(merchant, e.at, "receipts_auto_confirmed")
             _violation(batch, o, RECEIPT_CONFIRM_7D, "auto_confirmed", e, position)

@@ -13,6 +13,7 @@ from eventsourcing.persistence import Notification, Tracking
 from eventsourcing.projection import Projection
 from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, select, update
 
+from aftersales.domain import rules
 from aftersales.readmodels.database import ReadModels
 from aftersales.readmodels.fold import COUNTERS, Batch, Decode, Row, fold_recorded
 from aftersales.readmodels.schema import (
@@ -126,7 +127,7 @@ def write(conn: Connection, batch: Batch) -> None:
 def pending_rows(orders: list[Row]) -> list[Row]:
     """The pending-deadline rows of these order rows (the rebuild writes the same)."""
     return [{"order_id": o["order_id"], "merchant_id": o["merchant_id"],
-             "case_no": o["latest_case"] if o["next_deadline_rule"] != "C-ON-4" else None,
+             "case_no": o["latest_case"] if o["next_deadline_rule"] != rules.C_ON_4 else None,
              "rule": o["next_deadline_rule"], "deadline": o["next_deadline"],
              "awaiting": o["awaiting"]} for o in orders if o["next_deadline"] is not None]
 

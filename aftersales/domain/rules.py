@@ -1,0 +1,50 @@
+"""Every rule ID of SPEC sections 2-5 and every refusal code (sections 3 and 11), named once.
+
+Code names a rule by its constant here, never by spelling its ID, so that a rule's
+enforcement, its deadline's origin and its read-model rows can be found from one name
+(`grep -n R_COD_4`).  docs/rules.md gives each ID's text, where it is enforced, and its
+tests; `tests/test_rule_ids.py` checks that every ID here is documented and tested.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Cancellation (SPEC section 2)
+C_COD_1: Final = "C-COD-1"  # the user cannot cancel a cash-on-delivery order
+C_COD_2: Final = "C-COD-2"  # the merchant may cancel a cod order before it ships
+C_COD_3: Final = "C-COD-3"  # once shipped, only the platform cancels a cod order
+C_ON_1: Final = "C-ON-1"  # the user may cancel an unpaid online order
+C_ON_2: Final = "C-ON-2"  # after payment the user cancels through customer service
+C_ON_3: Final = "C-ON-3"  # the merchant cannot cancel an online order
+C_ON_4: Final = "C-ON-4"  # an online order unpaid by its deadline is cancelled
+C_ANY: Final = "C-ANY"  # nothing happens after cancellation; delivered is final
+
+# Returns (SPEC section 3)
+R_1: Final = "R-1"  # the merchant answers a return request in time, else approved
+R_2: Final = "R-2"  # the user sends the return tracking in time, else the case closes
+R_3: Final = "R-3"  # the merchant confirms receipt in time, else received
+R_ON_4: Final = "R-ON-4"  # online: the platform refunds at once on receipt
+R_COD_4: Final = "R-COD-4"  # a cod merchant uploads the refund voucher in time
+R_5: Final = "R-5"  # withdrawal only before the return tracking
+
+#: The rule IDs of SPEC sections 2 and 3.
+RULE_IDS: Final = (C_COD_1, C_COD_2, C_COD_3, C_ON_1, C_ON_2, C_ON_3, C_ON_4, C_ANY,
+                   R_1, R_2, R_3, R_ON_4, R_COD_4, R_5)
+
+# Refusal codes beside the rule IDs
+INPUT: Final = "INPUT"  # a line that is not a valid command
+TIME: Final = "TIME"  # business time going back on an order
+UNKNOWN_ORDER: Final = "UNKNOWN-ORDER"
+DUPLICATE_ORDER: Final = "DUPLICATE-ORDER"
+DUPLICATE_ID: Final = "DUPLICATE-ID"  # a command id applied before with other content
+FLOW: Final = "FLOW"  # a step the order's status does not allow
+R_OPEN: Final = "R-OPEN"  # a return asked while one is open
+R_AMOUNT: Final = "R-AMOUNT"  # an amount beyond what may be refunded
+DEADLINE: Final = "DEADLINE"  # a step after its deadline passed
+INTEGRITY: Final = "INTEGRITY"  # the order's stored history fails its chain (section 11)
+FUTURE: Final = "FUTURE"  # business time too far ahead of the wall clock
+
+#: Every refusal code that is not a rule ID.
+REFUSAL_CODES: Final = (INPUT, TIME, UNKNOWN_ORDER, DUPLICATE_ORDER, DUPLICATE_ID, FLOW,
+                        R_OPEN, R_AMOUNT, DEADLINE, INTEGRITY, FUTURE)
