@@ -17,7 +17,7 @@ Two rules keep the outcome that of a one-process ingest where orders meet:
   n - `window`: workers stay close, which bounds what each remembers of command ids and
   what the merge holds.
 
-Workers publish how far they have settled in a small shared file (`Progress`).  A worker
+Workers publish how far they have settled in a small shared file (`SettledLines`).  A worker
 waits only after settling everything it holds, so no two workers ever wait for each
 other.  Workers die with the caller (Linux), and a failed worker ends the ingest.
 
@@ -69,7 +69,7 @@ def default_workers(size: int | None) -> int:
     return min(os.cpu_count() or 1, 4)
 
 
-class Progress:
+class SettledLines:
     """Each worker's settled line, in a file every worker maps into memory."""
 
     def __init__(self, path: str, workers: int) -> None:
@@ -98,7 +98,7 @@ class Progress:
 class WorkerShare:
     """A worker's part of the file, and its waits for the other workers."""
 
-    def __init__(self, partition: Partition, progress: Progress, window: int,
+    def __init__(self, partition: Partition, progress: SettledLines, window: int,
                  stop: threading.Event | None = None) -> None:
         self.partition, self.progress, self.window = partition, progress, window
         self.stop = stop
@@ -170,7 +170,7 @@ class _Job:
     index: int  # this worker's
     batch: int
     window: int
-    progress: str  # the Progress file
+    progress: str  # the SettledLines file (each worker's settled line)
     settings: Settings = DEFAULT_SETTINGS
 
 
@@ -182,7 +182,7 @@ def _run_worker(job: _Job, out: Connection, stop: threading.Event | None = None
     it (each line: the first it had not settled)."""
     index = job.index
     partition = Partition(index, job.workers)
-    progress = Progress(job.progress, job.workers)
+    progress = SettledLines(job.progress, job.workers)
     share = WorkerShare(partition, progress, job.window, stop)
     settled: list[tuple[object, ...]] = []
     reached = [0]
@@ -312,7 +312,7 @@ def ingest_in_parallel(
     `ingest` does.  `on_progress` hears the bytes of the file every worker has settled,
     `on_wait` what a worker waits for when the store fails."""
     job = _Job(url, path, workers, 0, batch, LEAD * max(batch, 1) * workers,
-               Progress.create(workers), settings)
+               SettledLines.create(workers), settings)
     read, write = os.pipe()
     pipes = [Connection(read, writable=False)]  # worker 0's, then the spawned ones'
     out = Connection(write, readable=False)

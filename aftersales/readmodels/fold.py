@@ -14,8 +14,9 @@ analyst sees which orders it cannot vouch for.
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from typing import Any
@@ -69,6 +70,13 @@ class Batch:
 
 
 Decode = Callable[[Notification], ev.OrderEvent]
+
+
+def median_seconds(times: Iterable[int]) -> float | None:
+    """A merchant's median response time over these cases (None: no case decided); the
+    live projection, the rebuild and the scorecard all compute it here."""
+    found = list(times)
+    return float(statistics.median(found)) if found else None
 
 
 def decoding(to_domain_event: Callable[[Notification], object]) -> Decode:

@@ -3,7 +3,6 @@ transaction together with the tracking position (exactly once)."""
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from functools import singledispatchmethod
@@ -15,7 +14,7 @@ from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, selec
 
 from aftersales.domain import rules
 from aftersales.readmodels.database import ReadModels
-from aftersales.readmodels.fold import COUNTERS, Batch, Decode, Row, fold_recorded
+from aftersales.readmodels.fold import COUNTERS, Batch, Decode, Row, fold_recorded, median_seconds
 from aftersales.readmodels.schema import (
     integrity_breaks,
     lapses,
@@ -161,6 +160,5 @@ def _write_compliance(conn: Connection, batch: Batch) -> None:
             times = conn.execute(select(return_cases.c.response_seconds).where(
                 return_cases.c.merchant_id == pair[0],
                 return_cases.c.decided_day == pair[1])).scalars().all()
-            row["median_response_seconds"] = (
-                float(statistics.median(times)) if times else None)
+            row["median_response_seconds"] = median_seconds(times)
     _upsert(conn, merchant_compliance, changed, new, ("merchant_id", "day"))

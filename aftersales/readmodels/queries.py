@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import statistics
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from aftersales.readmodels.database import ReadModels
+from aftersales.readmodels.fold import median_seconds
 from aftersales.readmodels.schema import (
     integrity_breaks,
     merchant_compliance,
@@ -89,7 +89,7 @@ def scorecard(views: ReadModels, since: datetime | None = None,
         row["violations"] = (row["auto_approved"] + row["receipts_auto_confirmed"]
                              + row["vouchers_late"])
         found = by_merchant.get(row["merchant_id"])
-        row["median_response_seconds"] = float(statistics.median(found)) if found else None
+        row["median_response_seconds"] = median_seconds(found or ())
     rows.sort(key=lambda x: (-x["violations"], x["merchant_id"]))
     return rows
 

@@ -21,7 +21,6 @@ the rows a page at a time meanwhile.
 from __future__ import annotations
 
 import os
-import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import groupby, islice, pairwise
@@ -48,7 +47,15 @@ from sqlalchemy.schema import CreateTable
 from aftersales.application.ledger import Ledger
 from aftersales.errors import RebuildFailed, RebuildInterrupted
 from aftersales.readmodels.database import PROJECTION_NAME, ReadModels
-from aftersales.readmodels.fold import COUNTERS, Batch, Row, broken, decoding, fold_recorded
+from aftersales.readmodels.fold import (
+    COUNTERS,
+    Batch,
+    Row,
+    broken,
+    decoding,
+    fold_recorded,
+    median_seconds,
+)
 from aftersales.readmodels.live import pending_rows
 from aftersales.readmodels.schema import (
     ID,
@@ -321,7 +328,7 @@ def _medians(conn: Connection) -> None:
         merchant_compliance.c.day == bindparam("d")).values(
         median_response_seconds=bindparam("v"))
     groups = groupby(rows, key=lambda row: (row[0], row[1]))
-    medians = ({"m": merchant, "d": day, "v": float(statistics.median(r[2] for r in group))}
+    medians = ({"m": merchant, "d": day, "v": median_seconds(r[2] for r in group)}
                for (merchant, day), group in groups)
     while chunk := list(islice(medians, MEDIANS_CHUNK)):  # memory stays flat
         conn.execute(setting, chunk)

@@ -50,12 +50,11 @@ from aftersales.storage.port import (
     check_refusals,
 )
 from aftersales.storage.retry import describe, may_pass, retry_races
-from aftersales.storage.shard import Partition
+from aftersales.storage.shard import POSTGRES_SHARD, Partition
 
 DDL_ATTEMPTS = 5
-#: An order's shard (aftersales/storage/shard.py): the low four bits of its id.
-SHARD = "(get_byte(uuid_send(originator_id), 15) & 15)"
-EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
+#: The lower bound of a due-orders query without one (before any business time).
+NO_LOWER_BOUND = datetime(1, 1, 1, tzinfo=UTC)
 #: Seconds the connection pool keeps trying in the background after a failed connection.
 RECONNECT_WITHIN = 3.0
 #: Events a `db upgrade` chains per statement.
@@ -91,7 +90,7 @@ class PostgresLedgerRecorder(CheckedReads, PostgresApplicationRecorder):
                      "WHERE due < %s AND due >= %s ORDER BY due LIMIT %s"),
             # The shard: the id's low four bits (see aftersales/storage/shard.py).
             "due_mine": q("SELECT originator_id, order_id FROM {s}.ledger_deadlines "
-                          "WHERE due < %s AND due >= %s AND " + SHARD + " %% %s = %s "
+                          "WHERE due < %s AND due >= %s AND " + POSTGRES_SHARD + " %% %s = %s "
                           "ORDER BY due LIMIT %s"),
             "digest": q("SELECT digest FROM {s}.ledger_commands WHERE command_id = %s"),
             "digests": q("SELECT command_id, digest FROM {s}.ledger_commands "
@@ -105,7 +104,7 @@ class PostgresLedgerRecorder(CheckedReads, PostgresApplicationRecorder):
                          "WHERE notification_id > %s AND notification_id <= %s"),
             "between_mine": q("SELECT notification_id, originator_id FROM {s}.{t} "
                               "WHERE notification_id > %s AND notification_id <= %s "
-                              "AND " + SHARD + " %% %s = %s"),
+                              "AND " + POSTGRES_SHARD + " %% %s = %s"),
             # An order's rows and its head record in one statement: one snapshot.
             "many": q("SELECT originator_id, 0 AS head, originator_version, topic, state, "
                       "event_digest FROM {s}.{t} WHERE originator_id = ANY(%s) UNION ALL "
@@ -379,11 +378,12 @@ class PostgresLedgerRecorder(CheckedReads, PostgresApplicationRecorder):
 
     def due_orders(self, before: datetime, limit: int, since: datetime | None = None,
                    partition: Partition | None = None) -> list[tuple[UUID, str]]:
+        after = since or NO_LOWER_BOUND
         with self.datastore.transaction(commit=False) as curs:
             if partition is None:
-                curs.execute(self._q["due"], (before, since or EARLIEST, limit), prepare=True)
+                curs.execute(self._q["due"], (before, after, limit), prepare=True)
             else:
-                curs.execute(self._q["due_mine"], (before, since or EARLIEST, partition.count,
+                curs.execute(self._q["due_mine"], (before, after, partition.count,
                                                    partition.index, limit), prepare=True)
             return [(r["originator_id"], r["order_id"]) for r in curs.fetchall()]
 

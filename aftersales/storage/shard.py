@@ -3,8 +3,8 @@
 Each order belongs to one of 16 shards, the low four bits of its aggregate id (the uuid5 of
 the order number); worker `index` of `count` owns the shards `s` with `s % count == index`.
 Parallel ingest routes an order's lines to its owner (`aftersales.ingest.routing`), and the
-stores filter their deadline index and their log by the same shard, in SQL (SQLite: the
-last hex digit of the id's text; PostgreSQL: the id's low four bits).
+stores filter their deadline index and their log by the same shard, in SQL: the four
+ways of computing it live here, and tests/unit/test_partition.py checks they agree.
 """
 
 from __future__ import annotations
@@ -27,6 +27,12 @@ def shard_of(order_id: str) -> int:
 
 def shard_of_id(originator_id: UUID) -> int:
     return originator_id.int & 15
+
+
+#: The shard in SQLite's SQL, of an id stored as 32 hex digits: its last digit.
+SQLITE_SHARD = "(instr('0123456789abcdef', substr(originator_id, 32, 1)) - 1)"
+#: The shard in PostgreSQL's SQL, of a `uuid` column: the low four bits of its last byte.
+POSTGRES_SHARD = "(get_byte(uuid_send(originator_id), 15) & 15)"
 
 
 @dataclass(frozen=True)

@@ -57,11 +57,9 @@ from aftersales.storage.port import (
     to_micros,
 )
 from aftersales.storage.retry import retrying
-from aftersales.storage.shard import Partition
+from aftersales.storage.shard import SQLITE_SHARD, Partition
 
 FIRST_USE_ATTEMPTS = 20
-#: An order's shard (aftersales/storage/shard.py): the last hex digit of its id.
-SHARD = "(instr('0123456789abcdef', substr(originator_id, 32, 1)) - 1)"
 #: Events a `db upgrade` chains per statement batch.
 UPGRADE_PAGE = 5_000
 
@@ -359,7 +357,7 @@ class SQLiteLedgerRecorder(CheckedReads, SQLiteApplicationRecorder):
                                 -(2**62) if since is None else to_micros(since)]
         mine = ""
         if partition is not None:
-            mine = f"AND {SHARD} % ? = ? "
+            mine = f"AND {SQLITE_SHARD} % ? = ? "
             params += [partition.count, partition.index]
         with self.datastore.transaction(commit=False) as c:
             c.execute(
@@ -401,7 +399,7 @@ class SQLiteLedgerRecorder(CheckedReads, SQLiteApplicationRecorder):
         params: list[object] = [after, upto]
         mine = ""
         if partition is not None:
-            mine = f"AND {SHARD} % ? = ?"
+            mine = f"AND {SQLITE_SHARD} % ? = ?"
             params += [partition.count, partition.index]
         with self.datastore.transaction(commit=False) as c:
             c.execute(f"SELECT rowid, originator_id FROM {self.events_table_name} "
