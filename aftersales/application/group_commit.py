@@ -18,7 +18,7 @@ the batch and is swept on its own, `SWEEP_BATCH` orders a transaction.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -280,8 +280,8 @@ class _Batch:
                     if x[0] not in skipped][:SWEEP_BATCH]
         ids = {order_id: oid for oid, order_id in self.due}
         try:
-            self.load(ids, ids)
-            swept = self.sweep(now)
+            self.load(ids, ids, watch=False)
+            swept = self.sweep(now, ids)
             if self.touched:
                 self.record([], [])
         except BaseException:
@@ -322,10 +322,11 @@ class _Batch:
         for order_id in self.orders:
             self.uow.cache.drop(order_id)
 
-    def load(self, order_ids: Iterable[str], known: dict[str, UUID] | None = None
-             ) -> set[str]:
+    def load(self, order_ids: Iterable[str], known: dict[str, UUID] | None = None,
+             watch: bool = True) -> set[str]:
         """Add orders to the working set (from the cache where it is up to date, else from
-        the store); the ids of those that were not there already."""
+        the store), their deadlines to the heap unless not `watch`ed; the ids of those that
+        were not there already."""
         wanted = {x for x in order_ids if x not in self.orders and x not in self.broken}
         if self.fresh:
             for order_id in wanted:
@@ -336,7 +337,7 @@ class _Batch:
                 continue
             self.orders[order_id] = order
             self.indexed[order_id] = None if order is None else deadline_row(order)
-            if order is not None:
+            if order is not None and watch:
                 self.watch(order)
         return wanted
 
@@ -345,21 +346,31 @@ class _Batch:
         if due is not None:
             heapq.heappush(self.deadlines, (due.at, order.order_id))
 
-    def sweep(self, now: datetime) -> dict[str, int]:
-        """Apply the timeouts due before `now` to the orders of the working set; how many
-        each order that changed got."""
+    def sweep(self, now: datetime, due: Iterable[str] | None = None) -> dict[str, int]:
+        """Apply the timeouts due before `now` to orders of the working set: those the heap
+        of their deadlines names (a tick of a batch), or those given (a sweep's orders, as
+        the deadline index names them); how many each order that changed got."""
         swept: dict[str, int] = {}
-        heap, policy = self.deadlines, self.writer.policy
-        while heap and heap[0][0] < now:
-            _, order_id = heapq.heappop(heap)
-            order = self.orders[order_id]
-            assert order is not None
+        policy = self.writer.policy
+        for order_id in self._due_in_heap(now) if due is None else due:
+            order = self.orders.get(order_id)
+            if order is None:  # never placed, or broken: left to the repairs
+                continue
             n = order.apply_due_timeouts(now, policy)
             if n:
                 swept[order_id] = swept.get(order_id, 0) + n
                 self.touched[order_id] = order
-                self.watch(order)
+                if due is None:
+                    self.watch(order)
         return swept
+
+    def _due_in_heap(self, now: datetime) -> Iterator[str]:
+        """The orders whose deadline in the heap is before `now`, earliest first.  (Not for
+        a sweep's 10,000 orders: popping aware datetimes of mixed zones cost 15 µs an
+        order, a fifth of the sweep.)"""
+        heap = self.deadlines
+        while heap and heap[0][0] < now:
+            yield heapq.heappop(heap)[1]
 
     def settle_repairs(self, results: list[object],
                        repairs: list[tuple[int, UUID, str, datetime]]) -> None:
