@@ -40,7 +40,6 @@ class FutureGuard:
             f"{_span(self.margin)} is allowed (AFTERSALES_FUTURE_MARGIN).  Replaying "
             "future-dated data on purpose?  Use --allow-future")
 
-
     def checker(self) -> Callable[[datetime], CommandRefused | None]:
         """`refusal`, for many business times decided in a moment (a batch): the clock is
         read once here, and again only for a time beyond that reading's limit.  (Reading

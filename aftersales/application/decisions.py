@@ -1,8 +1,6 @@
 """How one command is decided on an order, and what a decision leaves behind: the
-outcome, the refusal of a reused command id, the order's row in the deadline index.
-
-Shared by the one-command path (`Ledger.execute`) and group commit
-(`aftersales.application.group_commit`), so that both decide every command the same way.
+outcome, the refusal of a reused command id, the order's row in the deadline index
+(used by the one write path, `aftersales.application.group_commit`).
 """
 
 from __future__ import annotations

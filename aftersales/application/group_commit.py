@@ -102,6 +102,8 @@ class GroupCommit:
         happened to the stored history since this process last saw it is seen."""
         if isinstance(item, cmd.Tick):
             return Outcome(timeouts=self.tick(item.at))
+        if (ahead := self.too_far_ahead(item.at)) is not None:
+            raise ahead  # refused at the edge, before the store is asked anything
         for _ in range(self.max_retries):
             try:
                 [result] = _Batch(self, fresh=True).run([item])
@@ -199,7 +201,11 @@ class _Batch:
         uow.refresh()
         known = index.known_digests(sorted({cid for cid, _ in idents.values()}))
         remembered = index.known_refusals(sorted(set(idents.values())))
-        self.load({c.order_id for c in items if isinstance(c, cmd.OrderCommand)})
+        settled = set() if not self.fresh else {  # answered by id alone: nothing to load
+            n for n, (cid, digest) in idents.items()
+            if known.get(cid) == digest or (cid not in known and (cid, digest) in remembered)}
+        self.load({c.order_id for n, c in enumerate(items)
+                   if isinstance(c, cmd.OrderCommand) and n not in settled})
         rows: list[CommandRow] = []
         refusals: list[RefusalRow] = []
         results: list[object] = []

@@ -1,10 +1,10 @@
-"""The ledger: an eventsourcing Application with one method per command.
+"""The ledger: an eventsourcing Application with one method per command, and the queries.
 
-Errors are translated here: the domain raises `CommandRefused`; the write path adds the
-refusals only it can see (UNKNOWN-ORDER, DUPLICATE-ORDER, DUPLICATE-ID, FUTURE,
-INTEGRITY), makes commands idempotent by `command_id`, retries optimistic-concurrency
-conflicts, and keeps the deadline index and the command ids in the same transaction as
-the events (`aftersales.application.group_commit`, `aftersales.application.unit_of_work`).
+It composes the store (the library's recorder, with the deadline index and command ids
+beside the events), the unit of work and the one write path
+(`aftersales.application.group_commit`), where the refusals only the application can see
+are added (UNKNOWN-ORDER, DUPLICATE-ORDER, DUPLICATE-ID, FUTURE, INTEGRITY), commands are
+made idempotent by `command_id` and optimistic-concurrency conflicts are retried.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ CACHE_SIZE = 10_000
 class OrderCache:
     """Orders as last recorded by this process, by order id, least recently used dropped
     first.  `checked` is the log position up to which other writers' events were looked
-    at (`Ledger.refresh_cache`); this process's own events since are in `own`."""
+    at (`UnitOfWork.refresh`); this process's own events since are in `own`."""
 
     def __init__(self, size: int = CACHE_SIZE) -> None:
         self.size = size

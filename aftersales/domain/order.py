@@ -19,6 +19,7 @@ from aftersales.domain import events as ev
 from aftersales.domain import rules
 from aftersales.domain.policy import Policy
 from aftersales.domain.states import (
+    UNPAID_24H,
     Actor,
     CaseStatus,
     Deadline,
@@ -220,7 +221,7 @@ class Order(Aggregate):
         if self.status is OrderStatus.CANCELLED and self.cancelled_by == Actor.SYSTEM:
             raise CommandRefused(
                 rules.DEADLINE,
-                f"C-ON-4: the order was not paid by {self._lapse_deadline('UNPAID_24H')} "
+                f"C-ON-4: the order was not paid by {self._lapse_deadline(UNPAID_24H)} "
                 "and the system cancelled it",
             )
         self._check_not_cancelled("paid")

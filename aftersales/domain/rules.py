@@ -1,4 +1,5 @@
-"""Every rule ID of SPEC sections 2-5 and every refusal code (sections 3 and 11), named once.
+"""Every rule ID of SPEC sections 2 and 3 and every refusal code (sections 3 and 11), named
+once (the violation and lapse names of section 4 are `aftersales.domain.states`'s).
 
 Code names a rule by its constant here, never by spelling its ID, so that a rule's
 enforcement, its deadline's origin and its read-model rows can be found from one name

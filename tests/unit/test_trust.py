@@ -89,6 +89,40 @@ def test_INTEGRITY_a_broken_order_is_refused_and_the_others_go_on() -> None:
     ledger.close()
 
 
+def test_FUTURE_and_answers_by_command_id_alone_do_not_read_the_order() -> None:
+    """One command on its own: a business time too far ahead is refused before the store
+    is asked anything, and a duplicate or a remembered refusal is answered by its id
+    alone, so neither reads (and reports) an order whose history is broken."""
+    ledger = Ledger("memory:", guard=FutureGuard(timedelta(minutes=10), lambda: NOW))
+    s = Scenario(ledger, "online", order_id="D1")
+    paid = {"order_id": "D1", "at": T0 + DAY / 4, "command_id": "p1"}
+    ledger.execute(cmd.build(cmd.Pay, paid))
+    ship = {"order_id": "D1", "at": T0 + DAY / 2, "carrier": "SF", "tracking_no": "x",
+            "command_id": "s1"}
+    deliver = {"order_id": "D1", "at": T0 + DAY / 2, "command_id": "d1"}
+    with pytest.raises(CommandRefused) as refused:
+        ledger.execute(cmd.build(cmd.Deliver, deliver))  # not shipped yet
+    assert refused.value.code == "FLOW"
+    recorder = ledger.recorder
+    assert isinstance(recorder, MemoryLedgerRecorder)
+    first = recorder._stored_events[1]  # D1's payment
+    tamper(recorder, 2, first.state.replace(b'"actor":"user"', b'"actor":"platform"'))
+    with pytest.raises(CommandRefused) as future:
+        ledger.execute(cmd.build(cmd.Ship, {**ship, "at": NOW + DAY}))
+    assert future.value.code == "FUTURE"
+    assert ledger.execute(cmd.build(cmd.Pay, paid)).duplicate
+    with pytest.raises(CommandRefused) as again:
+        ledger.execute(cmd.build(cmd.Deliver, deliver))
+    assert (again.value.code, again.value.reason) == (refused.value.code,
+                                                      refused.value.reason)
+    assert ledger.broken == {}
+    with pytest.raises(CommandRefused) as broken:
+        ledger.execute(cmd.build(cmd.Ship, ship))
+    assert broken.value.code == "INTEGRITY"
+    assert [b.order_id for b in ledger.broken.values()] == [s.order_id]
+    ledger.close()
+
+
 def rows_of(oid: object, states: list[bytes]) -> list[Row]:
     previous, rows = ZERO, []
     for n, state in enumerate(states, start=1):
