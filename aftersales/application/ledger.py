@@ -21,12 +21,11 @@ from aftersales.application import commands as cmd
 from aftersales.application.clock import FutureGuard
 from aftersales.application.decisions import Outcome
 from aftersales.application.group_commit import GroupCommit
-from aftersales.application.order_cache import OrderCache
 from aftersales.application.unit_of_work import UnitOfWork
 from aftersales.domain.events import OrderEvent
 from aftersales.domain.order import Order
 from aftersales.domain.policy import DEFAULT_POLICY, Policy
-from aftersales.errors import CommandRefused, IntegrityBroken, NeedsUpgrade
+from aftersales.errors import IntegrityBroken, NeedsUpgrade
 from aftersales.settings import DEFAULT_SETTINGS, Settings
 from aftersales.storage.codec import FastJSONTranscoder
 from aftersales.storage.config import eventsourcing_env, redacted, resolve_url
@@ -86,23 +85,11 @@ class Ledger(Application[UUID]):
         """The orders found with a broken history by this ledger's loads, by id."""
         return self.uow.broken
 
-    @property
-    def order_cache(self) -> OrderCache:
-        return self.uow.cache
-
-    @property
-    def guard(self) -> FutureGuard | None:
-        return self.writer.guard
-
     def store_reason(self) -> str | None:
         """Why the store cannot be reached now, in its own words, if it can say (used when
         a pool only reports that it got no connection in time)."""
         unreachable = getattr(self.factory, "unreachable", None)
         return unreachable() if unreachable is not None else None
-
-    def too_far_ahead(self, at: datetime) -> CommandRefused | None:
-        """The refusal of a business time too far ahead of the wall clock, if it is."""
-        return self.writer.too_far_ahead(at)
 
     # --- commands ----------------------------------------------------------------------
 
@@ -164,11 +151,6 @@ class Ledger(Application[UUID]):
         `on_order` hears of each order once its timeouts are recorded (see
         `GroupCommit.tick`)."""
         return self.writer.tick(now, on_order)
-
-    def sweep_order(self, oid: UUID, now: datetime) -> int | None:
-        """Apply one order's timeouts due before `now`, on fresh state (None: its history
-        is broken)."""
-        return self.writer.sweep_order(oid, now)
 
     # --- queries -----------------------------------------------------------------------
 
