@@ -7,7 +7,8 @@ duplicates recognised by command id, and a tick applying every timeout due befor
 time, to the orders the batch holds (through a heap of their deadlines) and to the others
 (found through the deadline index, which the batch has not yet written).  One command is
 a batch of one (`GroupCommit.execute`); a sweep (`GroupCommit.tick`) is a run of batches of
-one tick each, fed by the deadline index.
+one tick each, fed by the deadline index, and one order swept on fresh state (after a
+conflict, or where the index was behind) is a sweep of one (`GroupCommit.sweep_order`).
 
 If the store reports a conflict (another writer moved an order on, or recorded one of
 these command ids), nothing of the batch was recorded: it is redone one item at a time,
@@ -134,8 +135,9 @@ class GroupCommit:
             try:
                 with paused():
                     swept = batch.sweep_due(now, skipped)
-            except IntegrityError:
-                swept = {oid: self.sweep_order(oid, now) for oid, _ in batch.due}
+            except IntegrityError:  # nothing was recorded: sweep its orders one by one
+                swept = {oid: self.sweep_order(oid, order_id, now)
+                         for oid, order_id in batch.due}
             if not swept:
                 return total
             for oid, fired in swept.items():
@@ -146,33 +148,15 @@ class GroupCommit:
                 if fired:
                     on_order(oid, fired)
 
-    def sweep_order(self, oid: UUID, now: datetime) -> int | None:
-        """Apply one order's timeouts due before `now`, on fresh state (retrying conflicts);
-        when none is due, set its index row from its state.  How many were applied (None:
-        the order's history is broken, nothing was done)."""
-        index = self.uow.index
+    def sweep_order(self, oid: UUID, order_id: str, now: datetime) -> int | None:
+        """Sweep one order on fresh state, as a sweep of one (retrying conflicts); how many
+        timeouts were applied (None: the order's history is broken, nothing was done)."""
         for _ in range(self.max_retries):
-            self.uow.cache.drop_id(oid)
             try:
-                order = self.uow.load_id(oid)
-            except IntegrityBroken:
-                return None
-            if order is None:  # an index row without events: drop it
-                index.repair_deadline(oid, None, 0)
-                return 0
-            fired = order.apply_due_timeouts(now, self.policy)
-            if fired == 0:
-                # Nothing is due: another writer moved the order on after the index was
-                # read (and set its row), or the row is behind the events: set it from
-                # this state, unless an event was recorded since.
-                index.repair_deadline(oid, deadline_row(order), order.version)
-                return 0
-            try:
-                self.uow.record([order], [], {oid: deadline_row(order)})
+                return _Batch(self, fresh=True).sweep_orders(now, [(oid, order_id)])[oid]
             except IntegrityError:
-                continue
-            return fired
-        raise ConflictError(f"sweep of {oid}: gave up after {self.max_retries} attempts")
+                continue  # another writer moved the order on: look again
+        raise ConflictError(f"sweep of {order_id}: gave up after {self.max_retries} attempts")
 
 
 class _Batch:
@@ -276,15 +260,23 @@ class _Batch:
         return results
 
     def sweep_due(self, now: datetime, skipped: set[UUID]) -> dict[UUID, int | None]:
-        """Sweep the next `SWEEP_BATCH` due orders the index names (less those `skipped`)
-        and record their timeouts; how many each got (None: its history is broken).
-        Empty when nothing is due."""
-        uow = self.uow
-        uow.refresh()
-        self.due = [x for x in uow.index.due_orders(now, SWEEP_BATCH + len(skipped),
-                                                    partition=uow.partition)
+        """Sweep the next `SWEEP_BATCH` due orders the index names (less those `skipped`);
+        how many timeouts each got (None: its history is broken).  Empty when nothing is
+        due."""
+        self.uow.refresh()
+        self.due = [x for x in self.uow.index.due_orders(now, SWEEP_BATCH + len(skipped),
+                                                         partition=self.uow.partition)
                     if x[0] not in skipped][:SWEEP_BATCH]
-        ids = {order_id: oid for oid, order_id in self.due}
+        return self.sweep_orders(now, self.due)
+
+    def sweep_orders(self, now: datetime, due: list[tuple[UUID, str]]
+                     ) -> dict[UUID, int | None]:
+        """Apply the timeouts due before `now` to these orders and record them in one
+        transaction; how many each got (None: its history is broken).  An order with
+        nothing due after all (another writer moved it on after the index was read, or its
+        row is behind its events) is swept again on fresh state, which sets its row from
+        that state unless an event was recorded since."""
+        ids = {order_id: oid for oid, order_id in due}
         try:
             self.load(ids, ids, watch=False)
             swept = self.sweep(now, ids)
@@ -295,13 +287,19 @@ class _Batch:
             raise
         self.keep()
         fired: dict[UUID, int | None] = {}
-        for oid, order_id in self.due:
+        for oid, order_id in due:
             if order_id in self.broken:
                 fired[oid] = None
             elif order_id in swept:
                 fired[oid] = swept[order_id]
-            else:  # nothing due after all: another writer moved it on, or the row was
-                fired[oid] = self.writer.sweep_order(oid, now)  # behind (see sweep_order)
+            elif self.fresh:  # nothing due on the store's own state: set the row from it
+                order = self.orders.get(order_id)
+                self.uow.index.repair_deadline(
+                    oid, None if order is None else deadline_row(order),
+                    0 if order is None else order.version)
+                fired[oid] = 0
+            else:
+                fired[oid] = self.writer.sweep_order(oid, order_id, now)
         return fired
 
     def record(self, rows: list[CommandRow], refusals: list[RefusalRow]) -> None:
@@ -387,7 +385,7 @@ class _Batch:
         for n, oid, order_id, now in repairs:
             if order_id in self.touched or order_id in self.broken:
                 continue
-            fired = self.writer.sweep_order(oid, now) or 0
+            fired = self.writer.sweep_order(oid, order_id, now) or 0
             outcome = results[n]
             assert isinstance(outcome, Outcome)
             results[n] = Outcome(timeouts=outcome.timeouts + fired)

@@ -53,7 +53,7 @@ from aftersales.runtime.garbage import tune_for_batch_work
 from aftersales.settings import Settings
 from aftersales.storage.config import DEFAULT_URL, ENV_VAR, redacted, resolve_url, sqlite_path
 from aftersales.storage.integrity import Check, check
-from aftersales.storage.retry import FIRST_PAUSE, LONGEST_PAUSE, Patience, is_store_error, may_pass
+from aftersales.storage.retry import Patience, is_store_error
 from aftersales.storage.retry import describe as store_error
 from aftersales.storage.shard import SHARDS
 
@@ -487,41 +487,29 @@ def cmd_project(ledger: Ledger, edge: Edge) -> int:
     # A service: after a store failure that may pass it reconnects, with growing pauses,
     # for as long as it takes (--retry-for bounds it, counted from the first failure since
     # it last projected anything), and stops at once on SIGTERM, even while it waits.
-    bound = getattr(args, "retry_for", None)
     print(f"following {redacted(ledger.url)}", flush=True)
     position = [0]
-    failing_since: float | None = None
-    pause = FIRST_PAUSE
-    told = ""
-    while not stop.is_set():
-        before = position[0]
-        try:
-            with closing(_views(ledger, edge)) as views:
-                runner = Runner(ledger, views, batch=max(1, args.batch))
+    before = [0]
+    patience = edge.patience(ledger, retry_for=getattr(args, "retry_for", None))
+    patience.waits, patience.sleep = "reconnecting to", stop.wait
+
+    def session() -> None:
+        if stop.is_set():
+            return
+        before[0] = position[0]
+        with closing(_views(ledger, edge)) as views:
+            runner = Runner(ledger, views, batch=max(1, args.batch))
+            position[0] = runner.position
+            print(f"projecting from position {position[0]}", flush=True)
+
+            def acknowledge(n: int, runner: Runner = runner) -> None:
                 position[0] = runner.position
-                print(f"projecting from position {position[0]}", flush=True)
+                if args.ack:
+                    print(f"ack position {position[0]}", flush=True)
 
-                def acknowledge(n: int, runner: Runner = runner) -> None:
-                    position[0] = runner.position
-                    if args.ack:
-                        print(f"ack position {position[0]}", flush=True)
+            runner.follow(stop, args.poll, acknowledge)
 
-                runner.follow(stop, args.poll, acknowledge)
-        except Exception as e:
-            if not (is_store_error(e) and may_pass(e)):
-                raise
-            now = time.monotonic()
-            if failing_since is None or position[0] > before:  # a new run of failures
-                failing_since, pause = now, FIRST_PAUSE
-            reason = store_error(e)
-            if bound is not None and now - failing_since >= bound:
-                raise StoreUnavailable(f"following: {redacted(ledger.url)}: {reason}",
-                                       now - failing_since) from e
-            if reason != told:
-                waiting(f"following: {reason}; reconnecting")
-                told = reason
-            stop.wait(pause)
-            pause = min(pause * 2, LONGEST_PAUSE)
+    patience.run(session, "following", progressed=lambda: position[0] > before[0])
     print(f"stopped at position {position[0]}")
     return 0
 

@@ -3,6 +3,8 @@ time `at` and the `actor`.  Each event's `apply` is the only place that changes 
 
 System events (timeouts) also carry the `rule` and the `deadline` that caused them; so do the
 consequences that follow them at the same instant (a refund, a compensation, a penalty).
+The event that records a missed deadline is a `DeadlineMissed`: the violation or lapse it
+counts is its rule's row of the rules table (`aftersales.domain.steps.TIMEOUTS`).
 """
 
 from __future__ import annotations
@@ -12,21 +14,9 @@ from typing import TYPE_CHECKING
 
 from eventsourcing.domain import Aggregate
 
-from aftersales.domain import rules
-from aftersales.domain.states import (
-    COD_REFUND_VOUCHER_48H,
-    RECEIPT_CONFIRM_7D,
-    RETURN_RESPONSE_48H,
-    RETURN_TRACKING_7D,
-    UNPAID_24H,
-    CaseStatus,
-    Deadline,
-    Lapse,
-    OrderStatus,
-    Payment,
-    ReturnCase,
-    Violation,
-)
+from aftersales.domain.cases import ReturnCase
+from aftersales.domain.states import CaseStatus, Lapse, OrderStatus, Payment, Violation
+from aftersales.domain.steps import FIRST_STATUS, TIMEOUTS
 
 if TYPE_CHECKING:
     from aftersales.domain.order import Order
@@ -63,6 +53,23 @@ class SystemEvent(OrderEvent):
     deadline: datetime | None
 
 
+class DeadlineMissed(SystemEvent):
+    """A timeout that counts a miss: the violation (a merchant's deadline) or the lapse (a
+    user's) that its rule's row of the rules table names."""
+
+    def apply(self, aggregate: Order) -> None:
+        super().apply(aggregate)
+        timeout = TIMEOUTS[self.rule]
+        case = self.case if isinstance(self, CaseEvent) else None
+        assert self.deadline is not None
+        if timeout.is_violation:
+            assert case is not None
+            aggregate.violations.append(Violation(timeout.missed, case, self.deadline,
+                                                  timeout.consequence, timeout.penalty))
+        else:
+            aggregate.lapses.append(Lapse(timeout.missed, case, self.deadline))
+
+
 # --- Orders -------------------------------------------------------------------------------
 
 
@@ -86,11 +93,7 @@ class OrderPlaced(OrderEvent, Aggregate.Created):
         order.currency = self.currency
         order.placed_at = self.at
         order.payment_deadline = self.payment_deadline
-        order.status = (
-            OrderStatus.AWAITING_PAYMENT
-            if order.payment is Payment.ONLINE
-            else OrderStatus.PENDING_CONFIRMATION
-        )
+        order.status = FIRST_STATUS[order.payment]
         order.cases = []
         order.violations = []
         order.lapses = []
@@ -138,13 +141,11 @@ class OrderCancelled(OrderEvent):
         order.refunded_total += self.refund_amount
 
 
-class OrderAutoCancelled(SystemEvent):
+class OrderAutoCancelled(DeadlineMissed):
     def evolve(self, order: Order) -> None:
         order.status = OrderStatus.CANCELLED
         order.cancelled_by = self.actor
         order.payment_deadline = None
-        assert self.deadline is not None
-        order.lapses.append(Lapse(UNPAID_24H, None, self.deadline))
 
 
 # --- Returns ------------------------------------------------------------------------------
@@ -159,7 +160,7 @@ class ReturnRequested(CaseEvent):
         case = ReturnCase(
             number=self.case, amount=self.amount, reason=self.reason, requested_at=self.at
         )
-        case.deadline = Deadline(self.response_deadline, rules.R_1, self.case)
+        case.move_to(CaseStatus.REQUESTED, self.at, self.response_deadline)
         order.cases.append(case)
 
 
@@ -170,22 +171,17 @@ class MerchantApproved(CaseEvent):
         approve(self.the_case(order), self.at, self.actor, self.tracking_deadline)
 
 
-class ReturnAutoApproved(CaseEvent, SystemEvent):
+class ReturnAutoApproved(CaseEvent, DeadlineMissed):
     tracking_deadline: datetime
 
     def evolve(self, order: Order) -> None:
         approve(self.the_case(order), self.at, self.actor, self.tracking_deadline)
-        assert self.deadline is not None
-        order.violations.append(
-            Violation(RETURN_RESPONSE_48H, self.case, self.deadline, "auto_approved", False)
-        )
 
 
 def approve(case: ReturnCase, at: datetime, by: str, tracking_deadline: datetime) -> None:
     case.decided_at = at
     case.decided_by = by
-    case.move_to(CaseStatus.APPROVED, at)
-    case.deadline = Deadline(tracking_deadline, rules.R_2, case.number)
+    case.move_to(CaseStatus.APPROVED, at, tracking_deadline)
 
 
 class MerchantRejected(CaseEvent):
@@ -214,15 +210,12 @@ class TrackingSubmitted(CaseEvent):
         case.carrier = self.carrier
         case.tracking_no = self.tracking_no
         case.tracking_at = self.at
-        case.move_to(CaseStatus.IN_TRANSIT, self.at)
-        case.deadline = Deadline(self.receipt_deadline, rules.R_3, self.case)
+        case.move_to(CaseStatus.IN_TRANSIT, self.at, self.receipt_deadline)
 
 
-class ReturnAutoClosed(CaseEvent, SystemEvent):
+class ReturnAutoClosed(CaseEvent, DeadlineMissed):
     def evolve(self, order: Order) -> None:
         self.the_case(order).move_to(CaseStatus.CLOSED, self.at)
-        assert self.deadline is not None
-        order.lapses.append(Lapse(RETURN_TRACKING_7D, self.case, self.deadline))
 
 
 class ReceiptConfirmed(CaseEvent):
@@ -232,15 +225,11 @@ class ReceiptConfirmed(CaseEvent):
         receive(self.the_case(order), self.at, self.actor, self.voucher_deadline)
 
 
-class ReceiptAutoConfirmed(CaseEvent, SystemEvent):
+class ReceiptAutoConfirmed(CaseEvent, DeadlineMissed):
     voucher_deadline: datetime | None
 
     def evolve(self, order: Order) -> None:
         receive(self.the_case(order), self.at, self.actor, self.voucher_deadline)
-        assert self.deadline is not None
-        order.violations.append(
-            Violation(RECEIPT_CONFIRM_7D, self.case, self.deadline, "auto_confirmed", False)
-        )
 
 
 def receive(
@@ -248,10 +237,7 @@ def receive(
 ) -> None:
     case.received_at = at
     case.received_by = by
-    case.move_to(CaseStatus.RECEIVED, at)
-    case.deadline = (
-        Deadline(voucher_deadline, rules.R_COD_4, case.number) if voucher_deadline else None
-    )
+    case.move_to(CaseStatus.RECEIVED, at, voucher_deadline)
 
 
 class PlatformRefunded(CaseEvent, SystemEvent):
@@ -293,20 +279,29 @@ class AdvanceCompensationPaid(CaseEvent, SystemEvent):
         case.move_to(CaseStatus.COMPENSATED, self.at)
 
 
-class MerchantPenalized(CaseEvent, SystemEvent):
+class MerchantPenalized(CaseEvent, DeadlineMissed):
     debt: int
 
     def evolve(self, order: Order) -> None:
         self.the_case(order).merchant_debt = self.debt
-        assert self.deadline is not None
-        order.violations.append(
-            Violation(
-                COD_REFUND_VOUCHER_48H, self.case, self.deadline, "advance_compensated", True
-            )
-        )
 
 
 def refund_user(order: Order, case: ReturnCase, amount: int) -> None:
     case.paid_to_user += amount
     order.refunded_total += amount
     order.returned_goods += amount
+
+
+def _timeout_events() -> dict[str, type[DeadlineMissed]]:
+    """The event of each row of the rules table, by rule (checked at import)."""
+    found = {}
+    for rule, timeout in TIMEOUTS.items():
+        event = globals().get(timeout.event)
+        if not (isinstance(event, type) and issubclass(event, DeadlineMissed)):
+            raise TypeError(f"{rule}: {timeout.event} is not a DeadlineMissed event")
+        found[rule] = event
+    return found
+
+
+#: The event that records each rule's missed deadline.
+TIMEOUT_EVENTS = _timeout_events()

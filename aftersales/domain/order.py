@@ -4,19 +4,26 @@ Each command method first applies the timeouts that fell due before its business
 (`apply_due_timeouts`, cascading), then refuses a command that goes back in time, then runs
 all of its checks, and only then triggers events: a refused command leaves behind nothing
 but the timeouts it revealed.  Each rule ID is decided in exactly one method here.
+
+Deadlines follow the rules table (`aftersales.domain.steps`): a step's deadline is its
+row's window from the step's start, the pending deadline is the rule of the step the order
+or its open case is in, and at a timeout the system takes the step the awaited party did
+not (`_ACTS`, one per row), triggering the row's event.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
 from aftersales.domain import events as ev
 from aftersales.domain import rules
+from aftersales.domain.cases import ReturnCase
 from aftersales.domain.policy import Policy
 from aftersales.domain.states import (
     UNPAID_24H,
@@ -26,9 +33,9 @@ from aftersales.domain.states import (
     Lapse,
     OrderStatus,
     Payment,
-    ReturnCase,
     Violation,
 )
+from aftersales.domain.steps import CASE_STEPS, ORDER_STEPS, TIMEOUTS
 from aftersales.errors import CommandRefused
 
 ORDER_NAMESPACE = UUID("6f1c1d2e-58a4-4c36-9d8e-5a1f0c7b2e41")
@@ -100,7 +107,8 @@ class Order(Aggregate):
             goods_amount=goods_amount,
             postage=postage,
             currency=currency,
-            payment_deadline=at + policy.payment_window if kind is Payment.ONLINE else None,
+            payment_deadline=(TIMEOUTS[rules.C_ON_4].due(at, policy)
+                              if kind is Payment.ONLINE else None),
         )
 
     # --- deadlines ---------------------------------------------------------------------
@@ -117,8 +125,9 @@ class Order(Aggregate):
     @property
     def pending_deadline(self) -> Deadline | None:
         """The order's one pending deadline, if any (at most one is ever pending)."""
-        if self.status is OrderStatus.AWAITING_PAYMENT and self.payment_deadline:
-            return Deadline(self.payment_deadline, rules.C_ON_4, None)
+        timeout = ORDER_STEPS[self.status].timeout
+        if timeout is not None and self.payment_deadline is not None:
+            return Deadline(self.payment_deadline, timeout.rule, None)
         case = self.open_case
         return case.deadline if case is not None else None
 
@@ -131,56 +140,48 @@ class Order(Aggregate):
         return fired
 
     def _time_out(self, due: Deadline, policy: Policy) -> None:
-        system = {"at": due.at, "actor": Actor.SYSTEM.value, "command_id": None}
-        cause = {"rule": due.rule, "deadline": due.at}
-        if due.rule == rules.C_ON_4:
-            self.trigger_event(ev.OrderAutoCancelled, **system, **cause)
-            return
-        case = self.open_case
-        assert case is not None and due.case == case.number
-        if due.rule == rules.R_1:
-            self.trigger_event(
-                ev.ReturnAutoApproved,
-                **system,
-                **cause,
-                case=case.number,
-                tracking_deadline=due.at + policy.tracking_window,
-            )
-        elif due.rule == rules.R_2:
-            self.trigger_event(ev.ReturnAutoClosed, **system, **cause, case=case.number)
-        elif due.rule == rules.R_3:
-            self.trigger_event(
-                ev.ReceiptAutoConfirmed,
-                **system,
-                **cause,
-                case=case.number,
-                voucher_deadline=self._voucher_deadline(due.at, policy),
-            )
-            self._refund_online_on_receipt(case, due.at)
-        elif due.rule == rules.R_COD_4:
-            self._compensate(case, due)
-        else:  # pragma: no cover - every deadline above is started by this class
-            raise AssertionError(due.rule)
+        """At a passed deadline the system takes the step its rule's row names."""
+        system: dict[str, Any] = {"at": due.at, "actor": Actor.SYSTEM.value,
+                                  "command_id": None, "rule": due.rule, "deadline": due.at}
+        case = None
+        if due.case is not None:
+            case = self.open_case
+            assert case is not None and due.case == case.number
+            system["case"] = case.number
+        _ACTS[due.rule](self, case, system, policy)
 
-    def _compensate(self, case: ReturnCase, due: Deadline) -> None:
+    def _auto_cancel(self, case: ReturnCase | None, system: dict[str, Any],
+                     policy: Policy) -> None:
+        """C-ON-4: the unpaid online order is cancelled."""
+        self.trigger_event(ev.TIMEOUT_EVENTS[rules.C_ON_4], **system)
+
+    def _auto_approve(self, case: ReturnCase | None, system: dict[str, Any],
+                      policy: Policy) -> None:
+        """R-1: the unanswered request is approved; the tracking deadline starts."""
+        self.trigger_event(ev.TIMEOUT_EVENTS[rules.R_1], **system,
+                           tracking_deadline=TIMEOUTS[rules.R_2].due(system["at"], policy))
+
+    def _auto_close(self, case: ReturnCase | None, system: dict[str, Any],
+                    policy: Policy) -> None:
+        """R-2: the case without a return tracking closes."""
+        self.trigger_event(ev.TIMEOUT_EVENTS[rules.R_2], **system)
+
+    def _auto_receive(self, case: ReturnCase | None, system: dict[str, Any],
+                      policy: Policy) -> None:
+        """R-3: receipt is confirmed, with what follows a receipt."""
+        assert case is not None
+        at = system["at"]
+        self.trigger_event(ev.TIMEOUT_EVENTS[rules.R_3], **system,
+                           voucher_deadline=self._voucher_deadline(at, policy))
+        self._refund_online_on_receipt(case, at)
+
+    def _compensate(self, case: ReturnCase | None, system: dict[str, Any],
+                    policy: Policy) -> None:
         """R-COD-4: the platform pays the user in advance; the merchant is penalised."""
-        cause = {"rule": rules.R_COD_4, "deadline": due.at, "command_id": None}
-        self.trigger_event(
-            ev.AdvanceCompensationPaid,
-            at=due.at,
-            actor=Actor.PLATFORM.value,
-            case=case.number,
-            amount=case.amount,
-            **cause,
-        )
-        self.trigger_event(
-            ev.MerchantPenalized,
-            at=due.at,
-            actor=Actor.SYSTEM.value,
-            case=case.number,
-            debt=case.amount,
-            **cause,
-        )
+        assert case is not None
+        self.trigger_event(ev.AdvanceCompensationPaid,
+                           **{**system, "actor": Actor.PLATFORM.value}, amount=case.amount)
+        self.trigger_event(ev.TIMEOUT_EVENTS[rules.R_COD_4], **system, debt=case.amount)
 
     # --- common checks -----------------------------------------------------------------
 
@@ -324,7 +325,8 @@ class Order(Aggregate):
                 rules.R_AMOUNT, f"amount {amount} is more than the refundable {left}")
         self._emit(ev.ReturnRequested, at, Actor.USER, command_id,
                    case=len(self.cases) + 1, amount=amount if amount is not None else left,
-                   reason=reason, response_deadline=at + policy.merchant_response_window)
+                   reason=reason,
+                   response_deadline=TIMEOUTS[rules.R_1].due(at, policy))
 
     def _case_for(self, step: str) -> ReturnCase:
         case = self.latest_case
@@ -333,21 +335,22 @@ class Order(Aggregate):
         return case
 
     def _check_case(self, case: ReturnCase, wanted: CaseStatus, step: str,
-                    timed_out: bool, rule: str) -> None:
-        """FLOW, or DEADLINE where the system already took this step at its deadline."""
+                    timed_out: bool) -> None:
+        """FLOW, or DEADLINE where the system already took this step at the deadline of
+        the step `wanted`."""
         if case.status is wanted:
             return
-        if timed_out:
+        timeout = CASE_STEPS[wanted].timeout
+        if timed_out and timeout is not None:
             raise CommandRefused(
-                rules.DEADLINE, f"{step}: the {rule} deadline of case {case.number} passed "
-                "and the system acted")
+                rules.DEADLINE, f"{step}: the {timeout.rule} deadline of case {case.number} "
+                "passed and the system acted")
         raise CommandRefused(
             rules.FLOW, f"{step} needs case {case.number} {wanted.value}, not {case.status.value}")
 
     def _check_merchant_answer(self, step: str) -> ReturnCase:
         case = self._case_for(step)
-        self._check_case(case, CaseStatus.REQUESTED, step,
-                         case.decided_by == Actor.SYSTEM, rules.R_1)
+        self._check_case(case, CaseStatus.REQUESTED, step, case.decided_by == Actor.SYSTEM)
         return case
 
     def approve_return(self, at: datetime, *, command_id: str | None,
@@ -355,7 +358,7 @@ class Order(Aggregate):
         self._begin(at, policy)
         case = self._check_merchant_answer("approve_return")
         self._emit(ev.MerchantApproved, at, Actor.MERCHANT, command_id, case=case.number,
-                   tracking_deadline=at + policy.tracking_window)
+                   tracking_deadline=TIMEOUTS[rules.R_2].due(at, policy))
 
     def reject_return(self, at: datetime, *, reason: str, command_id: str | None,
                       policy: Policy) -> None:
@@ -377,7 +380,7 @@ class Order(Aggregate):
             raise CommandRefused(rules.R_5, "this platform's policy does not allow withdrawal")
         if case.status not in (CaseStatus.REQUESTED, CaseStatus.APPROVED):
             self._check_case(case, CaseStatus.APPROVED, "withdraw_return",
-                             case.status is CaseStatus.CLOSED, rules.R_2)
+                             case.status is CaseStatus.CLOSED)
         self._emit(ev.ReturnWithdrawn, at, Actor.USER, command_id, case=case.number)
 
     def submit_tracking(self, at: datetime, *, carrier: str, tracking_no: str,
@@ -385,23 +388,24 @@ class Order(Aggregate):
         self._begin(at, policy)
         case = self._case_for("submit_tracking")
         self._check_case(case, CaseStatus.APPROVED, "submit_tracking",
-                         case.status is CaseStatus.CLOSED, rules.R_2)
+                         case.status is CaseStatus.CLOSED)
         self._emit(ev.TrackingSubmitted, at, Actor.USER, command_id, case=case.number,
                    carrier=carrier, tracking_no=tracking_no,
-                   receipt_deadline=at + policy.receipt_window)
+                   receipt_deadline=TIMEOUTS[rules.R_3].due(at, policy))
 
     def confirm_receipt(self, at: datetime, *, command_id: str | None,
                         policy: Policy) -> None:
         self._begin(at, policy)
         case = self._case_for("confirm_receipt")
         self._check_case(case, CaseStatus.IN_TRANSIT, "confirm_receipt",
-                         case.received_by == Actor.SYSTEM, rules.R_3)
+                         case.received_by == Actor.SYSTEM)
         self._emit(ev.ReceiptConfirmed, at, Actor.MERCHANT, command_id, case=case.number,
                    voucher_deadline=self._voucher_deadline(at, policy))
         self._refund_online_on_receipt(case, at)
 
     def _voucher_deadline(self, received: datetime, policy: Policy) -> datetime | None:
-        return received + policy.voucher_window if self.payment is Payment.COD else None
+        return (TIMEOUTS[rules.R_COD_4].due(received, policy)
+                if self.payment is Payment.COD else None)
 
     def _refund_online_on_receipt(self, case: ReturnCase, at: datetime) -> None:
         """R-ON-4: on receipt of an online return the platform refunds `amount` at once."""
@@ -422,7 +426,7 @@ class Order(Aggregate):
             case = next((c for c in reversed(self.cases) if c.merchant_debt > 0), case)
         late = case.status is CaseStatus.COMPENSATED and case.merchant_debt > 0
         if not late:
-            self._check_case(case, CaseStatus.RECEIVED, "upload_refund_voucher", False, "")
+            self._check_case(case, CaseStatus.RECEIVED, "upload_refund_voucher", False)
         if amount != case.amount:
             raise CommandRefused(
                 rules.R_AMOUNT, f"the voucher is for {amount}; case {case.number} is for "
@@ -433,6 +437,20 @@ class Order(Aggregate):
 
     def _lapse_deadline(self, rule: str) -> str:
         return next(x.deadline.isoformat() for x in self.lapses if x.rule == rule)
+
+
+Act = Callable[[Order, ReturnCase | None, dict[str, Any], Policy], None]
+
+#: What the system does at each deadline of the rules table, by rule.
+_ACTS: Final[dict[str, Act]] = {
+    rules.C_ON_4: Order._auto_cancel,
+    rules.R_1: Order._auto_approve,
+    rules.R_2: Order._auto_close,
+    rules.R_3: Order._auto_receive,
+    rules.R_COD_4: Order._compensate,
+}
+if _ACTS.keys() != TIMEOUTS.keys():  # pragma: no cover - a row without its act
+    raise TypeError(f"no act for {sorted(TIMEOUTS.keys() - _ACTS.keys())}")
 
 
 def check_positive(field: str, amount: int) -> None:

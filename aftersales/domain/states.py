@@ -1,4 +1,5 @@
-"""Status vocabularies and the mutable state an order keeps of its return cases."""
+"""Status vocabularies, violation and lapse names, and the values an order keeps of them
+(the mutable state of a case is `aftersales.domain.cases`'s)."""
 
 from __future__ import annotations
 
@@ -32,25 +33,6 @@ class CaseStatus(StrEnum):
     COMPENSATED = "compensated"
     CLOSED = "closed"
     WITHDRAWN = "withdrawn"
-
-
-TERMINAL_CASE_STATUSES = frozenset(
-    {
-        CaseStatus.REJECTED,
-        CaseStatus.REFUNDED,
-        CaseStatus.COMPENSATED,
-        CaseStatus.CLOSED,
-        CaseStatus.WITHDRAWN,
-    }
-)
-
-#: Who must act next while a case is in a status (SPEC section 6, `awaiting`).
-AWAITING: dict[CaseStatus, str | None] = {
-    CaseStatus.REQUESTED: "merchant",
-    CaseStatus.APPROVED: "user",
-    CaseStatus.IN_TRANSIT: "merchant",
-    CaseStatus.RECEIVED: "merchant",
-}
 
 
 class Actor(StrEnum):
@@ -96,45 +78,3 @@ class Deadline:
     at: datetime
     rule: str
     case: int | None
-
-
-@dataclass
-class ReturnCase:
-    """One return case (退货退款) of an order, as its events left it."""
-
-    number: int
-    amount: int
-    reason: str
-    requested_at: datetime
-    status: CaseStatus = CaseStatus.REQUESTED
-    deadline: Deadline | None = None
-    decided_at: datetime | None = None
-    decided_by: str | None = None
-    reject_reason: str | None = None
-    carrier: str | None = None
-    tracking_no: str | None = None
-    tracking_at: datetime | None = None
-    received_at: datetime | None = None
-    received_by: str | None = None
-    refunded_at: datetime | None = None
-    refunded_by: str | None = None
-    voucher_ref: str | None = None
-    voucher_at: datetime | None = None
-    compensated_at: datetime | None = None
-    ended_at: datetime | None = None
-    paid_to_user: int = 0
-    merchant_debt: int = 0
-
-    @property
-    def is_open(self) -> bool:
-        return self.status not in TERMINAL_CASE_STATUSES
-
-    @property
-    def awaiting(self) -> str | None:
-        return AWAITING.get(self.status)
-
-    def move_to(self, status: CaseStatus, at: datetime) -> None:
-        self.status = status
-        if status in TERMINAL_CASE_STATUSES:
-            self.ended_at = at
-            self.deadline = None

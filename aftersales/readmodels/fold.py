@@ -2,7 +2,10 @@
 
 A `Batch` holds the rows a batch of events touches (loaded by the runner), and collects
 the new violation and lapse rows and the compliance counters.  Deadlines, amounts and
-actors are copied from the events; no rule is decided here.
+actors are copied from the events; no rule is decided here: the rule of a pending
+deadline, who is awaited, and the violation or lapse row (and compliance counter) of a
+missed deadline are the rules table's (`aftersales.domain.steps`).  Every row the read
+models hold is built here, for the live runner and the rebuild alike.
 
 Recorded events are folded only once they are checked against the chained record
 (`fold_recorded`): each must be the next version of its order, with the digest that
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from typing import Any
@@ -25,27 +28,26 @@ from uuid import UUID
 from eventsourcing.persistence import Notification
 
 from aftersales.domain import events as ev
-from aftersales.domain import rules
-from aftersales.domain.states import (
-    AWAITING,
-    COD_REFUND_VOUCHER_48H,
-    RECEIPT_CONFIRM_7D,
-    RETURN_RESPONSE_48H,
-    RETURN_TRACKING_7D,
+from aftersales.domain.states import Payment
+from aftersales.domain.steps import (
+    CASE_DEADLINE_RULE,
+    CASE_DEADLINE_RULES,
+    FIRST_STATUS,
+    ORDER_DEADLINE_RULE,
     TERMINAL_CASE_STATUSES,
-    UNPAID_24H,
-    CaseStatus,
+    TIMEOUTS,
+    VIOLATION_COUNTERS,
+    awaiting,
 )
 from aftersales.storage.chain import ZERO, digest, id_bytes
 from aftersales.storage.port import ChainedNotification
 
 Row = dict[str, Any]
-COUNTERS = ("cases_opened", "answered_on_time", "auto_approved", "receipts_auto_confirmed",
-            "vouchers_late", "compensations_paid", "compensation_amount")
-
-#: Who is awaited while an order has no open case.
-ORDER_AWAITING = {"awaiting_payment": "user", "pending_confirmation": "merchant",
-                  "paid": "merchant", "stocking": "merchant", "shipped": "carrier"}
+_ENDED = frozenset(s.value for s in TERMINAL_CASE_STATUSES)
+#: The `merchant_compliance` counters: cases and answers, one per violation of the rules
+#: table, and the compensations.
+COUNTERS = ("cases_opened", "answered_on_time", *VIOLATION_COUNTERS, "compensations_paid",
+            "compensation_amount")
 
 
 @dataclass
@@ -162,29 +164,24 @@ def fold(batch: Batch, event: ev.OrderEvent, position: int) -> None:
         handler = ORDER_HANDLERS.get(type(event))
         if handler is not None:
             handler(batch, order, event, position)
-    order["awaiting"] = awaiting(order)
+    if isinstance(event, ev.DeadlineMissed):
+        _missed(batch, order, event, position)
+    order["awaiting"] = awaiting(order["order_status"], order["case_status"])
 
 
 def placed_row(batch: Batch, e: ev.OrderPlaced, key: str) -> Row:
+    status = FIRST_STATUS[Payment(e.payment)].value
     return {
         "order_id": e.order_id, "order_uuid": key, "payment": e.payment,
-        "merchant_id": e.merchant_id, "user_id": e.user_id,
-        "order_status": "awaiting_payment" if e.payment == "online" else "pending_confirmation",
+        "merchant_id": e.merchant_id, "user_id": e.user_id, "order_status": status,
         "goods_amount": e.goods_amount, "postage": e.postage, "currency": e.currency,
         "placed_at": e.at, "placed_day": batch.day(e.at), "delivered_at": None,
         "cancelled_by": None, "latest_case": None, "case_status": None, "awaiting": None,
         "next_deadline": e.payment_deadline,
-        "next_deadline_rule": rules.C_ON_4 if e.payment_deadline else None,
+        "next_deadline_rule": ORDER_DEADLINE_RULE[status] if e.payment_deadline else None,
         "refunded_total": 0, "violations": 0, "lapses": 0,
         "history_digest": ZERO.hex(), "history_broken": False,
     }
-
-
-def awaiting(order: Row) -> str | None:
-    status = order["case_status"]
-    if status is not None and CaseStatus(status) not in TERMINAL_CASE_STATUSES:
-        return AWAITING.get(CaseStatus(status))
-    return ORDER_AWAITING.get(order["order_status"])
 
 
 def _deadline(order: Row, at: datetime | None, rule: str | None) -> None:
@@ -205,8 +202,6 @@ def _cancelled(batch: Batch, o: Row, e: Any, position: int) -> None:
     _deadline(o, None, None)
     if isinstance(e, ev.OrderCancelled):
         o["refunded_total"] += e.refund_amount
-    else:
-        _lapse(batch, o, UNPAID_24H, None, e, position)
 
 
 ORDER_HANDLERS: dict[type[ev.OrderEvent], Callable[..., None]] = {
@@ -219,23 +214,38 @@ ORDER_HANDLERS: dict[type[ev.OrderEvent], Callable[..., None]] = {
 }
 
 
-def _violation(batch: Batch, o: Row, rule: str, consequence: str, e: Any,
-               position: int) -> None:
-    o["violations"] += 1
-    batch.violations.append({
-        "position": position, "order_id": o["order_id"], "merchant_id": o["merchant_id"],
-        "case_no": e.case, "rule": rule, "deadline": e.deadline, "day": batch.day(e.deadline),
-        "consequence": consequence, "penalty": rule == COD_REFUND_VOUCHER_48H,
-    })
+def _missed(batch: Batch, o: Row, e: ev.DeadlineMissed, position: int) -> None:
+    """The violation or lapse row of a missed deadline, and the compliance counter a
+    violation adds to: its rule's row of the rules table."""
+    timeout = TIMEOUTS[e.rule]
+    case = e.case if isinstance(e, ev.CaseEvent) else None
+    assert e.deadline is not None
+    common = {"position": position, "order_id": o["order_id"],
+              "merchant_id": o["merchant_id"], "case_no": case, "rule": timeout.missed,
+              "deadline": e.deadline, "day": batch.day(e.deadline)}
+    if timeout.is_violation:
+        o["violations"] += 1
+        batch.violations.append({**common, "consequence": timeout.consequence,
+                                 "penalty": timeout.penalty})
+        if timeout.counter is not None:
+            batch.count(o["merchant_id"], e.at, timeout.counter)
+    else:
+        o["lapses"] += 1
+        batch.lapses.append({**common, "user_id": o["user_id"]})
 
 
-def _lapse(batch: Batch, o: Row, rule: str, case: int | None, e: Any, position: int) -> None:
-    o["lapses"] += 1
-    batch.lapses.append({
-        "position": position, "order_id": o["order_id"], "merchant_id": o["merchant_id"],
-        "user_id": o["user_id"], "case_no": case, "rule": rule, "deadline": e.deadline,
-        "day": batch.day(e.deadline),
-    })
+def pending_rows(orders: Iterable[Row]) -> list[Row]:
+    """The pending-deadline rows of these order rows."""
+    return [{"order_id": o["order_id"], "merchant_id": o["merchant_id"],
+             "case_no": (o["latest_case"] if o["next_deadline_rule"] in CASE_DEADLINE_RULES
+                         else None),
+             "rule": o["next_deadline_rule"], "deadline": o["next_deadline"],
+             "awaiting": o["awaiting"]} for o in orders if o["next_deadline"] is not None]
+
+
+def compliance_row(merchant: str, day: date, counts: Mapping[str, int]) -> Row:
+    """A merchant's counters of one business day (those not in `counts` are 0)."""
+    return {"merchant_id": merchant, "day": day, **dict.fromkeys(COUNTERS, 0), **counts}
 
 
 def _new_case(batch: Batch, o: Row, e: ev.ReturnRequested) -> Row:
@@ -262,18 +272,18 @@ def _fold_case(batch: Batch, o: Row, e: ev.CaseEvent, position: int) -> None:
     c["last_position"] = position
     merchant = o["merchant_id"]
 
-    def move(status: str, deadline: datetime | None = None, rule: str | None = None) -> None:
+    def move(status: str, deadline: datetime | None = None) -> None:
         c["status"] = status
-        if CaseStatus(status) in TERMINAL_CASE_STATUSES:
+        if status in _ENDED:
             c["ended_at"] = e.at
-        _deadline(o, deadline, rule)
+        _deadline(o, deadline, CASE_DEADLINE_RULE[status] if deadline else None)
 
     def pay_user(amount: int) -> None:
         c["paid_to_user"] += amount
         o["refunded_total"] += amount
 
     if isinstance(e, ev.ReturnRequested):
-        move("requested", e.response_deadline, rules.R_1)
+        move("requested", e.response_deadline)
     elif isinstance(e, (ev.MerchantApproved, ev.ReturnAutoApproved, ev.MerchantRejected)):
         c.update(decided_at=e.at, decided_day=batch.day(e.at), decided_by=e.actor,
                  response_seconds=int((e.at - c["requested_at"]).total_seconds()))
@@ -283,26 +293,19 @@ def _fold_case(batch: Batch, o: Row, e: ev.CaseEvent, position: int) -> None:
             move("rejected")
         else:
             c["decision"] = "approved"
-            move("approved", e.tracking_deadline, rules.R_2)
-        if isinstance(e, ev.ReturnAutoApproved):
-            batch.count(merchant, e.at, "auto_approved")
-            _violation(batch, o, RETURN_RESPONSE_48H, "auto_approved", e, position)
-        else:
+            move("approved", e.tracking_deadline)
+        if not isinstance(e, ev.ReturnAutoApproved):
             batch.count(merchant, e.at, "answered_on_time")
     elif isinstance(e, ev.ReturnWithdrawn):
         move("withdrawn")
     elif isinstance(e, ev.TrackingSubmitted):
         c.update(tracking_at=e.at, carrier=e.carrier, tracking_no=e.tracking_no)
-        move("in_transit", e.receipt_deadline, rules.R_3)
+        move("in_transit", e.receipt_deadline)
     elif isinstance(e, ev.ReturnAutoClosed):
         move("closed")
-        _lapse(batch, o, RETURN_TRACKING_7D, e.case, e, position)
     elif isinstance(e, (ev.ReceiptConfirmed, ev.ReceiptAutoConfirmed)):
         c.update(received_at=e.at, received_by=e.actor)
-        move("received", e.voucher_deadline, rules.R_COD_4)
-        if isinstance(e, ev.ReceiptAutoConfirmed):
-            batch.count(merchant, e.at, "receipts_auto_confirmed")
-            _violation(batch, o, RECEIPT_CONFIRM_7D, "auto_confirmed", e, position)
+        move("received", e.voucher_deadline)
     elif isinstance(e, ev.PlatformRefunded):
         c.update(refunded_at=e.at, refunded_by=e.actor)
         pay_user(e.amount)
@@ -323,7 +326,5 @@ def _fold_case(batch: Batch, o: Row, e: ev.CaseEvent, position: int) -> None:
         batch.count(merchant, e.at, "compensation_amount", e.amount)
     elif isinstance(e, ev.MerchantPenalized):
         c["merchant_debt"] = e.debt
-        batch.count(merchant, e.at, "vouchers_late")
-        _violation(batch, o, COD_REFUND_VOUCHER_48H, "advance_compensated", e, position)
     if o["latest_case"] is None or e.case >= o["latest_case"]:
         o["latest_case"], o["case_status"] = e.case, c["status"]

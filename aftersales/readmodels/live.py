@@ -12,9 +12,16 @@ from eventsourcing.persistence import Notification, Tracking
 from eventsourcing.projection import Projection
 from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, select, update
 
-from aftersales.domain import rules
 from aftersales.readmodels.database import ReadModels
-from aftersales.readmodels.fold import COUNTERS, Batch, Decode, Row, fold_recorded, median_seconds
+from aftersales.readmodels.fold import (
+    Batch,
+    Decode,
+    Row,
+    compliance_row,
+    fold_recorded,
+    median_seconds,
+    pending_rows,
+)
 from aftersales.readmodels.schema import (
     integrity_breaks,
     lapses,
@@ -123,14 +130,6 @@ def write(conn: Connection, batch: Batch) -> None:
         conn.execute(insert(pending_deadlines), pending)
 
 
-def pending_rows(orders: list[Row]) -> list[Row]:
-    """The pending-deadline rows of these order rows (the rebuild writes the same)."""
-    return [{"order_id": o["order_id"], "merchant_id": o["merchant_id"],
-             "case_no": o["latest_case"] if o["next_deadline_rule"] != rules.C_ON_4 else None,
-             "rule": o["next_deadline_rule"], "deadline": o["next_deadline"],
-             "awaiting": o["awaiting"]} for o in orders if o["next_deadline"] is not None]
-
-
 def _write_compliance(conn: Connection, batch: Batch) -> None:
     pairs = set(batch.compliance) | batch.medians
     if not pairs:
@@ -148,8 +147,7 @@ def _write_compliance(conn: Connection, batch: Batch) -> None:
     for pair in sorted(pairs):
         found = existing.get(pair)
         if found is None:
-            row: Row = {"merchant_id": pair[0], "day": pair[1],
-                        **dict.fromkeys(COUNTERS, 0), "median_response_seconds": None}
+            row: Row = {**compliance_row(*pair, {}), "median_response_seconds": None}
             new.append(row)
         else:
             row = found

@@ -11,8 +11,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from aftersales.domain.steps import VIOLATION_COUNTERS
 from aftersales.readmodels.database import ReadModels
-from aftersales.readmodels.fold import median_seconds
+from aftersales.readmodels.fold import COUNTERS, median_seconds
 from aftersales.readmodels.schema import (
     integrity_breaks,
     merchant_compliance,
@@ -20,9 +21,8 @@ from aftersales.readmodels.schema import (
     violations,
 )
 
-SCORECARD = ("merchant_id", "cases_opened", "answered_on_time", "auto_approved",
-             "receipts_auto_confirmed", "vouchers_late", "compensations_paid",
-             "compensation_amount", "violations", "median_response_seconds")
+#: The scorecard's columns: the merchants' counters, their violations, the median answer.
+SCORECARD = ("merchant_id", *COUNTERS, "violations", "median_response_seconds")
 
 
 def list_violations(views: ReadModels, merchant: str | None = None, rule: str | None = None,
@@ -86,8 +86,7 @@ def scorecard(views: ReadModels, since: datetime | None = None,
         for merchant, seconds in conn.execute(times):
             by_merchant.setdefault(merchant, []).append(seconds)
     for row in rows:
-        row["violations"] = (row["auto_approved"] + row["receipts_auto_confirmed"]
-                             + row["vouchers_late"])
+        row["violations"] = sum(row[counter] for counter in VIOLATION_COUNTERS)
         found = by_merchant.get(row["merchant_id"])
         row["median_response_seconds"] = median_seconds(found or ())
     rows.sort(key=lambda x: (-x["violations"], x["merchant_id"]))

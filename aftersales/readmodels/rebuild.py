@@ -29,11 +29,9 @@ from uuid import UUID
 
 from eventsourcing.persistence import Notification, Tracking
 from sqlalchemy import (
-    BigInteger,
     Column,
     Connection,
     Date,
-    Integer,
     MetaData,
     Table,
     bindparam,
@@ -50,16 +48,18 @@ from aftersales.readmodels.database import PROJECTION_NAME, ReadModels
 from aftersales.readmodels.fold import (
     COUNTERS,
     Batch,
-    Row,
     broken,
+    compliance_row,
     decoding,
     fold_recorded,
     median_seconds,
+    pending_rows,
 )
-from aftersales.readmodels.live import pending_rows
+from aftersales.readmodels.inserts import RowInserter
 from aftersales.readmodels.schema import (
     ID,
     SCHEMA_VERSION,
+    counter_columns,
     integrity_breaks,
     lapses,
     merchant_compliance,
@@ -92,33 +92,8 @@ compliance_deltas = Table(
     "projection_rebuild_compliance", _scratch,
     Column("merchant_id", ID, nullable=False),
     Column("day", Date, nullable=False),
-    *(Column(name, BigInteger if name == "compensation_amount" else Integer,
-             nullable=False) for name in COUNTERS),
+    *counter_columns(),
 )
-
-
-@dataclass
-class _Inserter:
-    """INSERT of whole rows through the DBAPI, each value converted by its column's type
-    as SQLAlchemy would (without its per-row statement machinery)."""
-
-    table: Table
-    conn: Connection
-
-    def __post_init__(self) -> None:
-        dialect = self.conn.dialect
-        names = [c.name for c in self.table.columns]
-        marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * len(names))
-        self.sql = (f"INSERT INTO {self.table.name} ({', '.join(names)}) VALUES ({marks})")
-        self.columns = [(c.name, c.type.dialect_impl(dialect).bind_processor(dialect))
-                        for c in self.table.columns]
-
-    def __call__(self, rows: Sequence[Row]) -> None:
-        if not rows:
-            return
-        self.conn.exec_driver_sql(self.sql, [
-            tuple(row[name] if convert is None or row[name] is None else convert(row[name])
-                  for name, convert in self.columns) for row in rows])
 
 
 @dataclass(frozen=True)
@@ -250,17 +225,17 @@ def _project_page(ledger: Ledger, views: ReadModels, page: Sequence[Notification
         fold_recorded(batch, notification, decode)
     _check_heads(ledger, batch, page)
     orders = list(batch.orders.values())
-    deltas = [{"merchant_id": merchant, "day": day, **dict.fromkeys(COUNTERS, 0), **counts}
+    deltas = [compliance_row(merchant, day, counts)
               for (merchant, day), counts in batch.compliance.items()]
     with views.engine.begin() as conn:
         _check(conn, views)
-        _Inserter(order_status, conn)(orders)
-        _Inserter(return_cases, conn)(list(batch.cases.values()))
-        _Inserter(violations, conn)(batch.violations)
-        _Inserter(lapses, conn)(batch.lapses)
-        _Inserter(pending_deadlines, conn)(pending_rows(orders))
-        _Inserter(integrity_breaks, conn)(list(batch.breaks.values()))
-        _Inserter(compliance_deltas, conn)(deltas)
+        RowInserter(order_status, conn)(orders)
+        RowInserter(return_cases, conn)(list(batch.cases.values()))
+        RowInserter(violations, conn)(batch.violations)
+        RowInserter(lapses, conn)(batch.lapses)
+        RowInserter(pending_deadlines, conn)(pending_rows(orders))
+        RowInserter(integrity_breaks, conn)(list(batch.breaks.values()))
+        RowInserter(compliance_deltas, conn)(deltas)
 
 
 def _check_heads(ledger: Ledger, batch: Batch, page: Sequence[Notification]) -> None:

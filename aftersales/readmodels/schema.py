@@ -29,6 +29,8 @@ from sqlalchemy import (
     TypeDecorator,
 )
 
+from aftersales.readmodels.fold import COUNTERS
+
 SCHEMA_VERSION = 2
 
 
@@ -159,17 +161,18 @@ lapses = Table(
     Column("day", Date, nullable=False, index=True),
 )
 
+def counter_columns() -> list[Column[int]]:
+    """The columns of the merchants' daily counters (`fold.COUNTERS`: one per violation
+    of the rules table beside the cases, answers and compensations)."""
+    return [Column(name, BigInteger if name == "compensation_amount" else Integer,
+                   nullable=False) for name in COUNTERS]
+
+
 merchant_compliance = Table(
     "merchant_compliance", metadata,
     Column("merchant_id", ID, primary_key=True),
     Column("day", Date, primary_key=True, index=True),
-    Column("cases_opened", Integer, nullable=False),
-    Column("answered_on_time", Integer, nullable=False),
-    Column("auto_approved", Integer, nullable=False),
-    Column("receipts_auto_confirmed", Integer, nullable=False),
-    Column("vouchers_late", Integer, nullable=False),
-    Column("compensations_paid", Integer, nullable=False),
-    Column("compensation_amount", BigInteger, nullable=False),
+    *counter_columns(),
     Column("median_response_seconds", Float),
 )
 

@@ -142,13 +142,20 @@ class Patience:
     store: str = "the store"
     on_wait: Callable[[str], None] = lambda text: None
     explain: Callable[[], str | None] = lambda: None  # the cause, asked of the store itself
+    #: What is said while waiting ("waiting for" the store, "reconnecting to" it).
+    waits: str = "waiting for"
+    #: How a pause is waited (a service's stop event may cut it short).
+    sleep: Callable[[float], object] = time.sleep
     _told: str = field(default="", repr=False)
 
-    def run(self, step: Callable[[], T], doing: str) -> T:
+    def run(self, step: Callable[[], T], doing: str,
+            progressed: Callable[[], bool] = lambda: False) -> T:
         """`step()`; a store failure that may pass is tried again until `retry_for`
         seconds after the first one; one that does not pass, or outlasts that, is raised
         as `StoreUnavailable` naming the cause.  (Each attempt is bounded by the store's
-        own timeouts: the lock, statement and connect timeouts.)"""
+        own timeouts: the lock, statement and connect timeouts.)  A step that runs on
+        (a service) and `progressed` before it failed starts a new run of failures: the
+        time and the pauses count again from this failure."""
         first_failure: float | None = None
         pause = FIRST_PAUSE
         while True:
@@ -158,7 +165,8 @@ class Patience:
                 if not is_store_error(e) and not may_pass(e):
                     raise
                 now = time.monotonic()
-                first_failure = now if first_failure is None else first_failure
+                if first_failure is None or progressed():
+                    first_failure, pause = now, FIRST_PAUSE
                 waited = now - first_failure
                 reason = self._reason(e)
                 left = None if self.retry_for is None else self.retry_for - waited
@@ -167,9 +175,9 @@ class Patience:
                         raise
                     raise StoreUnavailable(f"{doing}: {self.store}: {reason}",
                                            waited if may_pass(e) else 0.0) from e
-                self._tell(f"{doing}: {reason}; waiting for {self.store} "
+                self._tell(f"{doing}: {reason}; {self.waits} {self.store} "
                            + ("" if left is None else f"(for up to {left:.0f} s more)"))
-                time.sleep(pause if left is None else min(pause, left))
+                self.sleep(pause if left is None else min(pause, left))
                 pause = min(pause * 2, LONGEST_PAUSE)
 
     def _reason(self, error: BaseException) -> str:

@@ -30,7 +30,7 @@ from aftersales import CommandRefused, Ledger, status_document
 from aftersales.application import commands as cmd
 from aftersales.domain.events import OrderEvent
 from aftersales.domain.order import order_uuid
-from aftersales.domain.states import TERMINAL_CASE_STATUSES
+from aftersales.domain.steps import TERMINAL_CASE_STATUSES
 from aftersales.errors import IntegrityBroken
 from aftersales.ingest.serial import Settled, ingest
 from aftersales.readmodels.database import ReadModels

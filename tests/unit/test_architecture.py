@@ -157,3 +157,19 @@ def test_nothing_of_the_product_imports_the_command_line() -> None:
             continue
         eager, lazy = imports(m)
         assert not {n for n in eager | lazy if layer(n) == "cli"}, m
+
+
+def test_importing_the_domain_loads_nothing_but_the_domain_at_run_time() -> None:
+    """The package's public names are imported on first use, so that the domain, imported
+    in a fresh interpreter, brings in neither the rest of the package nor a store."""
+    import subprocess
+    import sys
+
+    code = ("import sys, aftersales.domain.order, aftersales.domain.steps; "
+            "print('\\n'.join(sorted(sys.modules)))")
+    loaded = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                            text=True).stdout.split()
+    ours = {m for m in loaded if m.startswith("aftersales.")}
+    assert {layer(m) for m in ours} <= {"domain", "errors"}, sorted(ours)
+    assert not {m.split(".")[0] for m in loaded} & {"sqlalchemy", "sqlite3", "psycopg"}
+    assert aftersales.Ledger.__name__ == "Ledger"  # and the public names are still there
