@@ -75,6 +75,28 @@ class Scenario:
         self.to_in_transit().do("confirm_receipt", DAY)
         return self
 
+    def to_refund_before_shipment(self, **fields: Any) -> Scenario:
+        self.do("pay")
+        self.do("request_refund", reason="changed my mind", **fields)
+        return self
+
+    def to_refund_after_shipment(self, **fields: Any) -> Scenario:
+        self.to_shipped().do("request_refund", reason="never came", **fields)
+        return self
+
+    def to_exchange_requested(self, **fields: Any) -> Scenario:
+        self.to_delivered().do("request_exchange", DAY, reason="size", **fields)
+        return self
+
+    def to_exchange_in_transit(self) -> Scenario:
+        self.to_exchange_requested().do("approve_return")
+        self.do("submit_tracking", carrier="YTO", tracking_no="YT1")
+        return self
+
+    def to_exchange_received(self) -> Scenario:
+        self.to_exchange_in_transit().do("confirm_receipt", DAY)
+        return self
+
     # Reading the result.
     @property
     def doc(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import orjson
 from pydantic import (
@@ -85,6 +85,8 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 
 class _Command(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    #: The fields beside `at` that are times (taken as instants in the command's identity).
+    _other_times: ClassVar[tuple[str, ...]] = ()
 
     at: At
     command_id: Identifier | None = None
@@ -92,8 +94,9 @@ class _Command(BaseModel):
     def identity(self) -> tuple[str, str]:
         """(command id, digest of the content); the id is derived when absent.
 
-        The content is canonical JSON of every field but `command_id`, with `at` taken as
-        an instant, so the same line re-ingested is the same command.
+        The content is canonical JSON of every field but `command_id`, with `at` (and
+        every other time) taken as an instant, so the same line re-ingested is the same
+        command.
         """
         # What `model_dump(mode="json")` gives for these fields (text, integers, None),
         # without its per-field serializer calls, written by orjson: its bytes are those of
@@ -102,9 +105,12 @@ class _Command(BaseModel):
         content = dict(self.__dict__)
         del content["command_id"]
         content["at"] = self.at.astimezone(UTC)
+        for name in self._other_times:
+            content[name] = content[name].astimezone(UTC)
         canonical = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
         if not canonical.isascii() or b"\x7f" in canonical:
-            content["at"] = content["at"].isoformat()
+            for name in ("at", *self._other_times):
+                content[name] = content[name].isoformat()
             canonical = _CANONICAL.encode(content).encode()
         digest = hashlib.sha256(canonical).hexdigest()
         return (self.command_id or f"sha256:{digest[:40]}", digest)
@@ -183,6 +189,44 @@ class UploadRefundVoucher(OrderCommand):
     amount: Amount
 
 
+class RequestRefund(OrderCommand):
+    command: Literal["request_refund"] = "request_refund"
+    amount: Amount | None = None
+    reason: Text = ""
+
+
+class RequestExchange(OrderCommand):
+    command: Literal["request_exchange"] = "request_exchange"
+    amount: Amount | None = None
+    reason: Text = ""
+
+
+class RejectReceipt(OrderCommand):
+    command: Literal["reject_receipt"] = "reject_receipt"
+    reason: Reason
+
+
+class ShipReplacement(OrderCommand):
+    command: Literal["ship_replacement"] = "ship_replacement"
+    carrier: Identifier
+    tracking_no: Identifier
+
+
+class DeliverReplacement(OrderCommand):
+    command: Literal["deliver_replacement"] = "deliver_replacement"
+
+
+class ExtendDeadline(OrderCommand):
+    command: Literal["extend_deadline"] = "extend_deadline"
+
+
+class SetDeadline(OrderCommand):
+    command: Literal["set_deadline"] = "set_deadline"
+    _other_times: ClassVar[tuple[str, ...]] = ("until",)
+    until: At
+    reason: Text = ""
+
+
 class Tick(_Command):
     command: Literal["tick"] = "tick"
 
@@ -192,7 +236,8 @@ C = TypeVar("C", bound="_Command")
 Command = (
     PlaceOrder | Pay | ConfirmOrder | Ship | Deliver | Cancel | RequestReturn | ApproveReturn
     | RejectReturn | WithdrawReturn | SubmitTracking | ConfirmReceipt | UploadRefundVoucher
-    | Tick
+    | RequestRefund | RequestExchange | RejectReceipt | ShipReplacement | DeliverReplacement
+    | ExtendDeadline | SetDeadline | Tick
 )
 COMMAND_NAMES = tuple(
     m.model_fields["command"].default for m in Command.__args__

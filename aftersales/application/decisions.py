@@ -71,6 +71,27 @@ HANDLERS: dict[type[cmd.OrderCommand], Handler] = {
     cmd.UploadRefundVoucher: lambda o, c, p: o.upload_refund_voucher(
         c.at, voucher_ref=c.voucher_ref, amount=c.amount, command_id=c.command_id, policy=p
     ),
+    cmd.RequestRefund: lambda o, c, p: o.request_refund(
+        c.at, amount=c.amount, reason=c.reason, command_id=c.command_id, policy=p
+    ),
+    cmd.RequestExchange: lambda o, c, p: o.request_exchange(
+        c.at, amount=c.amount, reason=c.reason, command_id=c.command_id, policy=p
+    ),
+    cmd.RejectReceipt: lambda o, c, p: o.reject_receipt(
+        c.at, reason=c.reason, command_id=c.command_id, policy=p
+    ),
+    cmd.ShipReplacement: lambda o, c, p: o.ship_replacement(
+        c.at, carrier=c.carrier, tracking_no=c.tracking_no, command_id=c.command_id, policy=p
+    ),
+    cmd.DeliverReplacement: lambda o, c, p: o.deliver_replacement(
+        c.at, command_id=c.command_id, policy=p
+    ),
+    cmd.ExtendDeadline: lambda o, c, p: o.extend_deadline(
+        c.at, command_id=c.command_id, policy=p
+    ),
+    cmd.SetDeadline: lambda o, c, p: o.set_deadline(
+        c.at, until=c.until, reason=c.reason, command_id=c.command_id, policy=p
+    ),
 }
 
 

@@ -143,6 +143,27 @@ class Ledger(Application[UUID]):
     def upload_refund_voucher(self, **fields: Any) -> Outcome:
         return self.execute(cmd.build(cmd.UploadRefundVoucher, fields))
 
+    def request_refund(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.RequestRefund, fields))
+
+    def request_exchange(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.RequestExchange, fields))
+
+    def reject_receipt(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.RejectReceipt, fields))
+
+    def ship_replacement(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.ShipReplacement, fields))
+
+    def deliver_replacement(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.DeliverReplacement, fields))
+
+    def extend_deadline(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.ExtendDeadline, fields))
+
+    def set_deadline(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.SetDeadline, fields))
+
     # --- timeouts ----------------------------------------------------------------------
 
     def tick(self, now: datetime,

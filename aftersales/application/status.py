@@ -32,6 +32,7 @@ def status_document(order: Order) -> dict[str, Any]:
             "deadline": iso(case.deadline.at) if case.is_open and case.deadline else None,
             "awaiting": case.awaiting,
             "amount": case.amount,
+            "kind": case.kind.value,
         },
         "refunded_total": order.refunded_total,
         "violations": [

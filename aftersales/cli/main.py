@@ -40,8 +40,11 @@ from aftersales.ingest.parallel import PARALLEL_FROM, default_workers, ingest_in
 from aftersales.ingest.serial import BATCH, IngestReport, Settled, broken_names, ingest
 from aftersales.readmodels.database import VIEWS_ENV_VAR, ReadModels, views_url
 from aftersales.readmodels.queries import (
+    DEMO_SCORECARD,
     SCORECARD,
     broken_orders,
+    cases_by_kind,
+    deadline_changes_by_actor,
     list_violations,
     render,
     scorecard,
@@ -159,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--orders", type=int, default=100_000)
     p.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
     p.add_argument("--big", action="store_true", help="also scale to 10x the orders")
+    p.add_argument("--returns-only", action="store_true",
+                   help="the returns-only workload of earlier versions (to time old code "
+                   "against new on the same lines)")
     p.add_argument("--json", metavar="FILE", help="write the full report here")
     p.add_argument("--workdir", metavar="DIR", help="keep the generated files and stores")
 
@@ -169,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--orders", type=int, default=3000)
         p.add_argument("--seed", type=int, default=7)
         p.add_argument("--days", type=int, default=42)
+        p.add_argument("--returns-only", action="store_true",
+                       help="returns only: the workload of earlier versions, line for line")
     return parser
 
 
@@ -426,7 +434,8 @@ def cmd_history(ledger: Ledger, edge: Edge) -> int:
 
 def _workload(args: argparse.Namespace) -> Workload:
     from aftersales.devtools.workload import Workload  # a development tool: loaded on use
-    return Workload(orders=args.orders, seed=args.seed, days=args.days)
+    return Workload(orders=args.orders, seed=args.seed, days=args.days,
+                    kinds=not args.returns_only)
 
 
 def cmd_gen(args: argparse.Namespace) -> int:
@@ -465,14 +474,21 @@ def cmd_demo(ledger: Ledger, edge: Edge) -> int:
         with closing(_views(ledger, edge)) as views:
             rows = scorecard(views)
             found = list_violations(views)
+            kinds = cases_by_kind(views)
+            moves = deadline_changes_by_actor(views)
         by_rule: dict[str, int] = {}
         for v in found:
             by_rule[v["rule"]] = by_rule.get(v["rule"], 0) + 1
         print("\nviolations by rule (read model `violations`):")
         for rule, n in sorted(by_rule.items()):
             print(f"  {rule:<24} {n:>6}")
+        print("\ncases by kind (read model `return_cases`):")
+        print(render(kinds, "table", ("kind", "cases", "refunded", "exchanged",
+                                      "converted_to_refund", "deadline_moved")))
+        print("\ndeadline changes (read model `deadline_changes`):")
+        print(render(moves, "table", ("change", "changed_by", "changes", "shift_seconds")))
         print("\nworst merchants (read model `merchant_compliance`):")
-        print(render(rows[:8], "table", SCORECARD))
+        print(render(rows[:8], "table", DEMO_SCORECARD))
     return _report_broken(report.broken | broken_names(ledger)) or (
         1 if report.refused else 0)
 
@@ -702,7 +718,7 @@ def cmd_bench(args: argparse.Namespace, url: str | None) -> int:
         workdir = Path(args.workdir or scratch)
         workdir.mkdir(parents=True, exist_ok=True)
         report = Bench(orders=args.orders, workdir=workdir, db=url, repeat=max(1, args.repeat),
-                       big=args.big, say=say).run()
+                       big=args.big, kinds=not args.returns_only, say=say).run()
     print(render(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))

@@ -17,7 +17,7 @@ def render_status(doc: dict[str, Any]) -> str:
     ret = doc["return"]
     if ret:
         lines.append(
-            f"  return case {ret['case']}: {ret['status']}, amount {ret['amount']}"
+            f"  {ret['kind']} case {ret['case']}: {ret['status']}, amount {ret['amount']}"
             + (f", awaiting {ret['awaiting']}" if ret["awaiting"] else "")
             + (f" until {ret['deadline']}" if ret["deadline"] else "")
         )

@@ -53,6 +53,9 @@ class Bench:
     repeat: int = 3
     big: bool = False
     seed: int = 1
+    #: Every kind of case (SPEC section 7) and deadline changes; False: the returns-only
+    #: workload of earlier versions, line for line (to time old code against new).
+    kinds: bool = True
     say: Callable[[str], None] = lambda text: None
 
     # --- the workload ------------------------------------------------------------------
@@ -62,7 +65,7 @@ class Bench:
         path = self.workdir / f"workload-{orders}.jsonl"
         lines = commands = 0
         with path.open("w") as out:
-            for line in generate(Workload(orders=orders, seed=self.seed)):
+            for line in generate(Workload(orders=orders, seed=self.seed, kinds=self.kinds)):
                 out.write(json.dumps(line, separators=(",", ":")) + "\n")
                 lines += 1
                 commands += line["command"] != "tick"
@@ -277,7 +280,7 @@ class Bench:
             "machine": machine(self.db),
             "workload": {"orders": self.orders, "seed": self.seed, "repeat": self.repeat,
                          "days": Workload().days, "online_share": Workload().online_share,
-                         "return_share": Workload().return_share},
+                         "return_share": Workload().return_share, "kinds": self.kinds},
             "targets": TARGETS,
         }
         path, lines, commands = self.workload(self.orders)

@@ -5,6 +5,15 @@ every allowed actor, returns on about 25% of delivered orders (some partial, som
 again after a rejection), slow merchants who miss deadlines, users who lapse, and hourly
 ticks; all commands interleaved across orders in business-time order.  Every generated
 command is legal when it is applied in that order, so a clean ingest refuses nothing.
+
+With `kinds` (the default) the other after-sale kinds of SPEC section 7 come too, in the
+proportions real platforms report (refund-only common, exchanges rarer): refunds before
+shipment on about 4% of paid online orders, refunds after shipment on about 8% of online
+orders in transit and 12% of delivered ones, exchanges on about 4% of delivered orders,
+refused returned goods, the merchants' receipt extensions and a few platform deadline
+moves (section 9).  Without
+`kinds` the file is exactly the returns-only workload of earlier versions (the same seed
+gives the same lines), which the benchmark compares old and new code on.
 """
 
 from __future__ import annotations
@@ -35,6 +44,13 @@ class Workload:
     tick_every: timedelta = timedelta(hours=1)
     start: datetime = START
     policy: Policy = DEFAULT_POLICY
+    #: Refund-only and exchange cases, refused goods and deadline changes too.
+    kinds: bool = True
+    refund_before_share: float = 0.04  # of paid online orders (F-1)
+    refund_after_share: float = 0.08  # of shipped online orders, while in transit (F-2)
+    refund_delivered_share: float = 0.12  # of delivered online orders (F-2)
+    exchange_share: float = 0.04  # of delivered orders (E-1)
+    moved_deadline_share: float = 0.02  # of cases: the platform moves the deadline (D-2)
 
     @property
     def end(self) -> datetime:
@@ -109,7 +125,12 @@ class _Story:
                 self.say("cancel", t + self.hours(0.1, 20), by="user", reason="changed mind")
                 return self.lines
             t = self.say("pay", t + self.hours(0.01, 3))
-            if rng.random() < 0.03:
+            refused = False
+            if self.w.kinds and rng.random() < self.w.refund_before_share:
+                refused = self.refund_before_shipment(t + self.hours(0.2, 3))
+                if not refused:
+                    return self.lines  # refunded, the order cancelled
+            if not refused and rng.random() < 0.03:
                 self.say("cancel", t + self.hours(0.5, 20), by="platform",
                          reason="user asked customer service")
                 return self.lines
@@ -123,10 +144,102 @@ class _Story:
         if not online and rng.random() < 0.02:
             self.say("cancel", t + self.hours(2, 30), by="platform", reason="user refused goods")
             return self.lines
+        if self.w.kinds and online and rng.random() < self.w.refund_after_share:
+            asked = t + self.hours(6, 48)
+            answered = self.refund_after_shipment(asked, goods)
+            t = self.say("deliver", max(answered, t + self.hours(20, 96)))
+            return self.lines
         t = self.say("deliver", t + self.hours(20, 96))
-        if rng.random() < self.w.return_share:
+        r = rng.random() if self.w.kinds else 1.0
+        if r < self.w.exchange_share:
+            self.exchange(t + self.hours(2, 140), goods)
+        elif online and r < self.w.exchange_share + self.w.refund_delivered_share:
+            self.refund_after_shipment(t + self.hours(2, 140), goods)
+        elif rng.random() < self.w.return_share:
             self.returns(t + self.hours(2, 140), goods, online)
         return self.lines
+
+    # --- the other kinds (SPEC sections 7 and 9) -------------------------------------------
+
+    def answer_by(self, asked: datetime) -> datetime:
+        """When the merchant's answer is due, perhaps moved later by the platform (D-2)."""
+        due = asked + self.p.merchant_response_window
+        if self.rng.random() < self.w.moved_deadline_share:
+            moved = due + timedelta(days=3)  # moved early: before any answer can come
+            self.say("set_deadline", asked + self.hours(0.1, 0.5),
+                     until=moved.isoformat(), reason="holiday")
+            return moved
+        return due
+
+    def receipt(self, tracked: datetime) -> tuple[datetime, datetime | None]:
+        """When the receipt is due, perhaps extended once by the merchant (D-1), and the
+        earliest the merchant may then confirm (None: no extension)."""
+        due = tracked + self.p.receipt_window
+        if self.rng.random() < 0.1:
+            extended = self.say("extend_deadline", tracked + self.hours(24, 140))
+            return due + self.p.receipt_extension, extended
+        return due, None
+
+    def refund_before_shipment(self, t: datetime) -> bool:
+        """F-1; True when the merchant refused by shipping (the story goes on)."""
+        rng = self.rng
+        self.say("request_refund", t, reason="changed my mind")
+        due = self.answer_by(t)
+        if self.slow and rng.random() < 0.7:
+            return False  # the system refunds at the deadline and cancels the order
+        if rng.random() < 0.3:
+            return True  # the merchant ships: that is the refusal
+        self.say("approve_return", min(t + self.hours(0.5, 30), due))
+        return False
+
+    def refund_after_shipment(self, t: datetime, goods: int) -> datetime:
+        """F-2, asked while the goods travel; when it was settled."""
+        rng = self.rng
+        partial = rng.random() < 0.4
+        fields = {"amount": rng.randrange(goods // 5, goods)} if partial else {}
+        self.say("request_refund", t, reason="not received", **fields)
+        due = self.answer_by(t)
+        if self.slow and rng.random() < 0.7:
+            return due  # the system refunds at the deadline
+        answered = min(t + self.hours(0.5, 40), due)
+        if rng.random() < 0.2:
+            self.say("reject_return", answered, reason="in transit, on time")
+        else:
+            self.say("approve_return", answered)
+        return answered
+
+    def exchange(self, t: datetime, goods: int) -> None:
+        """E-1 and E-2: the goods sent back, a replacement shipped (or, late, refunded)."""
+        rng = self.rng
+        self.say("request_exchange", t, reason="wrong size")
+        due = self.answer_by(t)
+        if self.slow and rng.random() < 0.6:
+            t = due  # the system approves at the deadline
+        else:
+            t = min(t + self.hours(0.5, 40), due)
+            if rng.random() < 0.1:
+                self.say("reject_return", t, reason="worn")
+                return
+            self.say("approve_return", t)
+        if rng.random() < 0.06:
+            return  # the user lapses: R-2 closes it
+        t = self.say("submit_tracking", t + self.hours(2, 120), carrier="YTO",
+                     tracking_no=f"YT{rng.randrange(10**10):010d}")
+        receipt_due, extended = self.receipt(t)
+        if self.slow and rng.random() < 0.6:
+            t = receipt_due  # the system confirms receipt
+        else:
+            t = min(max(t + self.hours(20, 150), (extended or t) + self.hours(0.1, 5)),
+                    receipt_due)
+            if rng.random() < 0.06:
+                self.say("reject_receipt", t, reason="damaged")
+                return
+            self.say("confirm_receipt", t)
+        if self.slow and rng.random() < 0.5:
+            return  # no replacement in time: the exchange becomes a refund (E-2)
+        t = self.say("ship_replacement", t + self.hours(1, 44), carrier="SF",
+                     tracking_no=f"SF{rng.randrange(10**10):010d}")
+        self.say("deliver_replacement", t + self.hours(20, 96))
 
     def returns(self, t: datetime, goods: int, online: bool) -> None:
         rng, p = self.rng, self.p
@@ -152,7 +265,18 @@ class _Story:
             return
         t = self.say("submit_tracking", t + self.hours(2, 120), carrier="YTO",
                      tracking_no=f"YT{rng.randrange(10**10):010d}")
-        if self.slow and rng.random() < 0.7:
+        if self.w.kinds:
+            receipt_due, extended = self.receipt(t)
+            if self.slow and rng.random() < 0.7:
+                t = receipt_due  # the system confirms receipt
+            else:
+                answered = min(max(t + self.hours(20, 150),
+                                   (extended or t) + self.hours(0.1, 5)), receipt_due)
+                if rng.random() < 0.04:
+                    self.say("reject_receipt", answered, reason="not the item sold")
+                    return
+                t = self.say("confirm_receipt", answered)
+        elif self.slow and rng.random() < 0.7:
             t = t + p.receipt_window  # the system confirms receipt
         else:
             t = self.say("confirm_receipt", t + self.hours(20, 150))

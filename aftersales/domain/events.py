@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from eventsourcing.domain import Aggregate
 
 from aftersales.domain.cases import ReturnCase
-from aftersales.domain.states import CaseStatus, Lapse, OrderStatus, Payment, Violation
+from aftersales.domain.states import CaseStatus, Flow, Lapse, OrderStatus, Payment, Violation
 from aftersales.domain.steps import FIRST_STATUS, TIMEOUTS
 
 if TYPE_CHECKING:
@@ -64,8 +64,9 @@ class DeadlineMissed(SystemEvent):
         assert self.deadline is not None
         if timeout.is_violation:
             assert case is not None
-            aggregate.violations.append(Violation(timeout.missed, case, self.deadline,
-                                                  timeout.consequence, timeout.penalty))
+            aggregate.violations.append(Violation(
+                timeout.missed, case, self.deadline, timeout.consequence,
+                timeout.penalty(aggregate.payment)))
         else:
             aggregate.lapses.append(Lapse(timeout.missed, case, self.deadline))
 
@@ -157,11 +158,7 @@ class ReturnRequested(CaseEvent):
     response_deadline: datetime
 
     def evolve(self, order: Order) -> None:
-        case = ReturnCase(
-            number=self.case, amount=self.amount, reason=self.reason, requested_at=self.at
-        )
-        case.move_to(CaseStatus.REQUESTED, self.at, self.response_deadline)
-        order.cases.append(case)
+        open_case(order, self, Flow.RETURN, self.amount, self.reason, self.response_deadline)
 
 
 class MerchantApproved(CaseEvent):
@@ -179,8 +176,7 @@ class ReturnAutoApproved(CaseEvent, DeadlineMissed):
 
 
 def approve(case: ReturnCase, at: datetime, by: str, tracking_deadline: datetime) -> None:
-    case.decided_at = at
-    case.decided_by = by
+    decide(case, at, by)
     case.move_to(CaseStatus.APPROVED, at, tracking_deadline)
 
 
@@ -189,8 +185,7 @@ class MerchantRejected(CaseEvent):
 
     def evolve(self, order: Order) -> None:
         case = self.the_case(order)
-        case.decided_at = self.at
-        case.decided_by = self.actor
+        decide(case, self.at, self.actor)
         case.reject_reason = self.reason
         case.move_to(CaseStatus.REJECTED, self.at)
 
@@ -218,26 +213,44 @@ class ReturnAutoClosed(CaseEvent, DeadlineMissed):
         self.the_case(order).move_to(CaseStatus.CLOSED, self.at)
 
 
-class ReceiptConfirmed(CaseEvent):
+class Received(CaseEvent):
+    """The returned goods were received: the deadline that starts then is a cod return's
+    refund voucher (R-COD-4) or an exchange's replacement (E-2).  Version 2 added
+    `reship_deadline` (events of version 1 have none)."""
+
+    class_version = 2
     voucher_deadline: datetime | None
+    reship_deadline: datetime | None
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, object]) -> None:
+        state["reship_deadline"] = None
 
     def evolve(self, order: Order) -> None:
-        receive(self.the_case(order), self.at, self.actor, self.voucher_deadline)
+        case = self.the_case(order)
+        case.received_at = self.at
+        case.received_by = self.actor
+        case.move_to(CaseStatus.RECEIVED, self.at, self.voucher_deadline or self.reship_deadline)
 
 
-class ReceiptAutoConfirmed(CaseEvent, DeadlineMissed):
-    voucher_deadline: datetime | None
+class ReceiptConfirmed(Received):
+    pass
+
+
+class ReceiptAutoConfirmed(Received, DeadlineMissed):
+    pass
+
+
+class ReceiptRejected(CaseEvent):
+    """R-6: the merchant refused the returned goods."""
+
+    reason: str
 
     def evolve(self, order: Order) -> None:
-        receive(self.the_case(order), self.at, self.actor, self.voucher_deadline)
-
-
-def receive(
-    case: ReturnCase, at: datetime, by: str, voucher_deadline: datetime | None
-) -> None:
-    case.received_at = at
-    case.received_by = by
-    case.move_to(CaseStatus.RECEIVED, at, voucher_deadline)
+        case = self.the_case(order)
+        case.receipt_rejected_at = self.at
+        case.reject_reason = self.reason
+        case.move_to(CaseStatus.REJECTED, self.at)
 
 
 class PlatformRefunded(CaseEvent, SystemEvent):
@@ -284,6 +297,135 @@ class MerchantPenalized(CaseEvent, DeadlineMissed):
 
     def evolve(self, order: Order) -> None:
         self.the_case(order).merchant_debt = self.debt
+
+
+# --- Refunds only (SPEC section 7) --------------------------------------------------------
+
+
+class RefundRequested(CaseEvent):
+    """F-1 (before shipment: `amount` is goods and postage) or F-2 (after shipment)."""
+
+    amount: int
+    reason: str
+    before_shipment: bool
+    response_deadline: datetime
+
+    def evolve(self, order: Order) -> None:
+        flow = Flow.REFUND_BEFORE_SHIPMENT if self.before_shipment else Flow.REFUND_AFTER_SHIPMENT
+        open_case(order, self, flow, self.amount, self.reason, self.response_deadline)
+
+
+class RefundApproved(CaseEvent):
+    """The merchant agreed to a refund; the platform refunds at once."""
+
+    def evolve(self, order: Order) -> None:
+        decide(self.the_case(order), self.at, self.actor)
+
+
+class RefundAutoApproved(CaseEvent, DeadlineMissed):
+    """F-1, F-2: the merchant did not answer; the system agreed to the refund."""
+
+    def evolve(self, order: Order) -> None:
+        decide(self.the_case(order), self.at, self.actor)
+
+
+class OrderCancelledByRefund(SystemEvent):
+    """F-1: the order refunded in full before shipment is cancelled."""
+
+    def evolve(self, order: Order) -> None:
+        order.status = OrderStatus.CANCELLED
+        order.cancelled_by = self.actor
+
+
+# --- Exchanges (SPEC section 7) -----------------------------------------------------------
+
+
+class ExchangeRequested(CaseEvent):
+    amount: int
+    reason: str
+    response_deadline: datetime
+
+    def evolve(self, order: Order) -> None:
+        open_case(order, self, Flow.EXCHANGE, self.amount, self.reason, self.response_deadline)
+
+
+class ReplacementShipped(CaseEvent):
+    carrier: str
+    tracking_no: str
+
+    def evolve(self, order: Order) -> None:
+        case = self.the_case(order)
+        case.replacement_carrier = self.carrier
+        case.replacement_tracking_no = self.tracking_no
+        case.replacement_shipped_at = self.at
+        case.move_to(CaseStatus.REPLACEMENT_SHIPPED, self.at)
+
+
+class ReplacementDelivered(CaseEvent):
+    def evolve(self, order: Order) -> None:
+        case = self.the_case(order)
+        case.replacement_delivered_at = self.at
+        case.move_to(CaseStatus.EXCHANGED, self.at)
+
+
+class ExchangeConvertedToRefund(CaseEvent, DeadlineMissed):
+    """E-2: no replacement shipped in time; the platform pays `amount` (next event), and
+    a cod merchant owes it (`debt`)."""
+
+    amount: int
+    debt: int
+
+    def evolve(self, order: Order) -> None:
+        case = self.the_case(order)
+        case.converted_to_refund = True
+        case.merchant_debt = self.debt
+
+
+# --- Deadline changes (SPEC section 9) ----------------------------------------------------
+
+
+class DeadlineChanged(OrderEvent):
+    """A pending deadline moved: of a case (`case`), or the order's payment deadline."""
+
+    case: int | None
+    deadline_rule: str
+    old_deadline: datetime
+    new_deadline: datetime
+
+    def evolve(self, order: Order) -> None:
+        if self.case is None:
+            order.payment_deadline = self.new_deadline
+            return
+        case = order.cases[self.case - 1]
+        case.move_deadline(self.new_deadline)
+
+
+class DeadlineExtended(DeadlineChanged):
+    """D-1: the merchant extended the receipt deadline (once)."""
+
+    def evolve(self, order: Order) -> None:
+        super().evolve(order)
+        assert self.case is not None
+        order.cases[self.case - 1].extended = True
+
+
+class DeadlineSet(DeadlineChanged):
+    """D-2: the platform set a pending deadline to a given instant."""
+
+    reason: str
+
+
+def open_case(order: Order, e: CaseEvent, flow: Flow, amount: int, reason: str,
+              response_deadline: datetime) -> None:
+    case = ReturnCase(number=e.case, amount=amount, reason=reason, requested_at=e.at,
+                      flow=flow)
+    case.move_to(CaseStatus.REQUESTED, e.at, response_deadline)
+    order.cases.append(case)
+
+
+def decide(case: ReturnCase, at: datetime, by: str) -> None:
+    case.decided_at = at
+    case.decided_by = by
 
 
 def refund_user(order: Order, case: ReturnCase, amount: int) -> None:

@@ -1,4 +1,4 @@
-"""The Order aggregate: every rule of SPEC sections 2 and 3.
+"""The Order aggregate: every rule of SPEC sections 2, 3, 7 and 9.
 
 Each command method first applies the timeouts that fell due before its business time
 (`apply_due_timeouts`, cascading), then refuses a command that goes back in time, then runs
@@ -28,8 +28,10 @@ from aftersales.domain.policy import Policy
 from aftersales.domain.states import (
     UNPAID_24H,
     Actor,
+    CaseKind,
     CaseStatus,
     Deadline,
+    Flow,
     Lapse,
     OrderStatus,
     Payment,
@@ -39,6 +41,9 @@ from aftersales.domain.steps import CASE_STEPS, ORDER_STEPS, TIMEOUTS
 from aftersales.errors import CommandRefused
 
 ORDER_NAMESPACE = UUID("6f1c1d2e-58a4-4c36-9d8e-5a1f0c7b2e41")
+
+#: The reason of F-1's refusal by shipping.
+SHIPPED_REASON = "shipped"
 
 CANCELLERS = ("user", "merchant", "platform")
 
@@ -172,8 +177,29 @@ class Order(Aggregate):
         assert case is not None
         at = system["at"]
         self.trigger_event(ev.TIMEOUT_EVENTS[rules.R_3], **system,
-                           voucher_deadline=self._voucher_deadline(at, policy))
+                           **self._receipt_deadlines(case, at, policy))
         self._refund_online_on_receipt(case, at)
+
+    def _auto_refund(self, case: ReturnCase | None, system: dict[str, Any],
+                     policy: Policy) -> None:
+        """F-1, F-2: the unanswered refund is agreed to, and the platform refunds."""
+        assert case is not None
+        self.trigger_event(ev.TIMEOUT_EVENTS[system["rule"]], **system)
+        self._refund_only(case, system["at"])
+
+    def _convert_to_refund(self, case: ReturnCase | None, system: dict[str, Any],
+                           policy: Policy) -> None:
+        """E-2: no replacement in time: the exchange turns into a refund, which the
+        platform pays at once (a cod merchant owes it)."""
+        assert case is not None
+        cod = self.payment is Payment.COD
+        self.trigger_event(ev.TIMEOUT_EVENTS[rules.E_2], **system, amount=case.amount,
+                           debt=case.amount if cod else 0)
+        pays = {**system, "actor": Actor.PLATFORM.value, "amount": case.amount}
+        if cod:
+            self.trigger_event(ev.AdvanceCompensationPaid, **pays)
+        else:
+            self.trigger_event(ev.PlatformRefunded, **{**pays, "deadline": None})
 
     def _compensate(self, case: ReturnCase | None, system: dict[str, Any],
                     policy: Policy) -> None:
@@ -245,6 +271,10 @@ class Order(Aggregate):
         self._check_status(ready, "ship")
         self._emit(ev.OrderShipped, at, Actor.MERCHANT, command_id,
                    carrier=carrier, tracking_no=tracking_no)
+        if (case := self.open_case) is not None and case.flow is Flow.REFUND_BEFORE_SHIPMENT:
+            # F-1: shipping is the merchant's refusal of a refund asked before shipment.
+            self._emit(ev.MerchantRejected, at, Actor.MERCHANT, command_id,
+                       case=case.number, reason=SHIPPED_REASON)
 
     def deliver(self, at: datetime, *, command_id: str | None, policy: Policy) -> None:
         self._begin(at, policy)
@@ -293,28 +323,34 @@ class Order(Aggregate):
         if by == Actor.USER and self.status is OrderStatus.PAID:
             raise CommandRefused(
                 rules.C_ON_2, "after payment the user cancels through platform customer service")
+        if (case := self.open_case) is not None:  # F-1 (interpretation): answered first
+            raise CommandRefused(
+                rules.FLOW, f"refund case {case.number} is open: the merchant answers it "
+                "(or ships) before the order is cancelled")
         # C-ON-1: the user cancels while awaiting_payment; C-ON-2: the platform cancels
         # while awaiting_payment or paid, refunding goods and postage in full.
 
-    # --- returns -----------------------------------------------------------------------
+    # --- cases: asking -----------------------------------------------------------------
 
     def refundable(self, policy: Policy) -> int:
         limit = self.goods_amount + (self.postage if policy.refund_postage_on_return else 0)
         return limit - self.returned_goods
 
-    def request_return(self, at: datetime, *, amount: int | None, reason: str,
-                       command_id: str | None, policy: Policy) -> None:
-        self._begin(at, policy)
-        self._check_not_cancelled("returned")
-        self._check_status(OrderStatus.DELIVERED, "request_return")
+    def _check_can_open(self, at: datetime, policy: Policy, step: str,
+                        after_delivery: bool = True) -> None:
+        """R-OPEN, and the policy's window for asking after delivery."""
         if (case := self.open_case) is not None:
             raise CommandRefused(
                 rules.R_OPEN, f"case {case.number} is still open ({case.status.value})")
-        if policy.return_window is not None and self.delivered_at is not None:
+        if after_delivery and policy.return_window is not None and self.delivered_at:
             closes = self.delivered_at + policy.return_window
             if at > closes:
                 raise CommandRefused(
-                    rules.DEADLINE, f"the return window closed at {closes.isoformat()} (policy)")
+                    rules.DEADLINE, f"{step}: the window for after-sales closed at "
+                    f"{closes.isoformat()} (policy)")
+
+    def _case_amount(self, amount: int | None, policy: Policy) -> int:
+        """R-AMOUNT: `amount`, or by default the refundable goods amount left."""
         left = self.refundable(policy)
         if amount is not None:
             check_positive("amount", amount)
@@ -323,15 +359,66 @@ class Order(Aggregate):
         if amount is not None and amount > left:
             raise CommandRefused(
                 rules.R_AMOUNT, f"amount {amount} is more than the refundable {left}")
+        return amount if amount is not None else left
+
+    def request_return(self, at: datetime, *, amount: int | None, reason: str,
+                       command_id: str | None, policy: Policy) -> None:
+        self._begin(at, policy)
+        self._check_not_cancelled("returned")
+        self._check_status(OrderStatus.DELIVERED, "request_return")
+        self._check_can_open(at, policy, "request_return")
         self._emit(ev.ReturnRequested, at, Actor.USER, command_id,
-                   case=len(self.cases) + 1, amount=amount if amount is not None else left,
-                   reason=reason,
-                   response_deadline=TIMEOUTS[rules.R_1].due(at, policy))
+                   case=len(self.cases) + 1, amount=self._case_amount(amount, policy),
+                   reason=reason, response_deadline=TIMEOUTS[rules.R_1].due(at, policy))
+
+    def request_refund(self, at: datetime, *, amount: int | None, reason: str,
+                       command_id: str | None, policy: Policy) -> None:
+        """F-1 (a paid order, before shipment: goods and postage), F-2 (shipped or
+        delivered: `amount` of the goods, kept); F-3: online orders only."""
+        self._begin(at, policy)
+        if self.payment is Payment.COD:
+            raise CommandRefused(
+                rules.FLOW, "F-3: refund-only is for online orders; a cash-on-delivery "
+                "order is returned (request_return)")
+        self._check_not_cancelled("refunded")
+        before = self.status is OrderStatus.PAID
+        if not before and self.status not in (OrderStatus.SHIPPED, OrderStatus.DELIVERED):
+            raise CommandRefused(
+                rules.FLOW, f"request_refund needs order status paid, shipped or delivered, "
+                f"not {self.status.value}")
+        self._check_can_open(at, policy, "request_refund", after_delivery=not before)
+        if before:  # F-1: the whole order back
+            whole = self.goods_amount + self.postage
+            if amount is not None and amount != whole:
+                check_positive("amount", amount)
+                raise CommandRefused(
+                    rules.R_AMOUNT, f"F-1: a refund before shipment is for the whole order "
+                    f"({whole}: goods and postage), not {amount}")
+            granted = whole
+        else:
+            granted = self._case_amount(amount, policy)
+        rule = rules.F_1 if before else rules.F_2
+        self._emit(ev.RefundRequested, at, Actor.USER, command_id, case=len(self.cases) + 1,
+                   amount=granted, reason=reason, before_shipment=before,
+                   response_deadline=TIMEOUTS[rule].due(at, policy))
+
+    def request_exchange(self, at: datetime, *, amount: int | None, reason: str,
+                         command_id: str | None, policy: Policy) -> None:
+        """E-1: a delivered order's goods worth `amount` are sent back for others."""
+        self._begin(at, policy)
+        self._check_not_cancelled("exchanged")
+        self._check_status(OrderStatus.DELIVERED, "request_exchange")
+        self._check_can_open(at, policy, "request_exchange")
+        self._emit(ev.ExchangeRequested, at, Actor.USER, command_id,
+                   case=len(self.cases) + 1, amount=self._case_amount(amount, policy),
+                   reason=reason, response_deadline=TIMEOUTS[rules.R_1].due(at, policy))
+
+    # --- cases: the merchant's answer ----------------------------------------------------
 
     def _case_for(self, step: str) -> ReturnCase:
         case = self.latest_case
         if case is None:
-            raise CommandRefused(rules.FLOW, f"{step}: the order has no return case")
+            raise CommandRefused(rules.FLOW, f"{step}: the order has no after-sale case")
         return case
 
     def _check_case(self, case: ReturnCase, wanted: CaseStatus, step: str,
@@ -340,7 +427,8 @@ class Order(Aggregate):
         the step `wanted`."""
         if case.status is wanted:
             return
-        timeout = CASE_STEPS[wanted].timeout
+        step_of = CASE_STEPS[case.flow].get(wanted)
+        timeout = None if step_of is None else step_of.timeout
         if timed_out and timeout is not None:
             raise CommandRefused(
                 rules.DEADLINE, f"{step}: the {timeout.rule} deadline of case {case.number} "
@@ -355,15 +443,35 @@ class Order(Aggregate):
 
     def approve_return(self, at: datetime, *, command_id: str | None,
                        policy: Policy) -> None:
+        """R-1 (a return, an exchange: E-1), F-1 and F-2 (a refund, refunded at once)."""
         self._begin(at, policy)
         case = self._check_merchant_answer("approve_return")
+        if case.kind is CaseKind.REFUND:
+            self._emit(ev.RefundApproved, at, Actor.MERCHANT, command_id, case=case.number)
+            self._refund_only(case, at)
+            return
         self._emit(ev.MerchantApproved, at, Actor.MERCHANT, command_id, case=case.number,
                    tracking_deadline=TIMEOUTS[rules.R_2].due(at, policy))
+
+    def _refund_only(self, case: ReturnCase, at: datetime) -> None:
+        """F-1, F-2: the platform refunds the agreed refund at once; before shipment the
+        order is then cancelled."""
+        before = case.flow is Flow.REFUND_BEFORE_SHIPMENT
+        rule = rules.F_1 if before else rules.F_2
+        cause = {"at": at, "actor": Actor.PLATFORM.value, "command_id": None, "rule": rule,
+                 "deadline": None}
+        self.trigger_event(ev.PlatformRefunded, **cause, case=case.number, amount=case.amount)
+        if before:
+            self.trigger_event(ev.OrderCancelledByRefund, **cause)
 
     def reject_return(self, at: datetime, *, reason: str, command_id: str | None,
                       policy: Policy) -> None:
         self._begin(at, policy)
         case = self._check_merchant_answer("reject_return")
+        if case.flow is Flow.REFUND_BEFORE_SHIPMENT:
+            raise CommandRefused(
+                rules.FLOW, "F-1: before shipment the merchant refuses a refund only by "
+                "shipping the order")
         if not reason.strip():
             raise CommandRefused(rules.INPUT, "field 'reason': a rejection needs a reason (R-1)")
         self._emit(ev.MerchantRejected, at, Actor.MERCHANT, command_id,
@@ -373,7 +481,8 @@ class Order(Aggregate):
                         policy: Policy) -> None:
         self._begin(at, policy)
         case = self._case_for("withdraw_return")
-        if case.status in (CaseStatus.IN_TRANSIT, CaseStatus.RECEIVED):
+        if case.status in (CaseStatus.IN_TRANSIT, CaseStatus.RECEIVED,
+                           CaseStatus.REPLACEMENT_SHIPPED):
             raise CommandRefused(
                 rules.R_5, "a case is withdrawn only before the return tracking is submitted")
         if not policy.user_may_withdraw and case.is_open:
@@ -382,6 +491,8 @@ class Order(Aggregate):
             self._check_case(case, CaseStatus.APPROVED, "withdraw_return",
                              case.status is CaseStatus.CLOSED)
         self._emit(ev.ReturnWithdrawn, at, Actor.USER, command_id, case=case.number)
+
+    # --- cases: the goods going back -------------------------------------------------------
 
     def submit_tracking(self, at: datetime, *, carrier: str, tracking_no: str,
                         command_id: str | None, policy: Policy) -> None:
@@ -393,23 +504,44 @@ class Order(Aggregate):
                    carrier=carrier, tracking_no=tracking_no,
                    receipt_deadline=TIMEOUTS[rules.R_3].due(at, policy))
 
+    def _check_in_transit(self, step: str) -> ReturnCase:
+        case = self._case_for(step)
+        self._check_case(case, CaseStatus.IN_TRANSIT, step, case.received_by == Actor.SYSTEM)
+        return case
+
     def confirm_receipt(self, at: datetime, *, command_id: str | None,
                         policy: Policy) -> None:
         self._begin(at, policy)
-        case = self._case_for("confirm_receipt")
-        self._check_case(case, CaseStatus.IN_TRANSIT, "confirm_receipt",
-                         case.received_by == Actor.SYSTEM)
+        case = self._check_in_transit("confirm_receipt")
         self._emit(ev.ReceiptConfirmed, at, Actor.MERCHANT, command_id, case=case.number,
-                   voucher_deadline=self._voucher_deadline(at, policy))
+                   **self._receipt_deadlines(case, at, policy))
         self._refund_online_on_receipt(case, at)
 
-    def _voucher_deadline(self, received: datetime, policy: Policy) -> datetime | None:
-        return (TIMEOUTS[rules.R_COD_4].due(received, policy)
-                if self.payment is Payment.COD else None)
+    def reject_receipt(self, at: datetime, *, reason: str, command_id: str | None,
+                       policy: Policy) -> None:
+        """R-6: the merchant refuses the returned goods, in time, with a reason."""
+        self._begin(at, policy)
+        case = self._check_in_transit("reject_receipt")
+        if not reason.strip():
+            raise CommandRefused(
+                rules.INPUT, "field 'reason': refusing the goods needs a reason (R-6)")
+        self._emit(ev.ReceiptRejected, at, Actor.MERCHANT, command_id, case=case.number,
+                   reason=reason)
+
+    def _receipt_deadlines(self, case: ReturnCase, received: datetime,
+                           policy: Policy) -> dict[str, datetime | None]:
+        """The deadline a receipt starts: a cod return's voucher (R-COD-4), an exchange's
+        replacement (E-2)."""
+        voucher = reship = None
+        if case.flow is Flow.EXCHANGE:
+            reship = TIMEOUTS[rules.E_2].due(received, policy)
+        elif self.payment is Payment.COD:
+            voucher = TIMEOUTS[rules.R_COD_4].due(received, policy)
+        return {"voucher_deadline": voucher, "reship_deadline": reship}
 
     def _refund_online_on_receipt(self, case: ReturnCase, at: datetime) -> None:
         """R-ON-4: on receipt of an online return the platform refunds `amount` at once."""
-        if self.payment is Payment.ONLINE:
+        if self.payment is Payment.ONLINE and case.flow is Flow.RETURN:
             self.trigger_event(ev.PlatformRefunded, at=at, actor=Actor.PLATFORM.value,
                                command_id=None, rule=rules.R_ON_4, deadline=None,
                                case=case.number, amount=case.amount)
@@ -426,6 +558,10 @@ class Order(Aggregate):
             case = next((c for c in reversed(self.cases) if c.merchant_debt > 0), case)
         late = case.status is CaseStatus.COMPENSATED and case.merchant_debt > 0
         if not late:
+            if case.flow is Flow.EXCHANGE and case.status is CaseStatus.RECEIVED:
+                raise CommandRefused(
+                    rules.FLOW, f"case {case.number} is an exchange: the merchant ships the "
+                    "replacement (ship_replacement)")
             self._check_case(case, CaseStatus.RECEIVED, "upload_refund_voucher", False)
         if amount != case.amount:
             raise CommandRefused(
@@ -434,6 +570,69 @@ class Order(Aggregate):
         self._emit(ev.RefundVoucherUploaded, at, Actor.MERCHANT, command_id,
                    case=case.number, voucher_ref=voucher_ref, amount=amount,
                    settles_debt=late)
+
+    # --- cases: the replacement (E-2) ------------------------------------------------------
+
+    def _exchange_for(self, step: str) -> ReturnCase:
+        case = self._case_for(step)
+        if case.flow is not Flow.EXCHANGE:
+            raise CommandRefused(
+                rules.FLOW, f"{step}: case {case.number} is a {case.kind.value}, not an "
+                "exchange")
+        return case
+
+    def ship_replacement(self, at: datetime, *, carrier: str, tracking_no: str,
+                         command_id: str | None, policy: Policy) -> None:
+        """E-2: the merchant ships the replacement within the reship window of receipt."""
+        self._begin(at, policy)
+        case = self._exchange_for("ship_replacement")
+        self._check_case(case, CaseStatus.RECEIVED, "ship_replacement",
+                         case.converted_to_refund)
+        self._emit(ev.ReplacementShipped, at, Actor.MERCHANT, command_id, case=case.number,
+                   carrier=carrier, tracking_no=tracking_no)
+
+    def deliver_replacement(self, at: datetime, *, command_id: str | None,
+                            policy: Policy) -> None:
+        """E-2: the carrier delivers the replacement; the exchange is done."""
+        self._begin(at, policy)
+        case = self._exchange_for("deliver_replacement")
+        self._check_case(case, CaseStatus.REPLACEMENT_SHIPPED, "deliver_replacement", False)
+        self._emit(ev.ReplacementDelivered, at, Actor.CARRIER, command_id, case=case.number)
+
+    # --- deadline changes (SPEC section 9) ---------------------------------------------
+
+    def extend_deadline(self, at: datetime, *, command_id: str | None,
+                        policy: Policy) -> None:
+        """D-1: the merchant extends the receipt deadline of a return or exchange, once,
+        while the goods are in transit and the deadline has not passed."""
+        self._begin(at, policy)
+        case = self._check_in_transit("extend_deadline")
+        if case.extended:
+            raise CommandRefused(
+                rules.D_1, f"the receipt deadline of case {case.number} was extended already "
+                "(once per case)")
+        due = case.deadline
+        assert due is not None and due.rule == rules.R_3
+        self._emit(ev.DeadlineExtended, at, Actor.MERCHANT, command_id, case=case.number,
+                   deadline_rule=due.rule, old_deadline=due.at,
+                   new_deadline=TIMEOUTS[due.rule].extended(due.at, policy))
+
+    def set_deadline(self, at: datetime, *, until: datetime, reason: str,
+                     command_id: str | None, policy: Policy) -> None:
+        """D-2: the platform moves the pending deadline (of the open case, or the payment
+        deadline) to `until`, later than `at`."""
+        self._begin(at, policy)
+        due = self.pending_deadline
+        if due is None:
+            raise CommandRefused(
+                rules.FLOW, f"set_deadline: order {self.order_id} has no pending deadline")
+        if until <= at:
+            raise CommandRefused(
+                rules.D_2, f"the new deadline {until.isoformat()} is not later than the "
+                f"command's time {at.isoformat()}")
+        self._emit(ev.DeadlineSet, at, Actor.PLATFORM, command_id, case=due.case,
+                   deadline_rule=due.rule, old_deadline=due.at, new_deadline=until,
+                   reason=reason)
 
     def _lapse_deadline(self, rule: str) -> str:
         return next(x.deadline.isoformat() for x in self.lapses if x.rule == rule)
@@ -448,6 +647,9 @@ _ACTS: Final[dict[str, Act]] = {
     rules.R_2: Order._auto_close,
     rules.R_3: Order._auto_receive,
     rules.R_COD_4: Order._compensate,
+    rules.F_1: Order._auto_refund,
+    rules.F_2: Order._auto_refund,
+    rules.E_2: Order._convert_to_refund,
 }
 if _ACTS.keys() != TIMEOUTS.keys():  # pragma: no cover - a row without its act
     raise TypeError(f"no act for {sorted(TIMEOUTS.keys() - _ACTS.keys())}")

@@ -26,6 +26,10 @@ class Policy:
     receipt_window: timedelta = 7 * DAY
     #: R-COD-4: the cod merchant uploads the refund voucher within this.
     voucher_window: timedelta = 48 * HOUR
+    #: E-2 (interpretation): the exchange's replacement ships within this of receipt.
+    reship_window: timedelta = 48 * HOUR
+    #: D-1 (interpretation): one extension of the receipt deadline (R-3) moves it this far.
+    receipt_extension: timedelta = 7 * DAY
     #: The seed sets no limit for asking a return; a platform may (e.g. 7 days after delivery).
     return_window: timedelta | None = None
     #: Postage is never refunded by a return (R-ON-4; interpretation for cod).

@@ -1,4 +1,4 @@
-"""Every rule ID of SPEC sections 2 and 3 and every refusal code (sections 3 and 11), named
+"""Every rule ID of SPEC sections 2, 3, 7 and 9 and every refusal code (sections 3 and 11), named
 once (the violation and lapse names of section 4 are `aftersales.domain.states`'s).
 
 Code names a rule by its constant here, never by spelling its ID, so that a rule's
@@ -29,9 +29,22 @@ R_ON_4: Final = "R-ON-4"  # online: the platform refunds at once on receipt
 R_COD_4: Final = "R-COD-4"  # a cod merchant uploads the refund voucher in time
 R_5: Final = "R-5"  # withdrawal only before the return tracking
 
-#: The rule IDs of SPEC sections 2 and 3.
+# After-sale kinds (SPEC section 7)
+F_1: Final = "F-1"  # refund before shipment: approved, or refused by shipping
+F_2: Final = "F-2"  # refund after shipment, the goods kept
+F_3: Final = "F-3"  # refund-only is for online orders
+E_1: Final = "E-1"  # exchange: answer, tracking and receipt as R-1..R-3
+E_2: Final = "E-2"  # the replacement ships in time, else the exchange turns into a refund
+R_6: Final = "R-6"  # the merchant may refuse the returned goods while they are in transit
+
+# Deadline changes (SPEC section 9)
+D_1: Final = "D-1"  # the merchant extends the receipt deadline once
+D_2: Final = "D-2"  # the platform moves a pending deadline to a given instant
+
+#: The rule IDs of SPEC sections 2, 3, 7 and 9.
 RULE_IDS: Final = (C_COD_1, C_COD_2, C_COD_3, C_ON_1, C_ON_2, C_ON_3, C_ON_4, C_ANY,
-                   R_1, R_2, R_3, R_ON_4, R_COD_4, R_5)
+                   R_1, R_2, R_3, R_ON_4, R_COD_4, R_5,
+                   F_1, F_2, F_3, E_1, E_2, R_6, D_1, D_2)
 
 # Refusal codes beside the rule IDs
 INPUT: Final = "INPUT"  # a line that is not a valid command

@@ -23,12 +23,36 @@ class OrderStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class CaseKind(StrEnum):
+    """The kinds of after-sale case (售后类型, SPEC section 7)."""
+
+    RETURN = "return"  # 退货退款: the goods go back, the money follows
+    REFUND = "refund"  # 仅退款: money only, before (F-1) or after (F-2) shipment
+    EXCHANGE = "exchange"  # 换货: the goods go back, a replacement comes
+
+
+class Flow(StrEnum):
+    """The path a case takes through the rules table: its kind, with a refund's before or
+    after shipment apart (they run different rules, F-1 and F-2)."""
+
+    RETURN = "return"
+    REFUND_BEFORE_SHIPMENT = "refund_before_shipment"
+    REFUND_AFTER_SHIPMENT = "refund_after_shipment"
+    EXCHANGE = "exchange"
+
+    @property
+    def kind(self) -> CaseKind:
+        return CaseKind.REFUND if self.value.startswith("refund") else CaseKind(self.value)
+
+
 class CaseStatus(StrEnum):
     REQUESTED = "requested"
     REJECTED = "rejected"
     APPROVED = "approved"
     IN_TRANSIT = "in_transit"
     RECEIVED = "received"
+    REPLACEMENT_SHIPPED = "replacement_shipped"
+    EXCHANGED = "exchanged"
     REFUNDED = "refunded"
     COMPENSATED = "compensated"
     CLOSED = "closed"
@@ -43,10 +67,12 @@ class Actor(StrEnum):
     SYSTEM = "system"
 
 
-# Violation rules (merchant deadlines) and lapse rules (user deadlines), SPEC section 4.
+# Violation rules (merchant deadlines) and lapse rules (user deadlines), SPEC sections 4, 7.
 RETURN_RESPONSE_48H = "RETURN_RESPONSE_48H"
 RECEIPT_CONFIRM_7D = "RECEIPT_CONFIRM_7D"
 COD_REFUND_VOUCHER_48H = "COD_REFUND_VOUCHER_48H"
+REFUND_RESPONSE_48H = "REFUND_RESPONSE_48H"
+EXCHANGE_RESHIP_48H = "EXCHANGE_RESHIP_48H"
 UNPAID_24H = "UNPAID_24H"
 RETURN_TRACKING_7D = "RETURN_TRACKING_7D"
 

@@ -1,29 +1,42 @@
 """The after-sale rules as one table: each step an order or a case waits in, who is awaited
 there, the deadline the step runs, and what the system does when that deadline passes.
 
-    step (status)               awaiting  deadline: rule, Policy window
-                                          at the timeout: event (consequence) -> what it counts
-    order awaiting_payment      user      C-ON-4   payment_window
-                                          OrderAutoCancelled (cancelled) -> lapse UNPAID_24H
-    order pending_confirmation  merchant
-    order paid, stocking        merchant
-    order shipped               carrier
-    case requested              merchant  R-1      merchant_response_window
-                                          ReturnAutoApproved (auto_approved)
-                                          -> violation RETURN_RESPONSE_48H [auto_approved]
-    case approved               user      R-2      tracking_window
-                                          ReturnAutoClosed (closed) -> lapse RETURN_TRACKING_7D
-    case in_transit             merchant  R-3      receipt_window
-                                          ReceiptAutoConfirmed (auto_confirmed)
-                                          -> violation RECEIPT_CONFIRM_7D [receipts_auto_confirmed]
-    case received (cod)         merchant  R-COD-4  voucher_window
-                                          MerchantPenalized (advance_compensated), after
-                                          AdvanceCompensationPaid
-                                          -> violation COD_REFUND_VOUCHER_48H (penalty)
-                                             [vouchers_late]
-    case rejected, refunded, compensated, closed, withdrawn: ended, nobody awaited
+The deadlines (`TIMEOUTS`, by rule):
+
+    rule     Policy window             at the timeout: event (consequence) -> what it counts
+    C-ON-4   payment_window            OrderAutoCancelled (cancelled) -> lapse UNPAID_24H
+    R-1      merchant_response_window  ReturnAutoApproved (auto_approved)
+                                       -> violation RETURN_RESPONSE_48H [auto_approved]
+    R-2      tracking_window           ReturnAutoClosed (closed) -> lapse RETURN_TRACKING_7D
+    R-3      receipt_window            ReceiptAutoConfirmed (auto_confirmed)
+             (+ receipt_extension,     -> violation RECEIPT_CONFIRM_7D
+              once, D-1)                  [receipts_auto_confirmed]
+    R-COD-4  voucher_window            MerchantPenalized (advance_compensated), after
+                                       AdvanceCompensationPaid
+                                       -> violation COD_REFUND_VOUCHER_48H, penalty
+                                          [vouchers_late]
+    F-1      merchant_response_window  RefundAutoApproved (auto_refunded), then the refund
+                                       and the order's cancellation
+                                       -> violation REFUND_RESPONSE_48H [refunds_auto_approved]
+    F-2      merchant_response_window  RefundAutoApproved (auto_refunded), then the refund
+                                       -> violation REFUND_RESPONSE_48H [refunds_auto_approved]
+    E-2      reship_window             ExchangeConvertedToRefund (converted_to_refund), then
+                                       the platform pays -> violation EXCHANGE_RESHIP_48H,
+                                       penalty for cod [reships_late]
 
 (In square brackets: the `merchant_compliance` counter the violation adds to.)
+
+The steps (`ORDER_STEPS` by order status; `CASE_STEPS` by flow, then case status):
+
+    order awaiting_payment: user, C-ON-4;  pending_confirmation, paid, stocking: merchant;
+    shipped: carrier;  delivered, cancelled: nobody
+    return (退货退款)   requested: merchant, R-1  approved: user, R-2  in_transit: merchant,
+                       R-3  received (cod): merchant, R-COD-4
+    refund before shipment (F-1)   requested: merchant, F-1
+    refund after shipment (F-2)    requested: merchant, F-2
+    exchange (换货, E-1)  requested: merchant, R-1  approved: user, R-2  in_transit: merchant,
+                       R-3  received: merchant, E-2  replacement_shipped: carrier
+    every flow's ended statuses (rejected, refunded, ...): nobody awaited
 
 Who reads it: the aggregate (`Order.pending_deadline` names the rule of the step's deadline,
 `Order._time_out` triggers the row's event, a deadline is computed from the row's window,
@@ -45,15 +58,21 @@ from aftersales.domain import rules
 from aftersales.domain.policy import Policy
 from aftersales.domain.states import (
     COD_REFUND_VOUCHER_48H,
+    EXCHANGE_RESHIP_48H,
     RECEIPT_CONFIRM_7D,
+    REFUND_RESPONSE_48H,
     RETURN_RESPONSE_48H,
     RETURN_TRACKING_7D,
     UNPAID_24H,
     Actor,
     CaseStatus,
+    Flow,
     OrderStatus,
     Payment,
 )
+
+_NONE: Final[frozenset[Payment]] = frozenset()
+_COD: Final = frozenset({Payment.COD})
 
 
 @dataclass(frozen=True)
@@ -72,19 +91,31 @@ class Timeout:
     missed: str
     #: Whose deadline it is: the merchant's count as violations, the user's as lapses.
     party: Actor
-    #: A violation that penalises the merchant.
-    penalty: bool = False
+    #: The payment methods for which the violation penalises the merchant.
+    penalised: frozenset[Payment] = _NONE
     #: The `merchant_compliance` column a violation adds to.
     counter: str | None = None
+    #: The `Policy` duration one extension adds (D-1), if the deadline may be extended.
+    extension: str | None = None
 
     @property
     def is_violation(self) -> bool:
         return self.party is Actor.MERCHANT
 
+    def penalty(self, payment: str) -> bool:
+        """Whether the violation penalises the merchant of an order paid so."""
+        return payment in self.penalised
+
     def due(self, start: datetime, policy: Policy) -> datetime:
         """The deadline of a step that starts at `start`."""
         window: timedelta = getattr(policy, self.window)
         return start + window
+
+    def extended(self, deadline: datetime, policy: Policy) -> datetime:
+        """The deadline moved by one extension."""
+        assert self.extension is not None, self.rule
+        extension: timedelta = getattr(policy, self.extension)
+        return deadline + extension
 
 
 @dataclass(frozen=True)
@@ -99,18 +130,27 @@ class Step:
     ends: bool = False
 
 
+_RESPONSE: Final = "merchant_response_window"
+
 #: Every deadline of the rules, by rule ID.
 TIMEOUTS: Final = {t.rule: t for t in (
     Timeout(rules.C_ON_4, "payment_window", "OrderAutoCancelled", "cancelled", UNPAID_24H,
             Actor.USER),
-    Timeout(rules.R_1, "merchant_response_window", "ReturnAutoApproved", "auto_approved",
+    Timeout(rules.R_1, _RESPONSE, "ReturnAutoApproved", "auto_approved",
             RETURN_RESPONSE_48H, Actor.MERCHANT, counter="auto_approved"),
     Timeout(rules.R_2, "tracking_window", "ReturnAutoClosed", "closed", RETURN_TRACKING_7D,
             Actor.USER),
     Timeout(rules.R_3, "receipt_window", "ReceiptAutoConfirmed", "auto_confirmed",
-            RECEIPT_CONFIRM_7D, Actor.MERCHANT, counter="receipts_auto_confirmed"),
+            RECEIPT_CONFIRM_7D, Actor.MERCHANT, counter="receipts_auto_confirmed",
+            extension="receipt_extension"),
     Timeout(rules.R_COD_4, "voucher_window", "MerchantPenalized", "advance_compensated",
-            COD_REFUND_VOUCHER_48H, Actor.MERCHANT, penalty=True, counter="vouchers_late"),
+            COD_REFUND_VOUCHER_48H, Actor.MERCHANT, penalised=_COD, counter="vouchers_late"),
+    Timeout(rules.F_1, _RESPONSE, "RefundAutoApproved", "auto_refunded", REFUND_RESPONSE_48H,
+            Actor.MERCHANT, counter="refunds_auto_approved"),
+    Timeout(rules.F_2, _RESPONSE, "RefundAutoApproved", "auto_refunded", REFUND_RESPONSE_48H,
+            Actor.MERCHANT, counter="refunds_auto_approved"),
+    Timeout(rules.E_2, "reship_window", "ExchangeConvertedToRefund", "converted_to_refund",
+            EXCHANGE_RESHIP_48H, Actor.MERCHANT, penalised=_COD, counter="reships_late"),
 )}
 
 _ENDED: Final = Step(None, ends=True)
@@ -130,53 +170,101 @@ ORDER_STEPS: Final = {
     OrderStatus.CANCELLED: Step(None),
 }
 
-#: The steps of a return case (退货退款, SPEC section 3).
-CASE_STEPS: Final = {
+
+def _ended(*statuses: CaseStatus) -> dict[CaseStatus, Step]:
+    return dict.fromkeys(statuses, _ENDED)
+
+
+_SENT_BACK: Final = {  # the goods go back (a return, an exchange: R-1, R-2, R-3)
     CaseStatus.REQUESTED: Step(Actor.MERCHANT, TIMEOUTS[rules.R_1]),
     CaseStatus.APPROVED: Step(Actor.USER, TIMEOUTS[rules.R_2]),
     CaseStatus.IN_TRANSIT: Step(Actor.MERCHANT, TIMEOUTS[rules.R_3]),
-    CaseStatus.RECEIVED: Step(Actor.MERCHANT, TIMEOUTS[rules.R_COD_4]),
-    CaseStatus.REJECTED: _ENDED,
-    CaseStatus.REFUNDED: _ENDED,
-    CaseStatus.COMPENSATED: _ENDED,
-    CaseStatus.CLOSED: _ENDED,
-    CaseStatus.WITHDRAWN: _ENDED,
 }
 
-#: The case statuses that never change (terminal).
-TERMINAL_CASE_STATUSES: Final = frozenset(s for s, step in CASE_STEPS.items() if step.ends)
+#: The steps of each flow a case may take.
+CASE_STEPS: Final[dict[Flow, dict[CaseStatus, Step]]] = {
+    Flow.RETURN: {
+        **_SENT_BACK,
+        CaseStatus.RECEIVED: Step(Actor.MERCHANT, TIMEOUTS[rules.R_COD_4]),
+        **_ended(CaseStatus.REJECTED, CaseStatus.REFUNDED, CaseStatus.COMPENSATED,
+                 CaseStatus.CLOSED, CaseStatus.WITHDRAWN),
+    },
+    Flow.REFUND_BEFORE_SHIPMENT: {
+        CaseStatus.REQUESTED: Step(Actor.MERCHANT, TIMEOUTS[rules.F_1]),
+        **_ended(CaseStatus.REJECTED, CaseStatus.REFUNDED, CaseStatus.WITHDRAWN),
+    },
+    Flow.REFUND_AFTER_SHIPMENT: {
+        CaseStatus.REQUESTED: Step(Actor.MERCHANT, TIMEOUTS[rules.F_2]),
+        **_ended(CaseStatus.REJECTED, CaseStatus.REFUNDED, CaseStatus.WITHDRAWN),
+    },
+    Flow.EXCHANGE: {
+        **_SENT_BACK,
+        CaseStatus.RECEIVED: Step(Actor.MERCHANT, TIMEOUTS[rules.E_2]),
+        CaseStatus.REPLACEMENT_SHIPPED: Step(Actor.CARRIER),
+        **_ended(CaseStatus.REJECTED, CaseStatus.EXCHANGED, CaseStatus.REFUNDED,
+                 CaseStatus.COMPENSATED, CaseStatus.CLOSED, CaseStatus.WITHDRAWN),
+    },
+}
 
-#: The rule whose deadline an order, or a case, runs in each status (plain strings: the
-#: read models look them up for every event).
+
+def _by_status(field: str) -> dict[str, object]:
+    """What every flow agrees a status has (who is awaited, whether it ends the case)."""
+    found: dict[str, object] = {}
+    for steps in CASE_STEPS.values():
+        for status, step in steps.items():
+            value = getattr(step, field)
+            if found.setdefault(status.value, value) != value:
+                raise TypeError(f"the flows disagree on the {field} of {status.value}")
+    return found
+
+
+_CASE_AWAITING: Final = {status: None if actor is None else str(actor)
+                         for status, actor in _by_status("awaiting").items()}
+_ORDER_AWAITING: Final = {status.value: None if step.awaiting is None else step.awaiting.value
+                          for status, step in ORDER_STEPS.items()}
+
+#: The case statuses that never change (terminal), in every flow.
+TERMINAL_CASE_STATUSES: Final = frozenset(
+    CaseStatus(s) for s, ends in _by_status("ends").items() if ends)
+
+#: The rule whose deadline an order runs in each status (plain strings: the read models
+#: look them up for every event).
 ORDER_DEADLINE_RULE: Final = {status.value: step.timeout.rule for status, step
                               in ORDER_STEPS.items() if step.timeout is not None}
-CASE_DEADLINE_RULE: Final = {status.value: step.timeout.rule for status, step
-                             in CASE_STEPS.items() if step.timeout is not None}
+#: The rule whose deadline a case runs, by flow and status (plain strings).
+CASE_DEADLINE_RULE: Final = {(flow.value, status.value): step.timeout.rule
+                             for flow, steps in CASE_STEPS.items()
+                             for status, step in steps.items() if step.timeout is not None}
 #: The rules whose deadline belongs to a case (the others belong to the order).
 CASE_DEADLINE_RULES: Final = frozenset(CASE_DEADLINE_RULE.values())
 
 #: The `merchant_compliance` counters of the violations, in the table's order.
-VIOLATION_COUNTERS: Final = tuple(
-    t.counter for t in TIMEOUTS.values() if t.is_violation and t.counter is not None)
+VIOLATION_COUNTERS: Final = tuple(dict.fromkeys(
+    t.counter for t in TIMEOUTS.values() if t.is_violation and t.counter is not None))
 
 
-def deadline_rule(status: str) -> str:
-    """The rule whose deadline a case in `status` runs."""
+def case_step(flow: Flow, status: CaseStatus) -> Step:
+    """The step of a case of `flow` in `status`."""
     try:
-        return CASE_DEADLINE_RULE[status]
+        return CASE_STEPS[flow][status]
     except KeyError:
-        raise ValueError(f"a {status} case runs no deadline") from None
+        raise ValueError(f"a {flow.value} case is never {status.value}") from None
 
 
-_CASE_AWAITING: Final = {status.value: None if step.awaiting is None else step.awaiting.value
-                         for status, step in CASE_STEPS.items() if not step.ends}
-_ORDER_AWAITING: Final = {status.value: None if step.awaiting is None else step.awaiting.value
-                          for status, step in ORDER_STEPS.items()}
+def deadline_rule(flow: str, status: str) -> str:
+    """The rule whose deadline a case of `flow` in `status` runs."""
+    try:
+        return CASE_DEADLINE_RULE[(flow, status)]
+    except KeyError:
+        raise ValueError(f"a {flow} case in {status} runs no deadline") from None
 
 
 def awaiting(order_status: str, case_status: str | None) -> str | None:
     """Who must act next on an order whose latest case (if any) is in `case_status`
     (plain strings: the read models call it for every event)."""
-    if case_status is not None and case_status in _CASE_AWAITING:
+    if case_status is not None and case_status not in _ENDED_STATUSES:
         return _CASE_AWAITING[case_status]
     return _ORDER_AWAITING[order_status]
+
+
+_ENDED_STATUSES: Final = frozenset(s.value for s in TERMINAL_CASE_STATUSES)

@@ -28,7 +28,8 @@ from uuid import UUID
 from eventsourcing.persistence import Notification
 
 from aftersales.domain import events as ev
-from aftersales.domain.states import Payment
+from aftersales.domain import rules
+from aftersales.domain.states import CaseKind, Payment
 from aftersales.domain.steps import (
     CASE_DEADLINE_RULE,
     CASE_DEADLINE_RULES,
@@ -47,7 +48,8 @@ _ENDED = frozenset(s.value for s in TERMINAL_CASE_STATUSES)
 #: The `merchant_compliance` counters: cases and answers, one per violation of the rules
 #: table, and the compensations.
 COUNTERS = ("cases_opened", "answered_on_time", *VIOLATION_COUNTERS, "compensations_paid",
-            "compensation_amount")
+            "compensation_amount", "refund_cases_opened", "exchange_cases_opened",
+            "receipts_rejected", "deadlines_extended")
 
 
 @dataclass
@@ -59,6 +61,7 @@ class Batch:
     new_cases: set[tuple[str, int]] = field(default_factory=set)
     violations: list[Row] = field(default_factory=list)
     lapses: list[Row] = field(default_factory=list)
+    deadline_changes: list[Row] = field(default_factory=list)
     compliance: dict[tuple[str, date], Counter[str]] = field(default_factory=dict)
     medians: set[tuple[str, date]] = field(default_factory=set)
     breaks: dict[str, Row] = field(default_factory=dict)  # new, by order_uuid
@@ -160,6 +163,8 @@ def fold(batch: Batch, event: ev.OrderEvent, position: int) -> None:
                  version=event.originator_version)
     if isinstance(event, ev.CaseEvent):
         _fold_case(batch, order, event, position)
+    elif isinstance(event, ev.DeadlineChanged):
+        _deadline_changed(batch, order, event, position)
     else:
         handler = ORDER_HANDLERS.get(type(event))
         if handler is not None:
@@ -176,22 +181,25 @@ def placed_row(batch: Batch, e: ev.OrderPlaced, key: str) -> Row:
         "merchant_id": e.merchant_id, "user_id": e.user_id, "order_status": status,
         "goods_amount": e.goods_amount, "postage": e.postage, "currency": e.currency,
         "placed_at": e.at, "placed_day": batch.day(e.at), "delivered_at": None,
-        "cancelled_by": None, "latest_case": None, "case_status": None, "awaiting": None,
-        "next_deadline": e.payment_deadline,
+        "cancelled_by": None, "latest_case": None, "case_status": None, "case_kind": None,
+        "awaiting": None, "next_deadline": e.payment_deadline,
         "next_deadline_rule": ORDER_DEADLINE_RULE[status] if e.payment_deadline else None,
-        "refunded_total": 0, "violations": 0, "lapses": 0,
+        "next_deadline_original": None, "refunded_total": 0, "violations": 0, "lapses": 0,
         "history_digest": ZERO.hex(), "history_broken": False,
     }
 
 
 def _deadline(order: Row, at: datetime | None, rule: str | None) -> None:
+    """A new pending deadline (or none) for the order."""
     order["next_deadline"], order["next_deadline_rule"] = (at, rule) if at else (None, None)
+    order["next_deadline_original"] = None
 
 
 def _status(status: str, **extra: str) -> Callable[..., None]:
     def handler(batch: Batch, o: Row, e: Any, position: int) -> None:
         o["order_status"] = status
-        _deadline(o, None, None)
+        if o["case_status"] is None or o["case_status"] in _ENDED:  # else the case's runs
+            _deadline(o, None, None)
         for column, attribute in extra.items():
             o[column] = getattr(e, attribute)
     return handler
@@ -211,6 +219,7 @@ ORDER_HANDLERS: dict[type[ev.OrderEvent], Callable[..., None]] = {
     ev.OrderDelivered: _status("delivered", delivered_at="at"),
     ev.OrderCancelled: _cancelled,
     ev.OrderAutoCancelled: _cancelled,
+    ev.OrderCancelledByRefund: _cancelled,
 }
 
 
@@ -221,17 +230,45 @@ def _missed(batch: Batch, o: Row, e: ev.DeadlineMissed, position: int) -> None:
     case = e.case if isinstance(e, ev.CaseEvent) else None
     assert e.deadline is not None
     common = {"position": position, "order_id": o["order_id"],
-              "merchant_id": o["merchant_id"], "case_no": case, "rule": timeout.missed,
-              "deadline": e.deadline, "day": batch.day(e.deadline)}
+              "merchant_id": o["merchant_id"], "case_no": case,
+              "kind": None if case is None else batch.cases[(o["order_uuid"], case)]["kind"],
+              "rule": timeout.missed, "deadline": e.deadline, "day": batch.day(e.deadline)}
     if timeout.is_violation:
         o["violations"] += 1
         batch.violations.append({**common, "consequence": timeout.consequence,
-                                 "penalty": timeout.penalty})
+                                 "penalty": timeout.penalty(o["payment"])})
         if timeout.counter is not None:
             batch.count(o["merchant_id"], e.at, timeout.counter)
     else:
         o["lapses"] += 1
         batch.lapses.append({**common, "user_id": o["user_id"]})
+
+
+def _deadline_changed(batch: Batch, o: Row, e: ev.DeadlineChanged, position: int) -> None:
+    """D-1, D-2: the pending deadline moved (the original kept beside it), the case's
+    count of changes, and one row of `deadline_changes`."""
+    if o["next_deadline_original"] is None:
+        o["next_deadline_original"] = o["next_deadline"]
+    o["next_deadline"] = e.new_deadline
+    shift = int((e.new_deadline - e.old_deadline).total_seconds())
+    kind = None
+    if e.case is not None:
+        c = batch.cases[(o["order_uuid"], e.case)]
+        kind = c["kind"]
+        by = set(filter(None, (c["deadline_changed_by"] or "").split(","))) | {e.actor}
+        c.update(deadline_changes=c["deadline_changes"] + 1, last_position=position,
+                 deadline_changed_by=",".join(sorted(by)),
+                 deadline_shift_seconds=c["deadline_shift_seconds"] + shift)
+    extended = isinstance(e, ev.DeadlineExtended)
+    if extended:
+        batch.count(o["merchant_id"], e.at, "deadlines_extended")
+    batch.deadline_changes.append({
+        "position": position, "order_id": o["order_id"], "merchant_id": o["merchant_id"],
+        "case_no": e.case, "kind": kind, "change": rules.D_1 if extended else rules.D_2,
+        "changed_by": e.actor, "deadline_rule": e.deadline_rule,
+        "old_deadline": e.old_deadline, "new_deadline": e.new_deadline,
+        "shift_seconds": shift, "reason": getattr(e, "reason", ""), "changed_at": e.at,
+        "day": batch.day(e.at)})
 
 
 def pending_rows(orders: Iterable[Row]) -> list[Row]:
@@ -240,6 +277,7 @@ def pending_rows(orders: Iterable[Row]) -> list[Row]:
              "case_no": (o["latest_case"] if o["next_deadline_rule"] in CASE_DEADLINE_RULES
                          else None),
              "rule": o["next_deadline_rule"], "deadline": o["next_deadline"],
+             "original_deadline": o["next_deadline_original"],
              "awaiting": o["awaiting"]} for o in orders if o["next_deadline"] is not None]
 
 
@@ -248,26 +286,52 @@ def compliance_row(merchant: str, day: date, counts: Mapping[str, int]) -> Row:
     return {"merchant_id": merchant, "day": day, **dict.fromkeys(COUNTERS, 0), **counts}
 
 
-def _new_case(batch: Batch, o: Row, e: ev.ReturnRequested) -> Row:
+_OPENED = {ev.ReturnRequested: (CaseKind.RETURN, None),
+           ev.RefundRequested: (CaseKind.REFUND, "refund_cases_opened"),
+           ev.ExchangeRequested: (CaseKind.EXCHANGE, "exchange_cases_opened")}
+
+
+def _new_case(batch: Batch, o: Row, e: Any, kind: CaseKind) -> Row:
     return {
         "order_id": o["order_id"], "case_no": e.case, "order_uuid": o["order_uuid"],
         "merchant_id": o["merchant_id"], "user_id": o["user_id"], "payment": o["payment"],
+        "kind": kind.value, "before_shipment": getattr(e, "before_shipment", False),
         "amount": e.amount, "reason": e.reason, "status": "requested",
         "requested_at": e.at, "requested_day": batch.day(e.at), "decided_at": None,
         "decided_day": None, "decided_by": None, "decision": None, "reject_reason": None,
         "response_seconds": None, "tracking_at": None, "carrier": None, "tracking_no": None,
         "received_at": None, "received_by": None, "refunded_at": None, "refunded_by": None,
         "compensated_at": None, "voucher_ref": None, "voucher_at": None,
+        "receipt_rejected_at": None, "replacement_carrier": None,
+        "replacement_tracking_no": None, "replacement_shipped_at": None,
+        "replacement_delivered_at": None, "converted_to_refund": False,
+        "deadline_changes": 0, "deadline_changed_by": None, "deadline_shift_seconds": 0,
         "voucher_late": None, "ended_at": None, "paid_to_user": 0, "merchant_debt": 0,
     }
 
 
+def _flow(c: Row) -> str:
+    """The case's flow through the rules table (`aftersales.domain.states.Flow`)."""
+    kind: str = c["kind"]
+    if kind != "refund":
+        return kind
+    return "refund_before_shipment" if c["before_shipment"] else "refund_after_shipment"
+
+
+_DECISIONS = (ev.MerchantApproved, ev.ReturnAutoApproved, ev.MerchantRejected,
+              ev.RefundApproved, ev.RefundAutoApproved)
+
+
 def _fold_case(batch: Batch, o: Row, e: ev.CaseEvent, position: int) -> None:
     ckey = (o["order_uuid"], e.case)
-    if isinstance(e, ev.ReturnRequested):
-        batch.cases[ckey] = _new_case(batch, o, e)
+    opened = _OPENED.get(type(e))
+    if opened is not None:
+        kind, counter = opened
+        batch.cases[ckey] = _new_case(batch, o, e, kind)
         batch.new_cases.add(ckey)
         batch.count(o["merchant_id"], e.at, "cases_opened")
+        if counter is not None:
+            batch.count(o["merchant_id"], e.at, counter)
     c = batch.cases[ckey]
     c["last_position"] = position
     merchant = o["merchant_id"]
@@ -276,15 +340,15 @@ def _fold_case(batch: Batch, o: Row, e: ev.CaseEvent, position: int) -> None:
         c["status"] = status
         if status in _ENDED:
             c["ended_at"] = e.at
-        _deadline(o, deadline, CASE_DEADLINE_RULE[status] if deadline else None)
+        _deadline(o, deadline, CASE_DEADLINE_RULE[(_flow(c), status)] if deadline else None)
 
     def pay_user(amount: int) -> None:
         c["paid_to_user"] += amount
         o["refunded_total"] += amount
 
-    if isinstance(e, ev.ReturnRequested):
-        move("requested", e.response_deadline)
-    elif isinstance(e, (ev.MerchantApproved, ev.ReturnAutoApproved, ev.MerchantRejected)):
+    if opened is not None:
+        move("requested", e.response_deadline)  # type: ignore[attr-defined]
+    elif isinstance(e, _DECISIONS):
         c.update(decided_at=e.at, decided_day=batch.day(e.at), decided_by=e.actor,
                  response_seconds=int((e.at - c["requested_at"]).total_seconds()))
         batch.medians.add((merchant, batch.day(e.at)))
@@ -293,8 +357,9 @@ def _fold_case(batch: Batch, o: Row, e: ev.CaseEvent, position: int) -> None:
             move("rejected")
         else:
             c["decision"] = "approved"
-            move("approved", e.tracking_deadline)
-        if not isinstance(e, ev.ReturnAutoApproved):
+            if isinstance(e, (ev.MerchantApproved, ev.ReturnAutoApproved)):
+                move("approved", e.tracking_deadline)
+        if not isinstance(e, ev.DeadlineMissed):
             batch.count(merchant, e.at, "answered_on_time")
     elif isinstance(e, ev.ReturnWithdrawn):
         move("withdrawn")
@@ -303,9 +368,13 @@ def _fold_case(batch: Batch, o: Row, e: ev.CaseEvent, position: int) -> None:
         move("in_transit", e.receipt_deadline)
     elif isinstance(e, ev.ReturnAutoClosed):
         move("closed")
-    elif isinstance(e, (ev.ReceiptConfirmed, ev.ReceiptAutoConfirmed)):
+    elif isinstance(e, ev.Received):
         c.update(received_at=e.at, received_by=e.actor)
-        move("received", e.voucher_deadline)
+        move("received", e.voucher_deadline or e.reship_deadline)
+    elif isinstance(e, ev.ReceiptRejected):
+        c.update(receipt_rejected_at=e.at, reject_reason=e.reason)
+        batch.count(merchant, e.at, "receipts_rejected")
+        move("rejected")
     elif isinstance(e, ev.PlatformRefunded):
         c.update(refunded_at=e.at, refunded_by=e.actor)
         pay_user(e.amount)
@@ -326,5 +395,14 @@ def _fold_case(batch: Batch, o: Row, e: ev.CaseEvent, position: int) -> None:
         batch.count(merchant, e.at, "compensation_amount", e.amount)
     elif isinstance(e, ev.MerchantPenalized):
         c["merchant_debt"] = e.debt
+    elif isinstance(e, ev.ReplacementShipped):
+        c.update(replacement_carrier=e.carrier, replacement_tracking_no=e.tracking_no,
+                 replacement_shipped_at=e.at)
+        move("replacement_shipped")
+    elif isinstance(e, ev.ReplacementDelivered):
+        c["replacement_delivered_at"] = e.at
+        move("exchanged")
+    elif isinstance(e, ev.ExchangeConvertedToRefund):
+        c.update(converted_to_refund=True, merchant_debt=e.debt)
     if o["latest_case"] is None or e.case >= o["latest_case"]:
-        o["latest_case"], o["case_status"] = e.case, c["status"]
+        o["latest_case"], o["case_status"], o["case_kind"] = e.case, c["status"], c["kind"]

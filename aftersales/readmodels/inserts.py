@@ -5,8 +5,12 @@ runs its per-row parameter machinery (key checks, defaults, one processor call p
 through its own dispatch).  A rebuild inserts every row once into empty tables, all columns
 given, so `RowInserter` hands the rows to the driver directly, each value converted by its
 column type's own bind processor (the conversion SQLAlchemy would apply: a `UTCDateTime`
-becomes UTC text on SQLite, the same on PostgreSQL), in one `executemany`.  Measured reason:
-docs/performance.md ("Rebuild order by order").
+becomes UTC text on SQLite, the same on PostgreSQL), in one `executemany`.
+
+Measured reason: a whole 20,000-order rebuild (about 100,000 events, one process,
+start-up included) took 3.82 s against 3.92 s with `insert(table)` (median of 5 paired
+runs, ratio 0.974, spread 0.92-1.12; 2026-12-02): small, kept because it is this one
+module.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from aftersales.readmodels.fold import (
     pending_rows,
 )
 from aftersales.readmodels.schema import (
+    deadline_changes,
     integrity_breaks,
     lapses,
     merchant_compliance,
@@ -119,6 +120,8 @@ def write(conn: Connection, batch: Batch) -> None:
         conn.execute(insert(violations), batch.violations)
     if batch.lapses:
         conn.execute(insert(lapses), batch.lapses)
+    if batch.deadline_changes:
+        conn.execute(insert(deadline_changes), batch.deadline_changes)
     if batch.breaks:
         conn.execute(insert(integrity_breaks), list(batch.breaks.values()))
     _write_compliance(conn, batch)

@@ -9,12 +9,13 @@ from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from aftersales.domain.steps import VIOLATION_COUNTERS
 from aftersales.readmodels.database import ReadModels
 from aftersales.readmodels.fold import COUNTERS, median_seconds
 from aftersales.readmodels.schema import (
+    deadline_changes,
     integrity_breaks,
     merchant_compliance,
     return_cases,
@@ -23,6 +24,10 @@ from aftersales.readmodels.schema import (
 
 #: The scorecard's columns: the merchants' counters, their violations, the median answer.
 SCORECARD = ("merchant_id", *COUNTERS, "violations", "median_response_seconds")
+#: The demo's narrower scorecard (a terminal's width).
+DEMO_SCORECARD = ("merchant_id", "cases_opened", "refund_cases_opened",
+                  "exchange_cases_opened", "violations", "compensation_amount",
+                  "deadlines_extended", "median_response_seconds")
 
 
 def list_violations(views: ReadModels, merchant: str | None = None, rule: str | None = None,
@@ -91,6 +96,31 @@ def scorecard(views: ReadModels, since: datetime | None = None,
         row["median_response_seconds"] = median_seconds(found or ())
     rows.sort(key=lambda x: (-x["violations"], x["merchant_id"]))
     return rows
+
+
+def cases_by_kind(views: ReadModels) -> list[dict[str, Any]]:
+    """How many cases of each kind there are, how many ended refunded, exchanged, or
+    turned from an exchange into a refund, and how many had their deadline moved."""
+    r = return_cases.c
+    q = (select(r.kind, func.count().label("cases"),
+                func.sum(case((r.status == "refunded", 1), else_=0)).label("refunded"),
+                func.sum(case((r.status == "exchanged", 1), else_=0)).label("exchanged"),
+                func.sum(case((r.converted_to_refund, 1), else_=0)).label(
+                    "converted_to_refund"),
+                func.sum(case((r.deadline_changes > 0, 1), else_=0)).label("deadline_moved"))
+         .group_by(r.kind).order_by(r.kind))
+    with views.engine.connect() as conn:
+        return [dict(x) for x in conn.execute(q).mappings()]
+
+
+def deadline_changes_by_actor(views: ReadModels) -> list[dict[str, Any]]:
+    """The deadline changes (SPEC section 9) by rule and by who made them."""
+    d = deadline_changes.c
+    q = (select(d.change, d.changed_by, func.count().label("changes"),
+                func.sum(d.shift_seconds).label("shift_seconds"))
+         .group_by(d.change, d.changed_by).order_by(d.change, d.changed_by))
+    with views.engine.connect() as conn:
+        return [dict(x) for x in conn.execute(q).mappings()]
 
 
 def render(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str]) -> str:

@@ -60,6 +60,7 @@ from aftersales.readmodels.schema import (
     ID,
     SCHEMA_VERSION,
     counter_columns,
+    deadline_changes,
     integrity_breaks,
     lapses,
     merchant_compliance,
@@ -233,6 +234,7 @@ def _project_page(ledger: Ledger, views: ReadModels, page: Sequence[Notification
         RowInserter(return_cases, conn)(list(batch.cases.values()))
         RowInserter(violations, conn)(batch.violations)
         RowInserter(lapses, conn)(batch.lapses)
+        RowInserter(deadline_changes, conn)(batch.deadline_changes)
         RowInserter(pending_deadlines, conn)(pending_rows(orders))
         RowInserter(integrity_breaks, conn)(list(batch.breaks.values()))
         RowInserter(compliance_deltas, conn)(deltas)

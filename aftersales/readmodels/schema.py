@@ -31,7 +31,7 @@ from sqlalchemy import (
 
 from aftersales.readmodels.fold import COUNTERS
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -85,10 +85,12 @@ order_status = Table(
     Column("delivered_at", TS),
     Column("cancelled_by", String(16)),
     Column("latest_case", Integer),
-    Column("case_status", String(16), index=True),
+    Column("case_status", String(24), index=True),
+    Column("case_kind", String(16)),
     Column("awaiting", String(16)),
     Column("next_deadline", TS, index=True),
     Column("next_deadline_rule", String(16)),
+    Column("next_deadline_original", TS),
     Column("refunded_total", BigInteger, nullable=False),
     Column("violations", Integer, nullable=False),
     Column("lapses", Integer, nullable=False),
@@ -107,9 +109,11 @@ return_cases = Table(
     Column("merchant_id", ID, nullable=False, index=True),
     Column("user_id", ID, nullable=False),
     Column("payment", String(8), nullable=False),
+    Column("kind", String(16), nullable=False, index=True),
+    Column("before_shipment", Boolean, nullable=False),
     Column("amount", BigInteger, nullable=False),
     Column("reason", Text, nullable=False),
-    Column("status", String(16), nullable=False, index=True),
+    Column("status", String(24), nullable=False, index=True),
     Column("requested_at", TS, nullable=False),
     Column("requested_day", Date, nullable=False, index=True),
     Column("decided_at", TS),
@@ -128,6 +132,15 @@ return_cases = Table(
     Column("compensated_at", TS),
     Column("voucher_ref", ID),
     Column("voucher_at", TS),
+    Column("receipt_rejected_at", TS),
+    Column("replacement_carrier", ID),
+    Column("replacement_tracking_no", ID),
+    Column("replacement_shipped_at", TS),
+    Column("replacement_delivered_at", TS),
+    Column("converted_to_refund", Boolean, nullable=False),
+    Column("deadline_changes", Integer, nullable=False),
+    Column("deadline_changed_by", String(32)),
+    Column("deadline_shift_seconds", BigInteger, nullable=False),
     Column("voucher_late", Boolean),
     Column("ended_at", TS),
     Column("paid_to_user", BigInteger, nullable=False),
@@ -142,11 +155,30 @@ violations = Table(
     Column("order_id", ID, nullable=False, index=True),
     Column("merchant_id", ID, nullable=False, index=True),
     Column("case_no", Integer, nullable=False),
+    Column("kind", String(16), nullable=False, index=True),
     Column("rule", String(32), nullable=False, index=True),
     Column("deadline", TS, nullable=False, index=True),
     Column("day", Date, nullable=False, index=True),
     Column("consequence", String(24), nullable=False),
     Column("penalty", Boolean, nullable=False),
+)
+
+deadline_changes = Table(
+    "deadline_changes", metadata,
+    Column("position", BigInteger, primary_key=True),
+    Column("order_id", ID, nullable=False, index=True),
+    Column("merchant_id", ID, nullable=False, index=True),
+    Column("case_no", Integer),
+    Column("kind", String(16)),
+    Column("change", String(8), nullable=False, index=True),
+    Column("changed_by", String(16), nullable=False, index=True),
+    Column("deadline_rule", String(16), nullable=False),
+    Column("old_deadline", TS, nullable=False),
+    Column("new_deadline", TS, nullable=False),
+    Column("shift_seconds", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("changed_at", TS, nullable=False),
+    Column("day", Date, nullable=False, index=True),
 )
 
 lapses = Table(
@@ -156,6 +188,7 @@ lapses = Table(
     Column("merchant_id", ID, nullable=False, index=True),
     Column("user_id", ID, nullable=False, index=True),
     Column("case_no", Integer),
+    Column("kind", String(16)),
     Column("rule", String(32), nullable=False, index=True),
     Column("deadline", TS, nullable=False),
     Column("day", Date, nullable=False, index=True),
@@ -183,6 +216,7 @@ pending_deadlines = Table(
     Column("case_no", Integer),
     Column("rule", String(16), nullable=False, index=True),
     Column("deadline", TS, nullable=False, index=True),
+    Column("original_deadline", TS),
     Column("awaiting", String(16)),
 )
 
@@ -215,6 +249,7 @@ READ_MODELS: dict[str, tuple[str, ...]] = {
     "return_cases": ("order_id", "case_no"),
     "violations": ("position",),
     "lapses": ("position",),
+    "deadline_changes": ("position",),
     "merchant_compliance": ("merchant_id", "day"),
     "pending_deadlines": ("order_id",),
     "integrity_breaks": ("order_uuid",),

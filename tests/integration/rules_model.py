@@ -1,4 +1,5 @@
-"""A small, independent model of SPEC sections 2-3 for the state machine to check against.
+"""A small, independent model of SPEC sections 2, 3, 7 and 9 for the state machine to
+check against.
 
 It is written as tables (who may cancel what, which step needs which status, what each
 timeout does) rather than as an aggregate, so that it fails differently from the code.
@@ -10,8 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 H, D = timedelta(hours=1), timedelta(days=1)
-WINDOW = {"pay": 24 * H, "answer": 48 * H, "track": 7 * D, "receive": 7 * D, "voucher": 48 * H}
-TERMINAL = {"rejected", "refunded", "compensated", "closed", "withdrawn"}
+WINDOW = {"pay": 24 * H, "answer": 48 * H, "track": 7 * D, "receive": 7 * D, "voucher": 48 * H,
+          "reship": 48 * H, "extension": 7 * D}
+TERMINAL = {"rejected", "refunded", "compensated", "closed", "withdrawn", "exchanged"}
 
 ONLINE_CANCEL = {("user", "awaiting_payment"): None, ("user", "paid"): "C-ON-2",
                  ("user", "shipped"): "C-ON-2", ("platform", "awaiting_payment"): None,
@@ -27,18 +29,26 @@ ORDER_STEPS = {"pay": ("online", "awaiting_payment", "paid"),
 CASE_STEPS = {"approve_return": ("requested", "approve"),
               "reject_return": ("requested", "approve"),
               "submit_tracking": ("approved", "close"),
-              "confirm_receipt": ("in_transit", "receive")}
+              "confirm_receipt": ("in_transit", "receive"),
+              "reject_receipt": ("in_transit", "receive"),
+              "extend_deadline": ("in_transit", "receive")}
+REQUESTS = {"request_return": "return", "request_exchange": "exchange",
+            "request_refund": "refund"}
 
 
 @dataclass
 class MCase:
     n: int
     amount: int
+    kind: str = "return"
+    before: bool = False  # a refund asked before shipment (F-1)
     status: str = "requested"
     deadline: datetime | None = None
     by_system: set[str] = field(default_factory=set)
     debt: bool = False
     paid: int = 0
+    extended: bool = False
+    converted: bool = False
 
 
 @dataclass
@@ -76,7 +86,11 @@ class MOrder:
             return
         c = self.case
         assert c is not None
-        if c.status == "requested":
+        if c.status == "requested" and c.kind == "refund":
+            c.by_system.add("approve")
+            self.violations.append(("REFUND_RESPONSE_48H", c.n, d))
+            self.refund_only(c)
+        elif c.status == "requested":
             c.status, c.deadline = "approved", d + WINDOW["track"]
             c.by_system.add("approve")
             self.violations.append(("RETURN_RESPONSE_48H", c.n, d))
@@ -88,13 +102,27 @@ class MOrder:
             c.by_system.add("receive")
             self.violations.append(("RECEIPT_CONFIRM_7D", c.n, d))
             self.received(c, d)
+        elif c.status == "received" and c.kind == "exchange":
+            c.converted, c.deadline = True, None
+            self.violations.append(("EXCHANGE_RESHIP_48H", c.n, d))
+            c.status, c.debt = ("refunded", False) if self.payment == "online" else (
+                "compensated", True)
+            self.pay_user(c)
         elif c.status == "received":
             c.status, c.deadline, c.debt = "compensated", None, True
             self.pay_user(c)
             self.violations.append(("COD_REFUND_VOUCHER_48H", c.n, d))
 
+    def refund_only(self, c: MCase) -> None:
+        c.status, c.deadline = "refunded", None
+        self.pay_user(c)
+        if c.before:
+            self.status, self.cancelled_by = "cancelled", "platform"
+
     def received(self, c: MCase, at: datetime) -> None:
-        if self.payment == "online":
+        if c.kind == "exchange":
+            c.status, c.deadline = "received", at + WINDOW["reship"]
+        elif self.payment == "online":
             c.status, c.deadline = "refunded", None
             self.pay_user(c)
         else:
@@ -113,7 +141,8 @@ class MOrder:
 NEXT_ORDER_STEP = {"awaiting_payment": "pay", "pending_confirmation": "confirm_order",
                    "paid": "ship", "stocking": "ship", "shipped": "deliver"}
 NEXT_CASE_STEP = {"requested": "approve_return", "approved": "submit_tracking",
-                  "in_transit": "confirm_receipt", "received": "upload_refund_voucher"}
+                  "in_transit": "confirm_receipt", "received": "upload_refund_voucher",
+                  "replacement_shipped": "deliver_replacement"}
 
 
 class Model:
@@ -121,18 +150,28 @@ class Model:
         self.orders: dict[str, MOrder] = {}
         self.commands: dict[str, str] = {}
         self.refused: dict[tuple[str, str], str] = {}  # remembered: refused again as it was
+        self.at: datetime | None = None  # the business time of the command decided
 
-    def next_step(self, order_id: str) -> str | None:
-        """The step that moves an order along its happy path, if any."""
+    def next_step(self, order_id: str, label: int = 0) -> str | None:
+        """The step that moves an order along its happy path, if any (`label` picks among
+        the kinds of case, and sometimes a refund before shipment)."""
         o = self.orders.get(order_id)
         if o is None:
             return "place_order"
-        if o.status in NEXT_ORDER_STEP:
-            return NEXT_ORDER_STEP[o.status]
         c = o.case
-        if o.status == "delivered" and (c is None or c.status in TERMINAL):
-            return "request_return"
-        return NEXT_CASE_STEP.get(c.status) if c is not None else None
+        open_case = c is not None and c.status not in TERMINAL
+        if o.status == "paid" and label == 3 and not open_case:
+            return "request_refund"
+        if o.status in NEXT_ORDER_STEP and not open_case:
+            return NEXT_ORDER_STEP[o.status]
+        if o.status == "delivered" and not open_case:
+            return ("request_return", "request_exchange", "request_refund",
+                    "request_return")[label % 4]
+        if c is None:
+            return None
+        if c.status == "received" and c.kind == "exchange":
+            return "ship_replacement"
+        return NEXT_CASE_STEP.get(c.status)
 
     def tick(self, now: datetime) -> None:
         for order in self.orders.values():
@@ -174,6 +213,7 @@ class Model:
         o.catch_up(at)
         if at < o.last_at:
             return "TIME"
+        self.at = at
         code = self._check(o, name, f)
         if code is None:
             self._do(o, name, at, f)
@@ -191,7 +231,10 @@ class Model:
             if o.status in ("cancelled", "delivered"):
                 return "C-ANY"
             table = ONLINE_CANCEL if o.payment == "online" else COD_CANCEL
-            return table[(str(by), o.status)]
+            refusal = table[(str(by), o.status)]
+            if refusal is None and c is not None and c.status not in TERMINAL:
+                return "FLOW"  # an open refund before shipment is answered first
+            return refusal
         if name in ORDER_STEPS:
             payment, needs, _ = ORDER_STEPS[name]
             if payment is not None and payment != o.payment:
@@ -202,27 +245,50 @@ class Model:
                 return "C-ANY"
             needs = needs or ("paid" if o.payment == "online" else "stocking")
             return None if o.status == needs else "FLOW"
-        if name == "request_return":
+        if name in REQUESTS:
+            refund = name == "request_refund"
+            if refund and o.payment == "cod":
+                return "FLOW"  # F-3
             if o.status == "cancelled":
                 return "C-ANY"
-            if o.status != "delivered":
+            allowed = ("paid", "shipped", "delivered") if refund else ("delivered",)
+            if o.status not in allowed:
                 return "FLOW"
             if c is not None and c.status not in TERMINAL:
                 return "R-OPEN"
-            left = o.goods - o.returned
             amount = f.get("amount")
+            if refund and o.status == "paid":  # F-1: the whole order
+                whole = o.goods + o.postage
+                return None if amount is None or amount == whole else "R-AMOUNT"
+            left = o.goods - o.returned
             if left <= 0 or (amount is not None and int(amount) > left):  # type: ignore[call-overload]
                 return "R-AMOUNT"
             return None
+        if name == "set_deadline":
+            if o.due() is None:
+                return "FLOW"
+            return None if f["until"] > self.at else "D-2"  # type: ignore[operator]
         if c is None:
             return "FLOW"
+        if name in ("ship_replacement", "deliver_replacement"):
+            if c.kind != "exchange":
+                return "FLOW"
+            if name == "deliver_replacement":
+                return None if c.status == "replacement_shipped" else "FLOW"
+            if c.status == "received":
+                return None
+            return "DEADLINE" if c.converted else "FLOW"
         if name in CASE_STEPS:
             needs, late = CASE_STEPS[name]
-            if c.status == needs:
-                return None
-            return "DEADLINE" if late in c.by_system else "FLOW"
+            if c.status != needs:
+                return "DEADLINE" if late in c.by_system else "FLOW"
+            if name == "reject_return" and c.kind == "refund" and c.before:
+                return "FLOW"  # F-1: refused only by shipping
+            if name == "extend_deadline" and c.extended:
+                return "D-1"
+            return None
         if name == "withdraw_return":
-            if c.status in ("in_transit", "received"):
+            if c.status in ("in_transit", "received", "replacement_shipped"):
                 return "R-5"
             if c.status in ("requested", "approved"):
                 return None
@@ -238,9 +304,9 @@ class Model:
 
     @staticmethod
     def voucher_case(o: MOrder) -> MCase | None:
-        """The case a voucher is for: the received one, else the latest still owed."""
+        """The case a voucher is for: the received return, else the latest still owed."""
         if o.case is not None and o.case.status == "received":
-            return o.case
+            return o.case if o.case.kind == "return" else None
         owed = [c for c in o.cases if c.status == "compensated" and c.debt]
         return owed[-1] if owed else None
 
@@ -252,12 +318,25 @@ class Model:
             o.status, o.cancelled_by = "cancelled", str(f["by"])
         elif name in ORDER_STEPS:
             o.status = ORDER_STEPS[name][2]
-        elif name == "request_return":
-            amount = f.get("amount") or o.goods - o.returned
+            if name == "ship" and c is not None and c.status == "requested" and c.before:
+                c.status, c.deadline = "rejected", None  # F-1: refused by shipping
+        elif name in REQUESTS:
+            before = name == "request_refund" and o.status == "paid"
+            amount = (o.goods + o.postage if before
+                      else f.get("amount") or o.goods - o.returned)
             o.cases.append(MCase(len(o.cases) + 1, int(amount),  # type: ignore[call-overload]
+                                 kind=REQUESTS[name], before=before,
                                  deadline=at + WINDOW["answer"]))
+        elif name == "set_deadline":
+            if o.status == "awaiting_payment":
+                o.pay_deadline = f["until"]  # type: ignore[assignment]
+            else:
+                assert c is not None
+                c.deadline = f["until"]  # type: ignore[assignment]
         elif c is None:
             raise AssertionError(name)
+        elif name == "approve_return" and c.kind == "refund":
+            o.refund_only(c)
         elif name == "approve_return":
             c.status, c.deadline = "approved", at + WINDOW["track"]
         elif name == "reject_return":
@@ -268,6 +347,15 @@ class Model:
             c.status, c.deadline = "in_transit", at + WINDOW["receive"]
         elif name == "confirm_receipt":
             o.received(c, at)
+        elif name == "reject_receipt":
+            c.status, c.deadline = "rejected", None
+        elif name == "extend_deadline":
+            assert c.deadline is not None
+            c.deadline, c.extended = c.deadline + WINDOW["extension"], True
+        elif name == "ship_replacement":
+            c.status, c.deadline = "replacement_shipped", None
+        elif name == "deliver_replacement":
+            c.status = "exchanged"
         elif name == "upload_refund_voucher":
             target = self.voucher_case(o)
             assert target is not None

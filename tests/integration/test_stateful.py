@@ -1,8 +1,9 @@
 """Hypothesis: random command sequences (legal and illegal, random gaps of business time,
 random ticks, repeated commands) drive a SQLite ledger that is swept at every tick and an
 in-memory ledger that is never swept (timeouts only lazily), both checked against the
-independent model of `rules_model.py` after every step (I1-I5, I7, I8), and against each
-other at the end (I9, and the two stores agree)."""
+independent model of `rules_model.py` after every step (I1-I5, I7, I8, I10), and against
+each other at the end (I9, and the two stores agree).  The commands are those of SPEC
+sections 2, 3, 7 and 9: every kind of case and the deadline changes."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from aftersales import CommandRefused, Ledger, status_document
 from aftersales.application import commands as cmd
 from aftersales.domain.events import OrderEvent
 from aftersales.domain.order import order_uuid
+from aftersales.domain.states import CaseKind, CaseStatus, Flow
 from aftersales.domain.steps import TERMINAL_CASE_STATUSES
 from aftersales.errors import IntegrityBroken
 from aftersales.ingest.serial import Settled, ingest
@@ -56,7 +58,13 @@ MODELS: dict[str, type[cmd.OrderCommand]] = {
     "reject_return": cmd.RejectReturn, "withdraw_return": cmd.WithdrawReturn,
     "submit_tracking": cmd.SubmitTracking, "confirm_receipt": cmd.ConfirmReceipt,
     "upload_refund_voucher": cmd.UploadRefundVoucher,
+    "request_refund": cmd.RequestRefund, "request_exchange": cmd.RequestExchange,
+    "reject_receipt": cmd.RejectReceipt, "ship_replacement": cmd.ShipReplacement,
+    "deliver_replacement": cmd.DeliverReplacement, "extend_deadline": cmd.ExtendDeadline,
+    "set_deadline": cmd.SetDeadline,
 }
+#: How far ahead of the command a platform sets a deadline (D-2), by label.
+UNTIL = [timedelta(0), S, 3 * D, 10 * D]
 STEPS = [name for name in MODELS if name != "place_order"]
 
 
@@ -90,6 +98,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.last_tick: datetime | None = None
         self.applied: list[cmd.Command] = []
         self.terminal: dict[tuple[str, int], str] = {}
+        self.ended: dict[tuple[str, int], datetime] = {}
 
     def teardown(self) -> None:
         try:
@@ -132,7 +141,7 @@ class LedgerMachine(RuleBasedStateMachine):
           amount=st.one_of(st.none(), st.integers(1, 9900)), label=st.integers(0, 3))
     def next_step(self, order_id: str, payment: str, amount: int | None, label: int) -> None:
         """The model's next legal step for the order, so that deep states are reached."""
-        name = self.model.next_step(order_id)
+        name = self.model.next_step(order_id, label)
         if name == "place_order":
             self.place_order(order_id, payment, 9900, 800)
         elif name is not None:
@@ -140,12 +149,14 @@ class LedgerMachine(RuleBasedStateMachine):
                 name, order_id, "user", amount, True, label))
 
     @rule(order_id=st.sampled_from(ORDER_IDS), payment=st.sampled_from(["online", "cod"]),
-          gaps=st.lists(st.sampled_from(GAPS[:-1]), min_size=1, max_size=8))
-    def walk(self, order_id: str, payment: str, gaps: list[timedelta]) -> None:
-        """Several happy-path steps of one order, each after a gap."""
+          gaps=st.lists(st.sampled_from(GAPS[:-1]), min_size=1, max_size=8),
+          label=st.integers(0, 3))
+    def walk(self, order_id: str, payment: str, gaps: list[timedelta], label: int) -> None:
+        """Several happy-path steps of one order, each after a gap (`label` picks the
+        kind of case it asks for)."""
         for gap in gaps:
             self.now += gap
-            self.next_step(order_id, payment, None, 0)
+            self.next_step(order_id, payment, None, label)
 
     @rule(order_id=st.sampled_from(ORDER_IDS), payment=st.sampled_from(["online", "cod"]),
           goods=st.sampled_from([100, 9900]), postage=st.sampled_from([0, 800]))
@@ -166,12 +177,14 @@ class LedgerMachine(RuleBasedStateMachine):
                    exact: bool, label: int) -> dict[str, Any]:
         if name == "cancel":
             return {"by": by, "reason": f"r{label}"}
-        if name in ("ship", "submit_tracking"):
+        if name in ("ship", "submit_tracking", "ship_replacement"):
             return {"carrier": "SF", "tracking_no": f"T{label}"}
-        if name == "request_return":
+        if name in ("request_return", "request_refund", "request_exchange"):
             return {"amount": amount, "reason": f"r{label}"}
-        if name == "reject_return":
+        if name in ("reject_return", "reject_receipt"):
             return {"reason": f"r{label}"}
+        if name == "set_deadline":
+            return {"until": self.now + UNTIL[label], "reason": f"r{label}"}
         if name == "upload_refund_voucher":
             order = self.model.orders.get(order_id)
             case = order.case if order else None
@@ -221,8 +234,10 @@ class LedgerMachine(RuleBasedStateMachine):
             order = self.model.orders.get(order_id)
             if order is None or self.model.next_step(order_id) is None:
                 name = self.model.next_step(order_id) or name
+            elif name == "request_return" and by != "user":  # the other kinds too
+                name = "request_exchange" if by == "merchant" else "request_refund"
             self.now += gap
-            fields = self.fields_for(name, order_id, by, None, True, 1)
+            fields = self.fields_for(name, order_id, by, None, True, 2)
             if name == "place_order":
                 fields = {"payment": "cod" if by == "merchant" else "online",
                           "merchant_id": "M1", "user_id": "U1", "goods_amount": 9900,
@@ -444,11 +459,11 @@ class LedgerMachine(RuleBasedStateMachine):
             doc = status_document(order)
             event(f"order {doc['order_status']}")
             for case in order.cases:
-                event(f"{m.payment} case {case.status.value}")
+                event(f"{m.payment} {case.kind.value} {case.status.value}")
             assert doc["order_status"] == m.status, order_id
             assert doc["refunded_total"] == m.refunded, order_id
-            assert [(c.status.value, c.amount) for c in order.cases] == [
-                (c.status, c.amount) for c in m.cases], order_id
+            assert [(c.kind.value, c.status.value, c.amount) for c in order.cases] == [
+                (c.kind, c.status, c.amount) for c in m.cases], order_id
             # I5: every elapsed merchant deadline yields exactly one violation.
             assert [(v.rule, v.case, v.deadline) for v in order.violations] == m.violations
             assert [(x.rule, x.case, x.deadline) for x in order.lapses] == m.lapses
@@ -462,10 +477,33 @@ class LedgerMachine(RuleBasedStateMachine):
             assert order is not None
             cancel_refund = sum(
                 getattr(e, "refund_amount", 0) for e in self.swept.order_events(order_id))
-            assert 0 <= order.refunded_total <= order.goods_amount + cancel_refund
+            refunded_before_shipment = any(  # F-1: the whole order, postage too
+                c.flow is Flow.REFUND_BEFORE_SHIPMENT and c.paid_to_user for c in order.cases)
+            postage_back = order.postage if refunded_before_shipment else 0
+            assert 0 <= order.refunded_total <= (order.goods_amount + cancel_refund
+                                                 + postage_back)
             assert cancel_refund in (0, order.goods_amount + order.postage)
+            assert not (cancel_refund and refunded_before_shipment)
             for case in order.cases:
                 assert case.paid_to_user in (0, case.amount)  # paid at most once
+
+    @invariant()
+    def cases_end_once_I10(self) -> None:
+        """I10: a case ends at most once (its end, once set, never moves); an exchange is
+        never both exchanged and paid; a refund-only case pays at most once."""
+        for order_id in self.model.orders:
+            order = self.swept.get_order(order_id)
+            assert order is not None
+            for case in order.cases:
+                key = (order_id, case.number)
+                if case.ended_at is not None:
+                    assert self.ended.setdefault(key, case.ended_at) == case.ended_at
+                else:
+                    assert key not in self.ended
+                if case.status is CaseStatus.EXCHANGED:
+                    assert case.paid_to_user == 0 and not case.converted_to_refund
+                if case.kind is CaseKind.REFUND:
+                    assert case.paid_to_user in (0, case.amount)
 
     @invariant()
     def versions_and_business_time_I2(self) -> None:

@@ -60,3 +60,22 @@ def test_a_violation_names_order_merchant_case_rule_deadline_and_consequence(
     doc = s.doc
     assert (doc["order_id"], doc["merchant_id"]) == ("D7", "M9")
     assert set(doc["violations"][0]) >= {"rule", "case", "deadline", "consequence"}
+
+
+def test_REFUND_RESPONSE_48H_one_violation_per_unanswered_refund(ledger: Ledger) -> None:
+    s = Scenario(ledger, "online").to_refund_after_shipment()
+    s.tick(48 * HOUR + SECOND)
+    s.tick(HOUR)
+    assert rules(s, "violations") == ["REFUND_RESPONSE_48H"]
+    assert s.doc["violations"][0]["consequence"] == "auto_refunded"
+
+
+def test_EXCHANGE_RESHIP_48H_one_violation_per_late_replacement_penalised_for_cod(
+    ledger: Ledger,
+) -> None:
+    for payment, order_id in (("online", "X1"), ("cod", "X2")):
+        s = Scenario(ledger, payment, order_id=order_id).to_exchange_received()
+        s.tick(48 * HOUR + SECOND)
+        s.tick(DAY)
+        assert [(v["rule"], v["consequence"], v["penalty"]) for v in s.doc["violations"]] == [
+            ("EXCHANGE_RESHIP_48H", "converted_to_refund", payment == "cod")]
