@@ -185,7 +185,7 @@ class Order(Aggregate):
         """F-1, F-2: the unanswered refund is agreed to, and the platform refunds."""
         assert case is not None
         self.trigger_event(ev.TIMEOUT_EVENTS[system["rule"]], **system)
-        self._refund_only(case, system["at"])
+        self._refund_only(case, system["at"], system["deadline"])
 
     def _convert_to_refund(self, case: ReturnCase | None, system: dict[str, Any],
                            policy: Policy) -> None:
@@ -196,10 +196,7 @@ class Order(Aggregate):
         self.trigger_event(ev.TIMEOUT_EVENTS[rules.E_2], **system, amount=case.amount,
                            debt=case.amount if cod else 0)
         pays = {**system, "actor": Actor.PLATFORM.value, "amount": case.amount}
-        if cod:
-            self.trigger_event(ev.AdvanceCompensationPaid, **pays)
-        else:
-            self.trigger_event(ev.PlatformRefunded, **{**pays, "deadline": None})
+        self.trigger_event(ev.AdvanceCompensationPaid if cod else ev.PlatformRefunded, **pays)
 
     def _compensate(self, case: ReturnCase | None, system: dict[str, Any],
                     policy: Policy) -> None:
@@ -332,9 +329,12 @@ class Order(Aggregate):
 
     # --- cases: asking -----------------------------------------------------------------
 
-    def refundable(self, policy: Policy) -> int:
-        limit = self.goods_amount + (self.postage if policy.refund_postage_on_return else 0)
-        return limit - self.returned_goods
+    def refundable(self, policy: Policy, kind: CaseKind = CaseKind.RETURN) -> int:
+        """What a case of `kind` may still refund: the goods not yet refunded, and postage
+        too for a return if the policy says so (postage comes back otherwise only by
+        C-ON-2 and F-1)."""
+        postage = policy.refund_postage_on_return and kind is CaseKind.RETURN
+        return self.goods_amount + (self.postage if postage else 0) - self.returned_goods
 
     def _check_can_open(self, at: datetime, policy: Policy, step: str,
                         after_delivery: bool = True) -> None:
@@ -349,9 +349,9 @@ class Order(Aggregate):
                     rules.DEADLINE, f"{step}: the window for after-sales closed at "
                     f"{closes.isoformat()} (policy)")
 
-    def _case_amount(self, amount: int | None, policy: Policy) -> int:
+    def _case_amount(self, amount: int | None, policy: Policy, kind: CaseKind) -> int:
         """R-AMOUNT: `amount`, or by default the refundable goods amount left."""
-        left = self.refundable(policy)
+        left = self.refundable(policy, kind)
         if amount is not None:
             check_positive("amount", amount)
         if left <= 0:
@@ -368,7 +368,8 @@ class Order(Aggregate):
         self._check_status(OrderStatus.DELIVERED, "request_return")
         self._check_can_open(at, policy, "request_return")
         self._emit(ev.ReturnRequested, at, Actor.USER, command_id,
-                   case=len(self.cases) + 1, amount=self._case_amount(amount, policy),
+                   case=len(self.cases) + 1,
+                   amount=self._case_amount(amount, policy, CaseKind.RETURN),
                    reason=reason, response_deadline=TIMEOUTS[rules.R_1].due(at, policy))
 
     def request_refund(self, at: datetime, *, amount: int | None, reason: str,
@@ -396,7 +397,7 @@ class Order(Aggregate):
                     f"({whole}: goods and postage), not {amount}")
             granted = whole
         else:
-            granted = self._case_amount(amount, policy)
+            granted = self._case_amount(amount, policy, CaseKind.REFUND)
         rule = rules.F_1 if before else rules.F_2
         self._emit(ev.RefundRequested, at, Actor.USER, command_id, case=len(self.cases) + 1,
                    amount=granted, reason=reason, before_shipment=before,
@@ -410,7 +411,8 @@ class Order(Aggregate):
         self._check_status(OrderStatus.DELIVERED, "request_exchange")
         self._check_can_open(at, policy, "request_exchange")
         self._emit(ev.ExchangeRequested, at, Actor.USER, command_id,
-                   case=len(self.cases) + 1, amount=self._case_amount(amount, policy),
+                   case=len(self.cases) + 1,
+                   amount=self._case_amount(amount, policy, CaseKind.EXCHANGE),
                    reason=reason, response_deadline=TIMEOUTS[rules.R_1].due(at, policy))
 
     # --- cases: the merchant's answer ----------------------------------------------------
@@ -453,13 +455,14 @@ class Order(Aggregate):
         self._emit(ev.MerchantApproved, at, Actor.MERCHANT, command_id, case=case.number,
                    tracking_deadline=TIMEOUTS[rules.R_2].due(at, policy))
 
-    def _refund_only(self, case: ReturnCase, at: datetime) -> None:
+    def _refund_only(self, case: ReturnCase, at: datetime,
+                     deadline: datetime | None = None) -> None:
         """F-1, F-2: the platform refunds the agreed refund at once; before shipment the
-        order is then cancelled."""
+        order is then cancelled.  (`deadline`: the one that passed, when the system agreed.)"""
         before = case.flow is Flow.REFUND_BEFORE_SHIPMENT
         rule = rules.F_1 if before else rules.F_2
         cause = {"at": at, "actor": Actor.PLATFORM.value, "command_id": None, "rule": rule,
-                 "deadline": None}
+                 "deadline": deadline}
         self.trigger_event(ev.PlatformRefunded, **cause, case=case.number, amount=case.amount)
         if before:
             self.trigger_event(ev.OrderCancelledByRefund, **cause)
@@ -554,7 +557,8 @@ class Order(Aggregate):
         if self.payment is Payment.ONLINE:
             raise CommandRefused(rules.FLOW, "online returns are refunded by the platform")
         case = self._case_for("upload_refund_voucher")
-        if case.status is not CaseStatus.RECEIVED:  # a late voucher for an older case?
+        if case.status is not CaseStatus.RECEIVED or case.flow is not Flow.RETURN:
+            # a late voucher for an older case? (an exchange never takes a voucher)
             case = next((c for c in reversed(self.cases) if c.merchant_debt > 0), case)
         late = case.status is CaseStatus.COMPENSATED and case.merchant_debt > 0
         if not late:

@@ -305,8 +305,8 @@ class Model:
     @staticmethod
     def voucher_case(o: MOrder) -> MCase | None:
         """The case a voucher is for: the received return, else the latest still owed."""
-        if o.case is not None and o.case.status == "received":
-            return o.case if o.case.kind == "return" else None
+        if o.case is not None and o.case.status == "received" and o.case.kind == "return":
+            return o.case
         owed = [c for c in o.cases if c.status == "compensated" and c.debt]
         return owed[-1] if owed else None
 

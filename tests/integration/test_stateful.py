@@ -37,7 +37,7 @@ from aftersales.errors import IntegrityBroken
 from aftersales.ingest.serial import Settled, ingest
 from aftersales.readmodels.database import ReadModels
 from aftersales.readmodels.runner import Runner, verify
-from aftersales.readmodels.schema import order_status, violations
+from aftersales.readmodels.schema import order_status, return_cases, violations
 from aftersales.settings import Settings
 from aftersales.storage.integrity import check
 from aftersales.storage.retry import Patience
@@ -74,6 +74,12 @@ def outcome(ledger: Ledger, command: cmd.Command) -> str | None:
     except CommandRefused as refusal:
         return refusal.code
     return None
+
+
+def _order_awaiting(doc: dict[str, Any]) -> str | None:
+    """Who the order awaits when its latest case awaits nobody (or it has none)."""
+    return {"awaiting_payment": "user", "pending_confirmation": "merchant", "paid": "merchant",
+            "stocking": "merchant", "shipped": "carrier"}.get(doc["order_status"])
 
 
 def comparable(event: OrderEvent) -> tuple[str, dict[str, Any]]:
@@ -180,6 +186,9 @@ class LedgerMachine(RuleBasedStateMachine):
         if name in ("ship", "submit_tracking", "ship_replacement"):
             return {"carrier": "SF", "tracking_no": f"T{label}"}
         if name in ("request_return", "request_refund", "request_exchange"):
+            order = self.model.orders.get(order_id)
+            if name == "request_refund" and exact and order is not None and label == 3:
+                amount = order.goods + order.postage  # F-1's whole order, given
             return {"amount": amount, "reason": f"r{label}"}
         if name in ("reject_return", "reject_receipt"):
             return {"reason": f"r{label}"}
@@ -427,29 +436,42 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def check_read_models(self) -> None:
         """I6: the interrupted read models, caught up, equal a rebuild; I5: one violation
-        row per violation the aggregates hold."""
+        row per violation the aggregates hold; the order and case rows say what the
+        aggregates hold."""
         Runner(self.swept, self.views).catch_up()
         assert verify(self.swept, self.views) == []
-        expected_violations, expected_rows = [], {}
+        expected_violations, expected_rows, expected_cases = [], {}, {}
         for order_id in self.model.orders:
             order = self.swept.get_order(order_id)
             assert order is not None
             doc = status_document(order)
-            expected_violations += [(order_id, v.case, v.rule, v.deadline)
+            expected_violations += [(order_id, v.case, v.rule, v.deadline, v.penalty)
                                     for v in order.violations]
             due = order.pending_deadline
+            case = doc["return"]
             expected_rows[order_id] = (
-                doc["order_status"], doc["return"] and doc["return"]["status"],
-                doc["refunded_total"], len(doc["violations"]), len(doc["lapses"]),
-                due.at if due else None, order.version)
+                doc["order_status"], case and case["status"], case and case["kind"],
+                case and case["awaiting"] if case and case["awaiting"] else
+                _order_awaiting(doc), doc["refunded_total"], len(doc["violations"]),
+                len(doc["lapses"]), due.at if due else None, due.rule if due else None,
+                order.version)
+            expected_cases.update({
+                (order_id, c.number): (c.kind.value, c.status.value, c.amount,
+                                       c.paid_to_user, c.merchant_debt, c.deadline_changes)
+                for c in order.cases})
         with self.views.engine.connect() as conn:
-            found = sorted((r.order_id, r.case_no, r.rule, r.deadline) for r in
+            found = sorted((r.order_id, r.case_no, r.rule, r.deadline, r.penalty) for r in
                            conn.execute(violations.select()))
-            rows = {r.order_id: (r.order_status, r.case_status, r.refunded_total,
-                                 r.violations, r.lapses, r.next_deadline, r.version)
+            rows = {r.order_id: (r.order_status, r.case_status, r.case_kind, r.awaiting,
+                                 r.refunded_total, r.violations, r.lapses, r.next_deadline,
+                                 r.next_deadline_rule, r.version)
                     for r in conn.execute(order_status.select())}
+            cases = {(r.order_id, r.case_no): (r.kind, r.status, r.amount, r.paid_to_user,
+                                               r.merchant_debt, r.deadline_changes)
+                     for r in conn.execute(return_cases.select())}
         assert found == sorted(expected_violations)
         assert rows == expected_rows
+        assert cases == expected_cases
 
     @invariant()
     def agrees_with_the_model(self) -> None:

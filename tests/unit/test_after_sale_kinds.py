@@ -3,9 +3,12 @@ E-2) and refused returned goods (R-6), with their deadlines, boundaries and casc
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import pytest
 
-from aftersales import Ledger
+from aftersales import Ledger, Policy
 from tests.scenario import DAY, GOODS, HOUR, POSTAGE, SECOND, Scenario
 
 BOTH = pytest.mark.parametrize("payment", ["online", "cod"])
@@ -64,6 +67,8 @@ def test_F_1_one_second_late_the_system_refunds_with_a_violation(ledger: Ledger)
     s.refused("DEADLINE", "approve_return", 48 * HOUR + SECOND)
     auto = s.last("RefundAutoApproved")
     assert (auto.at, auto.rule, auto.actor) == (deadline, "F-1", "system")  # type: ignore[attr-defined]
+    refund = s.last("PlatformRefunded")  # a consequence of the deadline: it names it too
+    assert (refund.rule, refund.deadline) == ("F-1", deadline)  # type: ignore[attr-defined]
     assert (s.case_status, s.order_status) == ("refunded", "cancelled")
     assert s.doc["refunded_total"] == GOODS + POSTAGE
     assert violations(s) == [("REFUND_RESPONSE_48H", "auto_refunded", False)]
@@ -106,6 +111,19 @@ def test_F_2_a_rejected_refund_needs_a_reason_and_refunds_nothing(ledger: Ledger
     s.refused("INPUT", "reject_return", reason=" ")
     s.do("reject_return", reason="delivered in good order")
     assert s.case_status == "rejected" and s.doc["refunded_total"] == 0
+
+
+def test_F_2_postage_is_not_refunded_after_shipment_even_where_returns_refund_it() -> None:
+    ledger = Ledger("memory:", policy=Policy(refund_postage_on_return=True))
+    s = Scenario(ledger, "online").to_shipped()
+    s.refused("R-AMOUNT", "request_refund", amount=GOODS + 1, reason="x")
+    s.do("request_refund", reason="x")
+    assert s.doc["return"]["amount"] == GOODS
+    e = Scenario(ledger, "online", order_id="X1").to_exchange_requested()
+    assert e.doc["return"]["amount"] == GOODS
+    r = Scenario(ledger, "online", order_id="R1").to_requested()
+    assert r.doc["return"]["amount"] == GOODS + POSTAGE  # the policy's switch: returns only
+    ledger.close()
 
 
 def test_F_2_more_than_the_refundable_goods_is_refused(ledger: Ledger) -> None:
@@ -248,6 +266,26 @@ def test_E_2_cod_one_second_late_the_platform_pays_in_advance_and_the_merchant_o
     assert s.doc["refunded_total"] == GOODS  # the user is never paid twice
 
 
+def test_E_2_a_received_exchange_takes_no_voucher_but_an_older_debt_is_settled(
+    ledger: Ledger,
+) -> None:
+    s = Scenario(ledger, "cod").to_requested(amount=3000)
+    s.do("approve_return")
+    s.do("submit_tracking", carrier="YTO", tracking_no="Y1")
+    s.do("confirm_receipt")
+    s.tick(48 * HOUR + SECOND)  # R-COD-4: compensated, the merchant owes 3000
+    s.do("request_exchange", reason="size")
+    s.do("approve_return")
+    s.do("submit_tracking", carrier="YTO", tracking_no="Y2")
+    s.do("confirm_receipt")
+    assert s.case_status == "received"
+    s.refused("R-AMOUNT", "upload_refund_voucher", voucher_ref="V", amount=GOODS - 3000)
+    s.do("upload_refund_voucher", voucher_ref="V-1", amount=3000)
+    late = s.last("RefundVoucherUploaded")
+    assert (late.case, late.settles_debt) == (1, True)  # type: ignore[attr-defined]
+    assert s.case_status == "received" and s.doc["refunded_total"] == 3000
+
+
 def test_E_2_the_replacement_needs_a_received_exchange(ledger: Ledger) -> None:
     s = Scenario(ledger, "cod").to_exchange_in_transit()
     s.refused("FLOW", "ship_replacement", carrier="SF", tracking_no="SF2")
@@ -289,3 +327,21 @@ def test_R_6_only_goods_in_transit_are_refused(ledger: Ledger) -> None:
     s.refused("FLOW", "reject_receipt", reason="damaged")
     r = Scenario(ledger, "online", order_id="D2").to_refund_after_shipment()
     r.refused("FLOW", "reject_receipt", reason="damaged")
+
+
+# --- events recorded before exchanges existed ------------------------------------------------
+
+def test_a_receipt_recorded_before_exchanges_is_read_with_no_reship_deadline() -> None:
+    """`ReceiptConfirmed` gained `reship_deadline` (class version 2): an event stored by
+    an earlier version, without it, is upcast by the library on reading."""
+    ledger = Ledger("memory:")
+    s = Scenario(ledger, "cod").to_received()
+    new = s.last("ReceiptConfirmed")
+    stored = ledger.mapper.to_stored_event(new)
+    state = json.loads(stored.state)
+    assert state.pop("class_version") == 2 and state.pop("reship_deadline") is None
+    old = replace(stored, state=json.dumps(state).encode())
+    read = ledger.mapper.to_domain_event(old)
+    assert read.reship_deadline is None  # type: ignore[attr-defined]
+    assert read.voucher_deadline == new.voucher_deadline  # type: ignore[attr-defined]
+    ledger.close()
