@@ -59,7 +59,8 @@ def test_violations_and_report_formats(tmp_path: Path, workload: Path, db: str) 
     listed = json.loads(run("violations", "--format", "json", "--db", db,
                             cwd=tmp_path).stdout)
     assert listed and {v["rule"] for v in listed} <= {
-        "RETURN_RESPONSE_48H", "RECEIPT_CONFIRM_7D", "COD_REFUND_VOUCHER_48H"}
+        "RETURN_RESPONSE_48H", "RECEIPT_CONFIRM_7D", "COD_REFUND_VOUCHER_48H",
+        "REFUND_RESPONSE_48H", "EXCHANGE_RESHIP_48H"}
     one_rule = json.loads(run("violations", "--rule", "RETURN_RESPONSE_48H", "--format",
                               "json", "--db", db, cwd=tmp_path).stdout)
     assert one_rule == [v for v in listed if v["rule"] == "RETURN_RESPONSE_48H"]
