@@ -363,14 +363,21 @@ class Order(Aggregate):
 
     def request_return(self, at: datetime, *, amount: int | None, reason: str,
                        command_id: str | None, policy: Policy) -> None:
+        self._send_back(ev.ReturnRequested, CaseKind.RETURN, "returned", at, amount, reason,
+                        command_id, policy)
+
+    def _send_back(self, event: type[ev.CaseEvent], kind: CaseKind, doing: str,
+                   at: datetime, amount: int | None, reason: str, command_id: str | None,
+                   policy: Policy) -> None:
+        """A case whose goods go back (a return, an exchange: R-1 runs its answer)."""
         self._begin(at, policy)
-        self._check_not_cancelled("returned")
-        self._check_status(OrderStatus.DELIVERED, "request_return")
-        self._check_can_open(at, policy, "request_return")
-        self._emit(ev.ReturnRequested, at, Actor.USER, command_id,
-                   case=len(self.cases) + 1,
-                   amount=self._case_amount(amount, policy, CaseKind.RETURN),
-                   reason=reason, response_deadline=TIMEOUTS[rules.R_1].due(at, policy))
+        self._check_not_cancelled(doing)
+        step = f"request_{kind.value}"
+        self._check_status(OrderStatus.DELIVERED, step)
+        self._check_can_open(at, policy, step)
+        self._emit(event, at, Actor.USER, command_id, case=len(self.cases) + 1,
+                   amount=self._case_amount(amount, policy, kind), reason=reason,
+                   response_deadline=TIMEOUTS[rules.R_1].due(at, policy))
 
     def request_refund(self, at: datetime, *, amount: int | None, reason: str,
                        command_id: str | None, policy: Policy) -> None:
@@ -406,14 +413,8 @@ class Order(Aggregate):
     def request_exchange(self, at: datetime, *, amount: int | None, reason: str,
                          command_id: str | None, policy: Policy) -> None:
         """E-1: a delivered order's goods worth `amount` are sent back for others."""
-        self._begin(at, policy)
-        self._check_not_cancelled("exchanged")
-        self._check_status(OrderStatus.DELIVERED, "request_exchange")
-        self._check_can_open(at, policy, "request_exchange")
-        self._emit(ev.ExchangeRequested, at, Actor.USER, command_id,
-                   case=len(self.cases) + 1,
-                   amount=self._case_amount(amount, policy, CaseKind.EXCHANGE),
-                   reason=reason, response_deadline=TIMEOUTS[rules.R_1].due(at, policy))
+        self._send_back(ev.ExchangeRequested, CaseKind.EXCHANGE, "exchanged", at, amount,
+                        reason, command_id, policy)
 
     # --- cases: the merchant's answer ----------------------------------------------------
 
