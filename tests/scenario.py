@@ -97,6 +97,14 @@ class Scenario:
         self.to_exchange_in_transit().do("confirm_receipt", DAY)
         return self
 
+    def to_rejected(self) -> Scenario:
+        self.to_requested().do("reject_return", reason="used")
+        return self
+
+    def to_appealed(self) -> Scenario:
+        self.to_rejected().do("appeal", DAY, reason="it was not used")
+        return self
+
     # Reading the result.
     @property
     def doc(self) -> dict[str, Any]:

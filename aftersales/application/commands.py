@@ -78,6 +78,9 @@ Identifier = Annotated[
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT, pattern=r"\S")]
 Amount = Annotated[int, Field(gt=0, le=MAX_AMOUNT)]
+#: An evidence reference (an image id, a file name, a URL): no spaces.
+Reference = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT,
+                                             pattern=r"^\S+$")]
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
@@ -227,6 +230,24 @@ class SetDeadline(OrderCommand):
     reason: Text = ""
 
 
+class Appeal(OrderCommand):
+    command: Literal["appeal"] = "appeal"
+    reason: Reason
+
+
+class SubmitEvidence(OrderCommand):
+    command: Literal["submit_evidence"] = "submit_evidence"
+    evidence: list[Reference]
+    note: Text = ""
+
+
+class Arbitrate(OrderCommand):
+    command: Literal["arbitrate"] = "arbitrate"
+    outcome: Literal["user", "merchant"]
+    blame: Literal["merchant", "user", "both", "platform", "creator"]
+    note: Text = ""
+
+
 class Tick(_Command):
     command: Literal["tick"] = "tick"
 
@@ -237,7 +258,7 @@ Command = (
     PlaceOrder | Pay | ConfirmOrder | Ship | Deliver | Cancel | RequestReturn | ApproveReturn
     | RejectReturn | WithdrawReturn | SubmitTracking | ConfirmReceipt | UploadRefundVoucher
     | RequestRefund | RequestExchange | RejectReceipt | ShipReplacement | DeliverReplacement
-    | ExtendDeadline | SetDeadline | Tick
+    | ExtendDeadline | SetDeadline | Appeal | SubmitEvidence | Arbitrate | Tick
 )
 COMMAND_NAMES = tuple(
     m.model_fields["command"].default for m in Command.__args__

@@ -92,6 +92,16 @@ HANDLERS: dict[type[cmd.OrderCommand], Handler] = {
     cmd.SetDeadline: lambda o, c, p: o.set_deadline(
         c.at, until=c.until, reason=c.reason, command_id=c.command_id, policy=p
     ),
+    cmd.Appeal: lambda o, c, p: o.appeal(
+        c.at, reason=c.reason, command_id=c.command_id, policy=p
+    ),
+    cmd.SubmitEvidence: lambda o, c, p: o.submit_evidence(
+        c.at, evidence=c.evidence, note=c.note, command_id=c.command_id, policy=p
+    ),
+    cmd.Arbitrate: lambda o, c, p: o.arbitrate(
+        c.at, outcome=c.outcome, blame=c.blame, note=c.note, command_id=c.command_id,
+        policy=p
+    ),
 }
 
 

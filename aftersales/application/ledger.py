@@ -164,6 +164,15 @@ class Ledger(Application[UUID]):
     def set_deadline(self, **fields: Any) -> Outcome:
         return self.execute(cmd.build(cmd.SetDeadline, fields))
 
+    def appeal(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.Appeal, fields))
+
+    def submit_evidence(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.SubmitEvidence, fields))
+
+    def arbitrate(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.Arbitrate, fields))
+
     # --- timeouts ----------------------------------------------------------------------
 
     def tick(self, now: datetime,

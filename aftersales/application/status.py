@@ -6,6 +6,7 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
+from aftersales.domain.cases import Arbitration
 from aftersales.domain.events import OrderEvent
 from aftersales.domain.order import Order
 
@@ -33,6 +34,7 @@ def status_document(order: Order) -> dict[str, Any]:
             "awaiting": case.awaiting,
             "amount": case.amount,
             "kind": case.kind.value,
+            "arbitration": _arbitration(case.arbitration),
         },
         "refunded_total": order.refunded_total,
         "violations": [
@@ -51,6 +53,23 @@ def status_document(order: Order) -> dict[str, Any]:
             "rule": pending.rule, "case": pending.case, "deadline": iso(pending.at)},
         "last_event_at": iso(order.last_at),
         "version": order.version,
+    }
+
+
+def _arbitration(dispute: Arbitration | None) -> dict[str, Any] | None:
+    """The case's dispute (SPEC section 8), or None if it was never appealed."""
+    if dispute is None:
+        return None
+    return {
+        "status": "open" if dispute.is_open else "ruled",
+        "outcome": dispute.outcome,
+        "blame": dispute.blame,
+        "evidence_deadline": iso(dispute.evidence_deadline),
+        "opened_at": iso(dispute.opened_at),
+        "evidence": list(dispute.evidence),
+        "evidence_at": iso(dispute.evidence_at),
+        "ruled_at": iso(dispute.ruled_at),
+        "ruled_by": dispute.ruled_by,
     }
 
 

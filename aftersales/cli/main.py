@@ -41,10 +41,13 @@ from aftersales.ingest.serial import BATCH, IngestReport, Settled, broken_names,
 from aftersales.readmodels.database import VIEWS_ENV_VAR, ReadModels, views_url
 from aftersales.readmodels.queries import (
     DEMO_SCORECARD,
+    DISPUTE_COLUMNS,
     SCORECARD,
     broken_orders,
     cases_by_kind,
     deadline_changes_by_actor,
+    disputes_by_merchant,
+    list_disputes,
     list_violations,
     render,
     scorecard,
@@ -156,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("violations", parents=[db, since_until], help="list violations")
     p.add_argument("--merchant")
     p.add_argument("--rule")
+    p = sub.add_parser("disputes", parents=[db, since_until],
+                       help="list disputes (appeals to the platform), by the time opened")
+    p.add_argument("--merchant")
+    p.add_argument("--status", choices=("open", "ruled"))
+    p.add_argument("--outcome", choices=("user", "merchant"), help="ruled for whom")
+    p.add_argument("--blame", choices=("merchant", "user", "both", "platform", "creator"))
+    p.add_argument("--lost", action="store_true",
+                   help="only the merchants' lost disputes (blame merchant or both)")
     sub.add_parser("report", parents=[db, since_until], help="the merchant scorecard")
 
     p = sub.add_parser("bench", parents=[db], help="measure speed against same-run baselines")
@@ -247,7 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             handler = {"ingest": cmd_ingest, "tick": cmd_tick, "status": cmd_status,
                        "history": cmd_history, "demo": cmd_demo, "project": cmd_project,
                        "rebuild": cmd_rebuild, "verify": cmd_verify,
-                       "violations": cmd_violations, "report": cmd_report}[args.cmd]
+                       "violations": cmd_violations, "disputes": cmd_disputes,
+                       "report": cmd_report}[args.cmd]
             return handler(ledger, edge)
     except IntegrityBroken as e:
         return _fail(str(e), EXIT_INTEGRITY)
@@ -476,6 +488,7 @@ def cmd_demo(ledger: Ledger, edge: Edge) -> int:
             found = list_violations(views)
             kinds = cases_by_kind(views)
             moves = deadline_changes_by_actor(views)
+            per_merchant = disputes_by_merchant(views)
         by_rule: dict[str, int] = {}
         for v in found:
             by_rule[v["rule"]] = by_rule.get(v["rule"], 0) + 1
@@ -487,6 +500,10 @@ def cmd_demo(ledger: Ledger, edge: Edge) -> int:
                                       "converted_to_refund", "deadline_moved")))
         print("\ndeadline changes (read model `deadline_changes`):")
         print(render(moves, "table", ("change", "changed_by", "changes", "shift_seconds")))
+        print("\ndisputes per merchant, most lost first (read model `disputes`):")
+        print(render(per_merchant[:8], "table", (
+            "merchant_id", "disputes", "open", "lost", "won", "evidence_missed",
+            "median_hours_to_ruling")))
         print("\nworst merchants (read model `merchant_compliance`):")
         print(render(rows[:8], "table", DEMO_SCORECARD))
     return _report_broken(report.broken | broken_names(ledger)) or (
@@ -731,6 +748,16 @@ def cmd_violations(ledger: Ledger, edge: Edge) -> int:
     rows = _read(ledger, edge, lambda: _query(ledger, edge, lambda views: list_violations(
         views, args.merchant, args.rule, args.since, args.until)), "reading the violations")
     print(render(rows, args.format, VIOLATION_COLUMNS))
+    return _broken_in_read_models(ledger, edge)
+
+
+def cmd_disputes(ledger: Ledger, edge: Edge) -> int:
+    args = edge.args
+    _project(ledger, edge)
+    rows = _read(ledger, edge, lambda: _query(ledger, edge, lambda views: list_disputes(
+        views, args.merchant, args.since, args.until, args.status, args.outcome, args.blame,
+        True if args.lost else None)), "reading the disputes")
+    print(render(rows, args.format, DISPUTE_COLUMNS))
     return _broken_in_read_models(ledger, edge)
 
 

@@ -21,6 +21,9 @@ def render_status(doc: dict[str, Any]) -> str:
             + (f", awaiting {ret['awaiting']}" if ret["awaiting"] else "")
             + (f" until {ret['deadline']}" if ret["deadline"] else "")
         )
+        dispute = ret.get("arbitration")
+        if dispute:
+            lines.append(f"  dispute opened {dispute['opened_at']}: {_dispute(dispute)}")
     elif doc["next_deadline"]:
         nd = doc["next_deadline"]
         lines.append(f"  next deadline: {nd['rule']} at {nd['deadline']}")
@@ -31,6 +34,15 @@ def render_status(doc: dict[str, Any]) -> str:
         case = f" (case {x['case']})" if x["case"] else ""
         lines.append(f"  user lapse {x['rule']}{case} at {x['deadline']}")
     return "\n".join(lines)
+
+
+def _dispute(d: dict[str, Any]) -> str:
+    if d["status"] == "ruled":
+        return (f"ruled for the {d['outcome']} (blame {d['blame']}) by {d['ruled_by']} at "
+                f"{d['ruled_at']}")
+    if d["evidence_at"]:
+        return f"open, evidence in at {d['evidence_at']}, awaiting the platform's ruling"
+    return f"open, the merchant's evidence due by {d['evidence_deadline']}"
 
 
 def render_history(entries: list[dict[str, Any]]) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from aftersales.domain import rules
 from aftersales.domain.states import CaseKind, CaseStatus, Deadline, Flow
-from aftersales.domain.steps import TERMINAL_CASE_STATUSES, case_step, deadline_rule
+from aftersales.domain.steps import TERMINAL_CASE_STATUSES, Step, case_step, deadline_rule
 
 
 @dataclass
@@ -40,6 +41,8 @@ class ReturnCase:
     replacement_shipped_at: datetime | None = None
     replacement_delivered_at: datetime | None = None
     converted_to_refund: bool = False
+    rejected_at: datetime | None = None  # the merchant's rejection (R-1, F-2, R-6)
+    arbitration: Arbitration | None = None  # the appeal (A-1), if any
     extended: bool = False  # D-1: the receipt deadline was extended (once)
     deadline_changes: int = 0
     ended_at: datetime | None = None
@@ -55,21 +58,51 @@ class ReturnCase:
         return self.status not in TERMINAL_CASE_STATUSES
 
     @property
+    def step(self) -> Step:
+        """The case's step of the rules table (`aftersales.domain.steps`)."""
+        evidence_in = self.arbitration is not None and self.arbitration.evidence_at is not None
+        return case_step(self.flow, self.status, evidence_in)
+
+    @property
     def awaiting(self) -> str | None:
-        actor = case_step(self.flow, self.status).awaiting
+        actor = self.step.awaiting
         return None if actor is None else actor.value
 
     def move_to(self, status: CaseStatus, at: datetime, until: datetime | None = None) -> None:
         """Enter `status` at `at`; `until`: the deadline the step runs (its rule is the
-        step's, `aftersales.domain.steps`), or None."""
+        step's, `aftersales.domain.steps`), or None.  Only an appeal leaves an ended
+        status (A-1): the case has not ended then."""
         self.status = status
-        if status in TERMINAL_CASE_STATUSES:
-            self.ended_at = at
+        self.ended_at = at if status in TERMINAL_CASE_STATUSES else None
         self.deadline = None if until is None else Deadline(
             until, deadline_rule(self.flow, status), self.number)
 
     def move_deadline(self, until: datetime) -> None:
         """The pending deadline, moved to `until` (D-1, D-2)."""
         assert self.deadline is not None
+        if self.deadline.rule == rules.A_2 and self.arbitration is not None:
+            self.arbitration.evidence_deadline = until
         self.deadline = Deadline(until, self.deadline.rule, self.number)
         self.deadline_changes += 1
+
+
+@dataclass
+class Arbitration:
+    """A case's dispute before the platform (SPEC section 8): the appeal, the merchant's
+    evidence, and the ruling."""
+
+    opened_at: datetime
+    reason: str
+    evidence_deadline: datetime
+    evidence: tuple[str, ...] = ()
+    evidence_note: str = ""
+    evidence_at: datetime | None = None
+    ruled_at: datetime | None = None
+    ruled_by: str | None = None
+    outcome: str | None = None
+    blame: str | None = None
+    note: str = ""
+
+    @property
+    def is_open(self) -> bool:
+        return self.ruled_at is None

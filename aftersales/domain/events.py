@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from eventsourcing.domain import Aggregate
 
-from aftersales.domain.cases import ReturnCase
+from aftersales.domain.cases import Arbitration, ReturnCase
 from aftersales.domain.states import CaseStatus, Flow, Lapse, OrderStatus, Payment, Violation
 from aftersales.domain.steps import FIRST_STATUS, TIMEOUTS
 
@@ -187,6 +187,7 @@ class MerchantRejected(CaseEvent):
         case = self.the_case(order)
         decide(case, self.at, self.actor)
         case.reject_reason = self.reason
+        case.rejected_at = self.at
         case.move_to(CaseStatus.REJECTED, self.at)
 
 
@@ -250,6 +251,7 @@ class ReceiptRejected(CaseEvent):
         case = self.the_case(order)
         case.receipt_rejected_at = self.at
         case.reject_reason = self.reason
+        case.rejected_at = self.at
         case.move_to(CaseStatus.REJECTED, self.at)
 
 
@@ -379,6 +381,73 @@ class ExchangeConvertedToRefund(CaseEvent, DeadlineMissed):
         case = self.the_case(order)
         case.converted_to_refund = True
         case.merchant_debt = self.debt
+
+
+# --- Platform intervention (SPEC section 8) -----------------------------------------------
+
+
+class Appealed(CaseEvent):
+    """A-1: the user asked the platform to intervene in the merchant's rejection; the
+    merchant's evidence is due by `evidence_deadline` (A-2)."""
+
+    reason: str
+    evidence_deadline: datetime
+
+    def evolve(self, order: Order) -> None:
+        case = self.the_case(order)
+        case.arbitration = Arbitration(self.at, self.reason, self.evidence_deadline)
+        case.move_to(CaseStatus.ARBITRATING, self.at, self.evidence_deadline)
+
+
+class EvidenceSubmitted(CaseEvent):
+    """A-2: the merchant's evidence (1-4 references) and note; the platform rules next."""
+
+    evidence: list[str]
+    note: str
+
+    def evolve(self, order: Order) -> None:
+        case = self.the_case(order)
+        dispute = case.arbitration
+        assert dispute is not None
+        dispute.evidence, dispute.evidence_note = tuple(self.evidence), self.note
+        dispute.evidence_at = self.at
+        case.move_to(CaseStatus.ARBITRATING, self.at)
+
+
+class Ruled(CaseEvent):
+    """A ruling (A-3), with the evidence it was made on, and where the case resumes (A-4):
+    `rejected` (for the merchant: final), `approved` or `received` (the step's deadline
+    is `next_deadline`), or `refunded` (the platform's refund follows at once)."""
+
+    outcome: str
+    blame: str
+    note: str
+    evidence: list[str]
+    resumes: str
+    next_deadline: datetime | None
+
+    def evolve(self, order: Order) -> None:
+        case = self.the_case(order)
+        dispute = case.arbitration
+        assert dispute is not None
+        dispute.ruled_at, dispute.ruled_by = self.at, self.actor
+        dispute.outcome, dispute.blame, dispute.note = self.outcome, self.blame, self.note
+        resumes = CaseStatus(self.resumes)
+        if resumes is CaseStatus.RECEIVED or (resumes is CaseStatus.REFUNDED
+                                              and case.receipt_rejected_at is not None):
+            case.received_at, case.received_by = self.at, self.actor  # refused goods
+        if resumes is CaseStatus.REFUNDED:
+            case.deadline = None  # PlatformRefunded follows
+        else:
+            case.move_to(resumes, self.at, self.next_deadline)
+
+
+class ArbitrationRuled(Ruled):
+    """A-3: the platform ruled."""
+
+
+class ArbitrationAutoRuled(Ruled, DeadlineMissed):
+    """A-2: no evidence in time; the system ruled for the user, blaming the merchant."""
 
 
 # --- Deadline changes (SPEC section 9) ----------------------------------------------------

@@ -1,4 +1,4 @@
-"""The Order aggregate: every rule of SPEC sections 2, 3, 7 and 9.
+"""The Order aggregate: every rule of SPEC sections 2, 3, 7, 8 and 9.
 
 Each command method first applies the timeouts that fell due before its business time
 (`apply_due_timeouts`, cascading), then refuses a command that goes back in time, then runs
@@ -28,16 +28,18 @@ from aftersales.domain.policy import Policy
 from aftersales.domain.states import (
     UNPAID_24H,
     Actor,
+    Blame,
     CaseKind,
     CaseStatus,
     Deadline,
     Flow,
     Lapse,
     OrderStatus,
+    Outcome,
     Payment,
     Violation,
 )
-from aftersales.domain.steps import CASE_STEPS, ORDER_STEPS, TIMEOUTS
+from aftersales.domain.steps import CASE_STEPS, ORDER_STEPS, TIMEOUTS, appeal_closes
 from aftersales.errors import CommandRefused
 
 ORDER_NAMESPACE = UUID("6f1c1d2e-58a4-4c36-9d8e-5a1f0c7b2e41")
@@ -46,6 +48,8 @@ ORDER_NAMESPACE = UUID("6f1c1d2e-58a4-4c36-9d8e-5a1f0c7b2e41")
 SHIPPED_REASON = "shipped"
 
 CANCELLERS = ("user", "merchant", "platform")
+#: A-2: how many evidence references the merchant may submit.
+EVIDENCE_REFERENCES = range(1, 5)
 
 
 @lru_cache(maxsize=16_384)
@@ -205,6 +209,14 @@ class Order(Aggregate):
         self.trigger_event(ev.AdvanceCompensationPaid,
                            **{**system, "actor": Actor.PLATFORM.value}, amount=case.amount)
         self.trigger_event(ev.TIMEOUT_EVENTS[rules.R_COD_4], **system, debt=case.amount)
+
+    def _rule_for_user(self, case: ReturnCase | None, system: dict[str, Any],
+                       policy: Policy) -> None:
+        """A-2: no evidence in time: the system rules for the user, blaming the merchant,
+        and the case continues (A-4)."""
+        event = ev.TIMEOUT_EVENTS[rules.A_2]
+        assert case is not None and issubclass(event, ev.Ruled)
+        self._rule(event, case, system, Outcome.USER, Blame.MERCHANT, "", policy)
 
     # --- common checks -----------------------------------------------------------------
 
@@ -604,6 +616,97 @@ class Order(Aggregate):
         self._check_case(case, CaseStatus.REPLACEMENT_SHIPPED, "deliver_replacement", False)
         self._emit(ev.ReplacementDelivered, at, Actor.CARRIER, command_id, case=case.number)
 
+    # --- platform intervention (SPEC section 8) ----------------------------------------
+
+    def appeal(self, at: datetime, *, reason: str, command_id: str | None,
+               policy: Policy) -> None:
+        """A-1: the user asks the platform to intervene in the merchant's rejection of the
+        latest case, once, within the appeal window of the rejection."""
+        self._begin(at, policy)
+        case = self._case_for("appeal")
+        if case.arbitration is not None:
+            raise CommandRefused(
+                rules.A_1, f"case {case.number} was appealed already (one appeal per case)")
+        self._check_case(case, CaseStatus.REJECTED, "appeal", False)
+        if case.flow is Flow.REFUND_BEFORE_SHIPMENT:
+            raise CommandRefused(
+                rules.A_1, f"case {case.number} was refused by shipping the order (F-1): "
+                "that is not a rejection the platform arbitrates")
+        assert case.rejected_at is not None
+        closes = appeal_closes(case.rejected_at, policy)
+        if at > closes:
+            raise CommandRefused(
+                rules.DEADLINE, f"A-1: the appeal window of case {case.number} closed at "
+                f"{closes.isoformat()}")
+        if not reason.strip():
+            raise CommandRefused(rules.INPUT, "field 'reason': an appeal needs a reason (A-1)")
+        self._emit(ev.Appealed, at, Actor.USER, command_id, case=case.number, reason=reason,
+                   evidence_deadline=TIMEOUTS[rules.A_2].due(at, policy))
+
+    def _check_arbitrating(self, step: str) -> ReturnCase:
+        case = self._case_for(step)
+        ruled_by = None if case.arbitration is None else case.arbitration.ruled_by
+        self._check_case(case, CaseStatus.ARBITRATING, step, ruled_by == Actor.SYSTEM)
+        return case
+
+    def submit_evidence(self, at: datetime, *, evidence: list[str], note: str,
+                        command_id: str | None, policy: Policy) -> None:
+        """A-2: the merchant's evidence for the dispute, 1 to 4 references, once, by the
+        evidence deadline."""
+        self._begin(at, policy)
+        case = self._check_arbitrating("submit_evidence")
+        assert case.arbitration is not None
+        if case.arbitration.evidence_at is not None:
+            raise CommandRefused(
+                rules.A_2, f"the evidence of case {case.number} was submitted already (once)")
+        if len(evidence) not in EVIDENCE_REFERENCES:
+            raise CommandRefused(
+                rules.INPUT, f"field 'evidence': 1 to 4 references (A-2), not {len(evidence)}")
+        self._emit(ev.EvidenceSubmitted, at, Actor.MERCHANT, command_id, case=case.number,
+                   evidence=list(evidence), note=note)
+
+    def arbitrate(self, at: datetime, *, outcome: str, blame: str, note: str,
+                  command_id: str | None, policy: Policy) -> None:
+        """A-3: the platform rules the dispute, for the user or the merchant, with blame."""
+        self._begin(at, policy)
+        for field, given, values in (("outcome", outcome, tuple(Outcome)),
+                                     ("blame", blame, tuple(Blame))):
+            if given not in values:
+                raise CommandRefused(rules.INPUT, f"field '{field}': must be one of "
+                                     f"{', '.join(values)}")
+        case = self._check_arbitrating("arbitrate")
+        made = {"at": at, "actor": Actor.PLATFORM.value, "command_id": command_id}
+        self._rule(ev.ArbitrationRuled, case, made, Outcome(outcome), Blame(blame), note,
+                   policy)
+
+    def _rule(self, event: type[ev.Ruled], case: ReturnCase, made: dict[str, Any],
+              outcome: Outcome, blame: Blame, note: str, policy: Policy) -> None:
+        """A ruling, and A-4: for the user the case continues as if the merchant had
+        agreed at the ruling's time (a rejected request is approved; refused goods count
+        as received); for the merchant it is rejected, finally."""
+        at = made["at"]
+        assert case.arbitration is not None
+        resumes, deadline = CaseStatus.REJECTED, None
+        if outcome is Outcome.USER:
+            goods_refused = case.receipt_rejected_at is not None
+            if case.kind is CaseKind.REFUND or (goods_refused and case.flow is Flow.RETURN
+                                                and self.payment is Payment.ONLINE):
+                resumes = CaseStatus.REFUNDED
+            elif not goods_refused:
+                resumes, deadline = CaseStatus.APPROVED, TIMEOUTS[rules.R_2].due(at, policy)
+            else:
+                resumes = CaseStatus.RECEIVED
+                deadline = self._receipt_deadlines(case, at, policy)[
+                    "reship_deadline" if case.flow is Flow.EXCHANGE else "voucher_deadline"]
+        self.trigger_event(event, **{**made, "case": case.number}, outcome=outcome.value,
+                           blame=blame.value, note=note,
+                           evidence=list(case.arbitration.evidence), resumes=resumes.value,
+                           next_deadline=deadline)
+        if resumes is CaseStatus.REFUNDED:
+            self.trigger_event(ev.PlatformRefunded, at=at, actor=Actor.PLATFORM.value,
+                               command_id=None, rule=rules.A_4, deadline=made.get("deadline"),
+                               case=case.number, amount=case.amount)
+
     # --- deadline changes (SPEC section 9) ---------------------------------------------
 
     def extend_deadline(self, at: datetime, *, command_id: str | None,
@@ -655,6 +758,7 @@ _ACTS: Final[dict[str, Act]] = {
     rules.F_1: Order._auto_refund,
     rules.F_2: Order._auto_refund,
     rules.E_2: Order._convert_to_refund,
+    rules.A_2: Order._rule_for_user,
 }
 if _ACTS.keys() != TIMEOUTS.keys():  # pragma: no cover - a row without its act
     raise TypeError(f"no act for {sorted(TIMEOUTS.keys() - _ACTS.keys())}")

@@ -30,6 +30,10 @@ class Policy:
     reship_window: timedelta = 48 * HOUR
     #: D-1 (interpretation): one extension of the receipt deadline (R-3) moves it this far.
     receipt_extension: timedelta = 7 * DAY
+    #: A-1 (interpretation, as WeChat's 纠纷 window): the user appeals a rejection within this.
+    appeal_window: timedelta = 7 * DAY
+    #: A-2 (interpretation): the merchant submits evidence within this of the appeal.
+    evidence_window: timedelta = 48 * HOUR
     #: The seed sets no limit for asking a return; a platform may (e.g. 7 days after delivery).
     return_window: timedelta | None = None
     #: Postage is never refunded by a return (R-ON-4; interpretation for cod).

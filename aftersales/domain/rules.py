@@ -1,5 +1,5 @@
-"""Every rule ID of SPEC sections 2, 3, 7 and 9 and every refusal code (sections 3 and 11), named
-once (the violation and lapse names of section 4 are `aftersales.domain.states`'s).
+"""Every rule ID of SPEC sections 2, 3, 7, 8 and 9 and every refusal code (sections 3 and
+11), named once (the violation and lapse names of section 4 are `aftersales.domain.states`'s).
 
 Code names a rule by its constant here, never by spelling its ID, so that a rule's
 enforcement, its deadline's origin and its read-model rows can be found from one name
@@ -37,14 +37,20 @@ E_1: Final = "E-1"  # exchange: answer, tracking and receipt as R-1..R-3
 E_2: Final = "E-2"  # the replacement ships in time, else the exchange turns into a refund
 R_6: Final = "R-6"  # the merchant may refuse the returned goods while they are in transit
 
+# Platform intervention (SPEC section 8)
+A_1: Final = "A-1"  # the user appeals a merchant's rejection, once, within the appeal window
+A_2: Final = "A-2"  # the merchant submits evidence once, in time, else ruled for the user
+A_3: Final = "A-3"  # the platform rules while the case is arbitrating: outcome and blame
+A_4: Final = "A-4"  # a ruling for the user continues the case as if the merchant agreed
+
 # Deadline changes (SPEC section 9)
 D_1: Final = "D-1"  # the merchant extends the receipt deadline once
 D_2: Final = "D-2"  # the platform moves a pending deadline to a given instant
 
-#: The rule IDs of SPEC sections 2, 3, 7 and 9.
+#: The rule IDs of SPEC sections 2, 3, 7, 8 and 9.
 RULE_IDS: Final = (C_COD_1, C_COD_2, C_COD_3, C_ON_1, C_ON_2, C_ON_3, C_ON_4, C_ANY,
                    R_1, R_2, R_3, R_ON_4, R_COD_4, R_5,
-                   F_1, F_2, F_3, E_1, E_2, R_6, D_1, D_2)
+                   F_1, F_2, F_3, E_1, E_2, R_6, A_1, A_2, A_3, A_4, D_1, D_2)
 
 # Refusal codes beside the rule IDs
 INPUT: Final = "INPUT"  # a line that is not a valid command

@@ -51,6 +51,7 @@ class CaseStatus(StrEnum):
     APPROVED = "approved"
     IN_TRANSIT = "in_transit"
     RECEIVED = "received"
+    ARBITRATING = "arbitrating"  # appealed (A-1): the platform rules
     REPLACEMENT_SHIPPED = "replacement_shipped"
     EXCHANGED = "exchanged"
     REFUNDED = "refunded"
@@ -67,12 +68,34 @@ class Actor(StrEnum):
     SYSTEM = "system"
 
 
-# Violation rules (merchant deadlines) and lapse rules (user deadlines), SPEC sections 4, 7.
+class Outcome(StrEnum):
+    """For whom the platform ruled a dispute (A-3)."""
+
+    USER = "user"
+    MERCHANT = "merchant"
+
+
+class Blame(StrEnum):
+    """Whom a ruling blames (A-3; Douyin's arbitrate_blame 1-5)."""
+
+    MERCHANT = "merchant"
+    USER = "user"
+    BOTH = "both"
+    PLATFORM = "platform"
+    CREATOR = "creator"  # 达人: the creator who sold the goods
+
+
+#: The blames that make a ruling the merchant's lost dispute (纠纷商责, SPEC section 8).
+LOST_BLAMES = frozenset({Blame.MERCHANT.value, Blame.BOTH.value})
+
+
+# Violation rules (merchant deadlines) and lapse rules (user deadlines), SPEC sections 4, 7, 8.
 RETURN_RESPONSE_48H = "RETURN_RESPONSE_48H"
 RECEIPT_CONFIRM_7D = "RECEIPT_CONFIRM_7D"
 COD_REFUND_VOUCHER_48H = "COD_REFUND_VOUCHER_48H"
 REFUND_RESPONSE_48H = "REFUND_RESPONSE_48H"
 EXCHANGE_RESHIP_48H = "EXCHANGE_RESHIP_48H"
+ARBITRATION_EVIDENCE_48H = "ARBITRATION_EVIDENCE_48H"
 UNPAID_24H = "UNPAID_24H"
 RETURN_TRACKING_7D = "RETURN_TRACKING_7D"
 

@@ -23,6 +23,9 @@ The deadlines (`TIMEOUTS`, by rule):
     E-2      reship_window             ExchangeConvertedToRefund (converted_to_refund), then
                                        the platform pays -> violation EXCHANGE_RESHIP_48H,
                                        penalty for cod [reships_late]
+    A-2      evidence_window           ArbitrationAutoRuled (ruled_for_user: for the user,
+                                       blame merchant), then what A-4 continues
+                                       -> violation ARBITRATION_EVIDENCE_48H [evidence_missed]
 
 (In square brackets: the `merchant_compliance` counter the violation adds to.)
 
@@ -36,7 +39,10 @@ The steps (`ORDER_STEPS` by order status; `CASE_STEPS` by flow, then case status
     refund after shipment (F-2)    requested: merchant, F-2
     exchange (换货, E-1)  requested: merchant, R-1  approved: user, R-2  in_transit: merchant,
                        R-3  received: merchant, E-2  replacement_shipped: carrier
+    every flow but F-1's   arbitrating (appealed, A-1): merchant, A-2 (the evidence);
+                           with the evidence in: platform (A-3), no deadline
     every flow's ended statuses (rejected, refunded, ...): nobody awaited
+    (a rejected case reopens once, as arbitrating, if the user appeals in time: A-1)
 
 Who reads it: the aggregate (`Order.pending_deadline` names the rule of the step's deadline,
 `Order._time_out` triggers the row's event, a deadline is computed from the row's window,
@@ -57,6 +63,7 @@ from typing import Final
 from aftersales.domain import rules
 from aftersales.domain.policy import Policy
 from aftersales.domain.states import (
+    ARBITRATION_EVIDENCE_48H,
     COD_REFUND_VOUCHER_48H,
     EXCHANGE_RESHIP_48H,
     RECEIPT_CONFIRM_7D,
@@ -151,6 +158,8 @@ TIMEOUTS: Final = {t.rule: t for t in (
             Actor.MERCHANT, counter="refunds_auto_approved"),
     Timeout(rules.E_2, "reship_window", "ExchangeConvertedToRefund", "converted_to_refund",
             EXCHANGE_RESHIP_48H, Actor.MERCHANT, penalised=_COD, counter="reships_late"),
+    Timeout(rules.A_2, "evidence_window", "ArbitrationAutoRuled", "ruled_for_user",
+            ARBITRATION_EVIDENCE_48H, Actor.MERCHANT, counter="evidence_missed"),
 )}
 
 _ENDED: Final = Step(None, ends=True)
@@ -175,6 +184,11 @@ def _ended(*statuses: CaseStatus) -> dict[CaseStatus, Step]:
     return dict.fromkeys(statuses, _ENDED)
 
 
+#: An appealed case (A-1) awaiting the merchant's evidence (A-2).
+_APPEALED: Final = {CaseStatus.ARBITRATING: Step(Actor.MERCHANT, TIMEOUTS[rules.A_2])}
+#: The step of an arbitrating case whose evidence is in: the platform rules (A-3).
+EVIDENCE_IN: Final = Step(Actor.PLATFORM)
+
 _SENT_BACK: Final = {  # the goods go back (a return, an exchange: R-1, R-2, R-3)
     CaseStatus.REQUESTED: Step(Actor.MERCHANT, TIMEOUTS[rules.R_1]),
     CaseStatus.APPROVED: Step(Actor.USER, TIMEOUTS[rules.R_2]),
@@ -186,6 +200,7 @@ CASE_STEPS: Final[dict[Flow, dict[CaseStatus, Step]]] = {
     Flow.RETURN: {
         **_SENT_BACK,
         CaseStatus.RECEIVED: Step(Actor.MERCHANT, TIMEOUTS[rules.R_COD_4]),
+        **_APPEALED,
         **_ended(CaseStatus.REJECTED, CaseStatus.REFUNDED, CaseStatus.COMPENSATED,
                  CaseStatus.CLOSED, CaseStatus.WITHDRAWN),
     },
@@ -195,12 +210,14 @@ CASE_STEPS: Final[dict[Flow, dict[CaseStatus, Step]]] = {
     },
     Flow.REFUND_AFTER_SHIPMENT: {
         CaseStatus.REQUESTED: Step(Actor.MERCHANT, TIMEOUTS[rules.F_2]),
+        **_APPEALED,
         **_ended(CaseStatus.REJECTED, CaseStatus.REFUNDED, CaseStatus.WITHDRAWN),
     },
     Flow.EXCHANGE: {
         **_SENT_BACK,
         CaseStatus.RECEIVED: Step(Actor.MERCHANT, TIMEOUTS[rules.E_2]),
         CaseStatus.REPLACEMENT_SHIPPED: Step(Actor.CARRIER),
+        **_APPEALED,
         **_ended(CaseStatus.REJECTED, CaseStatus.EXCHANGED, CaseStatus.REFUNDED,
                  CaseStatus.COMPENSATED, CaseStatus.CLOSED, CaseStatus.WITHDRAWN),
     },
@@ -243,8 +260,18 @@ VIOLATION_COUNTERS: Final = tuple(dict.fromkeys(
     t.counter for t in TIMEOUTS.values() if t.is_violation and t.counter is not None))
 
 
-def case_step(flow: Flow, status: CaseStatus) -> Step:
-    """The step of a case of `flow` in `status`."""
+def appeal_closes(rejected_at: datetime, policy: Policy) -> datetime:
+    """A-1: the last instant the user may appeal a rejection made at `rejected_at` (no
+    row above: nothing is recorded when the window passes)."""
+    window: timedelta = policy.appeal_window
+    return rejected_at + window
+
+
+def case_step(flow: Flow, status: CaseStatus, evidence_in: bool = False) -> Step:
+    """The step of a case of `flow` in `status` (`evidence_in`: an arbitrating case's
+    evidence was submitted)."""
+    if evidence_in and status is CaseStatus.ARBITRATING:
+        return EVIDENCE_IN
     try:
         return CASE_STEPS[flow][status]
     except KeyError:
@@ -259,12 +286,18 @@ def deadline_rule(flow: str, status: str) -> str:
         raise ValueError(f"a {flow} case in {status} runs no deadline") from None
 
 
-def awaiting(order_status: str, case_status: str | None) -> str | None:
+def awaiting(order_status: str, case_status: str | None,
+             evidence_in: bool = False) -> str | None:
     """Who must act next on an order whose latest case (if any) is in `case_status`
-    (plain strings: the read models call it for every event)."""
+    (`evidence_in`: an arbitrating case's evidence was submitted; plain strings: the read
+    models call it for every event)."""
     if case_status is not None and case_status not in _ENDED_STATUSES:
+        if evidence_in and case_status == _ARBITRATING:
+            return _EVIDENCE_IN_AWAITING
         return _CASE_AWAITING[case_status]
     return _ORDER_AWAITING[order_status]
 
 
 _ENDED_STATUSES: Final = frozenset(s.value for s in TERMINAL_CASE_STATUSES)
+_ARBITRATING: Final = CaseStatus.ARBITRATING.value
+_EVIDENCE_IN_AWAITING: Final = Actor.PLATFORM.value

@@ -17,6 +17,7 @@ analyst sees which orders it cannot vouch for.
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -29,7 +30,7 @@ from eventsourcing.persistence import Notification
 
 from aftersales.domain import events as ev
 from aftersales.domain import rules
-from aftersales.domain.states import CaseKind, Payment
+from aftersales.domain.states import LOST_BLAMES, CaseKind, Outcome, Payment
 from aftersales.domain.steps import (
     CASE_DEADLINE_RULE,
     CASE_DEADLINE_RULES,
@@ -49,7 +50,8 @@ _ENDED = frozenset(s.value for s in TERMINAL_CASE_STATUSES)
 #: table, and the compensations.
 COUNTERS = ("cases_opened", "answered_on_time", *VIOLATION_COUNTERS, "compensations_paid",
             "compensation_amount", "refund_cases_opened", "exchange_cases_opened",
-            "receipts_rejected", "deadlines_extended")
+            "receipts_rejected", "deadlines_extended", "orders_placed", "disputes_opened",
+            "disputes_lost", "disputes_won")
 
 
 @dataclass
@@ -57,8 +59,10 @@ class Batch:
     tz: tzinfo
     orders: dict[str, Row] = field(default_factory=dict)  # by order_uuid (hex)
     cases: dict[tuple[str, int], Row] = field(default_factory=dict)  # (order_uuid, case)
+    disputes: dict[tuple[str, int], Row] = field(default_factory=dict)  # as `cases`
     new_orders: set[str] = field(default_factory=set)
     new_cases: set[tuple[str, int]] = field(default_factory=set)
+    new_disputes: set[tuple[str, int]] = field(default_factory=set)
     violations: list[Row] = field(default_factory=list)
     lapses: list[Row] = field(default_factory=list)
     deadline_changes: list[Row] = field(default_factory=list)
@@ -158,6 +162,7 @@ def fold(batch: Batch, event: ev.OrderEvent, position: int) -> None:
     if isinstance(event, ev.OrderPlaced):
         batch.orders[key] = placed_row(batch, event, key)
         batch.new_orders.add(key)
+        batch.count(event.merchant_id, event.at, "orders_placed")
     order = batch.orders[key]
     order.update(last_event_at=event.at, last_position=position,
                  version=event.originator_version)
@@ -171,7 +176,15 @@ def fold(batch: Batch, event: ev.OrderEvent, position: int) -> None:
             handler(batch, order, event, position)
     if isinstance(event, ev.DeadlineMissed):
         _missed(batch, order, event, position)
-    order["awaiting"] = awaiting(order["order_status"], order["case_status"])
+    order["awaiting"] = awaiting(order["order_status"], order["case_status"],
+                                 order["case_status"] == "arbitrating" and _evidence_in(
+                                     batch, order))
+
+
+def _evidence_in(batch: Batch, o: Row) -> bool:
+    """Whether the evidence of the order's arbitrating case is in (the platform rules)."""
+    dispute = batch.disputes[(o["order_uuid"], o["latest_case"])]
+    return dispute["evidence_at"] is not None
 
 
 def placed_row(batch: Batch, e: ev.OrderPlaced, key: str) -> Row:
@@ -259,6 +272,9 @@ def _deadline_changed(batch: Batch, o: Row, e: ev.DeadlineChanged, position: int
         c.update(deadline_changes=c["deadline_changes"] + 1, last_position=position,
                  deadline_changed_by=",".join(sorted(by)),
                  deadline_shift_seconds=c["deadline_shift_seconds"] + shift)
+        if e.deadline_rule == rules.A_2:
+            batch.disputes[(o["order_uuid"], e.case)].update(
+                evidence_deadline=e.new_deadline, last_position=position)
     extended = isinstance(e, ev.DeadlineExtended)
     if extended:
         batch.count(o["merchant_id"], e.at, "deadlines_extended")
@@ -307,6 +323,23 @@ def _new_case(batch: Batch, o: Row, e: Any, kind: CaseKind) -> Row:
         "replacement_delivered_at": None, "converted_to_refund": False,
         "deadline_changes": 0, "deadline_changed_by": None, "deadline_shift_seconds": 0,
         "voucher_late": None, "ended_at": None, "paid_to_user": 0, "merchant_debt": 0,
+        "rejected_at": None, "appealed_at": None, "arbitration": None, "outcome": None,
+        "blame": None,
+    }
+
+
+def _new_dispute(batch: Batch, c: Row, e: ev.Appealed, position: int) -> Row:
+    return {
+        "order_id": c["order_id"], "case_no": c["case_no"], "order_uuid": c["order_uuid"],
+        "merchant_id": c["merchant_id"], "user_id": c["user_id"], "payment": c["payment"],
+        "kind": c["kind"], "rejected": "goods" if c["receipt_rejected_at"] else "request",
+        "rejected_at": c["rejected_at"], "reject_reason": c["reject_reason"],
+        "appeal_reason": e.reason, "opened_at": e.at, "opened_day": batch.day(e.at),
+        "evidence_deadline": e.evidence_deadline, "evidence_at": None, "evidence_count": 0,
+        "evidence": None, "evidence_note": None, "status": "open", "ruled_at": None,
+        "ruled_day": None, "ruled_by": None, "outcome": None, "blame": None,
+        "ruling_note": None, "lost": None, "hours_to_ruling": None, "resumed_as": None,
+        "last_position": position,
     }
 
 
@@ -338,8 +371,7 @@ def _fold_case(batch: Batch, o: Row, e: ev.CaseEvent, position: int) -> None:
 
     def move(status: str, deadline: datetime | None = None) -> None:
         c["status"] = status
-        if status in _ENDED:
-            c["ended_at"] = e.at
+        c["ended_at"] = e.at if status in _ENDED else None
         _deadline(o, deadline, CASE_DEADLINE_RULE[(_flow(c), status)] if deadline else None)
 
     def pay_user(amount: int) -> None:
@@ -353,7 +385,7 @@ def _fold_case(batch: Batch, o: Row, e: ev.CaseEvent, position: int) -> None:
                  response_seconds=int((e.at - c["requested_at"]).total_seconds()))
         batch.medians.add((merchant, batch.day(e.at)))
         if isinstance(e, ev.MerchantRejected):
-            c.update(decision="rejected", reject_reason=e.reason)
+            c.update(decision="rejected", reject_reason=e.reason, rejected_at=e.at)
             move("rejected")
         else:
             c["decision"] = "approved"
@@ -372,7 +404,7 @@ def _fold_case(batch: Batch, o: Row, e: ev.CaseEvent, position: int) -> None:
         c.update(received_at=e.at, received_by=e.actor)
         move("received", e.voucher_deadline or e.reship_deadline)
     elif isinstance(e, ev.ReceiptRejected):
-        c.update(receipt_rejected_at=e.at, reject_reason=e.reason)
+        c.update(receipt_rejected_at=e.at, reject_reason=e.reason, rejected_at=e.at)
         batch.count(merchant, e.at, "receipts_rejected")
         move("rejected")
     elif isinstance(e, ev.PlatformRefunded):
@@ -404,5 +436,48 @@ def _fold_case(batch: Batch, o: Row, e: ev.CaseEvent, position: int) -> None:
         move("exchanged")
     elif isinstance(e, ev.ExchangeConvertedToRefund):
         c.update(converted_to_refund=True, merchant_debt=e.debt)
+    elif isinstance(e, (ev.Appealed, ev.EvidenceSubmitted, ev.Ruled)):
+        _dispute(batch, o, c, e, position, move)
     if o["latest_case"] is None or e.case >= o["latest_case"]:
         o["latest_case"], o["case_status"], o["case_kind"] = e.case, c["status"], c["kind"]
+
+
+def _dispute(batch: Batch, o: Row, c: Row, e: ev.CaseEvent, position: int,
+             move: Callable[..., None]) -> None:
+    """SPEC section 8: the appeal opens the case's `disputes` row; the evidence and the
+    ruling fill it; a ruling resumes the case where the event says (A-4), and counts as
+    the merchant's lost dispute if it blames the merchant (or both), or as won if it is
+    for the merchant without that blame."""
+    ckey = (o["order_uuid"], e.case)
+    merchant = o["merchant_id"]
+    if isinstance(e, ev.Appealed):
+        batch.disputes[ckey] = _new_dispute(batch, c, e, position)
+        batch.new_disputes.add(ckey)
+        c.update(appealed_at=e.at, arbitration="open")
+        batch.count(merchant, e.at, "disputes_opened")
+        move("arbitrating", e.evidence_deadline)
+        return
+    d = batch.disputes[ckey]
+    d["last_position"] = position
+    if isinstance(e, ev.EvidenceSubmitted):
+        d.update(evidence_at=e.at, evidence_count=len(e.evidence),
+                 evidence=json.dumps(e.evidence, ensure_ascii=False), evidence_note=e.note)
+        move("arbitrating")
+        return
+    assert isinstance(e, ev.Ruled)
+    lost = e.blame in LOST_BLAMES
+    hours = (e.at - d["opened_at"]).total_seconds() / 3600
+    d.update(status="ruled", ruled_at=e.at, ruled_day=batch.day(e.at), ruled_by=e.actor,
+             outcome=e.outcome, blame=e.blame, ruling_note=e.note, lost=lost,
+             hours_to_ruling=hours, resumed_as=e.resumes)
+    c.update(arbitration="ruled", outcome=e.outcome, blame=e.blame)
+    if lost:
+        batch.count(merchant, e.at, "disputes_lost")
+    elif e.outcome == Outcome.MERCHANT:
+        batch.count(merchant, e.at, "disputes_won")
+    if e.resumes == "received" or (e.resumes == "refunded" and c["receipt_rejected_at"]):
+        c.update(received_at=e.at, received_by=e.actor)  # the refused goods count as received
+    if e.resumes != "refunded":  # else the platform's refund follows
+        move(e.resumes, e.next_deadline)
+    else:
+        _deadline(o, None, None)

@@ -24,6 +24,7 @@ from aftersales.readmodels.fold import (
 )
 from aftersales.readmodels.schema import (
     deadline_changes,
+    disputes,
     integrity_breaks,
     lapses,
     merchant_compliance,
@@ -89,6 +90,9 @@ def load(conn: Connection, batch: Batch, order_keys: set[str]) -> None:
         for row in conn.execute(select(return_cases).where(
                 return_cases.c.order_uuid.in_(chunk))).mappings():
             batch.cases[(row["order_uuid"], row["case_no"])] = dict(row)
+        for row in conn.execute(select(disputes).where(
+                disputes.c.order_uuid.in_(chunk))).mappings():
+            batch.disputes[(row["order_uuid"], row["case_no"])] = dict(row)
         batch.frozen.update(conn.execute(select(integrity_breaks.c.order_uuid).where(
             integrity_breaks.c.order_uuid.in_(chunk))).scalars())
 
@@ -115,6 +119,10 @@ def write(conn: Connection, batch: Batch) -> None:
     _upsert(conn, return_cases,
             [c for k, c in batch.cases.items() if k not in batch.new_cases],
             [c for k, c in batch.cases.items() if k in batch.new_cases],
+            ("order_id", "case_no"))
+    _upsert(conn, disputes,
+            [d for k, d in batch.disputes.items() if k not in batch.new_disputes],
+            [d for k, d in batch.disputes.items() if k in batch.new_disputes],
             ("order_id", "case_no"))
     if batch.violations:
         conn.execute(insert(violations), batch.violations)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import statistics
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -16,18 +17,26 @@ from aftersales.readmodels.database import ReadModels
 from aftersales.readmodels.fold import COUNTERS, median_seconds
 from aftersales.readmodels.schema import (
     deadline_changes,
+    disputes,
     integrity_breaks,
     merchant_compliance,
     return_cases,
     violations,
 )
 
-#: The scorecard's columns: the merchants' counters, their violations, the median answer.
-SCORECARD = ("merchant_id", *COUNTERS, "violations", "median_response_seconds")
+#: The scorecard's columns: the merchants' counters, their violations, their lost disputes
+#: per 1,000 orders placed, the median answer.
+SCORECARD = ("merchant_id", *COUNTERS, "violations", "dispute_loss_per_1000_orders",
+             "median_response_seconds")
+#: The columns `aftersales disputes` prints.
+DISPUTE_COLUMNS = ("order_id", "merchant_id", "case_no", "kind", "rejected", "opened_at",
+                   "evidence_deadline", "evidence_at", "evidence_count", "status",
+                   "ruled_at", "ruled_by", "outcome", "blame", "lost", "hours_to_ruling")
 #: The demo's narrower scorecard (a terminal's width).
 DEMO_SCORECARD = ("merchant_id", "cases_opened", "refund_cases_opened",
                   "exchange_cases_opened", "violations", "compensation_amount",
-                  "deadlines_extended", "median_response_seconds")
+                  "deadlines_extended", "disputes_opened", "disputes_lost",
+                  "median_response_seconds")
 
 
 def list_violations(views: ReadModels, merchant: str | None = None, rule: str | None = None,
@@ -45,6 +54,25 @@ def list_violations(views: ReadModels, merchant: str | None = None, rule: str | 
         q = q.where(v.deadline >= since)
     if until:
         q = q.where(v.deadline < until)
+    with views.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def list_disputes(views: ReadModels, merchant: str | None = None,
+                  since: datetime | None = None, until: datetime | None = None,
+                  status: str | None = None, outcome: str | None = None,
+                  blame: str | None = None, lost: bool | None = None) -> list[dict[str, Any]]:
+    """Disputes (appeals) opened in [since, until), oldest first."""
+    d = disputes.c
+    q = select(disputes).order_by(d.opened_at, d.order_id, d.case_no)
+    for column, wanted in ((d.merchant_id, merchant), (d.status, status),
+                           (d.outcome, outcome), (d.blame, blame), (d.lost, lost)):
+        if wanted is not None:
+            q = q.where(column == wanted)
+    if since:
+        q = q.where(d.opened_at >= since)
+    if until:
+        q = q.where(d.opened_at < until)
     with views.engine.connect() as conn:
         return [dict(r) for r in conn.execute(q).mappings()]
 
@@ -74,7 +102,7 @@ def scorecard(views: ReadModels, since: datetime | None = None,
     merchant_compliance, and the median response time of the cases decided on those days.
     Worst first (most violations)."""
     m = merchant_compliance.c
-    sums = [func.sum(m[c]).label(c) for c in SCORECARD[1:-2]]
+    sums = [func.sum(m[c]).label(c) for c in COUNTERS]
     q = select(m.merchant_id, *sums).group_by(m.merchant_id)
     r = return_cases.c
     times = select(r.merchant_id, r.response_seconds).where(r.response_seconds.is_not(None))
@@ -92,10 +120,42 @@ def scorecard(views: ReadModels, since: datetime | None = None,
             by_merchant.setdefault(merchant, []).append(seconds)
     for row in rows:
         row["violations"] = sum(row[counter] for counter in VIOLATION_COUNTERS)
+        row["dispute_loss_per_1000_orders"] = loss_rate(row["disputes_lost"],
+                                                        row["orders_placed"])
         found = by_merchant.get(row["merchant_id"])
         row["median_response_seconds"] = median_seconds(found or ())
     rows.sort(key=lambda x: (-x["violations"], x["merchant_id"]))
     return rows
+
+
+def loss_rate(lost: int, orders: int) -> float | None:
+    """Lost disputes per 1,000 orders placed (None: no order placed in the window)."""
+    return round(1000 * lost / orders, 2) if orders else None
+
+
+def disputes_by_merchant(views: ReadModels) -> list[dict[str, Any]]:
+    """Per merchant: disputes opened, still open, lost, won, evidence missed, and the
+    median hours from appeal to ruling (the demo's summary)."""
+    d = disputes.c
+    q = (select(d.merchant_id, func.count().label("disputes"),
+                func.sum(case((d.status == "open", 1), else_=0)).label("open"),
+                func.sum(case((d.lost, 1), else_=0)).label("lost"),
+                func.sum(case(((d.outcome == "merchant") & ~d.lost, 1), else_=0)).label(
+                    "won"),
+                func.sum(case((d.ruled_by == "system", 1), else_=0)).label(
+                    "evidence_missed"))
+         .group_by(d.merchant_id).order_by(d.merchant_id))
+    hours = select(d.merchant_id, d.hours_to_ruling).where(d.hours_to_ruling.is_not(None))
+    with views.engine.connect() as conn:
+        found = [dict(x) for x in conn.execute(q).mappings()]
+        by_merchant: dict[str, list[float]] = {}
+        for merchant, h in conn.execute(hours):
+            by_merchant.setdefault(merchant, []).append(h)
+    for row in found:
+        times = by_merchant.get(row["merchant_id"])
+        row["median_hours_to_ruling"] = statistics.median(times) if times else None
+    found.sort(key=lambda x: (-x["lost"], x["merchant_id"]))
+    return found
 
 
 def cases_by_kind(views: ReadModels) -> list[dict[str, Any]]:
@@ -147,6 +207,6 @@ def _plain(value: Any) -> Any:
 def _text(value: Any) -> str:
     if value is None:
         return "-"
-    if isinstance(value, float):
-        return f"{value:,.0f}"
+    if isinstance(value, float):  # two decimals at most: 172,800; 6.5; 3.33
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
     return str(_plain(value))

@@ -61,6 +61,7 @@ from aftersales.readmodels.schema import (
     SCHEMA_VERSION,
     counter_columns,
     deadline_changes,
+    disputes,
     integrity_breaks,
     lapses,
     merchant_compliance,
@@ -232,6 +233,7 @@ def _project_page(ledger: Ledger, views: ReadModels, page: Sequence[Notification
         _check(conn, views)
         RowInserter(order_status, conn)(orders)
         RowInserter(return_cases, conn)(list(batch.cases.values()))
+        RowInserter(disputes, conn)(list(batch.disputes.values()))
         RowInserter(violations, conn)(batch.violations)
         RowInserter(lapses, conn)(batch.lapses)
         RowInserter(deadline_changes, conn)(batch.deadline_changes)

@@ -31,7 +31,7 @@ from sqlalchemy import (
 
 from aftersales.readmodels.fold import COUNTERS
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -145,8 +145,46 @@ return_cases = Table(
     Column("ended_at", TS),
     Column("paid_to_user", BigInteger, nullable=False),
     Column("merchant_debt", BigInteger, nullable=False),
+    Column("rejected_at", TS),
+    Column("appealed_at", TS),
+    Column("arbitration", String(8)),
+    Column("outcome", String(16)),
+    Column("blame", String(16)),
     Column("last_position", BigInteger, nullable=False),
     Index("return_cases_merchant_decided", "merchant_id", "decided_day"),
+)
+
+disputes = Table(
+    "disputes", metadata,
+    Column("order_id", ID, primary_key=True),
+    Column("case_no", Integer, primary_key=True),
+    Column("order_uuid", String(32), nullable=False, index=True),
+    Column("merchant_id", ID, nullable=False, index=True),
+    Column("user_id", ID, nullable=False),
+    Column("payment", String(8), nullable=False),
+    Column("kind", String(16), nullable=False, index=True),
+    Column("rejected", String(8), nullable=False),
+    Column("rejected_at", TS, nullable=False),
+    Column("reject_reason", Text),
+    Column("appeal_reason", Text, nullable=False),
+    Column("opened_at", TS, nullable=False, index=True),
+    Column("opened_day", Date, nullable=False, index=True),
+    Column("evidence_deadline", TS, nullable=False),
+    Column("evidence_at", TS),
+    Column("evidence_count", Integer, nullable=False),
+    Column("evidence", Text),
+    Column("evidence_note", Text),
+    Column("status", String(8), nullable=False, index=True),
+    Column("ruled_at", TS),
+    Column("ruled_day", Date, index=True),
+    Column("ruled_by", String(16)),
+    Column("outcome", String(16)),
+    Column("blame", String(16)),
+    Column("ruling_note", Text),
+    Column("lost", Boolean),
+    Column("hours_to_ruling", Float),
+    Column("resumed_as", String(24)),
+    Column("last_position", BigInteger, nullable=False),
 )
 
 violations = Table(
@@ -247,6 +285,7 @@ projection_meta = Table(
 READ_MODELS: dict[str, tuple[str, ...]] = {
     "order_status": ("order_id",),
     "return_cases": ("order_id", "case_no"),
+    "disputes": ("order_id", "case_no"),
     "violations": ("position",),
     "lapses": ("position",),
     "deadline_changes": ("position",),

@@ -82,7 +82,7 @@ def test_status_json_is_the_contract(tmp_path: Path, db: str) -> None:
         "order_status": "delivered", "refunded_total": 0}
     assert doc["return"] == {"case": 1, "status": "in_transit",
                              "deadline": "2026-03-12T12:00:00+08:00", "awaiting": "merchant",
-                             "amount": 9900, "kind": "return"}
+                             "amount": 9900, "kind": "return", "arbitration": None}
     assert doc["violations"] == [{"rule": "RETURN_RESPONSE_48H", "case": 1,
                                   "deadline": "2026-03-05T10:00:00+08:00",
                                   "consequence": "auto_approved", "penalty": False}]

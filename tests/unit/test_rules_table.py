@@ -93,7 +93,7 @@ def test_a_deadline_is_its_row_s_window_from_the_step_s_start(rule: str) -> None
     reach = {rules.C_ON_4: lambda: s, rules.R_1: s.to_requested, rules.R_2: s.to_approved,
              rules.R_3: s.to_in_transit, rules.R_COD_4: s.to_received,
              rules.F_1: s.to_refund_before_shipment, rules.F_2: s.to_refund_after_shipment,
-             rules.E_2: s.to_exchange_received}
+             rules.E_2: s.to_exchange_received, rules.A_2: s.to_appealed}
     reach[rule]()
     order = ledger.get_order(s.order_id)
     assert order is not None and order.pending_deadline is not None
