@@ -1,5 +1,5 @@
-"""Every rule ID of SPEC sections 2-5, 7, 9 and 11, and every refusal code, is documented
-in docs/rules.md and tested by name."""
+"""Every rule ID of SPEC sections 2-5, 7, 8, 9 and 11, and every refusal code, is
+documented in docs/rules.md and tested by name."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ ROOT = Path(__file__).resolve().parent.parent
 RULE_IDS = [
     "C-COD-1", "C-COD-2", "C-COD-3", "C-ON-1", "C-ON-2", "C-ON-3", "C-ON-4", "C-ANY",
     "R-1", "R-2", "R-3", "R-ON-4", "R-COD-4", "R-5",
-    "F-1", "F-2", "F-3", "E-1", "E-2", "R-6", "D-1", "D-2",
+    "F-1", "F-2", "F-3", "E-1", "E-2", "R-6", "A-1", "A-2", "A-3", "A-4", "D-1", "D-2",
     "INPUT", "TIME", "UNKNOWN-ORDER", "DUPLICATE-ORDER", "DUPLICATE-ID", "FLOW", "R-OPEN",
     "R-AMOUNT", "DEADLINE", "INTEGRITY", "FUTURE",
     "RETURN_RESPONSE_48H", "RECEIPT_CONFIRM_7D", "COD_REFUND_VOUCHER_48H", "UNPAID_24H",
     "RETURN_TRACKING_7D", "REFUND_RESPONSE_48H", "EXCHANGE_RESHIP_48H",
+    "ARBITRATION_EVIDENCE_48H",
     "I1", "I2", "I3", "I4", "I5", "I6", "I7", "I8", "I9", "I10", "I11",
 ]
 

@@ -11,7 +11,10 @@ proportions real platforms report (refund-only common, exchanges rarer): refunds
 shipment on about 4% of paid online orders, refunds after shipment on about 8% of online
 orders in transit and 12% of delivered ones, exchanges on about 4% of delivered orders,
 refused returned goods, the merchants' receipt extensions and a few platform deadline
-moves (section 9).  Without
+moves (section 9), and appeals to the platform (section 8) of about a third of the
+merchants' rejections: slow merchants often send no evidence (the system rules for the
+user), the others do, and the platform rules for either side, blaming one or both; a
+ruling for the user continues the case.  Without
 `kinds` the file is exactly the returns-only workload of earlier versions (the same seed
 gives the same lines), which the benchmark compares old and new code on.
 """
@@ -51,6 +54,7 @@ class Workload:
     refund_delivered_share: float = 0.12  # of delivered online orders (F-2)
     exchange_share: float = 0.04  # of delivered orders (E-1)
     moved_deadline_share: float = 0.02  # of cases: the platform moves the deadline (D-2)
+    appeal_share: float = 0.35  # of the merchants' rejections: the user appeals (A-1)
 
     @property
     def end(self) -> datetime:
@@ -180,6 +184,29 @@ class _Story:
             return due + self.p.receipt_extension, extended
         return due, None
 
+    def appeal(self, rejected: datetime) -> datetime | None:
+        """SPEC section 8: perhaps the user appeals the rejection (A-1), the merchant sends
+        evidence or not (A-2), and the platform, or the system, rules (A-3); the time of a
+        ruling for the user (the case goes on from there, A-4), or None."""
+        rng = self.rng
+        if not self.w.kinds or rng.random() >= self.w.appeal_share:
+            return None
+        t = self.say("appeal", rejected + self.hours(1, 150), reason="the merchant was wrong")
+        if rng.random() < (0.6 if self.slow else 0.1):
+            return t + self.p.evidence_window  # no evidence: ruled for the user then
+        count = rng.randrange(1, 5)
+        t = self.say("submit_evidence", t + self.hours(0.5, 40),
+                     evidence=[f"IMG-{self.order_id}-{k}" for k in range(count)],
+                     note="photos of the goods as sent")
+        t += self.hours(2, 72)
+        if rng.random() < 0.55:
+            blame = rng.choices(["merchant", "both", "platform", "creator"], [14, 3, 2, 1])[0]
+            self.say("arbitrate", t, outcome="user", blame=blame, note="the user is right")
+            return t
+        blame = rng.choices(["user", "both"], [9, 1])[0]
+        self.say("arbitrate", t, outcome="merchant", blame=blame, note="the rejection stands")
+        return None
+
     def refund_before_shipment(self, t: datetime) -> bool:
         """F-1; True when the merchant refused by shipping (the story goes on)."""
         rng = self.rng
@@ -204,6 +231,7 @@ class _Story:
         answered = min(t + self.hours(0.5, 40), due)
         if rng.random() < 0.2:
             self.say("reject_return", answered, reason="in transit, on time")
+            self.appeal(answered)  # for the user: the platform refunds at the ruling
         else:
             self.say("approve_return", answered)
         return answered
@@ -219,8 +247,12 @@ class _Story:
             t = min(t + self.hours(0.5, 40), due)
             if rng.random() < 0.1:
                 self.say("reject_return", t, reason="worn")
-                return
-            self.say("approve_return", t)
+                ruled = self.appeal(t)
+                if ruled is None:
+                    return
+                t = ruled  # approved at the ruling
+            else:
+                self.say("approve_return", t)
         if rng.random() < 0.06:
             return  # the user lapses: R-2 closes it
         t = self.say("submit_tracking", t + self.hours(2, 120), carrier="YTO",
@@ -233,8 +265,12 @@ class _Story:
                     receipt_due)
             if rng.random() < 0.06:
                 self.say("reject_receipt", t, reason="damaged")
-                return
-            self.say("confirm_receipt", t)
+                ruled = self.appeal(t)
+                if ruled is None:
+                    return
+                t = ruled  # received at the ruling
+            else:
+                self.say("confirm_receipt", t)
         if self.slow and rng.random() < 0.5:
             return  # no replacement in time: the exchange becomes a refund (E-2)
         t = self.say("ship_replacement", t + self.hours(1, 44), carrier="SF",
@@ -253,10 +289,16 @@ class _Story:
             t = t + self.hours(0.5, 40)
             if rng.random() < 0.15:
                 self.say("reject_return", t, reason="used goods")
-                if rng.random() < 0.3:
-                    self.returns(t + self.hours(1, 24), goods, online)
-                return
-            self.say("approve_return", t)
+                ruled = self.appeal(t)  # (no draw without kinds: the same lines as before)
+                if ruled is None:
+                    if self.w.kinds and self.lines[-1]["command"] != "reject_return":
+                        return  # appealed and lost: final
+                    if rng.random() < 0.3:
+                        self.returns(t + self.hours(1, 24), goods, online)
+                    return
+                t = ruled  # approved at the ruling
+            else:
+                self.say("approve_return", t)
         r = rng.random()
         if r < 0.07:
             return  # the user lapses: R-2 closes the case
@@ -274,8 +316,12 @@ class _Story:
                                    (extended or t) + self.hours(0.1, 5)), receipt_due)
                 if rng.random() < 0.04:
                     self.say("reject_receipt", answered, reason="not the item sold")
-                    return
-                t = self.say("confirm_receipt", answered)
+                    ruled = self.appeal(answered)
+                    if ruled is None:
+                        return
+                    t = ruled  # received at the ruling (online: refunded then)
+                else:
+                    t = self.say("confirm_receipt", answered)
         elif self.slow and rng.random() < 0.7:
             t = t + p.receipt_window  # the system confirms receipt
         else:

@@ -522,7 +522,10 @@ class Order(Aggregate):
 
     def _check_in_transit(self, step: str) -> ReturnCase:
         case = self._case_for(step)
-        self._check_case(case, CaseStatus.IN_TRANSIT, step, case.received_by == Actor.SYSTEM)
+        # DEADLINE if R-3's timeout received the goods (not the system's ruling on goods
+        # the merchant had refused, A-2 then A-4).
+        by_timeout = case.received_by == Actor.SYSTEM and case.receipt_rejected_at is None
+        self._check_case(case, CaseStatus.IN_TRANSIT, step, by_timeout)
         return case
 
     def confirm_receipt(self, at: datetime, *, command_id: str | None,

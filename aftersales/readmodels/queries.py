@@ -8,6 +8,7 @@ import json
 import statistics
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import case, func, select
@@ -114,7 +115,10 @@ def scorecard(views: ReadModels, since: datetime | None = None,
         q = q.where(m.day < end)
         times = times.where(r.decided_day < end)
     with views.engine.connect() as conn:
-        rows = [dict(x) for x in conn.execute(q).mappings()]
+        # Integers on every database (PostgreSQL's SUM of a bigint is a numeric).
+        rows: list[dict[str, Any]] = [
+            {k: v if k == "merchant_id" else int(v or 0) for k, v in x.items()}
+            for x in conn.execute(q).mappings()]
         by_merchant: dict[str, list[int]] = {}
         for merchant, seconds in conn.execute(times):
             by_merchant.setdefault(merchant, []).append(seconds)
@@ -147,7 +151,9 @@ def disputes_by_merchant(views: ReadModels) -> list[dict[str, Any]]:
          .group_by(d.merchant_id).order_by(d.merchant_id))
     hours = select(d.merchant_id, d.hours_to_ruling).where(d.hours_to_ruling.is_not(None))
     with views.engine.connect() as conn:
-        found = [dict(x) for x in conn.execute(q).mappings()]
+        found: list[dict[str, Any]] = [
+            {k: v if k == "merchant_id" else int(v or 0) for k, v in x.items()}
+            for x in conn.execute(q).mappings()]
         by_merchant: dict[str, list[float]] = {}
         for merchant, h in conn.execute(hours):
             by_merchant.setdefault(merchant, []).append(h)
@@ -201,6 +207,8 @@ def render(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str]) -> 
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):  # PostgreSQL's SUM of a bigint
+        return int(value) if value == value.to_integral_value() else float(value)
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 

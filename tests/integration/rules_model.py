@@ -1,4 +1,4 @@
-"""A small, independent model of SPEC sections 2, 3, 7 and 9 for the state machine to
+"""A small, independent model of SPEC sections 2, 3, 7, 8 and 9 for the state machine to
 check against.
 
 It is written as tables (who may cancel what, which step needs which status, what each
@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 H, D = timedelta(hours=1), timedelta(days=1)
 WINDOW = {"pay": 24 * H, "answer": 48 * H, "track": 7 * D, "receive": 7 * D, "voucher": 48 * H,
-          "reship": 48 * H, "extension": 7 * D}
+          "reship": 48 * H, "extension": 7 * D, "appeal": 7 * D, "evidence": 48 * H}
 TERMINAL = {"rejected", "refunded", "compensated", "closed", "withdrawn", "exchanged"}
 
 ONLINE_CANCEL = {("user", "awaiting_payment"): None, ("user", "paid"): "C-ON-2",
@@ -49,6 +49,12 @@ class MCase:
     paid: int = 0
     extended: bool = False
     converted: bool = False
+    rejected_at: datetime | None = None
+    goods_refused: bool = False  # R-6
+    dispute: str | None = None  # None (never appealed), "open", "ruled"
+    evidence_in: bool = False
+    outcome: str | None = None
+    blame: str | None = None
 
 
 @dataclass
@@ -86,7 +92,11 @@ class MOrder:
             return
         c = self.case
         assert c is not None
-        if c.status == "requested" and c.kind == "refund":
+        if c.status == "arbitrating":  # A-2: no evidence, ruled for the user
+            c.by_system.add("rule")
+            self.violations.append(("ARBITRATION_EVIDENCE_48H", c.n, d))
+            self.resume(c, d, "user", "merchant")
+        elif c.status == "requested" and c.kind == "refund":
             c.by_system.add("approve")
             self.violations.append(("REFUND_RESPONSE_48H", c.n, d))
             self.refund_only(c)
@@ -112,6 +122,18 @@ class MOrder:
             c.status, c.deadline, c.debt = "compensated", None, True
             self.pay_user(c)
             self.violations.append(("COD_REFUND_VOUCHER_48H", c.n, d))
+
+    def resume(self, c: MCase, at: datetime, outcome: str, blame: str) -> None:
+        """A-4: where a ruling leaves the case."""
+        c.dispute, c.outcome, c.blame, c.deadline = "ruled", outcome, blame, None
+        if outcome == "merchant":
+            c.status = "rejected"
+        elif c.kind == "refund":
+            self.refund_only(c)
+        elif not c.goods_refused:
+            c.status, c.deadline = "approved", at + WINDOW["track"]
+        else:
+            self.received(c, at)
 
     def refund_only(self, c: MCase) -> None:
         c.status, c.deadline = "refunded", None
@@ -160,6 +182,18 @@ class Model:
             return "place_order"
         c = o.case
         open_case = c is not None and c.status not in TERMINAL
+        # Labels 1 and 2 reject the request (an exchange, a refund after shipment), label 3
+        # the returned goods; then the user appeals (and with label 3 the platform rules
+        # before the evidence).
+        if c is not None and c.status == "rejected" and c.dispute is None and label and not (
+                c.before):
+            return "appeal"
+        if c is not None and c.status == "arbitrating":
+            return "arbitrate" if c.evidence_in or label == 3 else "submit_evidence"
+        if c is not None and not c.before and (
+                (c.status == "requested" and label in (1, 2))
+                or (c.status == "in_transit" and label == 3)):
+            return "reject_return" if c.status == "requested" else "reject_receipt"
         if o.status == "paid" and label == 3 and not open_case:
             return "request_refund"
         if o.status in NEXT_ORDER_STEP and not open_case:
@@ -270,6 +304,23 @@ class Model:
             return None if f["until"] > self.at else "D-2"  # type: ignore[operator]
         if c is None:
             return "FLOW"
+        if name == "appeal":
+            if c.dispute is not None:
+                return "A-1"  # one appeal per case
+            if c.status != "rejected":
+                return "FLOW"
+            if c.before:
+                return "A-1"  # F-1's refusal by shipping is not arbitrated
+            assert c.rejected_at is not None
+            return "DEADLINE" if self.at > c.rejected_at + WINDOW["appeal"] else None  # type: ignore[operator]
+        if name in ("submit_evidence", "arbitrate"):
+            if c.status != "arbitrating":
+                return "DEADLINE" if "rule" in c.by_system else "FLOW"
+            if name == "submit_evidence" and c.evidence_in:
+                return "A-2"
+            if name == "submit_evidence" and not 1 <= len(f["evidence"]) <= 4:  # type: ignore[arg-type]
+                return "INPUT"
+            return None
         if name in ("ship_replacement", "deliver_replacement"):
             if c.kind != "exchange":
                 return "FLOW"
@@ -319,7 +370,7 @@ class Model:
         elif name in ORDER_STEPS:
             o.status = ORDER_STEPS[name][2]
             if name == "ship" and c is not None and c.status == "requested" and c.before:
-                c.status, c.deadline = "rejected", None  # F-1: refused by shipping
+                c.status, c.deadline, c.rejected_at = "rejected", None, at  # F-1: by shipping
         elif name in REQUESTS:
             before = name == "request_refund" and o.status == "paid"
             amount = (o.goods + o.postage if before
@@ -340,7 +391,7 @@ class Model:
         elif name == "approve_return":
             c.status, c.deadline = "approved", at + WINDOW["track"]
         elif name == "reject_return":
-            c.status, c.deadline = "rejected", None
+            c.status, c.deadline, c.rejected_at = "rejected", None, at
         elif name == "withdraw_return":
             c.status, c.deadline = "withdrawn", None
         elif name == "submit_tracking":
@@ -348,7 +399,13 @@ class Model:
         elif name == "confirm_receipt":
             o.received(c, at)
         elif name == "reject_receipt":
-            c.status, c.deadline = "rejected", None
+            c.status, c.deadline, c.rejected_at, c.goods_refused = "rejected", None, at, True
+        elif name == "appeal":
+            c.status, c.deadline, c.dispute = "arbitrating", at + WINDOW["evidence"], "open"
+        elif name == "submit_evidence":
+            c.evidence_in, c.deadline = True, None
+        elif name == "arbitrate":
+            o.resume(c, at, str(f["outcome"]), str(f["blame"]))
         elif name == "extend_deadline":
             assert c.deadline is not None
             c.deadline, c.extended = c.deadline + WINDOW["extension"], True

@@ -3,7 +3,8 @@ random ticks, repeated commands) drive a SQLite ledger that is swept at every ti
 in-memory ledger that is never swept (timeouts only lazily), both checked against the
 independent model of `rules_model.py` after every step (I1-I5, I7, I8, I10), and against
 each other at the end (I9, and the two stores agree).  The commands are those of SPEC
-sections 2, 3, 7 and 9: every kind of case and the deadline changes."""
+sections 2, 3, 7, 8 and 9: every kind of case, appeals and rulings, and the deadline
+changes."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from hypothesis.stateful import (
 
 from aftersales import CommandRefused, Ledger, status_document
 from aftersales.application import commands as cmd
+from aftersales.domain.cases import Arbitration
 from aftersales.domain.events import OrderEvent
 from aftersales.domain.order import order_uuid
 from aftersales.domain.states import CaseKind, CaseStatus, Flow
@@ -37,7 +39,7 @@ from aftersales.errors import IntegrityBroken
 from aftersales.ingest.serial import Settled, ingest
 from aftersales.readmodels.database import ReadModels
 from aftersales.readmodels.runner import Runner, verify
-from aftersales.readmodels.schema import order_status, return_cases, violations
+from aftersales.readmodels.schema import disputes, order_status, return_cases, violations
 from aftersales.settings import Settings
 from aftersales.storage.integrity import check
 from aftersales.storage.retry import Patience
@@ -61,8 +63,11 @@ MODELS: dict[str, type[cmd.OrderCommand]] = {
     "request_refund": cmd.RequestRefund, "request_exchange": cmd.RequestExchange,
     "reject_receipt": cmd.RejectReceipt, "ship_replacement": cmd.ShipReplacement,
     "deliver_replacement": cmd.DeliverReplacement, "extend_deadline": cmd.ExtendDeadline,
-    "set_deadline": cmd.SetDeadline,
+    "set_deadline": cmd.SetDeadline, "appeal": cmd.Appeal,
+    "submit_evidence": cmd.SubmitEvidence, "arbitrate": cmd.Arbitrate,
 }
+#: The blame of a ruling, by label (and who is blamed when the label names nobody).
+BLAMES = ["merchant", "both", "creator"]
 #: How far ahead of the command a platform sets a deadline (D-2), by label.
 UNTIL = [timedelta(0), S, 3 * D, 10 * D]
 STEPS = [name for name in MODELS if name != "place_order"]
@@ -80,6 +85,13 @@ def _order_awaiting(doc: dict[str, Any]) -> str | None:
     """Who the order awaits when its latest case awaits nobody (or it has none)."""
     return {"awaiting_payment": "user", "pending_confirmation": "merchant", "paid": "merchant",
             "stocking": "merchant", "shipped": "carrier"}.get(doc["order_status"])
+
+
+def _dispute_of(a: Arbitration | None) -> tuple[str | None, bool, str | None, str | None]:
+    """A case's dispute as the model holds it: open or ruled, evidence in, the ruling."""
+    if a is None:
+        return None, False, None, None
+    return ("open" if a.is_open else "ruled"), a.evidence_at is not None, a.outcome, a.blame
 
 
 def comparable(event: OrderEvent) -> tuple[str, dict[str, Any]]:
@@ -105,6 +117,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.applied: list[cmd.Command] = []
         self.terminal: dict[tuple[str, int], str] = {}
         self.ended: dict[tuple[str, int], datetime] = {}
+        self.reopened: set[tuple[str, int]] = set()  # I3: rejected, then appealed (once)
+        self.unended: set[tuple[str, int]] = set()  # I10: its end cleared by the appeal
 
     def teardown(self) -> None:
         try:
@@ -144,25 +158,29 @@ class LedgerMachine(RuleBasedStateMachine):
         self.now += gap
 
     @rule(order_id=st.sampled_from(ORDER_IDS), payment=st.sampled_from(["online", "cod"]),
-          amount=st.one_of(st.none(), st.integers(1, 9900)), label=st.integers(0, 3))
-    def next_step(self, order_id: str, payment: str, amount: int | None, label: int) -> None:
-        """The model's next legal step for the order, so that deep states are reached."""
+          amount=st.one_of(st.none(), st.integers(1, 9900)), label=st.integers(0, 3),
+          ruling=st.sampled_from(["user", "merchant"]))
+    def next_step(self, order_id: str, payment: str, amount: int | None, label: int,
+                  ruling: str = "user") -> None:
+        """The model's next legal step for the order, so that deep states are reached
+        (`ruling`: for whom the platform rules a dispute)."""
         name = self.model.next_step(order_id, label)
         if name == "place_order":
             self.place_order(order_id, payment, 9900, 800)
         elif name is not None:
             self.send(name, order_id, self.now, **self.fields_for(
-                name, order_id, "user", amount, True, label))
+                name, order_id, "user", amount, True, label, ruling))
 
     @rule(order_id=st.sampled_from(ORDER_IDS), payment=st.sampled_from(["online", "cod"]),
-          gaps=st.lists(st.sampled_from(GAPS[:-1]), min_size=1, max_size=8),
-          label=st.integers(0, 3))
-    def walk(self, order_id: str, payment: str, gaps: list[timedelta], label: int) -> None:
+          gaps=st.lists(st.sampled_from(GAPS[:-1]), min_size=1, max_size=12),
+          label=st.integers(0, 3), ruling=st.sampled_from(["user", "merchant"]))
+    def walk(self, order_id: str, payment: str, gaps: list[timedelta], label: int,
+             ruling: str) -> None:
         """Several happy-path steps of one order, each after a gap (`label` picks the
-        kind of case it asks for)."""
+        kind of case it asks for, and whether it is rejected and appealed)."""
         for gap in gaps:
             self.now += gap
-            self.next_step(order_id, payment, None, label)
+            self.next_step(order_id, payment, None, label, ruling)
 
     @rule(order_id=st.sampled_from(ORDER_IDS), payment=st.sampled_from(["online", "cod"]),
           goods=st.sampled_from([100, 9900]), postage=st.sampled_from([0, 800]))
@@ -180,7 +198,7 @@ class LedgerMachine(RuleBasedStateMachine):
                                                               exact, label))
 
     def fields_for(self, name: str, order_id: str, by: str, amount: int | None,
-                   exact: bool, label: int) -> dict[str, Any]:
+                   exact: bool, label: int, ruling: str | None = None) -> dict[str, Any]:
         if name == "cancel":
             return {"by": by, "reason": f"r{label}"}
         if name in ("ship", "submit_tracking", "ship_replacement"):
@@ -194,6 +212,14 @@ class LedgerMachine(RuleBasedStateMachine):
             return {"reason": f"r{label}"}
         if name == "set_deadline":
             return {"until": self.now + UNTIL[label], "reason": f"r{label}"}
+        if name == "appeal":
+            return {"reason": f"r{label}"}
+        if name == "submit_evidence":  # 1-4 references; else 0 or 5 (INPUT)
+            count = label + 1 if exact else 5 * (label % 2)
+            return {"evidence": [f"IMG-{k}" for k in range(count)], "note": f"n{label}"}
+        if name == "arbitrate":
+            outcome = ruling or ("user" if label % 2 == 0 else "merchant")
+            return {"outcome": outcome, "blame": by if label == 3 else BLAMES[label % 3]}
         if name == "upload_refund_voucher":
             order = self.model.orders.get(order_id)
             case = order.case if order else None
@@ -441,6 +467,7 @@ class LedgerMachine(RuleBasedStateMachine):
         Runner(self.swept, self.views).catch_up()
         assert verify(self.swept, self.views) == []
         expected_violations, expected_rows, expected_cases = [], {}, {}
+        expected_disputes = {}
         for order_id in self.model.orders:
             order = self.swept.get_order(order_id)
             assert order is not None
@@ -457,8 +484,15 @@ class LedgerMachine(RuleBasedStateMachine):
                 order.version)
             expected_cases.update({
                 (order_id, c.number): (c.kind.value, c.status.value, c.amount,
-                                       c.paid_to_user, c.merchant_debt, c.deadline_changes)
+                                       c.paid_to_user, c.merchant_debt, c.deadline_changes,
+                                       _dispute_of(c.arbitration)[0])
                 for c in order.cases})
+            expected_disputes.update({
+                (order_id, c.number): (
+                    _dispute_of(a)[0], a.opened_at, a.evidence_deadline, len(a.evidence),
+                    a.evidence_at, a.ruled_at, a.ruled_by, a.outcome, a.blame,
+                    None if a.blame is None else a.blame in ("merchant", "both"))
+                for c in order.cases if (a := c.arbitration) is not None})
         with self.views.engine.connect() as conn:
             found = sorted((r.order_id, r.case_no, r.rule, r.deadline, r.penalty) for r in
                            conn.execute(violations.select()))
@@ -467,11 +501,18 @@ class LedgerMachine(RuleBasedStateMachine):
                                  r.next_deadline_rule, r.version)
                     for r in conn.execute(order_status.select())}
             cases = {(r.order_id, r.case_no): (r.kind, r.status, r.amount, r.paid_to_user,
-                                               r.merchant_debt, r.deadline_changes)
+                                               r.merchant_debt, r.deadline_changes,
+                                               r.arbitration)
                      for r in conn.execute(return_cases.select())}
+            found_disputes = {
+                (r.order_id, r.case_no): (r.status, r.opened_at, r.evidence_deadline,
+                                          r.evidence_count, r.evidence_at, r.ruled_at,
+                                          r.ruled_by, r.outcome, r.blame, r.lost)
+                for r in conn.execute(disputes.select())}
         assert found == sorted(expected_violations)
         assert rows == expected_rows
         assert cases == expected_cases
+        assert found_disputes == expected_disputes
 
     @invariant()
     def agrees_with_the_model(self) -> None:
@@ -482,10 +523,15 @@ class LedgerMachine(RuleBasedStateMachine):
             event(f"order {doc['order_status']}")
             for case in order.cases:
                 event(f"{m.payment} {case.kind.value} {case.status.value}")
+                if (a := case.arbitration) is not None:
+                    event(f"dispute {case.kind.value} {_dispute_of(a)[0]} {a.ruled_by} "
+                          f"{a.outcome}")
             assert doc["order_status"] == m.status, order_id
             assert doc["refunded_total"] == m.refunded, order_id
             assert [(c.kind.value, c.status.value, c.amount) for c in order.cases] == [
                 (c.kind, c.status, c.amount) for c in m.cases], order_id
+            assert [_dispute_of(c.arbitration) for c in order.cases] == [
+                (c.dispute, c.evidence_in, c.outcome, c.blame) for c in m.cases], order_id
             # I5: every elapsed merchant deadline yields exactly one violation.
             assert [(v.rule, v.case, v.deadline) for v in order.violations] == m.violations
             assert [(x.rule, x.case, x.deadline) for x in order.lapses] == m.lapses
@@ -520,8 +566,10 @@ class LedgerMachine(RuleBasedStateMachine):
                 key = (order_id, case.number)
                 if case.ended_at is not None:
                     assert self.ended.setdefault(key, case.ended_at) == case.ended_at
-                else:
-                    assert key not in self.ended
+                elif key in self.ended:  # only an appeal reopens an ended case, once
+                    assert case.arbitration is not None and key not in self.unended
+                    assert case.arbitration.opened_at >= self.ended.pop(key)
+                    self.unended.add(key)
                 if case.status is CaseStatus.EXCHANGED:
                     assert case.paid_to_user == 0 and not case.converted_to_refund
                 if case.kind is CaseKind.REFUND:
@@ -541,9 +589,12 @@ class LedgerMachine(RuleBasedStateMachine):
             assert order is not None
             for case in order.cases:
                 key = (order_id, case.number)
-                if key in self.terminal:
-                    assert case.status == self.terminal[key]
-                elif case.status in TERMINAL_CASE_STATUSES:
+                if key in self.terminal and case.status != self.terminal[key]:
+                    # amended I3: a rejected case reopens once, by an appeal (A-1)
+                    assert self.terminal.pop(key) == CaseStatus.REJECTED
+                    assert case.arbitration is not None and key not in self.reopened
+                    self.reopened.add(key)
+                if key not in self.terminal and case.status in TERMINAL_CASE_STATUSES:
                     self.terminal[key] = case.status
 
 
