@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from aftersales.domain import rules
+from aftersales.domain.order import EVIDENCE_REFERENCES
 from aftersales.domain.zones import zone
 from aftersales.errors import CommandRefused
 
@@ -235,9 +236,15 @@ class Appeal(OrderCommand):
     reason: Reason
 
 
+def _references(evidence: list[str]) -> list[str]:
+    if len(evidence) not in EVIDENCE_REFERENCES:
+        raise ValueError(f"1 to 4 references (A-2), not {len(evidence)}")
+    return evidence
+
+
 class SubmitEvidence(OrderCommand):
     command: Literal["submit_evidence"] = "submit_evidence"
-    evidence: list[Reference]
+    evidence: Annotated[list[Reference], AfterValidator(_references)]
     note: Text = ""
 
 

@@ -103,8 +103,11 @@ class _Story:
         self.rng, self.w, self.p = rng, w, w.policy
         self.order_id, self.merchant, self.slow = order_id, merchant, slow
         self.lines: list[Line] = []
+        self.appealed = False  # the current case was appealed (once per case, A-1)
 
     def say(self, command: str, at: datetime, **fields: Any) -> datetime:
+        if command.startswith("request_"):
+            self.appealed = False  # a new case
         self.lines.append({"command": command, "order_id": self.order_id,
                            "at": at.isoformat(), **fields})
         return at
@@ -189,8 +192,9 @@ class _Story:
         evidence or not (A-2), and the platform, or the system, rules (A-3); the time of a
         ruling for the user (the case goes on from there, A-4), or None."""
         rng = self.rng
-        if not self.w.kinds or rng.random() >= self.w.appeal_share:
+        if not self.w.kinds or self.appealed or rng.random() >= self.w.appeal_share:
             return None
+        self.appealed = True
         t = self.say("appeal", rejected + self.hours(1, 150), reason="the merchant was wrong")
         if rng.random() < (0.6 if self.slow else 0.1):
             return t + self.p.evidence_window  # no evidence: ruled for the user then

@@ -8,7 +8,7 @@ import json
 import statistics
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import case, func, select
@@ -134,7 +134,10 @@ def scorecard(views: ReadModels, since: datetime | None = None,
 
 def loss_rate(lost: int, orders: int) -> float | None:
     """Lost disputes per 1,000 orders placed (None: no order placed in the window)."""
-    return round(1000 * lost / orders, 2) if orders else None
+    if not orders:
+        return None
+    # Halves round up, as SQL's ROUND does (Python's round would go to even).
+    return float((Decimal(1000 * lost) / orders).quantize(Decimal("0.01"), ROUND_HALF_UP))
 
 
 def disputes_by_merchant(views: ReadModels) -> list[dict[str, Any]]:

@@ -318,8 +318,6 @@ class Model:
                 return "DEADLINE" if "rule" in c.by_system else "FLOW"
             if name == "submit_evidence" and c.evidence_in:
                 return "A-2"
-            if name == "submit_evidence" and not 1 <= len(f["evidence"]) <= 4:  # type: ignore[arg-type]
-                return "INPUT"
             return None
         if name in ("ship_replacement", "deliver_replacement"):
             if c.kind != "exchange":

@@ -8,7 +8,7 @@ import json
 
 from aftersales import Ledger
 from aftersales.readmodels.database import ReadModels
-from aftersales.readmodels.queries import list_disputes, list_violations, scorecard
+from aftersales.readmodels.queries import list_disputes, list_violations, loss_rate, scorecard
 from aftersales.readmodels.runner import Runner, verify
 from aftersales.readmodels.schema import disputes, order_status, pending_deadlines, return_cases
 from tests.integration.test_projections import one, project, rows, stored, views
@@ -130,3 +130,8 @@ def test_rebuild_of_disputes_stores_what_the_runner_stored_I6(
     assert verify(durable_ledger, views) == []
     Runner(durable_ledger, views, batch=3).rebuild(workers=1)
     assert stored(views) == before
+
+
+def test_the_loss_rate_rounds_halves_up_as_sql_does() -> None:
+    assert loss_rate(1, 1600) == 0.63  # 0.625: Python's round would give 0.62
+    assert loss_rate(1, 3) == 333.33 and loss_rate(0, 5) == 0.0 and loss_rate(2, 0) is None

@@ -214,9 +214,8 @@ class LedgerMachine(RuleBasedStateMachine):
             return {"until": self.now + UNTIL[label], "reason": f"r{label}"}
         if name == "appeal":
             return {"reason": f"r{label}"}
-        if name == "submit_evidence":  # 1-4 references; else 0 or 5 (INPUT)
-            count = label + 1 if exact else 5 * (label % 2)
-            return {"evidence": [f"IMG-{k}" for k in range(count)], "note": f"n{label}"}
+        if name == "submit_evidence":  # 1-4 references (others are refused as input)
+            return {"evidence": [f"IMG-{k}" for k in range(label + 1)], "note": f"n{label}"}
         if name == "arbitrate":
             outcome = ruling or ("user" if label % 2 == 0 else "merchant")
             return {"outcome": outcome, "blame": by if label == 3 else BLAMES[label % 3]}

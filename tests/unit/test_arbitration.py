@@ -92,6 +92,15 @@ def test_A_1_one_appeal_per_case(ledger: Ledger) -> None:
     s.refused("A-1", "appeal", reason="again")  # after the ruling: final
 
 
+def test_A_1_a_second_rejection_of_an_appealed_case_is_final(ledger: Ledger) -> None:
+    s = Scenario(ledger).to_appealed()
+    s.do("arbitrate", outcome="user", blame="merchant")  # approved at the ruling
+    s.do("submit_tracking", carrier="YTO", tracking_no="YT1")
+    s.do("reject_receipt", reason="damaged")
+    s.refused("A-1", "appeal", reason="again")
+    assert (s.case_status, s.doc["refunded_total"]) == ("rejected", 0)
+
+
 def test_A_1_only_a_rejected_case_is_appealed(ledger: Ledger) -> None:
     s = Scenario(ledger)
     s.refused("FLOW", "appeal", reason="no case")
@@ -159,10 +168,14 @@ def test_A_2_evidence_is_submitted_once(ledger: Ledger) -> None:
 
 @pytest.mark.parametrize("count", [0, 5])
 def test_A_2_evidence_is_one_to_four_references(ledger: Ledger, count: int) -> None:
+    """Checked with the input: the line is no command, and reveals no timeout."""
     s = Scenario(ledger).to_appealed()
-    refused = s.refused("INPUT", "submit_evidence",
+    before = s.event_names()
+    refused = s.refused("INPUT", "submit_evidence", 48 * HOUR + SECOND,
                         evidence=[f"IMG-{k}" for k in range(count)])
     assert "field 'evidence'" in str(refused) and "A-2" in str(refused)
+    assert s.event_names() == before and s.case_status == "arbitrating"
+    s.now -= 48 * HOUR + SECOND
     s.do("submit_evidence", evidence=["IMG-1", "IMG-2", "IMG-3", "IMG-4"])
 
 
