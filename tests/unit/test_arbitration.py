@@ -39,6 +39,12 @@ def refused_goods(s: Scenario, kind: str) -> Scenario:
     return s
 
 
+def rejected(s: Scenario, rejection: str, kind: str) -> Scenario:
+    """A case of `kind` whose request (`rejection` "request") or goods ("goods") the
+    merchant rejected."""
+    return rejected_request(s, kind) if rejection == "request" else refused_goods(s, kind)
+
+
 # --- A-1: the appeal ------------------------------------------------------------------------
 
 def test_A_1_the_user_appeals_a_rejection_and_the_merchant_owes_evidence(
@@ -61,11 +67,7 @@ def test_A_1_the_user_appeals_a_rejection_and_the_merchant_owes_evidence(
 def test_A_1_an_appeal_exactly_at_the_window_s_end_is_accepted(
     ledger: Ledger, rejection: str,
 ) -> None:
-    s = Scenario(ledger)
-    if rejection == "request":
-        s.to_rejected()
-    else:
-        refused_goods(s, "return")
+    s = rejected(Scenario(ledger), rejection, "return")
     s.do("appeal", 7 * DAY, reason="please look")
     assert s.case_status == "arbitrating"
 
@@ -74,11 +76,7 @@ def test_A_1_an_appeal_exactly_at_the_window_s_end_is_accepted(
 def test_A_1_an_appeal_one_second_after_the_window_is_DEADLINE(
     ledger: Ledger, rejection: str,
 ) -> None:
-    s = Scenario(ledger)
-    if rejection == "request":
-        s.to_rejected()
-    else:
-        refused_goods(s, "exchange")
+    s = rejected(Scenario(ledger), rejection, "exchange")
     refused = s.refused("DEADLINE", "appeal", 7 * DAY + SECOND, reason="please look")
     assert "A-1" in str(refused)
     assert s.case_status == "rejected"
