@@ -316,8 +316,15 @@ def describe(error: ValidationError, *, tagged: bool = True) -> str:
     first = error.errors(include_url=False)[0]
     kind, loc, msg = first["type"], first["loc"], first["msg"]
     if kind == "json_invalid":
-        return f"not a JSON object: {first['ctx'].get('error', msg)}"
+        # The parser counts lines and columns within the one line it was given: its
+        # "line 1" would contradict the file's line number, so only the column is kept.
+        why = re.sub(r" at line \d+ column (\d+)$", r" at column \1",
+                     str(first["ctx"].get("error", msg)))
+        return f"not a JSON object: {why}"
     if kind in ("model_attributes_type", "model_type", "dict_type"):
+        if isinstance(first.get("input"), list):
+            return ("a line must be one JSON object, not an array: the file must be JSON "
+                    "Lines, one command per line")
         return "a line must be a JSON object"
     if kind == "union_tag_not_found":
         return "field 'command': missing"

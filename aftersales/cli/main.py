@@ -26,6 +26,7 @@ from aftersales.application.ledger import Ledger
 from aftersales.application.status import history_entry, status_document
 from aftersales.cli.progress import Progress
 from aftersales.cli.render import render_history, render_status
+from aftersales.domain.steps import TIMEOUTS
 from aftersales.errors import (
     EXIT_INTEGRITY,
     EXIT_STORE,
@@ -42,12 +43,14 @@ from aftersales.readmodels.database import VIEWS_ENV_VAR, ReadModels, views_url
 from aftersales.readmodels.queries import (
     DEMO_SCORECARD,
     DISPUTE_COLUMNS,
+    LAPSE_COLUMNS,
     SCORECARD,
     broken_orders,
     cases_by_kind,
     deadline_changes_by_actor,
     disputes_by_merchant,
     list_disputes,
+    list_lapses,
     list_violations,
     render,
     scorecard,
@@ -73,6 +76,31 @@ VIOLATION_COLUMNS = ("deadline", "rule", "merchant_id", "order_id", "case_no",
 
 _TIME: TypeAdapter[datetime] = TypeAdapter(At)
 
+#: The violations and the lapses of the rules table, by name.
+VIOLATION_RULES = tuple(dict.fromkeys(t.missed for t in TIMEOUTS.values() if t.is_violation))
+LAPSE_RULES = tuple(dict.fromkeys(t.missed for t in TIMEOUTS.values() if not t.is_violation))
+
+
+def _rule_of(kind: str) -> Callable[[str], str]:
+    """An argparse type for --rule: a violation's (or a lapse's) name, in any case; any
+    other is refused, naming the valid ones (and where a rule of the other kind is)."""
+    names, others = ((VIOLATION_RULES, LAPSE_RULES) if kind == "violation"
+                     else (LAPSE_RULES, VIOLATION_RULES))
+
+    def rule(text: str) -> str:
+        name = text.strip().upper()
+        if name in names:
+            return name
+        if name in others:
+            other = "lapse" if kind == "violation" else "violation"
+            raise argparse.ArgumentTypeError(
+                f"{name} is a {other}, not a {kind}: see `aftersales "
+                f"{'lapses' if other == 'lapse' else 'violations'}`")
+        raise argparse.ArgumentTypeError(
+            f"no {kind} is called {text!r}; the {kind}s are {', '.join(names)}")
+    return rule
+
+
 
 def business_time(text: str) -> datetime:
     """An ISO-8601 timestamp with an offset, for --now and --as-of (as strict as a
@@ -82,6 +110,26 @@ def business_time(text: str) -> datetime:
     except ValidationError as e:
         why = re.sub(r"^field '[^']*': ", "", describe(e, tagged=False))
         raise argparse.ArgumentTypeError(f"{text!r}: {why}") from None
+
+
+#: What exit code 1 means, for the commands where it means something.
+_EXIT_1 = {
+    "ingest": "some lines were refused (each printed as `line N: CODE: reason`)",
+    "demo": "some generated lines were refused",
+    "status": "the order was not placed (or not yet at --as-of)",
+    "history": "the order was not placed",
+    "verify": "a chain is broken or the read models differ from a rebuild",
+}
+
+
+def exit_codes(command: str) -> str:
+    """The exit codes of a command, for its --help."""
+    if command == "gen":
+        return "exit codes: 0 done; 2 a bad option"
+    one = f"1 {_EXIT_1[command]}; " if command in _EXIT_1 else ""
+    return (f"exit codes: 0 done; {one}2 it cannot run as asked (a bad option or time, an "
+            "unreadable file, no ledger at the URL); 3 the store failed past the retry "
+            "time; 4 an order's stored history is broken (docs/operations.md)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,20 +151,39 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 600 s) ahead of the wall clock (replaying future-dated "
                         "test data)")
     since_until = argparse.ArgumentParser(add_help=False)
-    since_until.add_argument("--since", type=business_time, help="from business time T")
-    since_until.add_argument("--until", type=business_time, help="before business time T")
-    since_until.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    since_until.add_argument("--since", metavar="T", type=business_time,
+                             help="from business time T (ISO-8601 with an offset)")
+    since_until.add_argument("--until", metavar="T", type=business_time,
+                             help="before business time T")
+    since_until.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                             help="an aligned table for a person (default), or JSON or CSV "
+                             "for a program")
+    generated = argparse.ArgumentParser(add_help=False)
+    generated.add_argument("--orders", type=int, default=3000,
+                           help="how many orders the workload has (default 3000)")
+    generated.add_argument("--seed", type=int, default=7,
+                           help="the random seed: the same seed gives the same lines "
+                           "(default 7)")
+    generated.add_argument("--days", type=int, default=42,
+                           help="business days simulated from 2026-03-01 (default 42)")
+    generated.add_argument("--returns-only", action="store_true",
+                           help="returns only: the workload of earlier versions, line for "
+                           "line")
     parser = argparse.ArgumentParser(
         prog="aftersales", parents=[db],
         description="An event-sourced ledger for e-commerce after-sales.")
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
+    def command(name: str, text: str, *parents: argparse.ArgumentParser
+                ) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=list(parents), help=text, description=text,
+                              epilog=exit_codes(name))
+
     ack = argparse.ArgumentParser(add_help=False)
     ack.add_argument("--ack", action="store_true",
                      help="print a line to standard output as each unit of work is committed")
 
-    p = sub.add_parser("ingest", parents=[db, projecting, ack, future],
-                       help="apply a command file (JSON Lines)")
+    p = command("ingest", "apply a command file (JSON Lines)", db, projecting, ack, future)
     p.add_argument("file", help="the command file, or - for standard input")
     p.add_argument("--batch", type=int, default=BATCH,
                    help=f"lines per transaction (default {BATCH}; 1: one each)")
@@ -124,53 +191,67 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes, each deciding the orders it owns (default: one per core, "
                    f"up to 4, for files of {PARALLEL_FROM >> 20} MiB or more; else 1)")
 
-    p = sub.add_parser("tick", parents=[db, projecting, ack, future],
-                       help="sweep due timeouts")
-    p.add_argument("--now", type=business_time, help="business time (default: wall clock)")
+    p = command("tick", "sweep due timeouts", db, projecting, ack, future)
+    p.add_argument("--now", metavar="T", type=business_time,
+                   help="business time (default: wall clock)")
 
-    p = sub.add_parser("status", parents=[db], help="an order's current state")
-    p.add_argument("order_id")
+    p = command("status", "an order's current state", db)
+    p.add_argument("order_id", help="the platform's order number")
     p.add_argument("--json", action="store_true", help="the status document as JSON")
-    p.add_argument("--as-of", type=business_time, help="the state as it stood at T")
+    p.add_argument("--as-of", metavar="T", type=business_time,
+                   help="the state as it stood at business time T")
 
-    p = sub.add_parser("history", parents=[db], help="an order's audit trail")
-    p.add_argument("order_id")
-    p.add_argument("--json", action="store_true")
+    p = command("history", "an order's audit trail: every event with its actor, business "
+                "time, recorded time, and the rule behind a system act", db)
+    p.add_argument("order_id", help="the platform's order number")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per event, for a program")
 
-    p = sub.add_parser("project", parents=[db, ack], help="bring the read models up to date")
+    p = command("project", "bring the read models up to date", db, ack)
     p.add_argument("--follow", action="store_true", help="then keep following new events")
-    p.add_argument("--poll", type=float, default=0.5, help="seconds between polls (--follow)")
+    p.add_argument("--poll", metavar="SECONDS", type=float, default=0.5,
+                   help="with --follow: the longest wait before looking for new events "
+                   "(default 0.5; on PostgreSQL a NOTIFY wakes it at once)")
     p.add_argument("--batch", type=int, default=PROJECTION_BATCH,
                    help=f"events per transaction (default {PROJECTION_BATCH})")
-    p = sub.add_parser("rebuild", parents=[db], help="drop the read models and replay all events")
+    p = command("rebuild", "drop the read models and replay all events", db)
     p.add_argument("--workers", type=int, default=None,
                    help="processes, each replaying a range of orders (default: one per core, "
                    "up to 4, for 100,000 events or more; else 1)")
-    p = sub.add_parser("verify", parents=[db],
-                       help="check the chained record, then rebuild into a scratch database "
-                       "and compare with the read models")
+    p = command("verify", "check the chained record, then rebuild into a scratch database "
+                "and compare with the read models", db)
     p.add_argument("--head", metavar="DIGEST",
                    help="a log head digest printed by an earlier verify and kept elsewhere: "
                    "check that the history up to it is unchanged")
-    p = sub.add_parser("db", parents=[db],
-                       help="operators: create, check or upgrade the store")
+    p = command("db", "operators: create, check or upgrade the store", db)
     p.add_argument("action", choices=("init", "check", "upgrade"),
-                   help="upgrade: add the chained record to a store written before it")
-    p = sub.add_parser("violations", parents=[db, since_until], help="list violations")
-    p.add_argument("--merchant")
-    p.add_argument("--rule")
-    p = sub.add_parser("disputes", parents=[db, since_until],
-                       help="list disputes (appeals to the platform), by the time opened")
-    p.add_argument("--merchant")
-    p.add_argument("--status", choices=("open", "ruled"))
+                   help="init: create the store's tables; check: say whether the store is "
+                   "ready; upgrade: add the chained record to a store written before it")
+    p = command("violations", "list violations (missed merchant deadlines), by deadline",
+                db, since_until)
+    p.add_argument("--merchant", help="only this merchant's")
+    p.add_argument("--rule", type=_rule_of("violation"),
+                   help=f"only this violation: {', '.join(VIOLATION_RULES)}")
+    p = command("lapses", "list user lapses (missed user deadlines), by deadline", db,
+                since_until)
+    p.add_argument("--merchant", help="only on this merchant's orders")
+    p.add_argument("--user", help="only this user's")
+    p.add_argument("--rule", type=_rule_of("lapse"),
+                   help=f"only this lapse: {', '.join(LAPSE_RULES)}")
+    p = command("disputes", "list disputes (appeals to the platform), by the time opened",
+                db, since_until)
+    p.add_argument("--merchant", help="only this merchant's")
+    p.add_argument("--status", choices=("open", "ruled"), help="only open or ruled ones")
     p.add_argument("--outcome", choices=("user", "merchant"), help="ruled for whom")
-    p.add_argument("--blame", choices=("merchant", "user", "both", "platform", "creator"))
+    p.add_argument("--blame", choices=("merchant", "user", "both", "platform", "creator"),
+                   help="only rulings with this blame")
     p.add_argument("--lost", action="store_true",
                    help="only the merchants' lost disputes (blame merchant or both)")
-    sub.add_parser("report", parents=[db, since_until], help="the merchant scorecard")
+    command("report", "the merchant scorecard", db, since_until)
 
-    p = sub.add_parser("bench", parents=[db], help="measure speed against same-run baselines")
-    p.add_argument("--orders", type=int, default=100_000)
+    p = command("bench", "measure speed against same-run baselines", db)
+    p.add_argument("--orders", type=int, default=100_000,
+                   help="orders of the main workload (default 100000)")
     p.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
     p.add_argument("--big", action="store_true", help="also scale to 10x the orders")
     p.add_argument("--returns-only", action="store_true",
@@ -179,15 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="write the full report here")
     p.add_argument("--workdir", metavar="DIR", help="keep the generated files and stores")
 
-    for name, text in (("demo", "generate a workload, ingest it, sweep, and report"),
-                       ("gen", "write a generated command file to standard output")):
-        p = sub.add_parser(name, parents=[db, projecting, future] if name == "demo" else [db],
-                           help=text)
-        p.add_argument("--orders", type=int, default=3000)
-        p.add_argument("--seed", type=int, default=7)
-        p.add_argument("--days", type=int, default=42)
-        p.add_argument("--returns-only", action="store_true",
-                       help="returns only: the workload of earlier versions, line for line")
+    command("demo", "generate a workload, ingest it, sweep, and report", db, projecting,
+            future, generated)
+    command("gen", "write a generated command file to standard output", generated)
     return parser
 
 
@@ -254,11 +329,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_bench(args, getattr(args, "db", None))
         if args.cmd == "ingest" and args.file != "-" and not os.access(args.file, os.R_OK):
             return _unreadable(args.file)  # before any store is opened (or created)
+        if args.cmd == "ingest" and _json_array(args.file):
+            name = "standard input" if args.file == "-" else args.file
+            return _fail(f"{name} is a JSON array: a command file is JSON Lines, one "
+                         "command (a JSON object) per line; nothing was applied (convert "
+                         "it with `jq -c '.[]'`)", EXIT_USAGE)
         with closing(edge.ledger(create=args.cmd in CREATING)) as ledger:
             handler = {"ingest": cmd_ingest, "tick": cmd_tick, "status": cmd_status,
                        "history": cmd_history, "demo": cmd_demo, "project": cmd_project,
                        "rebuild": cmd_rebuild, "verify": cmd_verify,
-                       "violations": cmd_violations, "disputes": cmd_disputes,
+                       "violations": cmd_violations, "lapses": cmd_lapses,
+                       "disputes": cmd_disputes,
                        "report": cmd_report}[args.cmd]
             return handler(ledger, edge)
     except IntegrityBroken as e:
@@ -334,8 +415,25 @@ def _few(names: list[str], most: int = 5) -> str:
                                       if len(names) > most else "")
 
 
-def _print_refusal(number: int, refusal: CommandRefused) -> None:
-    print(f"line {number}: {refusal.code}: {refusal.reason}", file=sys.stderr)
+def _refusals_beside(progress: Progress) -> Callable[[int, CommandRefused], None]:
+    """Refusals written on lines of their own, the progress bar drawn again after each."""
+    def say(number: int, refusal: CommandRefused) -> None:
+        progress.say(f"line {number}: {refusal.code}: {refusal.reason}")
+    return say
+
+
+def _json_array(path: str) -> bool:
+    """Whether a command file (`-`: standard input, read without consuming it) starts as
+    a JSON array: commands that are not JSON Lines."""
+    if path == "-":
+        head = getattr(sys.stdin.buffer, "peek", lambda n: b"")(512)[:512]
+    else:
+        try:
+            with open(path, "rb") as f:
+                head = f.read(512)
+        except OSError:
+            return False  # said when it is opened
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"["
 
 
 def _acknowledge(settled: Settled) -> None:
@@ -362,15 +460,16 @@ def cmd_ingest(ledger: Ledger, edge: Edge) -> int:
     progress = Progress("ingest", total)
     acknowledge = _acknowledge if args.ack else lambda settled: None
     with source:
+        refused = _refusals_beside(progress)
         if workers == 1:
-            report = ingest(ledger, _lines_of(source), _print_refusal, progress.advance,
+            report = ingest(ledger, _lines_of(source), refused, progress.advance,
                             acknowledge, batch=args.batch, patience=edge.patience(ledger))
         else:
             def done(settled: Settled) -> None:
                 progress.count()
                 acknowledge(settled)
 
-            report = ingest_in_parallel(ledger.url, args.file, workers, _print_refusal,
+            report = ingest_in_parallel(ledger.url, args.file, workers, refused,
                                         done, progress.reach, batch=args.batch,
                                         settings=edge.settings, on_wait=waiting)
     progress.close()
@@ -468,7 +567,8 @@ def cmd_demo(ledger: Ledger, edge: Edge) -> int:
     lines = [json.dumps(line).encode() for line in generate(w)]
     progress = Progress("ingest", len(lines))
     started = time.perf_counter()
-    report: IngestReport = ingest(ledger, lines, _print_refusal, lambda _: progress.advance(),
+    report: IngestReport = ingest(ledger, lines, _refusals_beside(progress),
+                                  lambda _: progress.advance(),
                                   patience=edge.patience(ledger))
     progress.close()
     elapsed = time.perf_counter() - started
@@ -748,6 +848,16 @@ def cmd_violations(ledger: Ledger, edge: Edge) -> int:
     rows = _read(ledger, edge, lambda: _query(ledger, edge, lambda views: list_violations(
         views, args.merchant, args.rule, args.since, args.until)), "reading the violations")
     print(render(rows, args.format, VIOLATION_COLUMNS))
+    return _broken_in_read_models(ledger, edge)
+
+
+def cmd_lapses(ledger: Ledger, edge: Edge) -> int:
+    args = edge.args
+    _project(ledger, edge)
+    rows = _read(ledger, edge, lambda: _query(ledger, edge, lambda views: list_lapses(
+        views, args.merchant, args.rule, args.since, args.until, args.user)),
+        "reading the lapses")
+    print(render(rows, args.format, LAPSE_COLUMNS))
     return _broken_in_read_models(ledger, edge)
 
 

@@ -55,6 +55,16 @@ class Progress:
         self.stream.write(f"\r{text}  {rate:,.0f} {self.unit}/s ")
         self.stream.flush()
 
+    def say(self, text: str) -> None:
+        """A line of its own (a refusal, say): on a terminal the bar is cleared first and
+        drawn again after it."""
+        if self.enabled and self._shown:
+            self.stream.write("\r\x1b[2K")
+        self.stream.write(text + "\n")
+        if self.enabled and self._shown:
+            self._draw()
+        self.stream.flush()
+
     def close(self) -> None:
         if self.enabled:
             self._draw()

@@ -20,6 +20,7 @@ from aftersales.readmodels.schema import (
     deadline_changes,
     disputes,
     integrity_breaks,
+    lapses,
     merchant_compliance,
     return_cases,
     violations,
@@ -29,6 +30,9 @@ from aftersales.readmodels.schema import (
 #: per 1,000 orders placed, the median answer.
 SCORECARD = ("merchant_id", *COUNTERS, "violations", "dispute_loss_per_1000_orders",
              "median_response_seconds")
+#: The columns `aftersales lapses` prints.
+LAPSE_COLUMNS = ("deadline", "rule", "merchant_id", "user_id", "order_id", "case_no",
+                 "kind")
 #: The columns `aftersales disputes` prints.
 DISPUTE_COLUMNS = ("order_id", "merchant_id", "case_no", "kind", "rejected", "opened_at",
                    "evidence_deadline", "evidence_at", "evidence_count", "status",
@@ -55,6 +59,23 @@ def list_violations(views: ReadModels, merchant: str | None = None, rule: str | 
         q = q.where(v.deadline >= since)
     if until:
         q = q.where(v.deadline < until)
+    with views.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def list_lapses(views: ReadModels, merchant: str | None = None, rule: str | None = None,
+                since: datetime | None = None, until: datetime | None = None,
+                user: str | None = None) -> list[dict[str, Any]]:
+    """The users' lapses whose deadline is in [since, until), oldest first."""
+    x = lapses.c
+    q = select(lapses).order_by(x.deadline, x.position)
+    for column, wanted in ((x.merchant_id, merchant), (x.rule, rule), (x.user_id, user)):
+        if wanted is not None:
+            q = q.where(column == wanted)
+    if since:
+        q = q.where(x.deadline >= since)
+    if until:
+        q = q.where(x.deadline < until)
     with views.engine.connect() as conn:
         return [dict(r) for r in conn.execute(q).mappings()]
 

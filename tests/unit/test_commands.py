@@ -59,7 +59,8 @@ def without(key: str, **fields: object) -> str:
 
 @pytest.mark.parametrize("line,expected", [
     ("not json", "not a JSON object"),
-    ("[1, 2]", "must be a JSON object"),
+    ("[1, 2]", "must be one JSON object, not an array"),
+    ("17", "must be a JSON object"),
     (without("command"), "field 'command': missing"),
     (line(command="refund"), "unknown command 'refund'"),
     (without("at"), "field 'at': required"),
