@@ -48,6 +48,7 @@ def status_document(order: Order) -> dict[str, Any]:
         "goods_amount": order.goods_amount,
         "postage": order.postage,
         "currency": order.currency,
+        "cancelled_by": order.cancelled_by,
         "cases": len(order.cases),
         "next_deadline": None if pending is None else {
             "rule": pending.rule, "case": pending.case, "deadline": iso(pending.at)},

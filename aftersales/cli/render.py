@@ -10,7 +10,8 @@ def render_status(doc: dict[str, Any]) -> str:
     """The status document for a person."""
     lines = [
         f"order {doc['order_id']} ({doc['payment']}, merchant {doc['merchant_id']}, "
-        f"user {doc['user_id']}): {doc['order_status']}",
+        f"user {doc['user_id']}): {doc['order_status']}"
+        + (f" by {doc['cancelled_by']}" if doc.get("cancelled_by") else ""),
         f"  goods {doc['goods_amount']} + postage {doc['postage']} {doc['currency']}; "
         f"refunded {doc['refunded_total']}",
     ]

@@ -136,3 +136,23 @@ def test_without_a_terminal_a_refusal_is_a_plain_line() -> None:
     progress.advance(50)
     progress.say("line 7: INPUT: x")
     assert piped.getvalue() == "line 7: INPUT: x\n"
+
+
+CANCELLED = [
+    {"command": "place_order", "order_id": "C1", "at": "2026-03-01T10:00:00+08:00",
+     "payment": "online", "merchant_id": "M1", "user_id": "B1", "goods_amount": 100},
+    {"command": "pay", "order_id": "C1", "at": "2026-03-01T10:05:00+08:00"},
+    {"command": "cancel", "order_id": "C1", "at": "2026-03-01T11:00:00+08:00",
+     "by": "platform", "reason": "the user asked customer service"},
+]
+
+
+def test_status_says_who_cancelled_the_order(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in CANCELLED))
+    store = f"sqlite:///{tmp_path / 'l.db'}"
+    assert run("ingest", str(path), "--db", store, cwd=tmp_path).returncode == 0
+    doc = json.loads(run("status", "C1", "--json", "--db", store, cwd=tmp_path).stdout)
+    assert (doc["order_status"], doc["cancelled_by"]) == ("cancelled", "platform")
+    text = run("status", "C1", "--db", store, cwd=tmp_path).stdout
+    assert text.splitlines()[0].endswith(": cancelled by platform")
