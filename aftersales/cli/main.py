@@ -101,7 +101,6 @@ def _rule_of(kind: str) -> Callable[[str], str]:
     return rule
 
 
-
 def business_time(text: str) -> datetime:
     """An ISO-8601 timestamp with an offset, for --now and --as-of (as strict as a
     command's `at`, and saying what is wrong with it)."""
