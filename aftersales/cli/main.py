@@ -16,7 +16,7 @@ from contextlib import closing
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -841,42 +841,39 @@ def cmd_bench(args: argparse.Namespace, url: str | None) -> int:
     return 0
 
 
-def cmd_violations(ledger: Ledger, edge: Edge) -> int:
-    args = edge.args
+def _listing(ledger: Ledger, edge: Edge, ask: Callable[[ReadModels], list[dict[str, Any]]],
+             what: str, columns: Sequence[str]) -> int:
+    """A query command: the read models brought up to date, asked, printed in the
+    chosen format; exit 4 if they hold orders with a broken history."""
     _project(ledger, edge)
-    rows = _read(ledger, edge, lambda: _query(ledger, edge, lambda views: list_violations(
-        views, args.merchant, args.rule, args.since, args.until)), "reading the violations")
-    print(render(rows, args.format, VIOLATION_COLUMNS))
+    rows = _read(ledger, edge, lambda: _query(ledger, edge, ask), f"reading the {what}")
+    print(render(rows, edge.args.format, columns))
     return _broken_in_read_models(ledger, edge)
+
+
+def cmd_violations(ledger: Ledger, edge: Edge) -> int:
+    a = edge.args
+    return _listing(ledger, edge, lambda views: list_violations(
+        views, a.merchant, a.rule, a.since, a.until), "violations", VIOLATION_COLUMNS)
 
 
 def cmd_lapses(ledger: Ledger, edge: Edge) -> int:
-    args = edge.args
-    _project(ledger, edge)
-    rows = _read(ledger, edge, lambda: _query(ledger, edge, lambda views: list_lapses(
-        views, args.merchant, args.rule, args.since, args.until, args.user)),
-        "reading the lapses")
-    print(render(rows, args.format, LAPSE_COLUMNS))
-    return _broken_in_read_models(ledger, edge)
+    a = edge.args
+    return _listing(ledger, edge, lambda views: list_lapses(
+        views, a.merchant, a.rule, a.since, a.until, a.user), "lapses", LAPSE_COLUMNS)
 
 
 def cmd_disputes(ledger: Ledger, edge: Edge) -> int:
-    args = edge.args
-    _project(ledger, edge)
-    rows = _read(ledger, edge, lambda: _query(ledger, edge, lambda views: list_disputes(
-        views, args.merchant, args.since, args.until, args.status, args.outcome, args.blame,
-        True if args.lost else None)), "reading the disputes")
-    print(render(rows, args.format, DISPUTE_COLUMNS))
-    return _broken_in_read_models(ledger, edge)
+    a = edge.args
+    return _listing(ledger, edge, lambda views: list_disputes(
+        views, a.merchant, a.since, a.until, a.status, a.outcome, a.blame,
+        True if a.lost else None), "disputes", DISPUTE_COLUMNS)
 
 
 def cmd_report(ledger: Ledger, edge: Edge) -> int:
-    args = edge.args
-    _project(ledger, edge)
-    rows = _read(ledger, edge, lambda: _query(ledger, edge, lambda views: scorecard(
-        views, args.since, args.until)), "reading the scorecard")
-    print(render(rows, args.format, SCORECARD))
-    return _broken_in_read_models(ledger, edge)
+    a = edge.args
+    return _listing(ledger, edge, lambda views: scorecard(views, a.since, a.until),
+                    "scorecard", SCORECARD)
 
 
 def _query(ledger: Ledger, edge: Edge, ask: Callable[[ReadModels], T]) -> T:

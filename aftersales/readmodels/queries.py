@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, Select, case, func, select
 
 from aftersales.domain.steps import VIOLATION_COUNTERS
 from aftersales.readmodels.database import ReadModels
@@ -44,6 +44,22 @@ DEMO_SCORECARD = ("merchant_id", "cases_opened", "refund_cases_opened",
                   "median_response_seconds")
 
 
+def _listed(views: ReadModels, q: Select[Any], when: ColumnElement[datetime],
+            since: datetime | None, until: datetime | None,
+            equal: Sequence[tuple[ColumnElement[Any], object]]) -> list[dict[str, Any]]:
+    """The rows of `q` whose `when` is in [since, until) and whose columns equal the
+    values given (None: any), as dicts: the one shape of every listing command."""
+    for column, wanted in equal:
+        if wanted is not None:
+            q = q.where(column == wanted)
+    if since:
+        q = q.where(when >= since)
+    if until:
+        q = q.where(when < until)
+    with views.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(q).mappings()]
+
+
 def list_violations(views: ReadModels, merchant: str | None = None, rule: str | None = None,
                     since: datetime | None = None,
                     until: datetime | None = None) -> list[dict[str, Any]]:
@@ -51,16 +67,8 @@ def list_violations(views: ReadModels, merchant: str | None = None, rule: str | 
     v = violations.c
     q = select(v.order_id, v.merchant_id, v.case_no, v.rule, v.deadline, v.consequence,
                v.penalty).order_by(v.deadline, v.position)
-    if merchant:
-        q = q.where(v.merchant_id == merchant)
-    if rule:
-        q = q.where(v.rule == rule)
-    if since:
-        q = q.where(v.deadline >= since)
-    if until:
-        q = q.where(v.deadline < until)
-    with views.engine.connect() as conn:
-        return [dict(r) for r in conn.execute(q).mappings()]
+    return _listed(views, q, v.deadline, since, until,
+                   ((v.merchant_id, merchant or None), (v.rule, rule or None)))
 
 
 def list_lapses(views: ReadModels, merchant: str | None = None, rule: str | None = None,
@@ -68,16 +76,9 @@ def list_lapses(views: ReadModels, merchant: str | None = None, rule: str | None
                 user: str | None = None) -> list[dict[str, Any]]:
     """The users' lapses whose deadline is in [since, until), oldest first."""
     x = lapses.c
-    q = select(lapses).order_by(x.deadline, x.position)
-    for column, wanted in ((x.merchant_id, merchant), (x.rule, rule), (x.user_id, user)):
-        if wanted is not None:
-            q = q.where(column == wanted)
-    if since:
-        q = q.where(x.deadline >= since)
-    if until:
-        q = q.where(x.deadline < until)
-    with views.engine.connect() as conn:
-        return [dict(r) for r in conn.execute(q).mappings()]
+    return _listed(views, select(lapses).order_by(x.deadline, x.position), x.deadline,
+                   since, until, ((x.merchant_id, merchant), (x.rule, rule),
+                                  (x.user_id, user)))
 
 
 def list_disputes(views: ReadModels, merchant: str | None = None,
@@ -87,16 +88,9 @@ def list_disputes(views: ReadModels, merchant: str | None = None,
     """Disputes (appeals) opened in [since, until), oldest first."""
     d = disputes.c
     q = select(disputes).order_by(d.opened_at, d.order_id, d.case_no)
-    for column, wanted in ((d.merchant_id, merchant), (d.status, status),
-                           (d.outcome, outcome), (d.blame, blame), (d.lost, lost)):
-        if wanted is not None:
-            q = q.where(column == wanted)
-    if since:
-        q = q.where(d.opened_at >= since)
-    if until:
-        q = q.where(d.opened_at < until)
-    with views.engine.connect() as conn:
-        return [dict(r) for r in conn.execute(q).mappings()]
+    return _listed(views, q, d.opened_at, since, until,
+                   ((d.merchant_id, merchant), (d.status, status), (d.outcome, outcome),
+                    (d.blame, blame), (d.lost, lost)))
 
 
 def broken_orders(views: ReadModels) -> list[dict[str, Any]]:
