@@ -51,6 +51,8 @@ class CommandRefused(AftersalesError):
         super().__init__(f"{code}: {reason}")
         self.code = code
         self.reason = reason
+        #: The events of the timeouts it revealed, recorded (set by the write path).
+        self.events = 0
 
 
 class IntegrityBroken(AftersalesError):

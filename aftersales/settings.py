@@ -14,6 +14,8 @@ can override some of them.  Every wait the ledger does on its store is bounded b
                                        failure, a full disk) is retried before giving up
     AFTERSALES_FUTURE_MARGIN      600  seconds a command's business time may be ahead of
                                        the wall clock (`--allow-future` lifts it)
+    AFTERSALES_TZ      Asia/Shanghai   the business time zone: the read models' business
+                                       days, and every time a person reads
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
-from aftersales.errors import SettingsError
+from aftersales.errors import SettingsError, ViewsConfigError
+
+TZ_ENV_VAR = "AFTERSALES_TZ"
+DEFAULT_TZ = "Asia/Shanghai"
 
 #: A server that does not answer is given up on this share of the statement timeout after
 #: it (so that the server's own cancellation arrives first), within these bounds.
@@ -56,6 +62,17 @@ class Settings:
             retry_for=_seconds(env, "AFTERSALES_RETRY_FOR", default.retry_for),
             future_margin=timedelta(seconds=margin),
         )
+
+
+def business_zone(name: str | None = None) -> tuple[str, ZoneInfo]:
+    """The business time zone (its name and the zone): `name`, else $AFTERSALES_TZ, else
+    Asia/Shanghai; an unknown name is refused."""
+    name = name or os.environ.get(TZ_ENV_VAR) or DEFAULT_TZ
+    try:
+        return name, ZoneInfo(name)
+    except (KeyError, ValueError):
+        raise ViewsConfigError(f"unknown time zone {name!r} (set {TZ_ENV_VAR} to a name "
+                               "such as Asia/Shanghai or UTC)") from None
 
 
 def millis(seconds: float) -> int:

@@ -28,6 +28,7 @@ class Outcome:
 
 
 DUPLICATE = Outcome(duplicate=True)
+NOTHING = Outcome()
 
 
 @lru_cache(maxsize=64)

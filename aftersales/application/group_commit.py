@@ -30,6 +30,7 @@ from aftersales.application import commands as cmd
 from aftersales.application.clock import FutureGuard
 from aftersales.application.decisions import (
     DUPLICATE,
+    NOTHING,
     UNREMEMBERED,
     Outcome,
     applied,
@@ -102,7 +103,7 @@ class GroupCommit:
         store, checked, not from the order cache: one command is one load, and whatever
         happened to the stored history since this process last saw it is seen."""
         if isinstance(item, cmd.Tick):
-            return Outcome(timeouts=self.tick(item.at))
+            return self.sweep(item.at)
         if (ahead := self.too_far_ahead(item.at)) is not None:
             raise ahead  # refused at the edge, before the store is asked anything
         for _ in range(self.max_retries):
@@ -119,7 +120,14 @@ class GroupCommit:
 
     def tick(self, now: datetime,
              on_order: Callable[[UUID, int], None] = lambda oid, n: None) -> int:
-        """Apply every timeout due before `now` (deadline < now); return how many.
+        """Apply every timeout due before `now` (deadline < now); return how many (see
+        `sweep`)."""
+        return self.sweep(now, on_order).timeouts
+
+    def sweep(self, now: datetime,
+              on_order: Callable[[UUID, int], None] = lambda oid, n: None) -> Outcome:
+        """Apply every timeout due before `now` (deadline < now); how many, and how many
+        events they recorded (with the refunds, penalties and compensations that follow).
 
         Due orders are found through the deadline index, `SWEEP_BATCH` at a time, never by
         loading every order; each batch's timeouts are recorded in one transaction (if
@@ -128,7 +136,7 @@ class GroupCommit:
         `on_order` hears of each order once its timeouts are recorded."""
         if (ahead := self.too_far_ahead(now)) is not None:
             raise ahead
-        total = 0
+        timeouts = events = 0
         skipped: set[UUID] = set()
         while True:
             batch = _Batch(self)
@@ -139,18 +147,20 @@ class GroupCommit:
                 swept = {oid: self.sweep_order(oid, order_id, now)
                          for oid, order_id in batch.due}
             if not swept:
-                return total
+                return Outcome(events=events, timeouts=timeouts)
             for oid, fired in swept.items():
                 if fired is None:
                     skipped.add(oid)
                     continue
-                total += fired
-                if fired:
-                    on_order(oid, fired)
+                timeouts += fired.timeouts
+                events += fired.events
+                if fired.timeouts:
+                    on_order(oid, fired.timeouts)
 
-    def sweep_order(self, oid: UUID, order_id: str, now: datetime) -> int | None:
+    def sweep_order(self, oid: UUID, order_id: str, now: datetime) -> Outcome | None:
         """Sweep one order on fresh state, as a sweep of one (retrying conflicts); how many
-        timeouts were applied (None: the order's history is broken, nothing was done)."""
+        timeouts were applied, and their events (None: the order's history is broken,
+        nothing was done)."""
         for _ in range(self.max_retries):
             try:
                 return _Batch(self, fresh=True).sweep_orders(now, [(oid, order_id)])[oid]
@@ -212,7 +222,8 @@ class _Batch:
                         break
                     fresh = self.load({order_id for _, order_id in due})
                     swept = self.sweep(c.at)
-                    results.append(Outcome(timeouts=sum(swept.values())))
+                    results.append(Outcome(events=sum(x.events for x in swept.values()),
+                                           timeouts=sum(x.timeouts for x in swept.values())))
                     repairs += [(n, oid, order_id, c.at) for oid, order_id in due
                                 if order_id in fresh and order_id not in swept]
                     continue
@@ -240,6 +251,8 @@ class _Batch:
                     rows.append(CommandRow(cid, order.id, digest))
                     results.append(applied(len(order.pending_events) - before))
                 except CommandRefused as refusal:
+                    if order is not None:
+                        refusal.events = len(order.pending_events) - before
                     results.append(refusal)
                     refused_ids[n] = (cid, digest)
                     if refusal.code not in UNREMEMBERED:
@@ -259,10 +272,10 @@ class _Batch:
         self.settle_refusals(results, refused_ids, {row.command_id for row in rows})
         return results
 
-    def sweep_due(self, now: datetime, skipped: set[UUID]) -> dict[UUID, int | None]:
+    def sweep_due(self, now: datetime, skipped: set[UUID]) -> dict[UUID, Outcome | None]:
         """Sweep the next `SWEEP_BATCH` due orders the index names (less those `skipped`);
-        how many timeouts each got (None: its history is broken).  Empty when nothing is
-        due."""
+        how many timeouts each got, and their events (None: its history is broken).  Empty
+        when nothing is due."""
         self.uow.refresh()
         self.due = [x for x in self.uow.index.due_orders(now, SWEEP_BATCH + len(skipped),
                                                          partition=self.uow.partition)
@@ -270,12 +283,12 @@ class _Batch:
         return self.sweep_orders(now, self.due)
 
     def sweep_orders(self, now: datetime, due: list[tuple[UUID, str]]
-                     ) -> dict[UUID, int | None]:
+                     ) -> dict[UUID, Outcome | None]:
         """Apply the timeouts due before `now` to these orders and record them in one
-        transaction; how many each got (None: its history is broken).  An order with
-        nothing due after all (another writer moved it on after the index was read, or its
-        row is behind its events) is swept again on fresh state, which sets its row from
-        that state unless an event was recorded since."""
+        transaction; how many each got, and their events (None: its history is broken).
+        An order with nothing due after all (another writer moved it on after the index was
+        read, or its row is behind its events) is swept again on fresh state, which sets its
+        row from that state unless an event was recorded since."""
         ids = {order_id: oid for oid, order_id in due}
         try:
             self.load(ids, ids, watch=False)
@@ -286,7 +299,7 @@ class _Batch:
             self.forget()
             raise
         self.keep()
-        fired: dict[UUID, int | None] = {}
+        fired: dict[UUID, Outcome | None] = {}
         for oid, order_id in due:
             if order_id in self.broken:
                 fired[oid] = None
@@ -297,7 +310,7 @@ class _Batch:
                 self.uow.index.repair_deadline(
                     oid, None if order is None else deadline_row(order),
                     0 if order is None else order.version)
-                fired[oid] = 0
+                fired[oid] = NOTHING
             else:
                 fired[oid] = self.writer.sweep_order(oid, order_id, now)
         return fired
@@ -350,19 +363,24 @@ class _Batch:
         if due is not None:
             heapq.heappush(self.deadlines, (due.at, order.order_id))
 
-    def sweep(self, now: datetime, due: Iterable[str] | None = None) -> dict[str, int]:
+    def sweep(self, now: datetime, due: Iterable[str] | None = None) -> dict[str, Outcome]:
         """Apply the timeouts due before `now` to orders of the working set: those the heap
         of their deadlines names (a tick of a batch), or those given (a sweep's orders, as
-        the deadline index names them); how many each order that changed got."""
-        swept: dict[str, int] = {}
+        the deadline index names them); how many each order that changed got, and the
+        events they recorded."""
+        swept: dict[str, Outcome] = {}
         policy = self.writer.policy
         for order_id in self._due_in_heap(now) if due is None else due:
             order = self.orders.get(order_id)
             if order is None:  # never placed, or broken: left to the repairs
                 continue
+            before = len(order.pending_events)
             n = order.apply_due_timeouts(now, policy)
             if n:
-                swept[order_id] = swept.get(order_id, 0) + n
+                was = swept.get(order_id, NOTHING)
+                swept[order_id] = Outcome(
+                    events=was.events + len(order.pending_events) - before,
+                    timeouts=was.timeouts + n)
                 self.touched[order_id] = order
                 if due is None:
                     self.watch(order)
@@ -385,10 +403,11 @@ class _Batch:
         for n, oid, order_id, now in repairs:
             if order_id in self.touched or order_id in self.broken:
                 continue
-            fired = self.writer.sweep_order(oid, order_id, now) or 0
+            fired = self.writer.sweep_order(oid, order_id, now) or NOTHING
             outcome = results[n]
             assert isinstance(outcome, Outcome)
-            results[n] = Outcome(timeouts=outcome.timeouts + fired)
+            results[n] = Outcome(events=outcome.events + fired.events,
+                                 timeouts=outcome.timeouts + fired.timeouts)
 
     def settle_refusals(self, results: list[object], refused_ids: dict[int, tuple[str, str]],
                         applied_here: set[str]) -> None:

@@ -182,6 +182,12 @@ class Ledger(Application[UUID]):
         `GroupCommit.tick`)."""
         return self.writer.tick(now, on_order)
 
+    def sweep(self, now: datetime,
+              on_order: Callable[[UUID, int], None] = lambda oid, n: None) -> Outcome:
+        """`tick`, saying also how many events the timeouts recorded (with the refunds,
+        penalties and compensations that follow them)."""
+        return self.writer.sweep(now, on_order)
+
     # --- queries -----------------------------------------------------------------------
 
     def order_number(self, stored: StoredEvent) -> str | None:

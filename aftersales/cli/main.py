@@ -9,12 +9,13 @@ import re
 import signal
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
@@ -24,8 +25,10 @@ from aftersales.application.clock import guard_for, wall_clock
 from aftersales.application.commands import At, describe
 from aftersales.application.ledger import Ledger
 from aftersales.application.status import history_entry, status_document
+from aftersales.cli.human import CURRENCY
 from aftersales.cli.progress import Progress
 from aftersales.cli.render import render_history, render_status
+from aftersales.cli.tables import render
 from aftersales.domain.steps import TIMEOUTS
 from aftersales.errors import (
     EXIT_INTEGRITY,
@@ -45,21 +48,24 @@ from aftersales.readmodels.queries import (
     DISPUTE_COLUMNS,
     LAPSE_COLUMNS,
     SCORECARD,
+    SCORECARD_CAPTION,
     broken_orders,
+    business_days,
     cases_by_kind,
     deadline_changes_by_actor,
     disputes_by_merchant,
+    hours,
     list_disputes,
     list_lapses,
     list_violations,
-    render,
     scorecard,
+    scorecard_with_total,
 )
 from aftersales.readmodels.runner import BATCH as PROJECTION_BATCH
 from aftersales.readmodels.runner import Runner, verify
 from aftersales.readmodels.schema import SCHEMA_VERSION
 from aftersales.runtime.garbage import tune_for_batch_work
-from aftersales.settings import Settings
+from aftersales.settings import Settings, business_zone
 from aftersales.storage.config import DEFAULT_URL, ENV_VAR, redacted, resolve_url, sqlite_path
 from aftersales.storage.integrity import Check, check
 from aftersales.storage.retry import Patience, is_store_error
@@ -246,7 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only rulings with this blame")
     p.add_argument("--lost", action="store_true",
                    help="only the merchants' lost disputes (blame merchant or both)")
-    command("report", "the merchant scorecard", db, since_until)
+    command("report", "the merchant scorecard: per merchant, the counters of "
+            "merchant_compliance over the business days --since/--until touch, with a "
+            f"totals row.  {SCORECARD_CAPTION}", db, since_until)
 
     p = command("bench", "measure speed against same-run baselines", db)
     p.add_argument("--orders", type=int, default=100_000,
@@ -284,6 +292,7 @@ class Edge:
             settings = replace(settings, future_margin=None)
         self.settings = settings
         self.url = resolve_url(getattr(args, "db", None))
+        self.tz_name, self.zone = business_zone()  # where a person reads business times
 
     def ledger(self, create: bool) -> Ledger:
         """The ledger at the URL; a command that does not create one needs it there."""
@@ -393,11 +402,16 @@ def _project(ledger: Ledger, edge: Edge, label: str = "project") -> int:
             progress.close()
             return done
 
+    started = time.perf_counter()
     try:
-        return edge.patience(ledger).run(catch_up, "bringing the read models up to date")
+        done = edge.patience(ledger).run(catch_up, "bringing the read models up to date")
     except StoreUnavailable as e:
         raise StoreUnavailable(f"{e}.  The ledger itself is recorded; run `aftersales "
                                "project` when the store is back") from e
+    if done:
+        print(f"projected {done:,} events into the read models in "
+              f"{time.perf_counter() - started:.1f}s")
+    return done
 
 
 def _report_broken(names: set[str]) -> int:
@@ -501,9 +515,10 @@ def cmd_tick(ledger: Ledger, edge: Edge) -> int:
         if edge.args.ack:
             print(f"ack swept {getattr(oid, 'hex', oid)} {n}", flush=True)
 
-    swept = edge.patience(ledger).run(lambda: ledger.tick(now, acknowledge),
+    swept = edge.patience(ledger).run(lambda: ledger.sweep(now, acknowledge),
                                       f"sweeping the timeouts due before {now.isoformat()}")
-    print(f"swept {swept} timeouts due before {now.isoformat()}")
+    print(f"swept {swept.timeouts} timeouts due before {now.isoformat()} ({swept.events} "
+          "events recorded, with the refunds, penalties and compensations that follow)")
     _project(ledger, edge)
     return _report_broken(broken_names(ledger))
 
@@ -526,19 +541,18 @@ def cmd_status(ledger: Ledger, edge: Edge) -> int:
     if order is None:
         return _fail(f"order {args.order_id} was not placed{when}", 1)
     doc = status_document(order)
-    print(json.dumps(doc, ensure_ascii=False) if args.json else render_status(doc))
+    print(json.dumps(doc, ensure_ascii=False) if args.json else render_status(doc, edge.zone))
     return 0
 
 
 def cmd_history(ledger: Ledger, edge: Edge) -> int:
     args = edge.args
-    entries = _read(ledger, edge, lambda: [history_entry(e) for e in
-                                           ledger.order_events(args.order_id)],
-                    f"reading order {args.order_id}")
-    if not entries:
+    events = _read(ledger, edge, lambda: list(ledger.order_events(args.order_id)),
+                   f"reading order {args.order_id}")
+    if not events:
         return _fail(f"order {args.order_id} was not placed", 1)
-    print(json.dumps(entries, ensure_ascii=False, indent=1) if args.json
-          else render_history(entries))
+    print(json.dumps([history_entry(e) for e in events], ensure_ascii=False, indent=1)
+          if args.json else render_history(events, edge.zone))
     return 0
 
 
@@ -574,14 +588,13 @@ def cmd_demo(ledger: Ledger, edge: Edge) -> int:
     print(report.summary())
     if (stopped := report.stop_message()) is not None:
         return _fail(stopped, EXIT_STORE)
-    swept = edge.patience(ledger).run(lambda: ledger.tick(w.end), "sweeping")
+    swept = edge.patience(ledger).run(lambda: ledger.sweep(w.end), "sweeping")
     print(f"ingested in {elapsed:.1f}s ({report.lines / elapsed:,.0f} lines/s); "
-          f"final sweep at {w.end.isoformat()}: {swept} timeouts")
-    started = time.perf_counter()
-    projected = _project(ledger, edge)
-    print(f"projected {projected} events into the read models in "
-          f"{time.perf_counter() - started:.1f}s")
+          f"final sweep at {w.end.isoformat()}: {swept.timeouts:,} timeouts, "
+          f"{swept.events:,} events")
+    _project(ledger, edge)
     if not getattr(args, "no_project", False):
+        zone = edge.zone
         with closing(_views(ledger, edge)) as views:
             rows = scorecard(views)
             found = list_violations(views)
@@ -596,15 +609,18 @@ def cmd_demo(ledger: Ledger, edge: Edge) -> int:
             print(f"  {rule:<24} {n:>6}")
         print("\ncases by kind (read model `return_cases`):")
         print(render(kinds, "table", ("kind", "cases", "refunded", "exchanged",
-                                      "converted_to_refund", "deadline_moved")))
+                                      "converted_to_refund", "deadline_moved"), zone))
         print("\ndeadline changes (read model `deadline_changes`):")
-        print(render(moves, "table", ("change", "changed_by", "changes", "shift_seconds")))
+        for move in moves:
+            move["shift_hours"] = hours(move["shift_seconds"])
+        print(render(moves, "table", ("change", "changed_by", "changes", "shift_hours"), zone))
         print("\ndisputes per merchant, most lost first (read model `disputes`):")
         print(render(per_merchant[:8], "table", (
             "merchant_id", "disputes", "open", "lost", "won", "evidence_missed",
-            "median_hours_to_ruling")))
-        print("\nworst merchants (read model `merchant_compliance`):")
-        print(render(rows[:8], "table", DEMO_SCORECARD))
+            "median_hours_to_ruling"), zone))
+        print("\nworst merchants (read model `merchant_compliance`; all of them: "
+              "`aftersales report`):")
+        print(render(rows[:8], "table", DEMO_SCORECARD, zone))
     return _report_broken(report.broken | broken_names(ledger)) or (
         1 if report.refused else 0)
 
@@ -847,7 +863,7 @@ def _listing(ledger: Ledger, edge: Edge, ask: Callable[[ReadModels], list[dict[s
     chosen format; exit 4 if they hold orders with a broken history."""
     _project(ledger, edge)
     rows = _read(ledger, edge, lambda: _query(ledger, edge, ask), f"reading the {what}")
-    print(render(rows, edge.args.format, columns))
+    print(render(rows, edge.args.format, columns, edge.zone))
     return _broken_in_read_models(ledger, edge)
 
 
@@ -872,8 +888,25 @@ def cmd_disputes(ledger: Ledger, edge: Edge) -> int:
 
 def cmd_report(ledger: Ledger, edge: Edge) -> int:
     a = edge.args
-    return _listing(ledger, edge, lambda views: scorecard(views, a.since, a.until),
-                    "scorecard", SCORECARD)
+    _project(ledger, edge)
+    rows, total = _read(ledger, edge, lambda: _query(
+        ledger, edge, lambda views: scorecard_with_total(views, a.since, a.until)),
+        "reading the scorecard")
+    if a.format == "table":
+        print(textwrap.fill(f"{_window(a.since, a.until, edge)}.  {SCORECARD_CAPTION}  "
+                            f"Money in {CURRENCY}; response times in hours.", 88) + "\n")
+    print(render(rows, a.format, SCORECARD, edge.zone,
+                 total=total if a.format == "table" else None))
+    return _broken_in_read_models(ledger, edge)
+
+
+def _window(since: datetime | None, until: datetime | None, edge: Edge) -> str:
+    """Which business days a report covers, in words."""
+    first, end = business_days(edge.zone, since, until)
+    days = ("every business day recorded" if first is None and end is None else
+            f"the business days from {first or 'the first recorded'} to "
+            f"{end - timedelta(days=1) if end else 'the last recorded'}")
+    return f"Scorecard of {days} ({edge.tz_name})"
 
 
 def _query(ledger: Ledger, edge: Edge, ask: Callable[[ReadModels], T]) -> T:

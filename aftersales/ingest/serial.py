@@ -62,8 +62,9 @@ class IngestReport:
     applied: int = 0
     duplicates: int = 0
     ticks: int = 0
-    events: int = 0
-    timeouts: int = 0
+    events: int = 0  # recorded by the commands (with the timeouts their times revealed)
+    timeouts: int = 0  # swept by the ticks
+    swept_events: int = 0  # recorded by those timeouts (refunds, penalties and all)
     refused: Counter[str] = field(default_factory=Counter)
     stopped: Stop | None = None
     #: The orders found with a broken history (refused, or skipped by sweeps), by name.
@@ -71,8 +72,11 @@ class IngestReport:
 
     def add(self, settled: Settled) -> None:
         self.lines += 1
-        self.events += settled.events
         self.timeouts += settled.timeouts
+        if settled.status == "tick" and settled.reason is None:
+            self.swept_events += settled.events
+        else:
+            self.events += settled.events
         if settled.reason is not None:
             self.refused[settled.status] += 1
         elif settled.status == "tick":
@@ -86,9 +90,13 @@ class IngestReport:
         refused = sum(self.refused.values())
         by_code = ", ".join(f"{code} {n}" for code, n in sorted(self.refused.items()))
         return (
-            f"{self.lines} lines: {self.applied} applied, {self.duplicates} already applied, "
-            f"{self.ticks} ticks, {refused} refused" + (f" ({by_code})" if by_code else "")
-            + f"; {self.events} events from commands, {self.timeouts} timeouts swept"
+            f"{self.lines:,} lines: {self.applied:,} applied, {self.duplicates:,} already "
+            f"applied, {self.ticks:,} ticks, {refused:,} refused"
+            + (f" ({by_code})" if by_code else "")
+            + f"; {self.events + self.swept_events:,} events recorded: {self.events:,} by "
+            f"the commands (with the timeouts their times revealed), {self.swept_events:,} "
+            f"by the {self.timeouts:,} timeouts the ticks swept (with the refunds, penalties "
+            "and compensations that follow them)"
         )
 
     def stop_message(self) -> str | None:
@@ -155,7 +163,7 @@ def ingest(
 
     def settle(number: int, result: object, kind: str) -> None:
         if isinstance(result, CommandRefused):
-            settled = Settled(number, result.code, result.reason)
+            settled = Settled(number, result.code, result.reason, result.events)
             on_refused(number, result)
         else:
             assert isinstance(result, Outcome), result

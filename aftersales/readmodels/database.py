@@ -11,7 +11,6 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
 from sqlalchemy import Connection, Engine, create_engine, event, insert, select, text, update
@@ -25,14 +24,12 @@ from aftersales.readmodels.schema import (
     projection_meta,
     projection_tracking,
 )
-from aftersales.settings import DEFAULT_SETTINGS, Settings
+from aftersales.settings import DEFAULT_SETTINGS, Settings, business_zone
 from aftersales.storage.config import PostgresTarget, postgres_target
 from aftersales.storage.postgres import answering, session
 from aftersales.storage.retry import retry_races
 
 VIEWS_ENV_VAR = "AFTERSALES_VIEWS_DB"
-TZ_ENV_VAR = "AFTERSALES_TZ"
-DEFAULT_TZ = "Asia/Shanghai"
 PROJECTION_NAME = "reporting"
 DDL_ATTEMPTS = 5
 
@@ -106,11 +103,7 @@ class ReadModels(TrackingRecorder):
                  settings: Settings = DEFAULT_SETTINGS) -> None:
         self.url = url
         self.settings = settings
-        self.tz_name = tz or os.environ.get(TZ_ENV_VAR) or DEFAULT_TZ
-        try:
-            self.tz = ZoneInfo(self.tz_name)
-        except (KeyError, ValueError) as e:
-            raise ViewsConfigError(f"unknown time zone {self.tz_name!r}") from e
+        self.tz_name, self.tz = business_zone(tz)
         self.engine = make_engine(url, settings)
         self.rebuilt_for_version = False
 

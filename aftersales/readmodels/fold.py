@@ -49,7 +49,7 @@ _ENDED = frozenset(s.value for s in TERMINAL_CASE_STATUSES)
 #: The `merchant_compliance` counters: cases and answers, one per violation of the rules
 #: table, and the compensations.
 COUNTERS = ("cases_opened", "answered_on_time", *VIOLATION_COUNTERS, "compensations_paid",
-            "compensation_amount", "refund_cases_opened", "exchange_cases_opened",
+            "compensation_fen", "refund_cases_opened", "exchange_cases_opened",
             "receipts_rejected", "deadlines_extended", "orders_placed", "disputes_opened",
             "disputes_lost", "disputes_won")
 
@@ -424,7 +424,7 @@ def _fold_case(batch: Batch, o: Row, e: ev.CaseEvent, position: int) -> None:
         pay_user(e.amount)
         move("compensated")
         batch.count(merchant, e.at, "compensations_paid")
-        batch.count(merchant, e.at, "compensation_amount", e.amount)
+        batch.count(merchant, e.at, "compensation_fen", e.amount)
     elif isinstance(e, ev.MerchantPenalized):
         c["merchant_debt"] = e.debt
     elif isinstance(e, ev.ReplacementShipped):

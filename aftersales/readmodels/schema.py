@@ -31,7 +31,7 @@ from sqlalchemy import (
 
 from aftersales.readmodels.fold import COUNTERS
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -235,7 +235,7 @@ lapses = Table(
 def counter_columns() -> list[Column[int]]:
     """The columns of the merchants' daily counters (`fold.COUNTERS`: one per violation
     of the rules table beside the cases, answers and compensations)."""
-    return [Column(name, BigInteger if name == "compensation_amount" else Integer,
+    return [Column(name, BigInteger if name == "compensation_fen" else Integer,
                    nullable=False) for name in COUNTERS]
 
 

@@ -119,10 +119,10 @@ def test_cod_violations_compensation_and_late_voucher_counted_once(
     days = rows(views, merchant_compliance, merchant_id="M1")
     totals = {k: sum(d[k] for d in days) for k in (
         "cases_opened", "answered_on_time", "auto_approved", "receipts_auto_confirmed",
-        "vouchers_late", "compensations_paid", "compensation_amount")}
+        "vouchers_late", "compensations_paid", "compensation_fen")}
     assert totals == {"cases_opened": 1, "answered_on_time": 0, "auto_approved": 1,
                       "receipts_auto_confirmed": 1, "vouchers_late": 1,
-                      "compensations_paid": 1, "compensation_amount": GOODS}
+                      "compensations_paid": 1, "compensation_fen": GOODS}
     assert [d["median_response_seconds"] for d in days if d["auto_approved"]] == [
         48 * 3600.0]
 
@@ -349,8 +349,8 @@ def test_catch_up_stops_between_batches_and_up_to_a_position(durable_ledger: Led
 
 
 def test_report_counts_whole_business_days(views: ReadModels) -> None:
-    assert business_days(views, T0, T0 + DAY) == (date(2026, 3, 1), date(2026, 3, 3))
+    assert business_days(views.tz, T0, T0 + DAY) == (date(2026, 3, 1), date(2026, 3, 3))
     midnight = T0.replace(hour=0)
-    assert business_days(views, midnight, midnight + DAY) == (date(2026, 3, 1),
+    assert business_days(views.tz, midnight, midnight + DAY) == (date(2026, 3, 1),
                                                               date(2026, 3, 2))
-    assert business_days(views, None, None) == (None, None)
+    assert business_days(views.tz, None, None) == (None, None)
