@@ -38,76 +38,79 @@ def applied(events: int) -> Outcome:
     return Outcome(events=events)
 
 
-Handler = Callable[[Order, Any, Policy], None]
+Handler = Callable[[Order, Any, Policy, str], None]
 
 #: How each order command (other than place_order) is decided by the aggregate.
 HANDLERS: dict[type[cmd.OrderCommand], Handler] = {
-    cmd.Pay: lambda o, c, p: o.pay(c.at, command_id=c.command_id, policy=p),
-    cmd.ConfirmOrder: lambda o, c, p: o.confirm(c.at, command_id=c.command_id, policy=p),
-    cmd.Ship: lambda o, c, p: o.ship(
-        c.at, carrier=c.carrier, tracking_no=c.tracking_no, command_id=c.command_id, policy=p
+    cmd.Pay: lambda o, c, p, i: o.pay(c.at, command_id=i, policy=p),
+    cmd.ConfirmOrder: lambda o, c, p, i: o.confirm(c.at, command_id=i, policy=p),
+    cmd.Ship: lambda o, c, p, i: o.ship(
+        c.at, carrier=c.carrier, tracking_no=c.tracking_no, command_id=i, policy=p
     ),
-    cmd.Deliver: lambda o, c, p: o.deliver(c.at, command_id=c.command_id, policy=p),
-    cmd.Cancel: lambda o, c, p: o.cancel(
-        c.at, by=c.by, reason=c.reason, command_id=c.command_id, policy=p
+    cmd.Deliver: lambda o, c, p, i: o.deliver(c.at, command_id=i, policy=p),
+    cmd.Cancel: lambda o, c, p, i: o.cancel(
+        c.at, by=c.by, reason=c.reason, command_id=i, policy=p
     ),
-    cmd.RequestReturn: lambda o, c, p: o.request_return(
-        c.at, amount=c.amount, reason=c.reason, command_id=c.command_id, policy=p
+    cmd.RequestReturn: lambda o, c, p, i: o.request_return(
+        c.at, amount=c.amount, reason=c.reason, command_id=i, policy=p
     ),
-    cmd.ApproveReturn: lambda o, c, p: o.approve_return(
-        c.at, command_id=c.command_id, policy=p
+    cmd.ApproveReturn: lambda o, c, p, i: o.approve_return(
+        c.at, command_id=i, policy=p
     ),
-    cmd.RejectReturn: lambda o, c, p: o.reject_return(
-        c.at, reason=c.reason, command_id=c.command_id, policy=p
+    cmd.RejectReturn: lambda o, c, p, i: o.reject_return(
+        c.at, reason=c.reason, command_id=i, policy=p
     ),
-    cmd.WithdrawReturn: lambda o, c, p: o.withdraw_return(
-        c.at, command_id=c.command_id, policy=p
+    cmd.WithdrawReturn: lambda o, c, p, i: o.withdraw_return(
+        c.at, command_id=i, policy=p
     ),
-    cmd.SubmitTracking: lambda o, c, p: o.submit_tracking(
-        c.at, carrier=c.carrier, tracking_no=c.tracking_no, command_id=c.command_id, policy=p
+    cmd.SubmitTracking: lambda o, c, p, i: o.submit_tracking(
+        c.at, carrier=c.carrier, tracking_no=c.tracking_no, command_id=i, policy=p
     ),
-    cmd.ConfirmReceipt: lambda o, c, p: o.confirm_receipt(
-        c.at, command_id=c.command_id, policy=p
+    cmd.ConfirmReceipt: lambda o, c, p, i: o.confirm_receipt(
+        c.at, command_id=i, policy=p
     ),
-    cmd.UploadRefundVoucher: lambda o, c, p: o.upload_refund_voucher(
-        c.at, voucher_ref=c.voucher_ref, amount=c.amount, command_id=c.command_id, policy=p
+    cmd.UploadRefundVoucher: lambda o, c, p, i: o.upload_refund_voucher(
+        c.at, voucher_ref=c.voucher_ref, amount=c.amount, command_id=i, policy=p
     ),
-    cmd.RequestRefund: lambda o, c, p: o.request_refund(
-        c.at, amount=c.amount, reason=c.reason, command_id=c.command_id, policy=p
+    cmd.RequestRefund: lambda o, c, p, i: o.request_refund(
+        c.at, amount=c.amount, reason=c.reason, command_id=i, policy=p
     ),
-    cmd.RequestExchange: lambda o, c, p: o.request_exchange(
-        c.at, amount=c.amount, reason=c.reason, command_id=c.command_id, policy=p
+    cmd.RequestExchange: lambda o, c, p, i: o.request_exchange(
+        c.at, amount=c.amount, reason=c.reason, command_id=i, policy=p
     ),
-    cmd.RejectReceipt: lambda o, c, p: o.reject_receipt(
-        c.at, reason=c.reason, command_id=c.command_id, policy=p
+    cmd.RejectReceipt: lambda o, c, p, i: o.reject_receipt(
+        c.at, reason=c.reason, command_id=i, policy=p
     ),
-    cmd.ShipReplacement: lambda o, c, p: o.ship_replacement(
-        c.at, carrier=c.carrier, tracking_no=c.tracking_no, command_id=c.command_id, policy=p
+    cmd.ShipReplacement: lambda o, c, p, i: o.ship_replacement(
+        c.at, carrier=c.carrier, tracking_no=c.tracking_no, command_id=i, policy=p
     ),
-    cmd.DeliverReplacement: lambda o, c, p: o.deliver_replacement(
-        c.at, command_id=c.command_id, policy=p
+    cmd.DeliverReplacement: lambda o, c, p, i: o.deliver_replacement(
+        c.at, command_id=i, policy=p
     ),
-    cmd.ExtendDeadline: lambda o, c, p: o.extend_deadline(
-        c.at, command_id=c.command_id, policy=p
+    cmd.ExtendDeadline: lambda o, c, p, i: o.extend_deadline(
+        c.at, command_id=i, policy=p
     ),
-    cmd.SetDeadline: lambda o, c, p: o.set_deadline(
-        c.at, until=c.until, reason=c.reason, command_id=c.command_id, policy=p
+    cmd.SetDeadline: lambda o, c, p, i: o.set_deadline(
+        c.at, until=c.until, reason=c.reason, command_id=i, policy=p
     ),
-    cmd.Appeal: lambda o, c, p: o.appeal(
-        c.at, reason=c.reason, command_id=c.command_id, policy=p
+    cmd.Appeal: lambda o, c, p, i: o.appeal(
+        c.at, reason=c.reason, command_id=i, policy=p
     ),
-    cmd.SubmitEvidence: lambda o, c, p: o.submit_evidence(
-        c.at, evidence=c.evidence, note=c.note, command_id=c.command_id, policy=p
+    cmd.SubmitEvidence: lambda o, c, p, i: o.submit_evidence(
+        c.at, evidence=c.evidence, note=c.note, command_id=i, policy=p
     ),
-    cmd.Arbitrate: lambda o, c, p: o.arbitrate(
-        c.at, outcome=c.outcome, blame=c.blame, note=c.note, command_id=c.command_id,
+    cmd.Arbitrate: lambda o, c, p, i: o.arbitrate(
+        c.at, outcome=c.outcome, blame=c.blame, note=c.note, command_id=i,
         policy=p
     ),
 }
 
 
-def decide(order: Order | None, command: cmd.OrderCommand, policy: Policy) -> Order:
-    """Decide one order command on the order (None: never placed); return the order.
+def decide(order: Order | None, command: cmd.OrderCommand, policy: Policy,
+           command_id: str) -> Order:
+    """Decide one order command on the order (None: never placed); return the order.  Its
+    events carry `command_id`: the command's own, or the one derived from its content
+    (`identity()`), which is what makes the line idempotent.
 
     Raises `CommandRefused`; the order passed in then keeps the timeouts the command's
     business time revealed, for the caller to record."""
@@ -120,10 +123,10 @@ def decide(order: Order | None, command: cmd.OrderCommand, policy: Policy) -> Or
             order_id=command.order_id, at=command.at, payment=command.payment,
             merchant_id=command.merchant_id, user_id=command.user_id,
             goods_amount=command.goods_amount, postage=command.postage,
-            currency=command.currency, command_id=command.command_id, policy=policy)
+            currency=command.currency, command_id=command_id, policy=policy)
     if order is None:
         raise CommandRefused(rules.UNKNOWN_ORDER, f"order {command.order_id} was never placed")
-    HANDLERS[type(command)](order, command, policy)
+    HANDLERS[type(command)](order, command, policy, command_id)
     return order
 
 

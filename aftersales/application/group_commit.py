@@ -246,7 +246,7 @@ class _Batch:
                         raise refusal_of(self.broken[c.order_id])
                     if order is None:
                         self.indexed[c.order_id] = None
-                    order = self.orders[c.order_id] = decide(order, c, policy)
+                    order = self.orders[c.order_id] = decide(order, c, policy, cid)
                     known[cid] = digest
                     rows.append(CommandRow(cid, order.id, digest))
                     results.append(applied(len(order.pending_events) - before))

@@ -52,12 +52,14 @@ from aftersales.readmodels.queries import (
     broken_orders,
     business_days,
     cases_by_kind,
+    compensation_per_month,
     deadline_changes_by_actor,
     disputes_by_merchant,
     hours,
     list_disputes,
     list_lapses,
     list_violations,
+    per_day,
     scorecard,
     scorecard_with_total,
 )
@@ -163,6 +165,16 @@ def build_parser() -> argparse.ArgumentParser:
     since_until.add_argument("--format", choices=("table", "json", "csv"), default="table",
                              help="an aligned table for a person (default), or JSON or CSV "
                              "for a program")
+    scored = argparse.ArgumentParser(add_help=False)
+    scored.add_argument("--since", metavar="T", type=business_time,
+                        help="from business time T (ISO-8601 with an offset)")
+    scored.add_argument("--until", metavar="T", type=business_time,
+                        help="before business time T")
+    scored.add_argument("--format", choices=("table", "json", "csv", "html"),
+                        default="table",
+                        help="an aligned table for a person (default), JSON or CSV for a "
+                        "program, or html: the scorecard page, one self-contained file "
+                        "(`> scorecard.html`)")
     generated = argparse.ArgumentParser(add_help=False)
     generated.add_argument("--orders", type=int, default=3000,
                            help="how many orders the workload has (default 3000)")
@@ -210,7 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
                 "time, recorded time, and the rule behind a system act", db)
     p.add_argument("order_id", help="the platform's order number")
     p.add_argument("--json", action="store_true",
-                   help="one JSON object per event, for a program")
+                   help="one JSON object per event, for a program (as --format json)")
+    p.add_argument("--format", choices=("text", "json", "html"), default="text",
+                   help="text for a person (default), json for a program, or html: the "
+                   "order's timeline page, one self-contained file (`> order.html`)")
 
     p = command("project", "bring the read models up to date", db, ack)
     p.add_argument("--follow", action="store_true", help="then keep following new events")
@@ -254,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only the merchants' lost disputes (blame merchant or both)")
     command("report", "the merchant scorecard: per merchant, the counters of "
             "merchant_compliance over the business days --since/--until touch, with a "
-            f"totals row.  {SCORECARD_CAPTION}", db, since_until)
+            f"totals row.  {SCORECARD_CAPTION}", db, scored)
 
     p = command("bench", "measure speed against same-run baselines", db)
     p.add_argument("--orders", type=int, default=100_000,
@@ -267,8 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="write the full report here")
     p.add_argument("--workdir", metavar="DIR", help="keep the generated files and stores")
 
-    command("demo", "generate a workload, ingest it, sweep, and report", db, projecting,
-            future, generated)
+    p = command("demo", "generate a workload, ingest it, sweep, and report", db, projecting,
+                future, generated)
+    p.add_argument("--page", metavar="FILE", default="scorecard.html",
+                   help="write the scorecard page here (default scorecard.html; '' for "
+                   "none)")
     command("gen", "write a generated command file to standard output", generated)
     return parser
 
@@ -402,15 +420,13 @@ def _project(ledger: Ledger, edge: Edge, label: str = "project") -> int:
             progress.close()
             return done
 
-    started = time.perf_counter()
     try:
         done = edge.patience(ledger).run(catch_up, "bringing the read models up to date")
     except StoreUnavailable as e:
         raise StoreUnavailable(f"{e}.  The ledger itself is recorded; run `aftersales "
                                "project` when the store is back") from e
     if done:
-        print(f"projected {done:,} events into the read models in "
-              f"{time.perf_counter() - started:.1f}s")
+        print(f"projected {done:,} events into the read models")
     return done
 
 
@@ -551,8 +567,14 @@ def cmd_history(ledger: Ledger, edge: Edge) -> int:
                    f"reading order {args.order_id}")
     if not events:
         return _fail(f"order {args.order_id} was not placed", 1)
-    print(json.dumps([history_entry(e) for e in events], ensure_ascii=False, indent=1)
-          if args.json else render_history(events, edge.zone))
+    fmt = "json" if args.json else args.format
+    if fmt == "html":
+        from aftersales.cli.pages import timeline_page  # Jinja2: loaded for a page only
+        print(timeline_page(events, [history_entry(e) for e in events], edge.zone,
+                            wall_clock(), redacted(ledger.url)))
+    else:
+        print(json.dumps([history_entry(e) for e in events], ensure_ascii=False, indent=1)
+              if fmt == "json" else render_history(events, edge.zone))
     return 0
 
 
@@ -621,6 +643,13 @@ def cmd_demo(ledger: Ledger, edge: Edge) -> int:
         print("\nworst merchants (read model `merchant_compliance`; all of them: "
               "`aftersales report`):")
         print(render(rows[:8], "table", DEMO_SCORECARD, zone))
+        if args.page:
+            with closing(_views(ledger, edge)) as views:
+                rows, total = scorecard_with_total(views)
+            Path(args.page).write_text(_scorecard_page(ledger, edge, rows, total,
+                                                       SCORECARD_NOTE), encoding="utf-8")
+            print(f"\nthe scorecard page: {Path(args.page).resolve()} (open it in a "
+                  "browser; `aftersales report --format html` writes it again)")
     return _report_broken(report.broken | broken_names(ledger)) or (
         1 if report.refused else 0)
 
@@ -892,12 +921,36 @@ def cmd_report(ledger: Ledger, edge: Edge) -> int:
     rows, total = _read(ledger, edge, lambda: _query(
         ledger, edge, lambda views: scorecard_with_total(views, a.since, a.until)),
         "reading the scorecard")
-    if a.format == "table":
-        print(textwrap.fill(f"{_window(a.since, a.until, edge)}.  {SCORECARD_CAPTION}  "
-                            f"Money in {CURRENCY}; response times in hours.", 88) + "\n")
-    print(render(rows, a.format, SCORECARD, edge.zone,
-                 total=total if a.format == "table" else None))
+    caption = SCORECARD_NOTE
+    if a.format == "html":
+        print(_scorecard_page(ledger, edge, rows, total, caption, a.since, a.until))
+    elif a.format == "table":
+        print(textwrap.fill(f"{_window(a.since, a.until, edge)}.  {caption}", 88) + "\n")
+    if a.format != "html":
+        print(render(rows, a.format, SCORECARD, edge.zone,
+                     total=total if a.format == "table" else None))
     return _broken_in_read_models(ledger, edge)
+
+
+SCORECARD_NOTE = f"{SCORECARD_CAPTION}  Money in {CURRENCY}; response times in hours."
+
+
+def _scorecard_page(ledger: Ledger, edge: Edge, rows: list[dict[str, Any]],
+                    total: dict[str, Any], caption: str, since: datetime | None = None,
+                    until: datetime | None = None) -> str:
+    def charts(views: ReadModels) -> tuple[list[dict[str, Any]], ...]:
+        return (per_day(views, "violations", since, until),
+                per_day(views, "lapses", since, until),
+                compensation_per_month(views, since, until))
+
+    from aftersales.cli.pages import scorecard_page  # Jinja2: loaded for a page only
+    found, lapsed, months = _read(ledger, edge, lambda: _query(ledger, edge, charts),
+                                  "reading the scorecard's charts")
+    return scorecard_page(
+        rows=rows, total=total, columns=SCORECARD, violations=found, lapses=lapsed,
+        months=months, violation_rules=VIOLATION_RULES, lapse_rules=LAPSE_RULES,
+        window=_window(since, until, edge), caption=caption, zone=edge.zone,
+        generated=wall_clock(), source=redacted(ledger.url))
 
 
 def _window(since: datetime | None, until: datetime | None, edge: Edge) -> str:

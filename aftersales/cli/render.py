@@ -65,17 +65,18 @@ def render_history(events: Sequence[OrderEvent], zone: tzinfo) -> str:
         e = history_entry(event)
         why = (f"  [{e['rule']}" + (f", deadline {local(e['deadline'], zone)}]"
                                     if e["deadline"] else "]"))
-        detail = ", ".join(f"{k}={_detail(event, k, v, zone, currency)}"
+        shown = ", ".join(f"{k}={detail(event, k, v, zone, currency)}"
                            for k, v in e["details"].items() if v not in (None, ""))
         out.append(
             f"{e['version']:>3} {local(e['at'], zone)}  {e['event']:<24} by "
             f"{e['actor']:<8} recorded {local(e['recorded_at'], zone)}"
-            + (f"  {detail}" if detail else "") + (why if e["rule"] else "")
+            + (f"  {shown}" if shown else "") + (why if e["rule"] else "")
         )
     return "\n".join(out)
 
 
-def _detail(event: OrderEvent, name: str, value: Any, zone: tzinfo, currency: str) -> str:
+def detail(event: OrderEvent, name: str, value: Any, zone: tzinfo, currency: str) -> str:
+    """A field of an event, as a person reads it (its value as `history_entry` has it)."""
     if name in MONEY_FIELDS and isinstance(value, int):
         return yuan(value, currency)
     if isinstance(getattr(event, name, None), datetime):

@@ -113,6 +113,17 @@ def business_days(tz: tzinfo, since: datetime | None,
     return first, end
 
 
+def _on_days(views: ReadModels, q: Select[Any], day: ColumnElement[date],
+             since: datetime | None, until: datetime | None) -> Select[Any]:
+    """`q` over the business days [since, until) touches, by the column `day`."""
+    first, end = business_days(views.tz, since, until)
+    if first:
+        q = q.where(day >= first)
+    if end:
+        q = q.where(day < end)
+    return q
+
+
 def scorecard(views: ReadModels, since: datetime | None = None,
               until: datetime | None = None) -> list[dict[str, Any]]:
     """Per merchant over every business day that [since, until) touches: the counts of
@@ -130,14 +141,9 @@ def scorecard_with_total(views: ReadModels, since: datetime | None = None,
     sums = [func.sum(m[c]).label(c) for c in COUNTERS]
     q = select(m.merchant_id, *sums).group_by(m.merchant_id)
     r = return_cases.c
-    times = select(r.merchant_id, r.response_seconds).where(r.response_seconds.is_not(None))
-    first, end = business_days(views.tz, since, until)
-    if first:
-        q = q.where(m.day >= first)
-        times = times.where(r.decided_day >= first)
-    if end:
-        q = q.where(m.day < end)
-        times = times.where(r.decided_day < end)
+    q = _on_days(views, q, m.day, since, until)
+    times = _on_days(views, select(r.merchant_id, r.response_seconds)
+                     .where(r.response_seconds.is_not(None)), r.decided_day, since, until)
     with views.engine.connect() as conn:
         # Integers on every database (PostgreSQL's SUM of a bigint is a numeric).
         rows: list[dict[str, Any]] = [
@@ -223,3 +229,34 @@ def deadline_changes_by_actor(views: ReadModels) -> list[dict[str, Any]]:
          .group_by(d.change, d.changed_by).order_by(d.change, d.changed_by))
     with views.engine.connect() as conn:
         return [dict(x) for x in conn.execute(q).mappings()]
+
+
+def per_day(views: ReadModels, table: str, since: datetime | None = None,
+            until: datetime | None = None) -> list[dict[str, Any]]:
+    """How many `violations` or `lapses` there are per business day (of their deadline) and
+    rule, over the business days [since, until) touches; by day, then rule."""
+    t = {"violations": violations, "lapses": lapses}[table].c
+    q = _on_days(views, select(t.day, t.rule, func.count().label("count"))
+                 .group_by(t.day, t.rule).order_by(t.day, t.rule), t.day, since, until)
+    with views.engine.connect() as conn:
+        return [dict(x) for x in conn.execute(q).mappings()]
+
+
+def compensation_per_month(views: ReadModels, since: datetime | None = None,
+                           until: datetime | None = None) -> list[dict[str, Any]]:
+    """The platform's advance compensations per business month (YYYY-MM): how many, and
+    how much in fen; over the business days [since, until) touches, by month."""
+    m = merchant_compliance.c
+    q = _on_days(views, select(m.day, func.sum(m.compensations_paid).label("paid"),
+                               func.sum(m.compensation_fen).label("fen"))
+                 .where(m.compensations_paid > 0).group_by(m.day).order_by(m.day),
+                 m.day, since, until)
+    months: dict[str, dict[str, Any]] = {}
+    with views.engine.connect() as conn:
+        for day, paid, fen in conn.execute(q):
+            month = months.setdefault(f"{day:%Y-%m}", {"month": f"{day:%Y-%m}",
+                                                       "compensations_paid": 0,
+                                                       "compensation_fen": 0})
+            month["compensations_paid"] += int(paid)
+            month["compensation_fen"] += int(fen)
+    return list(months.values())

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from aftersales.application.commands import parse_command
+
 pytestmark = pytest.mark.slow
 
 AT = "2026-03-01T10:00:00+08:00"
@@ -117,7 +119,13 @@ def test_history_is_the_audit_trail(tmp_path: Path, db: str) -> None:
     assert (auto["actor"], auto["at"], auto["rule"], auto["deadline"]) == (
         "system", "2026-03-05T10:00:00+08:00", "R-1", "2026-03-05T10:00:00+08:00")
     assert all(e["recorded_at"] and e["at"] for e in entries)
-    assert entries[1]["actor"] == "user" and entries[1]["command_id"] is None
+    # The id that made each line idempotent: derived from its content when it had none.
+    pay = parse_command(ONLINE_RETURN.splitlines()[1].encode())
+    assert pay.command_id is None
+    assert entries[1]["actor"] == "user"
+    assert entries[1]["command_id"] == pay.identity()[0]
+    assert entries[1]["command_id"].startswith("sha256:")
+    assert auto["command_id"] is None  # a system act answers no command
     human = run("history", "D1", "--db", db, cwd=tmp_path)
     assert "ReturnAutoApproved" in human.stdout and "[R-1, deadline" in human.stdout
 

@@ -1,0 +1,224 @@
+"""The two pages in a real headless browser (Debian's chromium, driven by Playwright): each
+loads with no console error and no request beyond its own file, and the figures it shows
+are the read models' (read back from the page's `data-*` attributes and its text).  A
+screenshot of each is saved in the test's temporary folder (CI keeps it as an artefact).
+
+Without chromium these tests skip, saying so; in CI ($CI set) they fail instead: `.ci/run`
+installs Debian's `chromium`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from aftersales.cli.human import cell, yuan
+from aftersales.readmodels.database import ReadModels
+from aftersales.readmodels.queries import (
+    SCORECARD,
+    compensation_per_month,
+    list_lapses,
+    list_violations,
+    scorecard_with_total,
+)
+from tests.e2e.test_cli import db, jsonl, run
+
+__all__ = ["db"]  # the store fixture, shared with test_cli
+
+pytestmark = pytest.mark.slow
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        reason = "no chromium on this machine (Debian: apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI runs the browser tests, never skips them: {reason}")
+        pytest.skip(reason)
+    return found
+
+
+class Browser:
+    """A page loaded in headless chromium, with what it said and asked for."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error"
+                else None)
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.on("request", lambda r: self.requests.append(r.url))
+
+    def open(self, path: Path) -> None:
+        self.page.goto(path.as_uri())
+        self.page.wait_for_load_state("load")
+        assert self.errors == []
+        assert [u for u in self.requests if u != path.as_uri()] == []  # it loads nothing
+
+    def all(self, selector: str, script: str) -> list[Any]:
+        return list(self.page.eval_on_selector_all(selector, script))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    path = chromium()
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=path,
+                                     args=["--no-sandbox", "--disable-gpu"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def tab(browser: Any) -> Iterator[Browser]:
+    context = browser.new_context(viewport={"width": 1300, "height": 1000},
+                                  java_script_enabled=True)
+    yield Browser(context.new_page())
+    context.close()
+
+
+def _expected(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def test_the_scorecard_page_shows_the_read_models_figures(
+        tmp_path: Path, db: str, tab: Browser) -> None:
+    made = run("demo", "--orders", "400", "--seed", "3", "--db", db, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    out = run("report", "--format", "html", "--db", db, cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.startswith("<!doctype html>"), out.stderr
+    page = tmp_path / "scorecard.html"
+    page.write_text(out.stdout)
+    tab.open(page)
+    tab.page.screenshot(path=str(tmp_path / "scorecard.png"), full_page=True)
+
+    with closing(ReadModels(db)) as views:
+        rows, total = scorecard_with_total(views)
+        found = list_violations(views)
+        lapsed = list_lapses(views)
+        months = compensation_per_month(views)
+    # The table: every merchant's row and the totals, cell for cell, shown and underlying.
+    cells = tab.all("#scorecard tr[data-merchant]", """rows => rows.map(r => [
+        r.dataset.merchant, [...r.querySelectorAll('td')].map(
+            td => [td.dataset.column, td.dataset.value, td.textContent])])""")
+    assert [m for m, _ in cells] == [r["merchant_id"] for r in rows] + ["total"]
+    for (_, shown), row in zip(cells, [*rows, total], strict=True):
+        assert [c for c, _, _ in shown] == list(SCORECARD)
+        assert [v for _, v, _ in shown] == [_expected(row[c]) for c in SCORECARD]
+        assert [t for _, _, t in shown] == [cell(c, row[c], SHANGHAI) for c in SCORECARD]
+    assert total["violations"] == len(found) > 0
+    # The tiles.
+    tiles = dict(tab.all("[data-tile]", "ts => ts.map(t => [t.dataset.tile, "
+                                       "t.querySelector('.value').textContent])"))
+    assert tiles["violations"] == f"{len(found):,}"
+    assert tiles["compensation_fen"] == yuan(total["compensation_fen"])
+    assert tiles["orders_placed"] == f"{total['orders_placed']:,}" == "400"
+    # The charts: violations and lapses per rule per day, the worst merchants, the months.
+
+    def bars(chart: str) -> list[dict[str, str]]:
+        return tab.all(f"[data-chart='{chart}'] rect.bar",
+                       "bs => bs.map(b => Object.assign({}, b.dataset))")
+
+    def per_rule(rows: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
+        return Counter((f"{x['deadline'].astimezone(SHANGHAI):%m-%d}", x["rule"])
+                       for x in rows)
+
+    assert Counter({(b["category"], b["series"]): int(b["value"])
+                    for b in bars("violations-per-day")}) == per_rule(found)
+    assert Counter({(b["category"], b["series"]): int(b["value"])
+                    for b in bars("lapses-per-day")}) == per_rule(lapsed)
+    worst = [(b["category"], int(b["value"])) for b in bars("worst-merchants")]
+    assert worst == [(r["merchant_id"], r["violations"]) for r in rows
+                     if r["violations"]][:10]
+    assert [(b["category"], int(b["value"])) for b in bars("compensation-per-month")] == [
+        (m["month"], m["compensation_fen"]) for m in months]
+    assert sum(m["compensation_fen"] for m in months) == total["compensation_fen"]
+    lost = {b["category"]: float(b["value"]) for b in bars("dispute-loss")}
+    assert lost == {r["merchant_id"]: r["dispute_loss_per_1000_orders"] for r in rows
+                    if r["dispute_loss_per_1000_orders"]}
+    assert (tmp_path / "scorecard.png").stat().st_size > 10_000
+
+
+#: An online refund the merchant rejects; the user appeals; the platform moves the
+#: evidence deadline (D-2); the merchant sends nothing and the system rules for the user
+#: at the moved deadline (A-2), and the platform refunds (A-4).  The user's reason holds
+#: markup, which the page must show as text.
+DISPUTED = jsonl(
+    {"command": "place_order", "order_id": "T1", "at": "2026-03-01T10:00:00+08:00",
+     "payment": "online", "merchant_id": "M1", "user_id": "U1", "goods_amount": 9900,
+     "postage": 800},
+    {"command": "pay", "order_id": "T1", "at": "2026-03-01T10:05:00+08:00"},
+    {"command": "ship", "order_id": "T1", "at": "2026-03-01T12:00:00+08:00",
+     "carrier": "SF", "tracking_no": "SF1"},
+    {"command": "deliver", "order_id": "T1", "at": "2026-03-02T12:00:00+08:00"},
+    {"command": "request_refund", "order_id": "T1", "at": "2026-03-03T10:00:00+08:00",
+     "amount": 9900, "reason": "broken <b>glass</b>"},
+    {"command": "reject_return", "order_id": "T1", "at": "2026-03-03T16:00:00+08:00",
+     "reason": "used"},
+    {"command": "appeal", "order_id": "T1", "at": "2026-03-04T10:00:00+08:00",
+     "reason": "it was not used"},
+    {"command": "set_deadline", "order_id": "T1", "at": "2026-03-05T09:00:00+08:00",
+     "until": "2026-03-07T10:00:00+08:00", "reason": "public holiday"},
+    {"command": "tick", "at": "2026-03-08T00:00:00+08:00"},
+)
+
+
+def test_the_timeline_page_draws_every_event_deadline_timeout_and_the_arbitration(
+        tmp_path: Path, db: str, tab: Browser) -> None:
+    (tmp_path / "t.jsonl").write_text(DISPUTED)
+    assert run("ingest", "t.jsonl", "--db", db, "--allow-future",
+               cwd=tmp_path).returncode == 0
+    out = run("history", "T1", "--format", "html", "--db", db, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    page = tmp_path / "timeline.html"
+    page.write_text(out.stdout)
+    tab.open(page)
+    tab.page.screenshot(path=str(tmp_path / "timeline.png"), full_page=True)
+
+    events = tab.all("g.event", "gs => gs.map(g => [g.dataset.version, g.dataset.event, "
+                                "g.dataset.actor, g.dataset.at, g.dataset.rule || null])")
+    assert [tuple(e[1:3]) for e in events] == [
+        ("OrderPlaced", "user"), ("PaymentReceived", "user"), ("OrderShipped", "merchant"),
+        ("OrderDelivered", "carrier"), ("RefundRequested", "user"),
+        ("MerchantRejected", "merchant"), ("Appealed", "user"), ("DeadlineSet", "platform"),
+        ("ArbitrationAutoRuled", "system"), ("PlatformRefunded", "platform")]
+    assert [int(e[0]) for e in events] == list(range(1, 11))
+    timeout = events[8]
+    assert (timeout[3], timeout[4]) == ("2026-03-07T10:00:00+08:00", "A-2")  # at its instant
+    deadlines = tab.all("g.deadline", "gs => gs.map(g => [g.dataset.rule, g.dataset.fate, "
+                                      "g.dataset.due])")
+    assert deadlines == [
+        ["C-ON-4", "met", "2026-03-02T10:00:00+08:00"],  # paid in time
+        ["F-2", "met", "2026-03-05T10:00:00+08:00"],  # answered (rejected) in time
+        ["A-2", "moved", "2026-03-06T10:00:00+08:00"],  # the evidence deadline as first set
+        ["A-2", "missed", "2026-03-07T10:00:00+08:00"],  # as the platform moved it
+    ]
+    band = tab.all("rect.arbitration", "bs => bs.map(b => [b.dataset.outcome, "
+                                       "b.dataset.blame])")
+    assert band == [["user", "merchant"]]
+    trail = tab.all("#audit-trail tbody tr", "rs => rs.map(r => r.dataset.event)")
+    assert trail == [e[1] for e in events]
+    text = tab.page.inner_text("body")
+    assert "reason=broken <b>glass</b>" in text  # shown as text, never as markup
+    assert tab.page.eval_on_selector_all("main b", "bs => bs.length") == 0
+    assert "goods 99.00 CNY + postage 8.00 CNY; refunded 99.00 CNY" in text
+    assert (tmp_path / "timeline.png").stat().st_size > 10_000
+
+
+def test_a_page_of_an_order_never_placed_is_refused(tmp_path: Path, db: str) -> None:
+    (tmp_path / "t.jsonl").write_text(DISPUTED)
+    assert run("ingest", "t.jsonl", "--db", db, "--allow-future",
+               cwd=tmp_path).returncode == 0
+    out = run("history", "NOPE", "--format", "html", "--db", db, cwd=tmp_path)
+    assert (out.returncode, out.stdout) == (1, "")
+    assert "order NOPE was not placed" in out.stderr
