@@ -125,7 +125,8 @@ _EXIT_1 = {
     "demo": "some generated lines were refused",
     "status": "the order was not placed (or not yet at --as-of)",
     "history": "the order was not placed",
-    "verify": "a chain is broken or the read models differ from a rebuild",
+    "verify": "the read models differ from a rebuild (a broken chain is 4)",
+    "db": "check: the store's tables are not usable (run `aftersales db init`)",
 }
 
 

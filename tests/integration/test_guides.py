@@ -1,12 +1,14 @@
 """The guides' examples stay true: every SQL example of docs/reporting.md runs on the
-database it is written for, against read models that hold every kind of case and disputes
-ruled every way, the dispute examples answer their questions, and the command file of
-docs/commands.md is accepted line by line."""
+database it is written for and returns rows, against read models that hold every kind of
+case, disputes ruled every way and orders on the demo's last days (the examples are dated
+for the demo's data); the examples answer their questions in the formats the guide says;
+and the command file of docs/commands.md is accepted line by line."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from aftersales import Ledger, status_document
 from aftersales.ingest.serial import ingest
 from aftersales.readmodels.database import ReadModels, views_url
 from aftersales.readmodels.runner import Runner
-from tests.scenario import DAY, HOUR, T0, Scenario
+from tests.scenario import CST, DAY, GOODS, HOUR, POSTAGE, T0, Scenario
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 GUIDE = DOCS / "reporting.md"
@@ -54,6 +56,7 @@ def views(durable_ledger: Ledger) -> Iterator[ReadModels]:
     t.do("set_deadline", until=t.now + 20 * DAY, reason="holiday")
     disputes(durable_ledger)
     durable_ledger.tick(T0 + 12 * DAY)
+    demo_s_last_days(durable_ledger)
     models = ReadModels(views_url(durable_ledger.url))
     Runner(durable_ledger, models).catch_up()
     yield models
@@ -75,15 +78,30 @@ def disputes(ledger: Ledger) -> None:
     neither.do("arbitrate", 8 * HOUR, outcome="user", blame="platform")
 
 
+def demo_s_last_days(ledger: Ledger) -> None:
+    """Two orders of merchant M2 in the demo's last days (its final sweep is at the start of
+    12 April 2026): L1's refund after shipment, left unanswered, is a violation on 11 April
+    (found lazily, by the delivery after its deadline); L2, unpaid, has its payment
+    deadline pending at noon on 12 April.  Neither is placed in March."""
+    placed = {"payment": "online", "merchant_id": "M2", "user_id": "U2",
+              "goods_amount": GOODS, "postage": POSTAGE}
+    ledger.place_order(order_id="L1", at=datetime(2026, 4, 8, 10, tzinfo=CST), **placed)
+    ledger.pay(order_id="L1", at=datetime(2026, 4, 8, 11, tzinfo=CST))
+    ledger.ship(order_id="L1", at=datetime(2026, 4, 8, 18, tzinfo=CST), carrier="SF",
+                tracking_no="SF2")
+    ledger.request_refund(order_id="L1", at=datetime(2026, 4, 9, 10, tzinfo=CST),
+                          reason="never came")
+    ledger.deliver(order_id="L1", at=datetime(2026, 4, 11, 12, tzinfo=CST))
+    ledger.place_order(order_id="L2", at=datetime(2026, 4, 11, 12, tzinfo=CST), **placed)
+
+
 def dispute_examples(dialect: str) -> dict[str, str]:
-    """The guide's dispute statements for `dialect`, by the question they answer; "last
-    month" is April 2026's last month, March, the month of the fixture's disputes."""
+    """The guide's dispute statements for `dialect`, by the question they answer (the
+    loss rate is asked of March 2026, the month of the fixture's disputes)."""
     found: dict[str, str] = {}
     for statement in examples(dialect):
         if "disputes_lost" in statement and "orders_placed" in statement:
-            found["loss_rate"] = (
-                statement.replace("'now'", "'2026-04-10 00:00:00'") if dialect == "sqlite"
-                else statement.replace("now()", "TIMESTAMPTZ '2026-04-10 00:00:00+08:00'"))
+            found["loss_rate"] = statement
         elif "FROM disputes" in statement and "median_hours" in statement:
             found["median"] = statement
         elif "FROM disputes" in statement and "evidence_missed" in statement:
@@ -96,8 +114,8 @@ def test_every_sql_example_of_the_reporting_guide_runs(views: ReadModels) -> Non
     statements = examples(dialect)
     assert len(statements) >= 10
     with views.engine.connect() as conn:
-        for statement in statements:
-            conn.execute(text(statement)).fetchall()
+        for statement in statements:  # dated for the demo's data: each returns rows
+            assert conn.execute(text(statement)).fetchall(), statement
         moved = conn.execute(text(
             "SELECT count(*) FROM pending_deadlines WHERE original_deadline IS NOT NULL"
         )).scalar()
@@ -144,3 +162,50 @@ def test_the_dispute_examples_answer_their_questions(views: ReadModels) -> None:
         assert (float(median[0]), median[1]) == (8.0, 4)  # of 1, 6, 10, 48 hours
         (merchant,) = conn.execute(text(statements["per_merchant"])).fetchall()
         assert tuple(merchant) == ("M1", 4, 0, 2, 1, 1)
+
+
+def dated_examples(dialect: str) -> dict[str, str]:
+    """The guide's statements for `dialect` that ask about a period or an instant, by the
+    question they answer."""
+    found: dict[str, str] = {}
+    for statement in examples(dialect):
+        if "FROM violations" in statement and "2026-04-05" in statement:
+            found["week"] = statement
+        elif "FROM pending_deadlines" in statement and "24 hours" in statement:
+            found["at_risk"] = statement
+        elif "compensations_paid" in statement and "month" in statement:
+            found["compensation"] = statement
+        elif "converted_to_refund" in statement and "week" in statement:
+            found["exchanges"] = statement
+        elif "FROM deadline_changes" in statement and "'D-2'" in statement:
+            found["platform_moves"] = statement
+    return found
+
+
+def test_the_dated_examples_answer_on_the_demo_s_dates(views: ReadModels) -> None:
+    dialect = views.engine.dialect.name
+    statements = dated_examples(dialect)
+    assert sorted(statements) == ["at_risk", "compensation", "exchanges", "platform_moves",
+                                  "week"]
+    with views.engine.connect() as conn:
+        def ask(name: str) -> list[tuple[object, ...]]:
+            return [tuple(row) for row in conn.execute(text(statements[name])).fetchall()]
+
+        # The demo's last week (5 to 11 April): L1's unanswered refund.
+        assert ask("week") == [("M2", "REFUND_RESPONSE_48H", 1)]
+        # Due in the 24 hours after the demo's final sweep: L2's payment.
+        assert [(r[0], r[1], r[2], r[4]) for r in ask("at_risk")] == [
+            ("L2", "M2", "C-ON-4", "user")]
+        # X1's exchange, converted to a refund the platform paid in advance (cod), in
+        # March; none in April: the month as YYYY-MM on both databases, the yuan with two
+        # decimals on PostgreSQL.
+        paid = ask("compensation")
+        assert [(month, cases, float(str(yuan))) for month, cases, yuan in paid] == [
+            ("2026-03", 1, GOODS / 100), ("2026-04", 0, 0.0)]
+        if dialect == "postgresql":
+            assert [str(yuan) for _, _, yuan in paid] == ["99.00", "0.00"]
+        # The week of X1's exchange, named by its Monday on both databases.
+        assert [(str(r[0]), r[1], r[2]) for r in ask("exchanges")] == [("2026-03-02", 1, 1)]
+        # T1's deadline set 145 hours after the extended one, in March.
+        [(merchant, moves, hours)] = ask("platform_moves")
+        assert (merchant, moves, float(str(hours))) == ("M1", 1, 145.0)
