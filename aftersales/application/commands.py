@@ -109,12 +109,14 @@ class _Command(BaseModel):
         content = dict(self.__dict__)
         del content["command_id"]
         content["at"] = self.at.astimezone(UTC)
-        for name in self._other_times:
-            content[name] = content[name].astimezone(UTC)
+        for name in self._other_times:  # None where optional and absent
+            if content[name] is not None:
+                content[name] = content[name].astimezone(UTC)
         canonical = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
         if not canonical.isascii() or b"\x7f" in canonical:
             for name in ("at", *self._other_times):
-                content[name] = content[name].isoformat()
+                if content[name] is not None:
+                    content[name] = content[name].isoformat()
             canonical = _CANONICAL.encode(content).encode()
         digest = hashlib.sha256(canonical).hexdigest()
         return (self.command_id or f"sha256:{digest[:40]}", digest)
@@ -255,6 +257,23 @@ class Arbitrate(OrderCommand):
     note: Text = ""
 
 
+class Reconcile(OrderCommand):
+    """A platform's account of a step the ledger had already taken (SPEC section 10):
+    written by a feed's adapter (`aftersales.feeds`), or by hand."""
+
+    command: Literal["reconcile"] = "reconcile"
+    _other_times: ClassVar[tuple[str, ...]] = ("step_at", "deadline")
+    source: Identifier
+    ref: Identifier
+    fact: Literal["approved", "rejected", "received", "refunded", "closed", "ruled",
+                  "deadline"]
+    step_at: At | None = None
+    by: Literal["merchant", "system", "platform", "user", "carrier"] | None = None
+    amount: Annotated[int, Field(ge=0, le=MAX_AMOUNT)] | None = None
+    deadline: At | None = None
+    outcome: Literal["user", "merchant"] | None = None
+
+
 class Tick(_Command):
     command: Literal["tick"] = "tick"
 
@@ -265,7 +284,7 @@ Command = (
     PlaceOrder | Pay | ConfirmOrder | Ship | Deliver | Cancel | RequestReturn | ApproveReturn
     | RejectReturn | WithdrawReturn | SubmitTracking | ConfirmReceipt | UploadRefundVoucher
     | RequestRefund | RequestExchange | RejectReceipt | ShipReplacement | DeliverReplacement
-    | ExtendDeadline | SetDeadline | Appeal | SubmitEvidence | Arbitrate | Tick
+    | ExtendDeadline | SetDeadline | Appeal | SubmitEvidence | Arbitrate | Reconcile | Tick
 )
 COMMAND_NAMES = tuple(
     m.model_fields["command"].default for m in Command.__args__

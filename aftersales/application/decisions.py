@@ -14,6 +14,7 @@ from aftersales.application import commands as cmd
 from aftersales.domain import rules
 from aftersales.domain.order import Order
 from aftersales.domain.policy import Policy
+from aftersales.domain.reconciliation import Account
 from aftersales.errors import CommandRefused, IntegrityBroken
 from aftersales.storage.port import CommandRow, DeadlineRow, RefusalRow
 
@@ -98,6 +99,11 @@ HANDLERS: dict[type[cmd.OrderCommand], Handler] = {
     ),
     cmd.SubmitEvidence: lambda o, c, p, i: o.submit_evidence(
         c.at, evidence=c.evidence, note=c.note, command_id=i, policy=p
+    ),
+    cmd.Reconcile: lambda o, c, p, i: o.reconcile(
+        c.at, source=c.source, ref=c.ref, account=Account(
+            c.fact, c.step_at, c.by, c.amount, c.deadline, c.outcome),
+        command_id=i, policy=p
     ),
     cmd.Arbitrate: lambda o, c, p, i: o.arbitrate(
         c.at, outcome=c.outcome, blame=c.blame, note=c.note, command_id=i,

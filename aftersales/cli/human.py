@@ -39,9 +39,9 @@ def local(at: datetime | str | None, zone: tzinfo) -> str:
     return at.astimezone(zone).isoformat(" ")
 
 
-def heading(column: str) -> str:
+def heading(column: str, currency: str = CURRENCY) -> str:
     """A table's heading for a column: a money column names its currency."""
-    return f"{column.removesuffix(FEN)} ({CURRENCY})" if column.endswith(FEN) else column
+    return f"{column.removesuffix(FEN)} ({currency})" if column.endswith(FEN) else column
 
 
 def cell(column: str, value: Any, zone: tzinfo) -> str:

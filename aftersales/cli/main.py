@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
@@ -25,10 +25,11 @@ from aftersales.application.clock import guard_for, wall_clock
 from aftersales.application.commands import At, describe
 from aftersales.application.ledger import Ledger
 from aftersales.application.status import history_entry, status_document
-from aftersales.cli.human import CURRENCY
+from aftersales.cli.human import CURRENCY, local
 from aftersales.cli.progress import Progress
 from aftersales.cli.render import render_history, render_status
 from aftersales.cli.tables import render
+from aftersales.domain.reconciliation import KINDS
 from aftersales.domain.steps import TIMEOUTS
 from aftersales.errors import (
     EXIT_INTEGRITY,
@@ -45,6 +46,7 @@ from aftersales.ingest.serial import BATCH, IngestReport, Settled, broken_names,
 from aftersales.readmodels.database import VIEWS_ENV_VAR, ReadModels, views_url
 from aftersales.readmodels.queries import (
     DEMO_SCORECARD,
+    DISCREPANCY_COLUMNS,
     DISPUTE_COLUMNS,
     LAPSE_COLUMNS,
     SCORECARD,
@@ -53,14 +55,15 @@ from aftersales.readmodels.queries import (
     business_days,
     cases_by_kind,
     compensation_per_month,
+    currencies,
     deadline_changes_by_actor,
     disputes_by_merchant,
     hours,
+    list_discrepancies,
     list_disputes,
     list_lapses,
     list_violations,
     per_day,
-    scorecard,
     scorecard_with_total,
 )
 from aftersales.readmodels.runner import BATCH as PROJECTION_BATCH
@@ -203,6 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("ingest", "apply a command file (JSON Lines)", db, projecting, ack, future)
     p.add_argument("file", help="the command file, or - for standard input")
+    p.add_argument("--format", choices=("commands", "douyin"), default="commands",
+                   help="commands: JSON Lines of ledger commands (default); douyin: "
+                   "Douyin push bodies, one per line, with ledger command lines mixed in "
+                   "(docs/platforms/douyin.md)")
+    p.add_argument("--lateness", metavar="SECONDS", type=float, default=600.0,
+                   help="--format douyin: how long after a later message an earlier one "
+                   "may arrive and still be applied in its place (default 600)")
     p.add_argument("--batch", type=int, default=BATCH,
                    help=f"lines per transaction (default {BATCH}; 1: one each)")
     p.add_argument("--workers", type=int, default=None,
@@ -259,6 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", help="only this user's")
     p.add_argument("--rule", type=_rule_of("lapse"),
                    help=f"only this lapse: {', '.join(LAPSE_RULES)}")
+    p = command("discrepancies", "list the platform's accounts that differ from the "
+                "ledger (platform feeds: docs/platforms/douyin.md), by the time reported",
+                db, since_until)
+    p.add_argument("--merchant", help="only this merchant's")
+    p.add_argument("--kind", choices=KINDS, help="only discrepancies of this kind")
     p = command("disputes", "list disputes (appeals to the platform), by the time opened",
                 db, since_until)
     p.add_argument("--merchant", help="only this merchant's")
@@ -356,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_bench(args, getattr(args, "db", None))
         if args.cmd == "ingest" and args.file != "-" and not os.access(args.file, os.R_OK):
             return _unreadable(args.file)  # before any store is opened (or created)
-        if args.cmd == "ingest" and _json_array(args.file):
+        if args.cmd == "ingest" and args.format == "commands" and _json_array(args.file):
             name = "standard input" if args.file == "-" else args.file
             return _fail(f"{name} is a JSON array: a command file is JSON Lines, one "
                          "command (a JSON object) per line; nothing was applied (convert "
@@ -366,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        "history": cmd_history, "demo": cmd_demo, "project": cmd_project,
                        "rebuild": cmd_rebuild, "verify": cmd_verify,
                        "violations": cmd_violations, "lapses": cmd_lapses,
-                       "disputes": cmd_disputes,
+                       "disputes": cmd_disputes, "discrepancies": cmd_discrepancies,
                        "report": cmd_report}[args.cmd]
             return handler(ledger, edge)
     except IntegrityBroken as e:
@@ -426,8 +441,8 @@ def _project(ledger: Ledger, edge: Edge, label: str = "project") -> int:
     except StoreUnavailable as e:
         raise StoreUnavailable(f"{e}.  The ledger itself is recorded; run `aftersales "
                                "project` when the store is back") from e
-    if done:
-        print(f"projected {done:,} events into the read models")
+    if done:  # beside the output, never in it (a query's JSON, CSV or page follows)
+        print(f"projected {done:,} events into the read models", file=sys.stderr)
     return done
 
 
@@ -483,6 +498,8 @@ def cmd_ingest(ledger: Ledger, edge: Edge) -> int:
             source, total = open(args.file, "rb"), os.path.getsize(args.file)  # noqa: SIM115
         except OSError:
             return _unreadable(args.file)
+    if args.format == "douyin":
+        return _ingest_feed(ledger, edge, source)
     workers = _workers(args, ledger, total)
     if isinstance(workers, str):
         source.close()
@@ -511,6 +528,21 @@ def cmd_ingest(ledger: Ledger, edge: Edge) -> int:
     return broken or (1 if report.refused else 0)
 
 
+def _ingest_feed(ledger: Ledger, edge: Edge, source: BinaryIO) -> int:
+    """`ingest --format douyin`: a platform's push messages, in business-time order."""
+    from aftersales.feeds.run import ingest_feed
+    # A store failure stops it (exit 3); run it again: what was applied is skipped by
+    # its message id, the rest applied.
+    with source:
+        report = ingest_feed(ledger, _lines_of(source),
+                             lateness=timedelta(seconds=max(0.0, edge.args.lateness)),
+                             on_refused=lambda text: print(text, file=sys.stderr))
+    print(report.summary())
+    _project(ledger, edge)
+    return _report_broken(broken_names(ledger)) or (
+        1 if report.refused or report.reported else 0)
+
+
 def _workers(args: argparse.Namespace, ledger: Ledger, size: int | None) -> int | str:
     """How many processes ingest the file (or why the number asked for cannot be)."""
     if args.workers is not None:
@@ -532,10 +564,14 @@ def cmd_tick(ledger: Ledger, edge: Edge) -> int:
         if edge.args.ack:
             print(f"ack swept {getattr(oid, 'hex', oid)} {n}", flush=True)
 
-    swept = edge.patience(ledger).run(lambda: ledger.sweep(now, acknowledge),
-                                      f"sweeping the timeouts due before {now.isoformat()}")
-    print(f"swept {swept.timeouts} timeouts due before {now.isoformat()} ({swept.events} "
-          "events recorded, with the refunds, penalties and compensations that follow)")
+    patience = edge.patience(ledger)
+    swept = patience.run(lambda: ledger.sweep(now, acknowledge),
+                         f"sweeping the timeouts due before {now.isoformat()}")
+    print(f"swept {swept.timeouts} timeouts due before {local(now, edge.zone)} "
+          f"({swept.events} events recorded, with the refunds, penalties and compensations "
+          "that follow)" + ("; a store failure was tried again, and what the sweep had "
+                            "recorded before it is not counted here" if patience.retries
+                            else ""))
     _project(ledger, edge)
     return _report_broken(broken_names(ledger))
 
@@ -568,6 +604,8 @@ def cmd_history(ledger: Ledger, edge: Edge) -> int:
                    f"reading order {args.order_id}")
     if not events:
         return _fail(f"order {args.order_id} was not placed", 1)
+    if args.json and args.format not in ("text", "json"):
+        return _fail(f"--json and --format {args.format}: give one of them", EXIT_USAGE)
     fmt = "json" if args.json else args.format
     if fmt == "html":
         from aftersales.cli.pages import timeline_page  # Jinja2: loaded for a page only
@@ -613,13 +651,14 @@ def cmd_demo(ledger: Ledger, edge: Edge) -> int:
         return _fail(stopped, EXIT_STORE)
     swept = edge.patience(ledger).run(lambda: ledger.sweep(w.end), "sweeping")
     print(f"ingested in {elapsed:.1f}s ({report.lines / elapsed:,.0f} lines/s); "
-          f"final sweep at {w.end.isoformat()}: {swept.timeouts:,} timeouts, "
+          f"final sweep at {local(w.end, edge.zone)}: {swept.timeouts:,} timeouts, "
           f"{swept.events:,} events")
     _project(ledger, edge)
     if not getattr(args, "no_project", False):
         zone = edge.zone
         with closing(_views(ledger, edge)) as views:
-            rows = scorecard(views)
+            card = Scorecard.read(views, None, None, charts=bool(args.page))
+            rows = card.rows
             found = list_violations(views)
             kinds = cases_by_kind(views)
             moves = deadline_changes_by_actor(views)
@@ -643,12 +682,10 @@ def cmd_demo(ledger: Ledger, edge: Edge) -> int:
             "median_hours_to_ruling"), zone))
         print("\nworst merchants (read model `merchant_compliance`; all of them: "
               "`aftersales report`):")
-        print(render(rows[:8], "table", DEMO_SCORECARD, zone))
+        print(render(rows[:8], "table", DEMO_SCORECARD, zone, currency=card.currency))
         if args.page:
-            with closing(_views(ledger, edge)) as views:
-                rows, total = scorecard_with_total(views)
-            Path(args.page).write_text(_scorecard_page(ledger, edge, rows, total,
-                                                       SCORECARD_NOTE), encoding="utf-8")
+            Path(args.page).write_text(_scorecard_page(ledger, edge, card),
+                                       encoding="utf-8")
             print(f"\nthe scorecard page: {Path(args.page).resolve()} (open it in a "
                   "browser; `aftersales report --format html` writes it again)")
     return _report_broken(report.broken | broken_names(ledger)) or (
@@ -909,6 +946,12 @@ def cmd_lapses(ledger: Ledger, edge: Edge) -> int:
         views, a.merchant, a.rule, a.since, a.until, a.user), "lapses", LAPSE_COLUMNS)
 
 
+def cmd_discrepancies(ledger: Ledger, edge: Edge) -> int:
+    a = edge.args
+    return _listing(ledger, edge, lambda views: list_discrepancies(
+        views, a.merchant, a.kind, a.since, a.until), "discrepancies", DISCREPANCY_COLUMNS)
+
+
 def cmd_disputes(ledger: Ledger, edge: Edge) -> int:
     a = edge.args
     return _listing(ledger, edge, lambda views: list_disputes(
@@ -919,39 +962,60 @@ def cmd_disputes(ledger: Ledger, edge: Edge) -> int:
 def cmd_report(ledger: Ledger, edge: Edge) -> int:
     a = edge.args
     _project(ledger, edge)
-    rows, total = _read(ledger, edge, lambda: _query(
-        ledger, edge, lambda views: scorecard_with_total(views, a.since, a.until)),
-        "reading the scorecard")
-    caption = SCORECARD_NOTE
+    card = _read(ledger, edge, lambda: _query(ledger, edge, lambda views: Scorecard.read(
+        views, a.since, a.until, charts=a.format == "html")), "reading the scorecard")
     if a.format == "html":
-        print(_scorecard_page(ledger, edge, rows, total, caption, a.since, a.until))
-    elif a.format == "table":
-        print(textwrap.fill(f"{_window(a.since, a.until, edge)}.  {caption}", 88) + "\n")
-    if a.format != "html":
-        print(render(rows, a.format, SCORECARD, edge.zone,
-                     total=total if a.format == "table" else None))
+        print(_scorecard_page(ledger, edge, card, a.since, a.until))
+    else:
+        if a.format == "table":
+            print(textwrap.fill(f"{_window(a.since, a.until, edge)}.  {card.note}", 88)
+                  + "\n")
+        print(render(card.rows, a.format, SCORECARD, edge.zone, currency=card.currency,
+                     total=card.total if a.format == "table" else None))
     return _broken_in_read_models(ledger, edge)
 
 
-SCORECARD_NOTE = f"{SCORECARD_CAPTION}  Money in {CURRENCY}; response times in hours."
+@dataclass
+class Scorecard:
+    """What the scorecard shows, read at once: its rows and totals, the currency of its
+    money, and (for the page) the charts' figures."""
+
+    rows: list[dict[str, Any]]
+    total: dict[str, Any]
+    currency: str
+    charts: tuple[list[dict[str, Any]], ...] = ((), (), ())  # type: ignore[assignment]
+
+    @property
+    def note(self) -> str:
+        return f"{SCORECARD_CAPTION}  Money in {self.currency}; response times in hours."
+
+    @classmethod
+    def read(cls, views: ReadModels, since: datetime | None, until: datetime | None,
+             charts: bool) -> Scorecard:
+        rows, total = scorecard_with_total(views, since, until)
+        found = currencies(views)
+        if len(found) > 1:
+            print(f"aftersales: warning: the orders are in several currencies "
+                  f"({', '.join(found)}): the money columns sum fen of them all; split them "
+                  "by order_status.currency in SQL (docs/reporting.md)", file=sys.stderr)
+        card = cls(rows, total, "+".join(found) or CURRENCY)
+        if charts:
+            card.charts = (per_day(views, "violations", since, until),
+                           per_day(views, "lapses", since, until),
+                           compensation_per_month(views, since, until))
+        return card
 
 
-def _scorecard_page(ledger: Ledger, edge: Edge, rows: list[dict[str, Any]],
-                    total: dict[str, Any], caption: str, since: datetime | None = None,
-                    until: datetime | None = None) -> str:
-    def charts(views: ReadModels) -> tuple[list[dict[str, Any]], ...]:
-        return (per_day(views, "violations", since, until),
-                per_day(views, "lapses", since, until),
-                compensation_per_month(views, since, until))
-
+def _scorecard_page(ledger: Ledger, edge: Edge, card: Scorecard,
+                    since: datetime | None = None, until: datetime | None = None) -> str:
     from aftersales.cli.pages import scorecard_page  # Jinja2: loaded for a page only
-    found, lapsed, months = _read(ledger, edge, lambda: _query(ledger, edge, charts),
-                                  "reading the scorecard's charts")
+    found, lapsed, months = card.charts
     return scorecard_page(
-        rows=rows, total=total, columns=SCORECARD, violations=found, lapses=lapsed,
-        months=months, violation_rules=VIOLATION_RULES, lapse_rules=LAPSE_RULES,
-        window=_window(since, until, edge), caption=caption, zone=edge.zone,
-        generated=wall_clock(), source=redacted(ledger.url))
+        rows=card.rows, total=card.total, columns=SCORECARD, violations=found,
+        lapses=lapsed, months=months, violation_rules=VIOLATION_RULES,
+        lapse_rules=LAPSE_RULES, window=_window(since, until, edge), caption=card.note,
+        zone=edge.zone, generated=wall_clock(), source=redacted(ledger.url),
+        currency=card.currency)
 
 
 def _window(since: datetime | None, until: datetime | None, edge: Edge) -> str:

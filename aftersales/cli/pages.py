@@ -25,7 +25,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from aftersales.cli.human import CURRENCY, cell, heading, local, yuan
+from aftersales.cli.human import CURRENCY, cell, heading, is_number, local, yuan
 from aftersales.cli.render import detail
 from aftersales.domain.events import DeadlineMissed, OrderEvent, Ruled
 from aftersales.domain.order import Order
@@ -81,22 +81,25 @@ class Chart:
     empty: str = ""
 
 
-def _ceiling(top: float) -> tuple[float, float]:
-    """A round top for an axis and its step: 7 -> (8, 2); 130 -> (150, 50)."""
+def _ceiling(top: float, whole: bool = True) -> tuple[float, float]:
+    """A round top for an axis and its step: 7 -> (8, 2); 130 -> (150, 50); `whole`:
+    steps of at least 1 (counts), else of at least 0.01 (yuan)."""
     if top <= 0:
         return 1.0, 1.0
     power = 10 ** math.floor(math.log10(top))
     for step in (0.1, 0.2, 0.25, 0.5, 1, 2, 2.5, 5, 10):
         if top / (step * power) <= 5:
-            unit = max(step * power, 1.0)
+            unit = max(step * power, 1.0 if whole else 0.01)
             return math.ceil(top / unit) * unit, unit
     return top, top  # pragma: no cover - the loop always returns
 
 
 def stacked_columns(name: str, title: str, categories: Sequence[str],
                     series: Mapping[str, Sequence[int]], colours: dict[str, str],
-                    empty: str, width: int = 960, height: int = 260) -> Chart:
-    """Vertical columns, one per category (a day, a month), stacked by series."""
+                    empty: str, width: int = 960, height: int = 260, unit: int = 1
+                    ) -> Chart:
+    """Vertical columns, one per category (a day, a month), stacked by series; the axis
+    counts in `unit`s of the values (100: fen shown as yuan)."""
     chart = Chart(title, width, height, name=name, empty=empty,
                   legend=[(key, colours[key]) for key in series])
     left, right, top, bottom = 44, 8, 10, 34
@@ -104,12 +107,16 @@ def stacked_columns(name: str, title: str, categories: Sequence[str],
     totals = [sum(values[i] for values in series.values()) for i in range(len(categories))]
     if not categories or not any(totals):
         return chart
-    ceiling, step = _ceiling(max(totals))
+    ceiling, step = _ceiling(max(totals) / unit, whole=unit == 1)
+    whole_steps = step == int(step)
+    ceiling, step = ceiling * unit, step * unit
     tick = 0.0
     while tick <= ceiling + 1e-9:
         y = top + plot_h * (1 - tick / ceiling)
         chart.grid.append((left, y, left + plot_w, y))
-        chart.labels.append(Label(left - 6, y + 4, f"{tick:,.0f}", "end"))
+        shown = tick / unit
+        chart.labels.append(Label(left - 6, y + 4, f"{shown:,.0f}" if whole_steps
+                                  else f"{shown:,.2f}", "end"))
         tick += step
     slot = plot_w / len(categories)
     every = max(1, math.ceil(len(categories) / 14))  # at most 14 labels under the axis
@@ -169,7 +176,8 @@ def per_rule_per_day(name: str, title: str, rows: Sequence[dict[str, Any]],
     found = {(r["day"], r["rule"]): int(r["count"]) for r in rows}
     present = [rule for rule in rules if any(r["rule"] == rule for r in rows)]
     series = {rule: [found.get((day, rule), 0) for day in days] for rule in present}
-    return stacked_columns(name, title, [f"{d:%m-%d}" for d in days], series,
+    label = "%m-%d" if len(days) <= 366 else "%Y-%m-%d"  # a longer span repeats days
+    return stacked_columns(name, title, [f"{d:{label}}" for d in days], series,
                            colours_for(rules), empty)
 
 
@@ -180,7 +188,7 @@ def scorecard_page(*, rows: list[dict[str, Any]], total: dict[str, Any],
                    lapses: list[dict[str, Any]], months: list[dict[str, Any]],
                    violation_rules: Sequence[str], lapse_rules: Sequence[str],
                    window: str, caption: str, zone: tzinfo, generated: datetime,
-                   source: str) -> str:
+                   source: str, currency: str = CURRENCY) -> str:
     """The scorecard page (see the module's docstring)."""
     worst = [r for r in rows if r["violations"]][:10]
     rated = sorted((r for r in rows if r["dispute_loss_per_1000_orders"]),
@@ -200,22 +208,23 @@ def scorecard_page(*, rows: list[dict[str, Any]], total: dict[str, Any],
                           f"{r['dispute_loss_per_1000_orders']:.2f}") for r in rated],
                         PALETTE[6], "No dispute was lost."),
     ]
+    months = _every_month(months)
     money = stacked_columns(
-        "compensation-per-month", f"Advance compensation per month ({CURRENCY})",
+        "compensation-per-month", f"Advance compensation per month ({currency})",
         [m["month"] for m in months],
         {"compensation": [m["compensation_fen"] for m in months]},
-        {"compensation": PALETTE[1]}, "No compensation was paid.", width=460)
-    for bar, month in zip(money.bars, months, strict=True):
-        bar.title = f"{month['month']}: {yuan(month['compensation_fen'])} " \
+        {"compensation": PALETTE[1]}, "No compensation was paid.", width=460,
+        unit=100)
+    paid = [m for m in months if m["compensation_fen"]]
+    for bar, month in zip(money.bars, paid, strict=True):
+        bar.title = f"{month['month']}: {yuan(month['compensation_fen'], currency)} " \
                     f"({month['compensations_paid']:,} paid)"
-    for label in money.labels:  # the axis in yuan
-        if label.anchor == "end":
-            label.text = f"{float(label.text.replace(',', '')) / 100:,.0f}"
     tiles = [
         ("orders_placed", "Orders placed", f"{total['orders_placed']:,}"),
         ("cases_opened", "Cases opened", f"{total['cases_opened']:,}"),
         ("violations", "Violations", f"{total['violations']:,}"),
-        ("compensation_fen", "Advance compensation", yuan(total["compensation_fen"])),
+        ("compensation_fen", "Advance compensation",
+         yuan(total["compensation_fen"], currency)),
         ("disputes_lost", "Disputes lost", f"{total['disputes_lost']:,}"),
         ("dispute_loss_per_1000_orders", "Lost per 1,000 orders",
          cell("", total["dispute_loss_per_1000_orders"], zone)),
@@ -223,14 +232,27 @@ def scorecard_page(*, rows: list[dict[str, Any]], total: dict[str, Any],
     table = [[(c, cell(c, r[c], zone), r[c]) for c in columns] for r in rows]
     return _render("scorecard.html.j2",
         window=window, caption=caption, generated=local(generated, zone), source=source,
-        tiles=tiles, total=total, headings=[heading(c) for c in columns], columns=columns,
+        tiles=tiles, total=total, headings=[heading(c, currency) for c in columns],
+        columns=columns,
         table=table, totals=[(c, cell(c, total.get(c), zone), total.get(c))
                              for c in columns],
-        charts=charts, side=[*side, money], months=months, yuan=yuan, numeric=_numeric)
+        charts=charts, side=[*side, money], months=months, yuan=yuan, numeric=is_number)
 
 
-def _numeric(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _every_month(months: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The months between the first and the last, those with nothing paid included."""
+    if not months:
+        return months
+    found = {m["month"]: m for m in months}
+    year, month = map(int, months[0]["month"].split("-"))
+    out = []
+    while True:
+        key = f"{year:04d}-{month:02d}"
+        out.append(found.get(key, {"month": key, "compensations_paid": 0,
+                                   "compensation_fen": 0}))
+        if key == months[-1]["month"]:
+            return out
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
 
 
 # --- the timeline page -----------------------------------------------------------------

@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from datetime import tzinfo
 from typing import Any
 
-from aftersales.cli.human import cell, heading, is_number, plain
+from aftersales.cli.human import CURRENCY, cell, heading, is_number, plain
 
 
 def render(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str], zone: tzinfo,
-           total: dict[str, Any] | None = None) -> str:
+           total: dict[str, Any] | None = None, currency: str = CURRENCY) -> str:
     """As an aligned table (numbers to the right; `total`, a last row under a rule), JSON
     (a list of objects), or CSV (a heading line; true/false for flags)."""
     if fmt == "json":
@@ -27,7 +27,7 @@ def render(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str], zon
         writer.writerows([[_csv(r[c]) for c in columns] for r in rows])
         return out.getvalue().rstrip("\n")
     body = [*rows, total] if total is not None else list(rows)
-    cells = [[heading(c) for c in columns]] + [[cell(c, r.get(c), zone) for c in columns]
+    cells = [[heading(c, currency) for c in columns]] + [[cell(c, r.get(c), zone) for c in columns]
                                                for r in body]
     right = [any(is_number(r.get(c)) for r in body) for c in columns]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]

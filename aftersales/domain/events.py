@@ -484,6 +484,34 @@ class DeadlineSet(DeadlineChanged):
     reason: str
 
 
+# --- Platform feeds (SPEC section 10) -----------------------------------------------------
+
+
+class PlatformReported(CaseEvent):
+    """A platform's account of a step of the case that the ledger had already taken
+    (`aftersales.domain.reconciliation`): the platform (`source`), its message (`ref`),
+    the fact it states and the instant it gives the step."""
+
+    source: str
+    ref: str
+    fact: str
+    step_at: datetime | None
+
+
+class PlatformAgreed(PlatformReported):
+    """The account agrees with the ledger."""
+
+
+class PlatformDiffered(PlatformReported):
+    """The account differs from the ledger: how (`kind`, the most serious of `kinds`), and
+    both versions."""
+
+    kind: str
+    kinds: list[str]
+    ledger: str
+    platform: str
+
+
 def open_case(order: Order, e: CaseEvent, flow: Flow, amount: int, reason: str,
               response_deadline: datetime) -> None:
     case = ReturnCase(number=e.case, amount=amount, reason=reason, requested_at=e.at,

@@ -25,6 +25,7 @@ from aftersales.domain import events as ev
 from aftersales.domain import rules
 from aftersales.domain.cases import ReturnCase
 from aftersales.domain.policy import Policy
+from aftersales.domain.reconciliation import Account, compare
 from aftersales.domain.states import (
     UNPAID_24H,
     Actor,
@@ -742,6 +743,29 @@ class Order(Aggregate):
         self._emit(ev.DeadlineSet, at, Actor.PLATFORM, command_id, case=due.case,
                    deadline_rule=due.rule, old_deadline=due.at, new_deadline=until,
                    reason=reason)
+
+    # --- platform feeds (SPEC section 10) ----------------------------------------------
+
+    def reconcile(self, at: datetime, *, source: str, ref: str, account: Account,
+                  command_id: str | None, policy: Policy) -> None:
+        """A platform's account of a step of the latest case that the ledger had already
+        taken, recorded as agreeing or, with both versions, as differing."""
+        self._begin(at, policy)
+        case = self.latest_case
+        if case is None:
+            raise CommandRefused(
+                rules.FLOW, f"reconcile: order {self.order_id} has no case to hold the "
+                f"platform's '{account.fact}' against")
+        found = compare(case, account)
+        common = {"case": case.number, "source": source, "ref": ref, "fact": account.fact,
+                  "step_at": account.step_at}
+        if not found:
+            self._emit(ev.PlatformAgreed, at, Actor.PLATFORM, command_id, **common)
+            return
+        first = found[0]
+        self._emit(ev.PlatformDiffered, at, Actor.PLATFORM, command_id, **common,
+                   kind=first.kind, kinds=[d.kind for d in found], ledger=first.ledger,
+                   platform=first.platform)
 
     def _lapse_deadline(self, rule: str) -> str:
         return next(x.deadline.isoformat() for x in self.lapses if x.rule == rule)

@@ -278,7 +278,8 @@ class _Merge:
                     queues[k].extend(Settled(*x) for x in message[1])
                     offsets[k], upto[k] = message[2], message[3]
                     self.on_progress(min(offsets))
-                elif message[0] == "waiting":
+                elif message[0] == "waiting":  # a worker tries a store failure again
+                    self.report.retried = True
                     self.on_wait(message[1])
                 elif message[0] == "broken":
                     self.report.broken.update(message[1])

@@ -65,6 +65,9 @@ class IngestReport:
     events: int = 0  # recorded by the commands (with the timeouts their times revealed)
     timeouts: int = 0  # swept by the ticks
     swept_events: int = 0  # recorded by those timeouts (refunds, penalties and all)
+    #: A store failure was tried again: what a unit of work had recorded before it is
+    #: counted as already applied, without its events.
+    retried: bool = False
     refused: Counter[str] = field(default_factory=Counter)
     stopped: Stop | None = None
     #: The orders found with a broken history (refused, or skipped by sweeps), by name.
@@ -97,6 +100,9 @@ class IngestReport:
             f"the commands (with the timeouts their times revealed), {self.swept_events:,} "
             f"by the {self.timeouts:,} timeouts the ticks swept (with the refunds, penalties "
             "and compensations that follow them)"
+            + ("; a store failure was tried again, and what was recorded before it counts "
+               "as already applied, without its events: `aftersales db check` gives the "
+               "store's total" if self.retried else "")
         )
 
     def stop_message(self) -> str | None:
@@ -219,6 +225,7 @@ def ingest(
     except Halted:
         pass
     report.broken |= broken_names(ledger)
+    report.retried = patience.retries > 0
     return report
 
 

@@ -51,7 +51,7 @@ _ENDED = frozenset(s.value for s in TERMINAL_CASE_STATUSES)
 COUNTERS = ("cases_opened", "answered_on_time", *VIOLATION_COUNTERS, "compensations_paid",
             "compensation_fen", "refund_cases_opened", "exchange_cases_opened",
             "receipts_rejected", "deadlines_extended", "orders_placed", "disputes_opened",
-            "disputes_lost", "disputes_won")
+            "disputes_lost", "disputes_won", "platform_agreed", "discrepancies")
 
 
 @dataclass
@@ -66,6 +66,7 @@ class Batch:
     violations: list[Row] = field(default_factory=list)
     lapses: list[Row] = field(default_factory=list)
     deadline_changes: list[Row] = field(default_factory=list)
+    discrepancies: list[Row] = field(default_factory=list)
     compliance: dict[tuple[str, date], Counter[str]] = field(default_factory=dict)
     medians: set[tuple[str, date]] = field(default_factory=set)
     breaks: dict[str, Row] = field(default_factory=dict)  # new, by order_uuid
@@ -166,7 +167,9 @@ def fold(batch: Batch, event: ev.OrderEvent, position: int) -> None:
     order = batch.orders[key]
     order.update(last_event_at=event.at, last_position=position,
                  version=event.originator_version)
-    if isinstance(event, ev.CaseEvent):
+    if isinstance(event, ev.PlatformReported):
+        _reported(batch, order, event, position)
+    elif isinstance(event, ev.CaseEvent):
         _fold_case(batch, order, event, position)
     elif isinstance(event, ev.DeadlineChanged):
         _deadline_changed(batch, order, event, position)
@@ -285,6 +288,22 @@ def _deadline_changed(batch: Batch, o: Row, e: ev.DeadlineChanged, position: int
         "old_deadline": e.old_deadline, "new_deadline": e.new_deadline,
         "shift_seconds": shift, "reason": getattr(e, "reason", ""), "changed_at": e.at,
         "day": batch.day(e.at)})
+
+
+def _reported(batch: Batch, o: Row, e: ev.PlatformReported, position: int) -> None:
+    """A platform's account of a step the ledger had taken: counted as agreeing, or one
+    row of `discrepancies` with both versions (SPEC section 10)."""
+    if isinstance(e, ev.PlatformAgreed):
+        batch.count(o["merchant_id"], e.at, "platform_agreed")
+        return
+    assert isinstance(e, ev.PlatformDiffered)
+    batch.count(o["merchant_id"], e.at, "discrepancies")
+    batch.discrepancies.append({
+        "position": position, "order_id": o["order_id"], "merchant_id": o["merchant_id"],
+        "case_no": e.case, "kind": batch.cases[(o["order_uuid"], e.case)]["kind"],
+        "source": e.source, "ref": e.ref, "fact": e.fact, "discrepancy": e.kind,
+        "kinds": ",".join(e.kinds), "ledger": e.ledger, "platform": e.platform,
+        "step_at": e.step_at, "reported_at": e.at, "day": batch.day(e.at)})
 
 
 def pending_rows(orders: Iterable[Row]) -> list[Row]:

@@ -24,6 +24,7 @@ from aftersales.readmodels.fold import (
 )
 from aftersales.readmodels.schema import (
     deadline_changes,
+    discrepancies,
     disputes,
     integrity_breaks,
     lapses,
@@ -130,6 +131,8 @@ def write(conn: Connection, batch: Batch) -> None:
         conn.execute(insert(lapses), batch.lapses)
     if batch.deadline_changes:
         conn.execute(insert(deadline_changes), batch.deadline_changes)
+    if batch.discrepancies:
+        conn.execute(insert(discrepancies), batch.discrepancies)
     if batch.breaks:
         conn.execute(insert(integrity_breaks), list(batch.breaks.values()))
     _write_compliance(conn, batch)

@@ -15,10 +15,12 @@ from aftersales.readmodels.database import ReadModels
 from aftersales.readmodels.fold import COUNTERS, median_seconds
 from aftersales.readmodels.schema import (
     deadline_changes,
+    discrepancies,
     disputes,
     integrity_breaks,
     lapses,
     merchant_compliance,
+    order_status,
     return_cases,
     violations,
 )
@@ -30,6 +32,9 @@ SCORECARD = ("merchant_id", *COUNTERS, "violations", "dispute_loss_per_1000_orde
 #: The columns `aftersales lapses` prints.
 LAPSE_COLUMNS = ("deadline", "rule", "merchant_id", "user_id", "order_id", "case_no",
                  "kind")
+#: The columns `aftersales discrepancies` prints.
+DISCREPANCY_COLUMNS = ("reported_at", "discrepancy", "merchant_id", "order_id", "case_no",
+                       "fact", "ledger", "platform", "source", "ref")
 #: The columns `aftersales disputes` prints.
 DISPUTE_COLUMNS = ("order_id", "merchant_id", "case_no", "kind", "rejected", "opened_at",
                    "evidence_deadline", "evidence_at", "evidence_count", "status",
@@ -37,6 +42,9 @@ DISPUTE_COLUMNS = ("order_id", "merchant_id", "case_no", "kind", "rejected", "op
 #: The demo's narrower scorecard (within 100 columns of a terminal).
 DEMO_SCORECARD = ("merchant_id", "cases_opened", "violations", "compensation_fen",
                   "disputes_lost", "median_response_hours")
+#: The merchant_id of the scorecard's totals row (no merchant's id can be: ids have no
+#: parentheses).
+TOTAL = "(total)"
 #: What `report` counts, and over which days (its --help and its table's caption).
 SCORECARD_CAPTION = (
     "Counts are by the business day of each event: a window counts what happened in it, "
@@ -81,6 +89,17 @@ def list_lapses(views: ReadModels, merchant: str | None = None, rule: str | None
                                   (x.user_id, user)))
 
 
+def list_discrepancies(views: ReadModels, merchant: str | None = None,
+                       kind: str | None = None, since: datetime | None = None,
+                       until: datetime | None = None) -> list[dict[str, Any]]:
+    """The platform's accounts that differ from the ledger, reported in [since, until),
+    oldest first."""
+    d = discrepancies.c
+    return _listed(views, select(discrepancies).order_by(d.reported_at, d.position),
+                   d.reported_at, since, until,
+                   ((d.merchant_id, merchant), (d.discrepancy, kind)))
+
+
 def list_disputes(views: ReadModels, merchant: str | None = None,
                   since: datetime | None = None, until: datetime | None = None,
                   status: str | None = None, outcome: str | None = None,
@@ -91,6 +110,14 @@ def list_disputes(views: ReadModels, merchant: str | None = None,
     return _listed(views, q, d.opened_at, since, until,
                    ((d.merchant_id, merchant), (d.status, status), (d.outcome, outcome),
                     (d.blame, blame), (d.lost, lost)))
+
+
+def currencies(views: ReadModels) -> list[str]:
+    """The currencies the orders are in (the money columns sum fen of these)."""
+    o = order_status.c
+    with views.engine.connect() as conn:
+        return [str(c) for c, in conn.execute(select(o.currency).distinct()
+                                              .order_by(o.currency))]
 
 
 def broken_orders(views: ReadModels) -> list[dict[str, Any]]:
@@ -135,7 +162,7 @@ def scorecard(views: ReadModels, since: datetime | None = None,
 def scorecard_with_total(views: ReadModels, since: datetime | None = None,
                          until: datetime | None = None
                          ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The scorecard and its totals row (merchant_id "total": every counter summed, the
+    """The scorecard and its totals row (merchant_id `TOTAL`: every counter summed, the
     loss rate over all orders, the median over all cases decided)."""
     m = merchant_compliance.c
     sums = [func.sum(m[c]).label(c) for c in COUNTERS]
@@ -152,7 +179,7 @@ def scorecard_with_total(views: ReadModels, since: datetime | None = None,
         by_merchant: dict[str, list[int]] = {}
         for merchant, seconds in conn.execute(times):
             by_merchant.setdefault(merchant, []).append(seconds)
-    total: dict[str, Any] = {"merchant_id": "total",
+    total: dict[str, Any] = {"merchant_id": TOTAL,
                              **{c: sum(row[c] for row in rows) for c in COUNTERS}}
     for row, found in [*((row, by_merchant.get(row["merchant_id"], [])) for row in rows),
                        (total, [s for times_ in by_merchant.values() for s in times_])]:

@@ -61,6 +61,7 @@ from aftersales.readmodels.schema import (
     SCHEMA_VERSION,
     counter_columns,
     deadline_changes,
+    discrepancies,
     disputes,
     integrity_breaks,
     lapses,
@@ -237,6 +238,7 @@ def _project_page(ledger: Ledger, views: ReadModels, page: Sequence[Notification
         RowInserter(violations, conn)(batch.violations)
         RowInserter(lapses, conn)(batch.lapses)
         RowInserter(deadline_changes, conn)(batch.deadline_changes)
+        RowInserter(discrepancies, conn)(batch.discrepancies)
         RowInserter(pending_deadlines, conn)(pending_rows(orders))
         RowInserter(integrity_breaks, conn)(list(batch.breaks.values()))
         RowInserter(compliance_deltas, conn)(deltas)

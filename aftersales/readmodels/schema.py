@@ -31,7 +31,7 @@ from sqlalchemy import (
 
 from aftersales.readmodels.fold import COUNTERS
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -219,6 +219,25 @@ deadline_changes = Table(
     Column("day", Date, nullable=False, index=True),
 )
 
+discrepancies = Table(
+    "discrepancies", metadata,
+    Column("position", BigInteger, primary_key=True),
+    Column("order_id", ID, nullable=False, index=True),
+    Column("merchant_id", ID, nullable=False, index=True),
+    Column("case_no", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("ref", ID, nullable=False),
+    Column("fact", String(16), nullable=False),
+    Column("discrepancy", String(16), nullable=False, index=True),
+    Column("kinds", String(64), nullable=False),
+    Column("ledger", Text, nullable=False),
+    Column("platform", Text, nullable=False),
+    Column("step_at", TS),
+    Column("reported_at", TS, nullable=False, index=True),
+    Column("day", Date, nullable=False, index=True),
+)
+
 lapses = Table(
     "lapses", metadata,
     Column("position", BigInteger, primary_key=True),
@@ -289,6 +308,7 @@ READ_MODELS: dict[str, tuple[str, ...]] = {
     "violations": ("position",),
     "lapses": ("position",),
     "deadline_changes": ("position",),
+    "discrepancies": ("position",),
     "merchant_compliance": ("merchant_id", "day"),
     "pending_deadlines": ("order_id",),
     "integrity_breaks": ("order_uuid",),

@@ -147,6 +147,9 @@ class Patience:
     #: How a pause is waited (a service's stop event may cut it short).
     sleep: Callable[[float], object] = time.sleep
     _told: str = field(default="", repr=False)
+    #: How many times a step was tried again (a unit of work recorded in several
+    #: transactions may have recorded some before its store failed).
+    retries: int = 0
 
     def run(self, step: Callable[[], T], doing: str,
             progressed: Callable[[], bool] = lambda: False) -> T:
@@ -177,6 +180,7 @@ class Patience:
                                            waited if may_pass(e) else 0.0) from e
                 self._tell(f"{doing}: {reason}; {self.waits} {self.store} "
                            + ("" if left is None else f"(for up to {left:.0f} s more)"))
+                self.retries += 1
                 self.sleep(pause if left is None else min(pause, left))
                 pause = min(pause * 2, LONGEST_PAUSE)
 

@@ -111,12 +111,17 @@ def test_the_scorecard_page_shows_the_read_models_figures(
     cells = tab.all("#scorecard tr[data-merchant]", """rows => rows.map(r => [
         r.dataset.merchant, [...r.querySelectorAll('td')].map(
             td => [td.dataset.column, td.dataset.value, td.textContent])])""")
-    assert [m for m, _ in cells] == [r["merchant_id"] for r in rows] + ["total"]
+    assert [m for m, _ in cells] == [r["merchant_id"] for r in rows] + ["(total)"]
     for (_, shown), row in zip(cells, [*rows, total], strict=True):
         assert [c for c, _, _ in shown] == list(SCORECARD)
         assert [v for _, v, _ in shown] == [_expected(row[c]) for c in SCORECARD]
         assert [t for _, _, t in shown] == [cell(c, row[c], SHANGHAI) for c in SCORECARD]
     assert total["violations"] == len(found) > 0
+    # ...and against the violations listed one by one (another table, another query).
+    per_merchant = Counter(v["merchant_id"] for v in found)
+    shown_violations = {m: int(dict((c, v) for c, v, _ in row)["violations"])
+                        for m, row in cells[:-1]}
+    assert {m: n for m, n in shown_violations.items() if n} == per_merchant
     # The tiles.
     tiles = dict(tab.all("[data-tile]", "ts => ts.map(t => [t.dataset.tile, "
                                        "t.querySelector('.value').textContent])"))
@@ -222,3 +227,14 @@ def test_a_page_of_an_order_never_placed_is_refused(tmp_path: Path, db: str) -> 
     out = run("history", "NOPE", "--format", "html", "--db", db, cwd=tmp_path)
     assert (out.returncode, out.stdout) == (1, "")
     assert "order NOPE was not placed" in out.stderr
+
+
+def test_the_money_axis_reads_in_yuan_to_the_fen() -> None:
+    from aftersales.cli.pages import stacked_columns
+    chart = stacked_columns("m", "t", ["2026-03"], {"x": [250]}, {"x": "#000"}, "none",
+                            unit=100)
+    axis = [label.text for label in chart.labels if label.anchor == "end"]
+    assert axis == ["0.00", "0.50", "1.00", "1.50", "2.00", "2.50"]
+    counts = stacked_columns("c", "t", ["03-01"], {"x": [7]}, {"x": "#000"}, "none")
+    assert [label.text for label in counts.labels if label.anchor == "end"] == [
+        "0", "2", "4", "6", "8"]

@@ -21,8 +21,10 @@ LAYERS: dict[str, set[str]] = {
     "application": {"domain", "storage", "runtime"},
     "readmodels": {"domain", "storage", "application", "runtime"},
     "ingest": {"domain", "storage", "application", "runtime"},
-    "cli": {"domain", "storage", "application", "readmodels", "ingest", "runtime"},
-    "devtools": {"domain", "storage", "application", "readmodels", "ingest", "runtime", "cli"},
+    "feeds": {"domain", "storage", "application", "ingest", "runtime"},
+    "cli": {"domain", "storage", "application", "readmodels", "ingest", "feeds", "runtime"},
+    "devtools": {"domain", "storage", "application", "readmodels", "ingest", "feeds",
+                 "runtime", "cli"},
 }
 EVERYWHERE = {"errors", "settings"}
 

@@ -1,0 +1,157 @@
+"""A platform feed into the ledger: push bodies (and ledger command lines, mixed in one
+file) applied in business-time order within a lateness window, one message at a time.
+
+Each message is decided on the ledger's state as of its time (the order read from the
+store, its due timeouts applied to that copy), so it must be applied before the next is
+decided: a feed is applied one command a transaction, not in group commits (a feed of a
+few thousand messages a day; docs/platforms/douyin.md has the figures).  A message whose
+id was applied before (`douyin:<msg_id>`) is skipped before it is decided: delivered again
+after its order moved on, it would otherwise be decided into another command.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from aftersales.application.commands import OrderCommand, Reconcile, Tick, parse_command
+from aftersales.application.ledger import Ledger
+from aftersales.domain import rules
+from aftersales.errors import CommandRefused, IntegrityBroken
+from aftersales.feeds.douyin import TAGS, Message, Skipped, decide, parse_body
+from aftersales.feeds.window import Window
+from aftersales.ingest.serial import decode_line
+
+#: How far behind the latest business time a message may arrive and still be put in its
+#: place (AFTERSALES_FEED_LATENESS / --lateness).
+LATENESS = timedelta(minutes=10)
+
+Item = tuple[int, OrderCommand | Tick | Message]
+
+
+@dataclass
+class FeedReport:
+    lines: int = 0
+    messages: int = 0
+    commands: int = 0  # ledger command lines among them
+    applied: int = 0
+    reconciled: int = 0  # of those applied: accounts of steps the ledger had taken
+    duplicates: int = 0
+    ignored: int = 0
+    reported: int = 0
+    late: int = 0
+    events: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+    by_tag: Counter[str] = field(default_factory=Counter)
+
+    def summary(self) -> str:
+        refused = sum(self.refused.values())
+        codes = ", ".join(f"{c} {n}" for c, n in sorted(self.refused.items()))
+        return (f"{self.lines:,} lines: {self.messages:,} messages and {self.commands:,} "
+                f"ledger commands; {self.applied:,} applied ({self.reconciled:,} "
+                f"reconciled), {self.duplicates:,} already applied, {self.ignored:,} "
+                f"ignored, {self.reported:,} reported, {refused:,} refused"
+                + (f" ({codes})" if codes else "") + f"; {self.late:,} came later than "
+                f"the window; {self.events:,} events recorded")
+
+
+def ingest_feed(ledger: Ledger, lines: Iterable[bytes], *,
+                lateness: timedelta = LATENESS,
+                on_refused: Callable[[str], None] = lambda text: None) -> FeedReport:
+    """Apply a feed; each refused or reported message is told as `line N: …`."""
+    report = FeedReport()
+    window: Window[Item] = Window(lateness)
+    seen: set[str] = set()
+
+    def say(number: int, what: str, code: str, reason: str) -> None:
+        on_refused(f"line {number}{what}: {code}: {reason}")
+
+    def apply(item: Item, late: bool) -> None:
+        number, x = item
+        report.late += late
+        if isinstance(x, Message):
+            _message(ledger, report, number, x, say)
+            return
+        try:
+            outcome = ledger.execute(x)
+        except CommandRefused as refused:
+            report.refused[refused.code] += 1
+            report.events += refused.events
+            say(number, "", refused.code, refused.reason)
+            return
+        report.events += outcome.events
+        if outcome.duplicate:
+            report.duplicates += 1
+        else:
+            report.applied += 1
+
+    for number, raw in enumerate(lines, start=1):
+        report.lines += 1
+        try:
+            text = decode_line(raw).strip()
+            if not text:
+                continue
+            if text.startswith("["):
+                found: list[Item] = [(number, m) for m in parse_body(text)]
+            else:
+                found = [(number, parse_command(text))]
+        except CommandRefused as refused:
+            report.refused[refused.code] += 1
+            say(number, "", refused.code, refused.reason)
+            continue
+        for item in found:
+            x = item[1]
+            if isinstance(x, Message):
+                report.messages += 1
+                report.by_tag[TAGS[x.tag].name if x.tag in TAGS else str(x.tag)] += 1
+                if x.msg_id in seen:  # delivered twice in this feed
+                    report.duplicates += 1
+                    continue
+                seen.add(x.msg_id)
+            else:
+                report.commands += 1
+            for due, late in window.add(x.at, item):
+                apply(due, late)
+    for due, late in window.drain():
+        apply(due, late)
+    return report
+
+
+def _message(ledger: Ledger, report: FeedReport, number: int, m: Message,
+             say: Callable[[int, str, str, str], None]) -> None:
+    what = f" (msg {m.msg_id}, tag {m.tag}" + (f" {TAGS[m.tag].name})" if m.tag in TAGS
+                                                else ")")
+    if ledger.index.command_digest(m.command_id) is not None:
+        report.duplicates += 1
+        return
+    try:
+        order = ledger.get_order(m.order_id) if m.order_id else None
+    except IntegrityBroken as broken:
+        report.refused[rules.INTEGRITY] += 1
+        say(number, what, rules.INTEGRITY, broken.describe())
+        return
+    if order is not None:  # the state at the message's time: a copy, never recorded
+        order.apply_due_timeouts(m.at, ledger.policy)
+    try:
+        decision = decide(m, order)
+        if isinstance(decision, Skipped):
+            if decision.status == "ignored":
+                report.ignored += 1
+            else:
+                report.reported += 1
+                say(number, what, "REPORTED", decision.reason)
+            return
+        outcome = ledger.execute(decision)
+    except CommandRefused as refused:
+        report.refused[refused.code] += 1
+        report.events += refused.events
+        say(number, what, refused.code, refused.reason)
+        return
+    report.events += outcome.events
+    if outcome.duplicate:
+        report.duplicates += 1
+        return
+    report.applied += 1
+    report.reconciled += isinstance(decision, Reconcile)

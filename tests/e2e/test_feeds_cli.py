@@ -1,0 +1,55 @@
+"""`aftersales ingest --format douyin` end to end: a feed mixing push bodies and ledger
+command lines, its summary and refusals, the `discrepancies` command with its filters and
+formats, the scorecard's counts, and the read models equal to a rebuild."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.e2e.test_cli import db, run
+from tests.unit.test_douyin import DAY, HOUR, T0, push, requested, ts
+
+__all__ = ["db"]  # the store fixture, shared with test_cli
+
+
+def test_a_douyin_feed_is_ingested_reconciled_and_reported(tmp_path: Path, db: str) -> None:
+    lines = [*requested(0),
+             push(202, "late", s_id="S1", agree_time=ts(T0 + 4 * DAY + HOUR)),
+             push(209, "exp", s_id="S1", status_deadline=ts(T0 + 12 * DAY),
+                  update_time=ts(T0 + 4 * DAY + 2 * HOUR)),
+             push(100, "new", s_id="S9", create_time=ts(T0)),
+             requested(0)[-1]]  # delivered again
+    (tmp_path / "feed.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    out = run("ingest", "--format", "douyin", "feed.jsonl", "--db", db, "--allow-future",
+              cwd=tmp_path)
+    assert out.returncode == 1  # a message was reported
+    assert out.stderr.splitlines()[:-1] == [
+        "line 8 (msg new, tag 100 TradeCreate): REPORTED: TradeCreate: order S9 is not in "
+        "the ledger: place it first, from an order export or a place_order line (the push "
+        "carries no amounts)"]
+    assert out.stderr.splitlines()[-1] == "projected 8 events into the read models"
+    summary = out.stdout.splitlines()[0]
+    assert summary.startswith("9 lines: 8 messages and 1 ledger commands; 7 applied (2 "
+                              "reconciled), 1 already applied, 0 ignored, 1 reported")
+    found = json.loads(run("discrepancies", "--format", "json", "--db", db,
+                           cwd=tmp_path).stdout)
+    assert [(d["discrepancy"], d["fact"], d["ref"], d["order_id"]) for d in found] == [
+        ("time", "approved", "late", "S1"), ("deadline", "deadline", "exp", "S1")]
+    only = json.loads(run("discrepancies", "--kind", "deadline", "--format", "json",
+                          "--db", db, cwd=tmp_path).stdout)
+    assert [d["ref"] for d in only] == ["exp"]
+    assert json.loads(run("discrepancies", "--merchant", "NOBODY", "--format", "json",
+                          "--db", db, cwd=tmp_path).stdout) == []
+    table = run("discrepancies", "--db", db, cwd=tmp_path).stdout.splitlines()
+    assert table[0].split()[:3] == ["reported_at", "discrepancy", "merchant_id"]
+    assert table[1].startswith("2026-03-05 11:00:00+08:00  time")
+    report = json.loads(run("report", "--format", "json", "--db", db, cwd=tmp_path).stdout)
+    assert (report[0]["merchant_id"], report[0]["discrepancies"],
+            report[0]["platform_agreed"]) == ("SHOP1", 2, 0)
+    verify = run("verify", "--db", db, cwd=tmp_path)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "the read models equal a rebuild" in verify.stdout
+    again = run("ingest", "--format", "douyin", "feed.jsonl", "--db", db, "--allow-future",
+                cwd=tmp_path)
+    assert "0 applied (0 reconciled), 8 already applied" in again.stdout
