@@ -78,6 +78,7 @@ from aftersales.storage.retry import describe as store_error
 from aftersales.storage.shard import SHARDS
 
 if TYPE_CHECKING:
+    from aftersales.devtools.douyin_feed import FeedPlan
     from aftersales.devtools.workload import Workload
 
 T = TypeVar("T")
@@ -180,8 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "program, or html: the scorecard page, one self-contained file "
                         "(`> scorecard.html`)")
     generated = argparse.ArgumentParser(add_help=False)
-    generated.add_argument("--orders", type=int, default=3000,
-                           help="how many orders the workload has (default 3000)")
+    generated.add_argument("--orders", type=int, default=None,
+                           help="how many orders the workload has (default 3000; 300 with "
+                           "--platform douyin)")
+    generated.add_argument("--platform", choices=("douyin",), default=None,
+                           help="douyin: a Douyin feed of one shop instead (push bodies "
+                           "and its order export; docs/platforms/douyin.md)")
     generated.add_argument("--seed", type=int, default=7,
                            help="the random seed: the same seed gives the same lines "
                            "(default 7)")
@@ -245,6 +250,20 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default 0.5; on PostgreSQL a NOTIFY wakes it at once)")
     p.add_argument("--batch", type=int, default=PROJECTION_BATCH,
                    help=f"events per transaction (default {PROJECTION_BATCH})")
+    p = command("serve-webhook", "receive Douyin's live pushes over HTTP: check each "
+                "body's event-sign (app key and secret from $AFTERSALES_DOUYIN_APP_KEY and "
+                "$AFTERSALES_DOUYIN_APP_SECRET), append it durably to the spool before "
+                "answering success, and apply it to the ledger (docs/platforms/douyin.md)",
+                db, ack)
+    p.add_argument("--port", type=int, required=True, help="the port to listen on")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="the address to listen on (default 127.0.0.1)")
+    p.add_argument("--spool", metavar="FILE", default="aftersales-webhook.spool",
+                   help="where received bodies are kept before and after they are applied "
+                   "(default aftersales-webhook.spool; its checkpoint beside it)")
+    p.add_argument("--lateness", metavar="SECONDS", type=float, default=600.0,
+                   help="how long a message is held for earlier ones to arrive (default "
+                   "600)")
     p = command("rebuild", "drop the read models and replay all events", db)
     p.add_argument("--workers", type=int, default=None,
                    help="processes, each replaying a range of orders (default: one per core, "
@@ -308,9 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Commands that may create a ledger; every other one needs one already there.
-CREATING = {"ingest", "demo"}
+CREATING = {"ingest", "demo", "serve-webhook"}
 #: Commands that change the ledger or its read models (the others only read).
-WRITING = {"ingest", "tick", "demo", "project", "rebuild", "db"}
+WRITING = {"ingest", "tick", "demo", "project", "rebuild", "db", "serve-webhook"}
 
 
 class Edge:
@@ -380,6 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             handler = {"ingest": cmd_ingest, "tick": cmd_tick, "status": cmd_status,
                        "history": cmd_history, "demo": cmd_demo, "project": cmd_project,
                        "rebuild": cmd_rebuild, "verify": cmd_verify,
+                       "serve-webhook": cmd_serve_webhook,
                        "violations": cmd_violations, "lapses": cmd_lapses,
                        "disputes": cmd_disputes, "discrepancies": cmd_discrepancies,
                        "report": cmd_report}[args.cmd]
@@ -421,10 +441,12 @@ def _views(ledger: Ledger, edge: Edge) -> ReadModels:
                       settings=edge.settings)
 
 
-def _project(ledger: Ledger, edge: Edge, label: str = "project") -> int:
-    """Bring the read models up to date (unless --no-project); return events projected.
-    The ledger is recorded whatever happens here: if the read models' store fails, say
-    so, and how to catch up."""
+def _project(ledger: Ledger, edge: Edge, label: str = "project", closing_line: bool = True
+             ) -> int:
+    """Bring the read models up to date (unless --no-project); return events projected,
+    saying so after a command that wrote (`closing_line`; a query's output is its rows
+    alone).  The ledger is recorded whatever happens here: if the read models' store
+    fails, say so, and how to catch up."""
     if getattr(edge.args, "no_project", False):
         return 0
 
@@ -441,8 +463,8 @@ def _project(ledger: Ledger, edge: Edge, label: str = "project") -> int:
     except StoreUnavailable as e:
         raise StoreUnavailable(f"{e}.  The ledger itself is recorded; run `aftersales "
                                "project` when the store is back") from e
-    if done:  # beside the output, never in it (a query's JSON, CSV or page follows)
-        print(f"projected {done:,} events into the read models", file=sys.stderr)
+    if done and closing_line:
+        print(f"projected {done:,} events into the read models")
     return done
 
 
@@ -619,21 +641,71 @@ def cmd_history(ledger: Ledger, edge: Edge) -> int:
 
 def _workload(args: argparse.Namespace) -> Workload:
     from aftersales.devtools.workload import Workload  # a development tool: loaded on use
-    return Workload(orders=args.orders, seed=args.seed, days=args.days,
+    return Workload(orders=args.orders or 3000, seed=args.seed, days=args.days,
                     kinds=not args.returns_only)
 
 
+def _feed_plan(args: argparse.Namespace) -> FeedPlan:
+    from aftersales.devtools.douyin_feed import FeedPlan  # a development tool
+    return FeedPlan(orders=args.orders or 300, seed=args.seed, days=min(args.days, 28))
+
+
 def cmd_gen(args: argparse.Namespace) -> int:
-    from aftersales.devtools.workload import generate
     out = sys.stdout
-    for line in generate(_workload(args)):
-        out.write(json.dumps(line, separators=(",", ":")) + "\n")
+    if args.platform == "douyin":
+        from aftersales.devtools.douyin_feed import generate as feed
+        for text in feed(_feed_plan(args)):
+            out.write(text + "\n")
+    else:
+        from aftersales.devtools.workload import generate
+        for line in generate(_workload(args)):
+            out.write(json.dumps(line, separators=(",", ":")) + "\n")
     out.flush()
     return 0
 
 
+def _demo_douyin(ledger: Ledger, edge: Edge) -> int:
+    """`demo --platform douyin`: a generated Douyin feed of one shop ingested, swept, and
+    its reconciliation printed."""
+    from aftersales.devtools.douyin_feed import end_of, generate
+    from aftersales.feeds.run import ingest_feed
+    plan = _feed_plan(edge.args)
+    lines = [text.encode() for text in generate(plan)]
+    print(f"demo: a Douyin feed of {plan.orders} orders of one shop over {plan.days} days "
+          f"(seed {plan.seed}), {len(lines):,} lines, into {redacted(ledger.url)}")
+    report = ingest_feed(ledger, lines, lateness=plan.lateness,
+                         on_refused=lambda text: print(text, file=sys.stderr))
+    print(report.summary())
+    swept = edge.patience(ledger).run(lambda: ledger.sweep(end_of(plan)), "sweeping")
+    print(f"final sweep at {local(end_of(plan), edge.zone)}: {swept.timeouts:,} timeouts, "
+          f"{swept.events:,} events")
+    _project(ledger, edge)
+    if getattr(edge.args, "no_project", False):
+        return 0
+    with closing(_views(ledger, edge)) as views:
+        found = list_discrepancies(views)
+        card = Scorecard.read(views, None, None, charts=False)
+    total = card.total
+    print(f"\nreconciliation: {total['platform_agreed'] + total['discrepancies']:,} of the "
+          f"platform's accounts held against the ledger: {total['platform_agreed']:,} "
+          f"agree, {total['discrepancies']:,} differ")
+    by_kind: dict[tuple[str, str], int] = {}
+    for d in found:
+        by_kind[(d["discrepancy"], d["fact"])] = by_kind.get((d["discrepancy"], d["fact"]),
+                                                            0) + 1
+    print(render([{"discrepancy": k, "fact": f, "count": n}
+                  for (k, f), n in sorted(by_kind.items())], "table",
+                 ("discrepancy", "fact", "count"), edge.zone))
+    print("\nthe first of them (`aftersales discrepancies` lists them all):")
+    print(render(found[:5], "table", ("reported_at", "discrepancy", "order_id", "ledger",
+                                      "platform"), edge.zone))
+    return 1 if report.refused else 0
+
+
 def cmd_demo(ledger: Ledger, edge: Edge) -> int:
     args = edge.args
+    if args.platform == "douyin":
+        return _demo_douyin(ledger, edge)
     from aftersales.devtools.workload import generate
     w = _workload(args)
     print(f"demo: {w.orders} orders over {w.days} days (seed {w.seed}) into "
@@ -744,6 +816,39 @@ def _project_once(ledger: Ledger, edge: Edge) -> int:
 
     edge.patience(ledger).run(once, "bringing the read models up to date")
     return _broken_in_read_models(ledger, edge)
+
+
+def cmd_serve_webhook(ledger: Ledger, edge: Edge) -> int:
+    """Serve Douyin's pushes until SIGTERM or Ctrl-C (the applier has its own ledger)."""
+    from aftersales.feeds.webhook import Applier, Spool, secrets, serve
+    args = edge.args
+    key, secret = secrets()
+    spool = Spool(Path(args.spool))
+
+    def say(text: str) -> None:
+        if args.ack or not text.startswith("ack "):
+            print(text, flush=True)
+
+    applier = Applier(lambda: edge.ledger(create=False), spool,
+                      timedelta(seconds=max(0.0, args.lateness)), wall_clock, say)
+    try:
+        server = serve(args.host, args.port, spool, applier, key, secret, say, args.ack)
+    except OSError as e:
+        spool.close()
+        return _fail(f"cannot listen on {args.host}:{args.port}: {e.strerror}", EXIT_USAGE)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: threading.Thread(target=server.shutdown).start())
+    applier.start()
+    print(f"listening on http://{args.host}:{server.server_address[1]}/ (spool "
+          f"{spool.path}, {spool.lines} bodies)", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+        applier.close()
+        spool.close()
+    print("stopped", flush=True)
+    return EXIT_STORE if applier.failed is not None else 0
 
 
 def cmd_rebuild(ledger: Ledger, edge: Edge) -> int:
@@ -928,7 +1033,7 @@ def _listing(ledger: Ledger, edge: Edge, ask: Callable[[ReadModels], list[dict[s
              what: str, columns: Sequence[str]) -> int:
     """A query command: the read models brought up to date, asked, printed in the
     chosen format; exit 4 if they hold orders with a broken history."""
-    _project(ledger, edge)
+    _project(ledger, edge, closing_line=False)
     rows = _read(ledger, edge, lambda: _query(ledger, edge, ask), f"reading the {what}")
     print(render(rows, edge.args.format, columns, edge.zone))
     return _broken_in_read_models(ledger, edge)
@@ -961,7 +1066,7 @@ def cmd_disputes(ledger: Ledger, edge: Edge) -> int:
 
 def cmd_report(ledger: Ledger, edge: Edge) -> int:
     a = edge.args
-    _project(ledger, edge)
+    _project(ledger, edge, closing_line=False)
     card = _read(ledger, edge, lambda: _query(ledger, edge, lambda views: Scorecard.read(
         views, a.since, a.until, charts=a.format == "html")), "reading the scorecard")
     if a.format == "html":

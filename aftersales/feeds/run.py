@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from aftersales.application.commands import OrderCommand, Reconcile, Tick, parse_command
 from aftersales.application.ledger import Ledger
@@ -57,29 +57,80 @@ class FeedReport:
                 f"the window; {self.events:,} events recorded")
 
 
-def ingest_feed(ledger: Ledger, lines: Iterable[bytes], *,
-                lateness: timedelta = LATENESS,
-                on_refused: Callable[[str], None] = lambda text: None) -> FeedReport:
-    """Apply a feed; each refused or reported message is told as `line N: …`."""
-    report = FeedReport()
-    window: Window[Item] = Window(lateness)
-    seen: set[str] = set()
+class Feed:
+    """A feed being applied: lines added as they come (a file's, or a webhook's bodies),
+    each message held in the window until its place in business time is known, then
+    decided and applied; `drain` applies what is still held (the end of the input)."""
 
-    def say(number: int, what: str, code: str, reason: str) -> None:
-        on_refused(f"line {number}{what}: {code}: {reason}")
+    def __init__(self, ledger: Ledger, lateness: timedelta = LATENESS,
+                 on_refused: Callable[[str], None] = lambda text: None) -> None:
+        self.ledger = ledger
+        self.report = FeedReport()
+        self.window: Window[Item] = Window(lateness)
+        self.on_refused = on_refused
+        self._seen: set[str] = set()
 
-    def apply(item: Item, late: bool) -> None:
+    def say(self, number: int, what: str, code: str, reason: str) -> None:
+        self.on_refused(f"line {number}{what}: {code}: {reason}")
+
+    def add(self, number: int, raw: bytes) -> None:
+        """Line `number` of the feed: a push body or a ledger command line."""
+        report = self.report
+        report.lines += 1
+        try:
+            text = decode_line(raw).strip()
+            if not text:
+                return
+            if text.startswith("["):
+                found: list[Item] = [(number, m) for m in parse_body(text)]
+            else:
+                found = [(number, parse_command(text))]
+        except CommandRefused as refused:
+            report.refused[refused.code] += 1
+            self.say(number, "", refused.code, refused.reason)
+            return
+        for item in found:
+            x = item[1]
+            if isinstance(x, Message):
+                report.messages += 1
+                report.by_tag[TAGS[x.tag].name if x.tag in TAGS else str(x.tag)] += 1
+                if x.msg_id in self._seen:  # delivered twice in this feed
+                    report.duplicates += 1
+                    continue
+                self._seen.add(x.msg_id)
+            else:  # a ledger command line: applied at once, in file order (an order
+                report.commands += 1  # export comes before the pushes about its orders)
+                self._apply(item, False)
+                continue
+            for due, late in self.window.add(x.at, item, x.tag):
+                self._apply(due, late)
+
+    def drain(self) -> None:
+        for due, late in self.window.drain():
+            self._apply(due, late)
+
+    def release(self, upto: datetime) -> None:
+        """Apply what is held up to business time `upto`."""
+        for due, late in self.window.release(upto):
+            self._apply(due, late)
+
+    def first_held(self) -> int | None:
+        """The first line with a message still held (None: nothing is)."""
+        return min((number for number, _ in self.window.held()), default=None)
+
+    def _apply(self, item: Item, late: bool) -> None:
         number, x = item
+        report = self.report
         report.late += late
         if isinstance(x, Message):
-            _message(ledger, report, number, x, say)
+            _message(self.ledger, report, number, x, self.say)
             return
         try:
-            outcome = ledger.execute(x)
+            outcome = self.ledger.execute(x)
         except CommandRefused as refused:
             report.refused[refused.code] += 1
             report.events += refused.events
-            say(number, "", refused.code, refused.reason)
+            self.say(number, "", refused.code, refused.reason)
             return
         report.events += outcome.events
         if outcome.duplicate:
@@ -87,36 +138,16 @@ def ingest_feed(ledger: Ledger, lines: Iterable[bytes], *,
         else:
             report.applied += 1
 
+
+def ingest_feed(ledger: Ledger, lines: Iterable[bytes], *,
+                lateness: timedelta = LATENESS,
+                on_refused: Callable[[str], None] = lambda text: None) -> FeedReport:
+    """Apply a feed; each refused or reported message is told as `line N: …`."""
+    feed = Feed(ledger, lateness, on_refused)
     for number, raw in enumerate(lines, start=1):
-        report.lines += 1
-        try:
-            text = decode_line(raw).strip()
-            if not text:
-                continue
-            if text.startswith("["):
-                found: list[Item] = [(number, m) for m in parse_body(text)]
-            else:
-                found = [(number, parse_command(text))]
-        except CommandRefused as refused:
-            report.refused[refused.code] += 1
-            say(number, "", refused.code, refused.reason)
-            continue
-        for item in found:
-            x = item[1]
-            if isinstance(x, Message):
-                report.messages += 1
-                report.by_tag[TAGS[x.tag].name if x.tag in TAGS else str(x.tag)] += 1
-                if x.msg_id in seen:  # delivered twice in this feed
-                    report.duplicates += 1
-                    continue
-                seen.add(x.msg_id)
-            else:
-                report.commands += 1
-            for due, late in window.add(x.at, item):
-                apply(due, late)
-    for due, late in window.drain():
-        apply(due, late)
-    return report
+        feed.add(number, raw)
+    feed.drain()
+    return feed.report
 
 
 def _message(ledger: Ledger, report: FeedReport, number: int, m: Message,
