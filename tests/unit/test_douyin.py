@@ -467,3 +467,57 @@ def test_a_feed_shuffled_within_the_window_gives_the_same_ledger(order: list[int
         assert events(shuffled, order_id) == events(straight, order_id)
         assert status_document(shuffled.get_order(order_id)) == status_document(  # type: ignore[arg-type]
             straight.get_order(order_id))  # type: ignore[arg-type]
+
+
+# --- the table, tag by tag: what each message becomes in each state --------------------
+
+def _at(state: str, kind: int = 0) -> Any:
+    """The order S1 with its latest case of `kind` in `state`, as the ledger holds it."""
+    ledger = Ledger("memory:")
+    steps = {
+        "requested": [],
+        "approved": [push(202, "a", s_id="S1", agree_time=ts(T0 + 2 * DAY + HOUR))],
+        "in_transit": [push(202, "a", s_id="S1", agree_time=ts(T0 + 2 * DAY + HOUR)),
+                       push(203, "t", s_id="S1", logistics_company="YTO",
+                            logistics_code="Y", return_time=ts(T0 + 3 * DAY))],
+        "rejected": [push(205 if kind in (0, 3) else 204, "r", s_id="S1", refuse_reason="x",
+                          refuse_time=ts(T0 + 2 * DAY + HOUR))],
+    }
+    feed(ledger, *requested(kind), *steps[state])
+    return ledger.get_order("S1")
+
+
+@pytest.mark.parametrize("tag,state,kind,becomes", [
+    (201, "requested", 0, "approve_return"), (201, "requested", 1, "approve_return"),
+    (201, "in_transit", 0, "confirm_receipt"), (201, "in_transit", 3, "confirm_receipt"),
+    (201, "approved", 0, "reconcile approved"), (201, "rejected", 1, "reconcile approved"),
+    (202, "requested", 0, "approve_return"), (202, "requested", 3, "approve_return"),
+    (202, "approved", 0, "reconcile approved"),
+    (203, "approved", 0, "submit_tracking"), (203, "approved", 3, "submit_tracking"),
+    (203, "in_transit", 0, "ignored"),
+    (204, "requested", 1, "reject_return"), (204, "in_transit", 0, "reject_receipt"),
+    (204, "rejected", 1, "reconcile rejected"),
+    (205, "requested", 0, "reject_return"), (205, "in_transit", 0, "reconcile rejected"),
+    (206, "requested", 1, "reconcile refunded"),
+    (207, "requested", 0, "withdraw_return"), (207, "approved", 0, "withdraw_return"),
+    (207, "in_transit", 0, "reconcile closed"),
+    (208, "requested", 0, "ignored"),
+    (209, "requested", 0, "reconcile deadline"), (209, "in_transit", 3, "reconcile deadline"),
+    (211, "in_transit", 3, "confirm_receipt"), (211, "requested", 3, "reconcile received"),
+    (212, "rejected", 1, "appeal"), (212, "rejected", 0, "appeal"),
+    (213, "rejected", 0, "ignored"), (214, "rejected", 0, "ignored"),
+    (215, "rejected", 0, "reported"), (216, "rejected", 1, "reconcile ruled"),
+])
+def test_each_tag_becomes_the_command_of_the_cases_kind_and_state(
+        tag: int, state: str, kind: int, becomes: str) -> None:
+    data: dict[str, Any] = {"refund_amount": 9900, "status_deadline": ts(T0 + 9 * DAY),
+                            "refuse_reason": "x", "logistics_company": "YTO",
+                            "logistics_code": "Y2", "arbitrate_status": 2,
+                            "arbitrate_blame": "merchant"}
+    decision = decide(message(tag, **data), _at(state, kind))
+    if isinstance(decision, Skipped):
+        assert decision.status == becomes
+    else:
+        name = decision.command + (f" {decision.fact}" if isinstance(decision, cmd.Reconcile)
+                                   else "")
+        assert name == becomes
