@@ -113,6 +113,17 @@ def _rule_of(kind: str) -> Callable[[str], str]:
     return rule
 
 
+def _lateness(text: str) -> float:
+    """--lateness: 0 to 7 days, in seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 7 * 86400:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 0 to 604800 seconds")
+    return value
+
+
 def business_time(text: str) -> datetime:
     """An ISO-8601 timestamp with an offset, for --now and --as-of (as strict as a
     command's `at`, and saying what is wrong with it)."""
@@ -215,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="commands: JSON Lines of ledger commands (default); douyin: "
                    "Douyin push bodies, one per line, with ledger command lines mixed in "
                    "(docs/platforms/douyin.md)")
-    p.add_argument("--lateness", metavar="SECONDS", type=float, default=600.0,
+    p.add_argument("--lateness", metavar="SECONDS", type=_lateness, default=600.0,
                    help="--format douyin: how long after a later message an earlier one "
                    "may arrive and still be applied in its place (default 600)")
     p.add_argument("--batch", type=int, default=BATCH,
@@ -261,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spool", metavar="FILE", default="aftersales-webhook.spool",
                    help="where received bodies are kept before and after they are applied "
                    "(default aftersales-webhook.spool; its checkpoint beside it)")
-    p.add_argument("--lateness", metavar="SECONDS", type=float, default=600.0,
+    p.add_argument("--lateness", metavar="SECONDS", type=_lateness, default=600.0,
                    help="how long a message is held for earlier ones to arrive (default "
                    "600)")
     p = command("rebuild", "drop the read models and replay all events", db)
@@ -838,6 +849,7 @@ def cmd_serve_webhook(ledger: Ledger, edge: Edge) -> int:
         return _fail(f"cannot listen on {args.host}:{args.port}: {e.strerror}", EXIT_USAGE)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: threading.Thread(target=server.shutdown).start())
+    applier.on_failure = lambda: threading.Thread(target=server.shutdown).start()
     applier.start()
     print(f"listening on http://{args.host}:{server.server_address[1]}/ (spool "
           f"{spool.path}, {spool.lines} bodies)", flush=True)

@@ -89,6 +89,12 @@ def compare(case: ReturnCase, account: Account) -> list[Difference]:
         if case.decided_at is not None:
             decision = ("rejected" if case.rejected_at is not None
                         and case.rejected_at == case.decided_at else "approved")
+        ruling = case.arbitration
+        if decision == "rejected" and ruling is not None and ruling.outcome == "user" and (
+                ruling.ruled_at is not None):  # the ruling approved it
+            decision = "approved"
+            step(decision, ruling.ruled_by, ruling.ruled_at)
+            return sorted(found, key=lambda d: KINDS.index(d.kind))
         step(decision, case.decided_by, case.decided_at)
     elif fact == "received":
         step("received" if case.received_at else None, case.received_by, case.received_at)

@@ -35,6 +35,10 @@ ZONE = ZoneInfo("Asia/Shanghai")
 #: aftersale_type: the kind of case, and whether it is a refund before shipment.
 KINDS = {0: (CaseKind.RETURN, False), 1: (CaseKind.REFUND, False),
          2: (CaseKind.REFUND, True), 3: (CaseKind.EXCHANGE, False)}
+#: The order of messages of the same second: by the step of an order's life they tell
+#: (the tag), except TradeCanceled, which a refund before shipment causes and follows,
+#: and ArbitrateAudited, whose ruling for the user causes the approval beside it.
+RANK = {106: 299, 216: 199}
 #: arbitrate_status of a ruling: for whom.
 RULED_FOR = {2: "user", 3: "merchant"}
 _BLAMES = ("merchant", "user", "both", "platform", "creator")
@@ -51,7 +55,7 @@ class Message:
 
     @property
     def order_id(self) -> str:
-        return str(self.data.get("s_id") or self.data.get("p_id") or "")
+        return str(self.data.get("s_id") or "")
 
     @property
     def command_id(self) -> str:
@@ -78,29 +82,72 @@ class Tag:
     decide: Callable[[Message, Order | None], Decision]
 
 
-def parse_body(line: str) -> list[Message]:
-    """The messages of one push body, or `CommandRefused('INPUT', …)` naming the field."""
+def is_push(text: str) -> bool:
+    """Whether a line of a feed is a push body (an array, or one message object) rather
+    than a ledger command line (an object with a `command`)."""
+    if text.startswith("["):
+        return True
+    if not text.startswith("{"):
+        return False
+    try:
+        found = json.loads(text)
+    except (ValueError, RecursionError):
+        return False  # refused where it is read as a command
+    return isinstance(found, dict) and "command" not in found and "tag" in found
+
+
+def envelope(line: str) -> list[object]:
+    """The raw messages of one push body (a JSON array; one object is a body of one), or
+    `CommandRefused('INPUT', …)`."""
     try:
         body = json.loads(line)
     except json.JSONDecodeError as e:
         raise CommandRefused(rules.INPUT, f"not JSON: {e.msg} at column {e.colno}") from None
+    except (ValueError, RecursionError):  # a number too long, nesting too deep
+        raise CommandRefused(rules.INPUT, "not JSON a push body can be") from None
     if isinstance(body, dict):
         body = [body]
     if not isinstance(body, list):
         raise CommandRefused(rules.INPUT, "a push body is a JSON array of messages")
-    return [_message(n, m) for n, m in enumerate(body)]
+    return body
 
 
-def _message(n: int, raw: object) -> Message:
+def parse_messages(line: str) -> list[Message | Skipped | CommandRefused]:
+    """Each message of one push body, on its own: read, ignored (a tag the ledger does not
+    read), or refused `INPUT` naming the message and field; the body's other messages
+    stand.  `CommandRefused` for the body as a whole when it is not an array."""
+    found: list[Message | Skipped | CommandRefused] = []
+    for n, raw in enumerate(envelope(line)):
+        try:
+            found.append(_message(n, raw))
+        except CommandRefused as refused:
+            found.append(refused)
+    return found
+
+
+def parse_body(line: str) -> list[Message]:
+    """The messages of one push body, or the first `CommandRefused('INPUT', …)`."""
+    found = []
+    for m in parse_messages(line):
+        if isinstance(m, CommandRefused):
+            raise m
+        if isinstance(m, Message):
+            found.append(m)
+    return found
+
+
+def _message(n: int, raw: object) -> Message | Skipped:
     where = f"message {n + 1}"
     if not isinstance(raw, dict):
         raise CommandRefused(rules.INPUT, f"{where}: must be an object with tag, msg_id, data")
     tag, msg_id = raw.get("tag"), raw.get("msg_id", raw.get("msgId"))
-    try:
-        tag = int(tag)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise CommandRefused(rules.INPUT, f"{where}: field 'tag': expected a number, got "
-                             f"{tag!r}") from None
+    if isinstance(tag, str) and tag.strip().isdigit() and len(tag) < 10:
+        tag = int(tag)
+    if not isinstance(tag, int) or isinstance(tag, bool):
+        raise CommandRefused(rules.INPUT, f"{where}: field 'tag': expected a whole number, "
+                             f"got {tag!r}")
+    if tag not in TAGS:
+        return Skipped("ignored", f"tag {tag} is not one the ledger reads")
     if not isinstance(msg_id, str | int) or not str(msg_id).strip():
         raise CommandRefused(rules.INPUT, f"{where}: field 'msg_id': required")
     data = raw.get("data")
@@ -112,8 +159,7 @@ def _message(n: int, raw: object) -> Message:
                                  ) from None
     if not isinstance(data, dict):
         raise CommandRefused(rules.INPUT, f"{where}: field 'data': expected an object")
-    spec = TAGS.get(tag)
-    fields = (spec.time if spec else ()) + ("update_time",)
+    fields = (*TAGS[tag].time, "update_time")
     at = next((data[f] for f in fields if data.get(f) not in (None, "", 0)), None)
     if at is None:
         raise CommandRefused(rules.INPUT, f"{where} (tag {tag}): no time: expected "
@@ -124,10 +170,12 @@ def _message(n: int, raw: object) -> Message:
 def unix(value: object, where: str) -> datetime:
     """Unix seconds as an instant, in Asia/Shanghai."""
     try:
-        seconds = int(value)  # type: ignore[call-overload]
+        seconds = int(str(value)) if not isinstance(value, bool) else None
     except (TypeError, ValueError):
-        raise CommandRefused(rules.INPUT, f"{where}: expected Unix seconds, got {value!r}"
-                             ) from None
+        seconds = None
+    if seconds is None:
+        raise CommandRefused(rules.INPUT, f"{where}: expected Unix seconds, got "
+                             f"{str(value)[:40]!r}")
     if not 946684800 <= seconds < 4102444800:  # 2000 to 2100
         raise CommandRefused(rules.INPUT, f"{where}: {seconds} Unix seconds is not a date "
                              "between 2000 and 2100")
@@ -184,7 +232,7 @@ def _amount(m: Message, name: str = "refund_amount") -> int | None:
 
 def _shipping(model: type[cmd.OrderCommand], name: str, m: Message) -> Decision:
     """A command with the carrier and tracking number a message gives (reported if not)."""
-    carrier = _text(m, "logistics_company", "company_code", "company")
+    carrier = _text(m, "company_code", "logistics_company", "company")
     tracking = _text(m, "logistics_code", "tracking_no")
     if not carrier or not tracking:
         return Skipped("reported", f"{name}: no carrier and tracking number "
@@ -244,7 +292,8 @@ def _trade_canceled(m: Message, order: Order | None) -> Decision:
     if order.status is OrderStatus.CANCELLED:
         return Skipped("ignored", f"TradeCanceled: the ledger cancelled it already "
                        f"(by {order.cancelled_by})")
-    by = _text(m, "cancel_by", default="platform")
+    by = _text(m, "cancel_by")
+    by = by if by in ("user", "merchant") else "platform"
     return _command(cmd.Cancel, m, by=by,
                     reason=_text(m, "cancel_reason", default="cancelled on Douyin"))
 
@@ -259,6 +308,12 @@ def _refund_created(m: Message, order: Order | None) -> Decision:
         return Skipped("reported", f"RefundCreated: aftersale_type "
                        f"{m.data.get('aftersale_type')!r} is not 0, 1, 2 or 3")
     kind, before_shipment = found
+    shipped = order.status in (OrderStatus.SHIPPED, OrderStatus.DELIVERED)
+    if kind is CaseKind.REFUND and before_shipment == shipped:
+        return Skipped("reported", f"RefundCreated: aftersale_type "
+                       f"{m.data.get('aftersale_type')} is a refund "
+                       f"{'before' if before_shipment else 'after'} shipment, and the "
+                       f"ledger's order is {order.status.value}")
     case = order.open_case
     if case is not None and case.kind is kind:
         return Skipped("ignored", f"RefundCreated: case {case.number} ({kind.value}) is "
@@ -343,7 +398,9 @@ def _refund_success(m: Message, order: Order, case: ReturnCase) -> Decision:
     """206 RefundSuccess: the user was refunded: a cod merchant's voucher, or the
     platform's refund the ledger made itself."""
     amount = _amount(m)
-    if order.payment is Payment.COD and case.status is CaseStatus.RECEIVED:
+    if order.payment is Payment.COD and case.kind is CaseKind.RETURN and case.status in (
+            CaseStatus.RECEIVED, CaseStatus.COMPENSATED) and case.voucher_at is None:
+        # the merchant's refund: on time, or late (R-COD-4: it settles the merchant's debt)
         if amount is None:
             return Skipped("reported", "RefundSuccess of a cod return: no refund_amount "
                            "for the voucher")
@@ -375,6 +432,9 @@ def _deadline(m: Message, order: Order, case: ReturnCase) -> Decision:
 
 def _exchange_confirmed(m: Message, order: Order, case: ReturnCase) -> Decision:
     """211 ExchangeComfirmed (sic): the merchant has the goods of an exchange."""
+    if case.kind is not CaseKind.EXCHANGE:
+        return Skipped("reported", f"ExchangeComfirmed: case {case.number} is a "
+                       f"{case.kind.value}, not an exchange")
     if case.status is CaseStatus.IN_TRANSIT:
         return _command(cmd.ConfirmReceipt, m)
     return _reconcile(m, order, "received")

@@ -15,12 +15,21 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from aftersales.application.commands import OrderCommand, Reconcile, Tick, parse_command
 from aftersales.application.ledger import Ledger
 from aftersales.domain import rules
 from aftersales.errors import CommandRefused, IntegrityBroken
-from aftersales.feeds.douyin import TAGS, Message, Skipped, decide, parse_body
+from aftersales.feeds.douyin import (
+    RANK,
+    TAGS,
+    Message,
+    Skipped,
+    decide,
+    is_push,
+    parse_messages,
+)
 from aftersales.feeds.window import Window
 from aftersales.ingest.serial import decode_line
 
@@ -81,28 +90,43 @@ class Feed:
             text = decode_line(raw).strip()
             if not text:
                 return
-            if text.startswith("["):
-                found: list[Item] = [(number, m) for m in parse_body(text)]
+            if is_push(text):
+                read: list[Any] = parse_messages(text)
             else:
-                found = [(number, parse_command(text))]
+                read = [parse_command(text)]
         except CommandRefused as refused:
             report.refused[refused.code] += 1
             self.say(number, "", refused.code, refused.reason)
             return
-        for item in found:
-            x = item[1]
+        for x in read:
+            if isinstance(x, CommandRefused | Skipped):  # one message of the body
+                report.messages += 1
+                if isinstance(x, Skipped):
+                    report.ignored += 1
+                else:
+                    report.refused[x.code] += 1
+                    self.say(number, "", x.code, x.reason)
+                continue
+            item: Item = (number, x)
             if isinstance(x, Message):
+                if (ahead := self.ledger.writer.too_far_ahead(x.at)) is not None:
+                    report.messages += 1  # said, and kept out of the window's clock
+                    report.refused[ahead.code] += 1
+                    self.say(number, f" (msg {x.msg_id}, tag {x.tag})", ahead.code,
+                             ahead.reason)
+                    continue
                 report.messages += 1
                 report.by_tag[TAGS[x.tag].name if x.tag in TAGS else str(x.tag)] += 1
                 if x.msg_id in self._seen:  # delivered twice in this feed
                     report.duplicates += 1
                     continue
                 self._seen.add(x.msg_id)
-            else:  # a ledger command line: applied at once, in file order (an order
-                report.commands += 1  # export comes before the pushes about its orders)
+            else:  # a ledger command line: applied in file order (an order export comes
+                report.commands += 1  # before the pushes about its orders), after the
+                self.release(x.at)  # messages held that precede it in business time
                 self._apply(item, False)
                 continue
-            for due, late in self.window.add(x.at, item, x.tag):
+            for due, late in self.window.add(x.at, item, RANK.get(x.tag, x.tag)):
                 self._apply(due, late)
 
     def drain(self) -> None:
@@ -166,7 +190,10 @@ def _message(ledger: Ledger, report: FeedReport, number: int, m: Message,
     if order is not None:  # the state at the message's time: a copy, never recorded
         order.apply_due_timeouts(m.at, ledger.policy)
     try:
-        decision = decide(m, order)
+        try:
+            decision = decide(m, order)
+        except (ValueError, TypeError, OverflowError) as e:  # a field no rule could read
+            raise CommandRefused(rules.INPUT, f"cannot read the message: {e}") from None
         if isinstance(decision, Skipped):
             if decision.status == "ignored":
                 report.ignored += 1

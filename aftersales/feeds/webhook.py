@@ -31,9 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from aftersales.application.ledger import Ledger
-from aftersales.errors import CommandRefused, SettingsError
-from aftersales.feeds.douyin import parse_body
+from aftersales.errors import CommandRefused, SettingsError, StoreUnavailable
+from aftersales.feeds.douyin import envelope
 from aftersales.feeds.run import Feed
+from aftersales.storage.retry import describe as store_error
+from aftersales.storage.retry import is_store_error
 
 KEY_ENV, SECRET_ENV = "AFTERSALES_DOUYIN_APP_KEY", "AFTERSALES_DOUYIN_APP_SECRET"
 MAX_BODY = 1 << 20
@@ -61,12 +63,17 @@ class Spool:
         self.path = path
         self.checkpoint_path = path.with_name(path.name + ".applied")
         self._lock = threading.Lock()
+        created = not path.exists()
+        _cut_torn_tail(path)
         self._file = open(path, "ab")  # noqa: SIM115 - open for the server's life
+        if created:  # the new file's name durable too
+            _fsync_dir(path.parent)
         self.lines = _count_lines(path)
 
     def append(self, body: bytes) -> int:
         """Append one body as one line, durably; its line number."""
-        line = json.dumps(json.loads(body), ensure_ascii=False, separators=(",", ":"))
+        found = json.loads(body)
+        line = json.dumps(found if isinstance(found, list) else [found], separators=(",", ":"))
         with self._lock:
             self._file.write(line.encode() + b"\n")
             self._file.flush()
@@ -105,6 +112,28 @@ class Spool:
         self._file.close()
 
 
+def _cut_torn_tail(path: Path) -> None:
+    """A last line without its newline was being written when the server stopped: it was
+    never answered success (that waits for the fsync of the whole line): cut it."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as f:
+        data = f.read()
+        if data.endswith(b"\n"):
+            return
+        f.truncate(data.rfind(b"\n") + 1)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _count_lines(path: Path) -> int:
     with open(path, "rb") as f:
         return sum(1 for _ in f)
@@ -121,6 +150,7 @@ class Applier:
         self.wake = threading.Event()
         self.stop = threading.Event()
         self.failed: BaseException | None = None
+        self.on_failure: Callable[[], None] = lambda: None
         self.thread = threading.Thread(target=self._run, name="applier", daemon=True)
 
     def start(self) -> None:
@@ -132,15 +162,26 @@ class Applier:
         self.thread.join()
 
     def _run(self) -> None:
-        try:
-            ledger = self.open_ledger()
+        pause = 0.5
+        while not self.stop.is_set():
             try:
-                self._loop(ledger)
-            finally:
-                ledger.close()
-        except BaseException as e:  # said, and the server stops answering success
-            self.failed = e
-            self.say(f"aftersales: the applier stopped: {e}")
+                ledger = self.open_ledger()
+                try:
+                    self._loop(ledger)
+                finally:
+                    ledger.close()
+            except Exception as e:
+                if not (is_store_error(e) or isinstance(e, StoreUnavailable)):
+                    self.failed = e  # said; the server stops (exit 3), a supervisor
+                    self.say(f"aftersales: the applier stopped: {e}")  # restarts it
+                    self.on_failure()
+                    return
+                # The store failed: what is spooled stays; start again from the
+                # checkpoint once it is back (what was applied is known by its msg_id).
+                self.say(f"aftersales: waiting: the store failed: {store_error(e)}; "
+                         f"trying again in {pause:.1f} s")
+                self.stop.wait(pause)
+                pause = min(pause * 2, 30.0)
 
     def _loop(self, ledger: Ledger) -> None:
         feed = Feed(ledger, self.lateness, on_refused=self.say)
@@ -166,17 +207,22 @@ def serve(host: str, port: int, spool: Spool, applier: Applier, key: str, secret
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
+            text = self.headers.get("Content-Length") or "0"
+            length = int(text) if text.strip().isdigit() else -1
+            if length < 0:
+                self._answer(400, {"code": 40000, "msg": "no Content-Length"})
+                return
             if length > MAX_BODY:
                 self._answer(413, {"code": 41300, "msg": "body too large"})
                 return
             body = self.rfile.read(length)
-            given = self.headers.get("event-sign", "")
-            if not given or not hmac.compare_digest(given.lower(), sign(key, body, secret)):
+            given = self.headers.get("event-sign", "").strip().lower()
+            if not given or not hmac.compare_digest(
+                    given.encode("utf-8", "replace"), sign(key, body, secret).encode()):
                 self._answer(401, {"code": 40041, "msg": "missing or wrong event-sign"})
                 return
             try:
-                parse_body(body.decode("utf-8"))
+                envelope(body.decode("utf-8"))
             except (CommandRefused, UnicodeDecodeError) as e:
                 self._answer(400, {"code": 40000, "msg": f"not push messages: {e}"})
                 return

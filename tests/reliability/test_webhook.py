@@ -166,3 +166,24 @@ def test_a_bounded_load_is_answered_spooled_and_applied(tmp_path: Path,
     spooled = [json.loads(line) for line in (tmp_path / "spool").read_text().splitlines()]
     assert sorted(b[0]["msg_id"] for b in spooled) == sorted(f"pay-{n}" for n in range(bodies))
     assert payments(db_url) == bodies
+
+
+def test_a_torn_last_line_of_the_spool_is_cut_and_bad_requests_are_refused(
+        tmp_path: Path, db_url: str) -> None:
+    placed(db_url, 2)
+    spool = tmp_path / "spool"
+    whole = json.dumps(json.loads(paid(0)), separators=(",", ":"))
+    spool.write_text(whole + "\n" + whole[:20])  # stopped while writing an unanswered body
+    with server(tmp_path, db_url, "--lateness", "0") as s:
+        assert s.post(paid(1)) == (200, {"code": 0, "msg": "success"})
+        assert s.expect("ack received ") == "ack received 2"
+        s.expect("ack applied 2")
+        request = urllib.request.Request(s.url, data=b"[]", headers={
+            "event-sign": "\u00e9" * 32, "Content-Length": "2"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=WAIT)
+        assert refused.value.code == 401
+        refused.value.close()
+    assert [json.loads(x)[0]["msg_id"] for x in spool.read_text().splitlines()] == [
+        "pay-0", "pay-1"]
+    assert payments(db_url) == 2

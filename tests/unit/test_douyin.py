@@ -15,9 +15,11 @@ from hypothesis import strategies as st
 
 from aftersales import Ledger, status_document
 from aftersales.application import commands as cmd
+from aftersales.application.clock import guard_for
 from aftersales.errors import CommandRefused
 from aftersales.feeds.douyin import TAGS, Message, Skipped, decide, parse_body, unix
 from aftersales.feeds.run import ingest_feed
+from aftersales.settings import Settings
 
 T0 = datetime.fromisoformat("2026-03-01T10:00:00+08:00")
 HOUR = timedelta(hours=1)
@@ -87,7 +89,11 @@ def test_a_body_is_an_array_of_messages_with_data_as_a_string_or_an_object() -> 
 
 @pytest.mark.parametrize("line,said", [
     ("[{", "not JSON"),
-    ('[{"msg_id": "a", "data": {}}]', "message 1: field 'tag'"),
+    ('[{"msg_id": "a", "data": {}}]', "message 1: field 'tag': expected a whole number"),
+    ('[{"tag": 201.9, "msg_id": "a", "data": {}}]', "field 'tag': expected a whole number"),
+    ('[{"tag": 1e999, "msg_id": "a", "data": {}}]', "field 'tag': expected a whole number"),
+    ('[{"tag": 101, "msg_id": "a", "data": {"s_id": "S1", "pay_time": 1e999}}]',
+     "expected Unix seconds, got 'inf'"),
     ('[{"tag": 101, "data": {}}]', "message 1: field 'msg_id': required"),
     ('[{"tag": 101, "msg_id": "a", "data": "{"}]', "message 1: field 'data': not JSON"),
     ('[{"tag": 101, "msg_id": "a", "data": {"s_id": "S1"}}]',
@@ -278,11 +284,106 @@ def test_a_ruling_without_its_outcome_or_blame_is_reported(
 
 @pytest.mark.parametrize("tag,said", [
     (208, "RefundModified: the ledger keeps the request"),
-    (215, "ArbitrateCancelled: the ledger has no withdrawal of an appeal"),
-    (999, "tag 999 is not one the ledger reads")])
+    (215, "ArbitrateCancelled: the ledger has no withdrawal of an appeal")])
 def test_tags_without_a_ledger_step_become_no_command(tag: int, said: str) -> None:
-    decision = decide(message(tag), None if tag == 999 else _any_order())
+    decision = decide(message(tag), _any_order())
     assert isinstance(decision, Skipped) and said in decision.reason
+
+
+def test_a_tag_the_ledger_does_not_read_is_ignored_and_its_neighbours_stand(
+        ledger: Ledger) -> None:
+    body = json.dumps([
+        {"tag": 10001, "msg_id": "other", "data": {"shop_id": SHOP}},
+        {"tag": 101, "msg_id": "bad", "data": {"s_id": "S1", "pay_time": "soon"}},
+        {"tag": 101, "msg_id": "pay", "data": {"s_id": "S1", "pay_type": 1,
+                                               "pay_time": ts(T0 + HOUR)}}]).encode()
+    report, said = feed(ledger, place(), body)
+    assert events(ledger) == ["OrderPlaced", "PaymentReceived"]
+    assert report.ignored == 1 and said == [
+        "line 2: INPUT: message 2: field 'time': expected Unix seconds, got 'soon'"]
+
+
+def test_one_message_object_on_a_line_is_a_body_of_one(ledger: Ledger) -> None:
+    one = json.dumps({"tag": 101, "msg_id": "pay", "data": json.dumps(
+        {"s_id": "S1", "pay_type": 1, "pay_time": ts(T0 + HOUR)})}).encode()
+    _, said = feed(ledger, place(), one)
+    assert said == [] and events(ledger) == ["OrderPlaced", "PaymentReceived"]
+
+
+def test_a_field_no_rule_can_read_is_refused_not_a_traceback(ledger: Ledger) -> None:
+    _, said = feed(ledger, *requested(0), push(209, "x", s_id="S1", status_deadline=1e999,
+                                               update_time=ts(T0 + 2 * DAY + HOUR)),
+                   push(206, "y", s_id="S1", refund_amount="lots",
+                        success_time=ts(T0 + 2 * DAY + HOUR)))
+    assert [x.split(": ")[1] for x in said] == ["INPUT", "INPUT"]
+
+
+def test_a_message_from_the_future_is_refused_and_does_not_hold_the_window(
+        store_url: str) -> None:
+    ledger = Ledger(store_url, guard=guard_for(Settings()))  # the command line's guard
+    try:
+        lines = delivered()
+        future = push(103, "2099", s_id="S9", complete_time=4070908800)  # 2099
+        report, said = feed(ledger, lines[0], future, lines[1], lines[3], lines[2],
+                            lateness=2 * DAY)
+        assert said[0].startswith("line 2 (msg 2099, tag 103): FUTURE: ")
+        assert report.late == 0
+        assert events(ledger)[-2:] == ["OrderShipped", "OrderDelivered"]
+    finally:
+        ledger.close()
+
+
+def test_a_refund_type_contradicting_the_shipment_is_reported(ledger: Ledger) -> None:
+    report, said = feed(ledger, *delivered(), push(
+        200, "r", s_id="S1", aftersale_type=2, apply_time=ts(T0 + 2 * DAY)))
+    assert report.reported == 1 and "is a refund before shipment, and the ledger's order " \
+        "is delivered" in said[0]
+
+
+def test_a_late_cod_refund_is_the_voucher_that_settles_the_merchants_debt(
+        ledger: Ledger) -> None:
+    lines = [place("K1", "cod"), json.dumps({
+        "command": "confirm_order", "order_id": "K1", "at": (T0 + HOUR).isoformat()}).encode(),
+        push(102, "k1", s_id="K1", company_code="SF", logistics_code="S",
+             ship_time=ts(T0 + 2 * HOUR)),
+        push(103, "k2", s_id="K1", complete_time=ts(T0 + DAY)),
+        push(200, "k3", s_id="K1", aftersale_type=0, refund_amount=9900, reason="size",
+             apply_time=ts(T0 + 2 * DAY)),
+        push(202, "k4", s_id="K1", agree_time=ts(T0 + 2 * DAY + HOUR)),
+        push(203, "k5", s_id="K1", company_code="YTO", logistics_code="Y",
+             return_time=ts(T0 + 3 * DAY)),
+        push(201, "k6", s_id="K1", agree_time=ts(T0 + 4 * DAY)),
+        # the voucher three days after the receipt: the platform compensated at 48 h
+        push(206, "k7", s_id="K1", aftersale_id="A9", refund_amount=9900,
+             success_time=ts(T0 + 7 * DAY))]
+    _, said = feed(ledger, *lines)
+    assert said == []
+    assert events(ledger, "K1")[-3:] == ["AdvanceCompensationPaid", "MerchantPenalized",
+                                          "RefundVoucherUploaded"]
+    case = ledger.get_order("K1").latest_case  # type: ignore[union-attr]
+    assert case is not None and case.merchant_debt == 0
+
+
+def test_an_approval_the_platforms_ruling_made_agrees(ledger: Ledger) -> None:
+    feed(ledger, *requested(0), push(205, "no", s_id="S1", refuse_reason="used",
+                                     refuse_time=ts(T0 + 2 * DAY + HOUR)),
+         push(212, "arb", s_id="S1", update_time=ts(T0 + 3 * DAY)),
+         push(216, "ruled", s_id="S1", arbitrate_status=2, arbitrate_blame="merchant",
+              update_time=ts(T0 + 4 * DAY)),
+         push(202, "ok", s_id="S1", agree_time=ts(T0 + 4 * DAY)))
+    assert events(ledger)[-1] == "PlatformAgreed"
+
+
+def test_a_refund_before_shipment_and_its_cancellation_in_one_second(ledger: Ledger) -> None:
+    at = ts(T0 + 3 * HOUR)
+    _, said = feed(ledger, *delivered()[:2],
+                   push(200, "r", s_id="S1", aftersale_type=2, apply_time=ts(T0 + 2 * HOUR)),
+                   push(106, "c", s_id="S1", cancel_time=at),
+                   push(206, "p", s_id="S1", refund_amount=10700, success_time=at),
+                   push(201, "a", s_id="S1", agree_time=at))
+    assert said == [] and events(ledger)[-4:] == [
+        "RefundApproved", "PlatformRefunded", "OrderCancelledByRefund",
+        "PlatformAgreed"]  # the refund as the ledger made it; the cancellation ignored
 
 
 def _any_order() -> Any:
