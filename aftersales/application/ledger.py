@@ -173,6 +173,9 @@ class Ledger(Application[UUID]):
     def arbitrate(self, **fields: Any) -> Outcome:
         return self.execute(cmd.build(cmd.Arbitrate, fields))
 
+    def reconcile(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.Reconcile, fields))
+
     # --- timeouts ----------------------------------------------------------------------
 
     def tick(self, now: datetime,

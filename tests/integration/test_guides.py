@@ -54,6 +54,8 @@ def views(durable_ledger: Ledger) -> Iterator[ReadModels]:
     t = Scenario(durable_ledger, "online", order_id="T1").to_in_transit()
     t.do("extend_deadline")
     t.do("set_deadline", until=t.now + 20 * DAY, reason="holiday")
+    # a platform feed's account of T1's deadline that no set_deadline explains
+    t.do("reconcile", source="douyin", ref="m1", fact="deadline", deadline=t.now + DAY)
     disputes(durable_ledger)
     durable_ledger.tick(T0 + 12 * DAY)
     demo_s_last_days(durable_ledger)
