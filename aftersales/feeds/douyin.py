@@ -466,7 +466,7 @@ def _evidence_sent(m: Message, order: Order, case: ReturnCase) -> Decision:
 
 def _cancelled_appeal(m: Message, order: Order | None) -> Decision:
     return Skipped("reported", "ArbitrateCancelled: the ledger has no withdrawal of an "
-                   "appeal (SPEC section 8): the dispute stays as recorded")
+                   "appeal (docs/rules.md, section 8): the dispute stays as recorded")
 
 
 def _audited(m: Message, order: Order, case: ReturnCase) -> Decision:
