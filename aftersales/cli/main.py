@@ -12,6 +12,7 @@ import tempfile
 import textwrap
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, replace
@@ -173,24 +174,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="accept business times more than $AFTERSALES_FUTURE_MARGIN "
                         "(default 600 s) ahead of the wall clock (replaying future-dated "
                         "test data)")
-    since_until = argparse.ArgumentParser(add_help=False)
-    since_until.add_argument("--since", metavar="T", type=business_time,
-                             help="from business time T (ISO-8601 with an offset)")
-    since_until.add_argument("--until", metavar="T", type=business_time,
-                             help="before business time T")
-    since_until.add_argument("--format", choices=("table", "json", "csv"), default="table",
-                             help="an aligned table for a person (default), or JSON or CSV "
-                             "for a program")
-    scored = argparse.ArgumentParser(add_help=False)
-    scored.add_argument("--since", metavar="T", type=business_time,
-                        help="from business time T (ISO-8601 with an offset)")
-    scored.add_argument("--until", metavar="T", type=business_time,
-                        help="before business time T")
-    scored.add_argument("--format", choices=("table", "json", "csv", "html"),
-                        default="table",
-                        help="an aligned table for a person (default), JSON or CSV for a "
-                        "program, or html: the scorecard page, one self-contained file "
-                        "(`> scorecard.html`)")
+    def listing(formats: Sequence[str], page: str = "") -> argparse.ArgumentParser:
+        """The options of a query command: its window and its output's format."""
+        found = argparse.ArgumentParser(add_help=False)
+        found.add_argument("--since", metavar="T", type=business_time,
+                           help="from business time T (ISO-8601 with an offset)")
+        found.add_argument("--until", metavar="T", type=business_time,
+                           help="before business time T")
+        found.add_argument("--format", choices=formats, default="table",
+                           help="an aligned table for a person (default), or JSON or CSV "
+                           "for a program" + page)
+        return found
+
+    since_until = listing(("table", "json", "csv"))
+    scored = listing(("table", "json", "csv", "html"), "; html: the scorecard page, one "
+                     "self-contained file (`> scorecard.html`)")
     generated = argparse.ArgumentParser(add_help=False)
     generated.add_argument("--orders", type=int, default=None,
                            help="how many orders the workload has (default 3000; 300 with "
@@ -568,7 +566,7 @@ def _ingest_feed(ledger: Ledger, edge: Edge, source: BinaryIO) -> int:
     # its message id, the rest applied.
     with source:
         report = ingest_feed(ledger, _lines_of(source),
-                             lateness=timedelta(seconds=max(0.0, edge.args.lateness)),
+                             lateness=timedelta(seconds=edge.args.lateness),
                              on_refused=lambda text: print(text, file=sys.stderr))
     print(report.summary())
     _project(ledger, edge)
@@ -642,8 +640,7 @@ def cmd_history(ledger: Ledger, edge: Edge) -> int:
     fmt = "json" if args.json else args.format
     if fmt == "html":
         from aftersales.cli.pages import timeline_page  # Jinja2: loaded for a page only
-        print(timeline_page(events, [history_entry(e) for e in events], edge.zone,
-                            wall_clock(), redacted(ledger.url)))
+        print(timeline_page(events, edge.zone, wall_clock(), redacted(ledger.url)))
     else:
         print(json.dumps([history_entry(e) for e in events], ensure_ascii=False, indent=1)
               if fmt == "json" else render_history(events, edge.zone))
@@ -700,10 +697,7 @@ def _demo_douyin(ledger: Ledger, edge: Edge) -> int:
     print(f"\nreconciliation: {total['platform_agreed'] + total['discrepancies']:,} of the "
           f"platform's accounts held against the ledger: {total['platform_agreed']:,} "
           f"agree, {total['discrepancies']:,} differ")
-    by_kind: dict[tuple[str, str], int] = {}
-    for d in found:
-        by_kind[(d["discrepancy"], d["fact"])] = by_kind.get((d["discrepancy"], d["fact"]),
-                                                            0) + 1
+    by_kind = Counter((d["discrepancy"], d["fact"]) for d in found)
     print(render([{"discrepancy": k, "fact": f, "count": n}
                   for (k, f), n in sorted(by_kind.items())], "table",
                  ("discrepancy", "fact", "count"), edge.zone))
@@ -841,7 +835,7 @@ def cmd_serve_webhook(ledger: Ledger, edge: Edge) -> int:
             print(text, flush=True)
 
     applier = Applier(lambda: edge.ledger(create=False), spool,
-                      timedelta(seconds=max(0.0, args.lateness)), wall_clock, say)
+                      timedelta(seconds=args.lateness), wall_clock, say)
     try:
         server = serve(args.host, args.port, spool, applier, key, secret, say, args.ack)
     except OSError as e:
@@ -1100,7 +1094,8 @@ class Scorecard:
     rows: list[dict[str, Any]]
     total: dict[str, Any]
     currency: str
-    charts: tuple[list[dict[str, Any]], ...] = ((), (), ())  # type: ignore[assignment]
+    #: violations and lapses per day and rule, compensation per month (for the page)
+    charts: tuple[list[dict[str, Any]], ...] = ()
 
     @property
     def note(self) -> str:
@@ -1126,7 +1121,7 @@ class Scorecard:
 def _scorecard_page(ledger: Ledger, edge: Edge, card: Scorecard,
                     since: datetime | None = None, until: datetime | None = None) -> str:
     from aftersales.cli.pages import scorecard_page  # Jinja2: loaded for a page only
-    found, lapsed, months = card.charts
+    found, lapsed, months = card.charts or ([], [], [])
     return scorecard_page(
         rows=card.rows, total=card.total, columns=SCORECARD, violations=found,
         lapses=lapsed, months=months, violation_rules=VIOLATION_RULES,

@@ -25,6 +25,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from aftersales.application.status import history_entry
 from aftersales.cli.human import CURRENCY, cell, heading, is_number, local, yuan
 from aftersales.cli.render import detail
 from aftersales.domain.events import DeadlineMissed, OrderEvent, Ruled
@@ -301,9 +302,10 @@ def deadline_spans(events: Sequence[OrderEvent]) -> tuple[list[Span], list[Order
     return spans, states
 
 
-def timeline_page(events: Sequence[OrderEvent], entries: Sequence[dict[str, Any]],
-                  zone: tzinfo, generated: datetime, source: str) -> str:
+def timeline_page(events: Sequence[OrderEvent], zone: tzinfo, generated: datetime,
+                  source: str) -> str:
     """One order's life on a time axis (see the module's docstring)."""
+    entries = [history_entry(e) for e in events]
     spans, states = deadline_spans(events)
     last = states[-1]
     first_at = events[0].at

@@ -144,23 +144,64 @@ class Feed:
 
     def _apply(self, item: Item, late: bool) -> None:
         number, x = item
-        report = self.report
-        report.late += late
+        self.report.late += late
         if isinstance(x, Message):
-            _message(self.ledger, report, number, x, self.say)
+            self._message(number, x)
             return
+        self._execute(number, "", x)
+
+    def _execute(self, number: int, what: str, command: OrderCommand | Tick) -> None:
+        """Apply one command of the feed (a line's, or a message's), counting what it did
+        or saying why it was refused."""
+        report = self.report
         try:
-            outcome = self.ledger.execute(x)
+            outcome = self.ledger.execute(command)
         except CommandRefused as refused:
             report.refused[refused.code] += 1
             report.events += refused.events
-            self.say(number, "", refused.code, refused.reason)
+            self.say(number, what, refused.code, refused.reason)
             return
         report.events += outcome.events
         if outcome.duplicate:
             report.duplicates += 1
+            return
+        report.applied += 1
+        report.reconciled += isinstance(command, Reconcile)
+
+    def _message(self, number: int, m: Message) -> None:
+        """Decide a message on its order's state at its time, and apply what it becomes."""
+        ledger, report = self.ledger, self.report
+        what = f" (msg {m.msg_id}, tag {m.tag}" + (f" {TAGS[m.tag].name})" if m.tag in TAGS
+                                                    else ")")
+        if ledger.index.command_digest(m.command_id) is not None:
+            report.duplicates += 1
+            return
+        try:
+            order = ledger.get_order(m.order_id) if m.order_id else None
+        except IntegrityBroken as broken:
+            report.refused[rules.INTEGRITY] += 1
+            self.say(number, what, rules.INTEGRITY, broken.describe())
+            return
+        if order is not None:  # the state at the message's time: a copy, never recorded
+            order.apply_due_timeouts(m.at, ledger.policy)
+        decision: OrderCommand | Skipped | CommandRefused
+        try:
+            decision = decide(m, order)
+        except CommandRefused as refused:
+            decision = refused
+        except (ValueError, TypeError, OverflowError) as e:  # a field no rule could read
+            decision = CommandRefused(rules.INPUT, f"cannot read the message: {e}")
+        if isinstance(decision, CommandRefused):
+            report.refused[decision.code] += 1
+            self.say(number, what, decision.code, decision.reason)
+        elif isinstance(decision, Skipped):
+            if decision.status == "ignored":
+                report.ignored += 1
+            else:
+                report.reported += 1
+                self.say(number, what, "REPORTED", decision.reason)
         else:
-            report.applied += 1
+            self._execute(number, what, decision)
 
 
 def ingest_feed(ledger: Ledger, lines: Iterable[bytes], *,
@@ -172,44 +213,3 @@ def ingest_feed(ledger: Ledger, lines: Iterable[bytes], *,
         feed.add(number, raw)
     feed.drain()
     return feed.report
-
-
-def _message(ledger: Ledger, report: FeedReport, number: int, m: Message,
-             say: Callable[[int, str, str, str], None]) -> None:
-    what = f" (msg {m.msg_id}, tag {m.tag}" + (f" {TAGS[m.tag].name})" if m.tag in TAGS
-                                                else ")")
-    if ledger.index.command_digest(m.command_id) is not None:
-        report.duplicates += 1
-        return
-    try:
-        order = ledger.get_order(m.order_id) if m.order_id else None
-    except IntegrityBroken as broken:
-        report.refused[rules.INTEGRITY] += 1
-        say(number, what, rules.INTEGRITY, broken.describe())
-        return
-    if order is not None:  # the state at the message's time: a copy, never recorded
-        order.apply_due_timeouts(m.at, ledger.policy)
-    try:
-        try:
-            decision = decide(m, order)
-        except (ValueError, TypeError, OverflowError) as e:  # a field no rule could read
-            raise CommandRefused(rules.INPUT, f"cannot read the message: {e}") from None
-        if isinstance(decision, Skipped):
-            if decision.status == "ignored":
-                report.ignored += 1
-            else:
-                report.reported += 1
-                say(number, what, "REPORTED", decision.reason)
-            return
-        outcome = ledger.execute(decision)
-    except CommandRefused as refused:
-        report.refused[refused.code] += 1
-        report.events += refused.events
-        say(number, what, refused.code, refused.reason)
-        return
-    report.events += outcome.events
-    if outcome.duplicate:
-        report.duplicates += 1
-        return
-    report.applied += 1
-    report.reconciled += isinstance(decision, Reconcile)
