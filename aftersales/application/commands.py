@@ -23,10 +23,12 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    model_validator,
 )
 
 from aftersales.domain import rules
 from aftersales.domain.order import EVIDENCE_REFERENCES
+from aftersales.domain.reconciliation import ORDER_FACTS
 from aftersales.domain.zones import zone
 from aftersales.errors import CommandRefused
 
@@ -34,6 +36,8 @@ from aftersales.errors import CommandRefused
 MAX_ID = 64
 MAX_TEXT = 500
 MAX_AMOUNT = 10**12  # fen: ten billion yuan
+MAX_CASES = 10**6  # a case number
+MAX_TOLERANCE = 366 * 24 * 3600  # seconds: a reconciliation tolerance of at most a year
 
 
 
@@ -79,6 +83,8 @@ Identifier = Annotated[
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT, pattern=r"\S")]
 Amount = Annotated[int, Field(gt=0, le=MAX_AMOUNT)]
+#: A case's number within its order (from 1).
+CaseNumber = Annotated[int, Field(ge=1, le=MAX_CASES)]
 #: An evidence reference (an image id, a file name, a URL): no spaces.
 Reference = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT,
                                              pattern=r"^\S+$")]
@@ -91,6 +97,9 @@ class _Command(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     #: The fields beside `at` that are times (taken as instants in the command's identity).
     _other_times: ClassVar[tuple[str, ...]] = ()
+    #: Optional fields added after the command was first defined: left out of its content
+    #: while at their default, so a line written before them keeps its derived id.
+    _added: ClassVar[tuple[str, ...]] = ()
 
     at: At
     command_id: Identifier | None = None
@@ -98,9 +107,9 @@ class _Command(BaseModel):
     def identity(self) -> tuple[str, str]:
         """(command id, digest of the content); the id is derived when absent.
 
-        The content is canonical JSON of every field but `command_id`, with `at` (and
-        every other time) taken as an instant, so the same line re-ingested is the same
-        command.
+        The content is canonical JSON of every field but `command_id` (and the fields
+        `_added` later, while at their default), with `at` (and every other time) taken as
+        an instant, so the same line re-ingested is the same command.
         """
         # What `model_dump(mode="json")` gives for these fields (text, integers, None),
         # without its per-field serializer calls, written by orjson: its bytes are those of
@@ -108,6 +117,9 @@ class _Command(BaseModel):
         # orjson does not (beyond ASCII, or DEL).  tests/unit/test_commands.py pins both.
         content = dict(self.__dict__)
         del content["command_id"]
+        for name in self._added:
+            if content[name] == type(self).model_fields[name].default:
+                del content[name]
         content["at"] = self.at.astimezone(UTC)
         for name in self._other_times:  # None where optional and absent
             if content[name] is not None:
@@ -164,6 +176,9 @@ class RequestReturn(OrderCommand):
     command: Literal["request_return"] = "request_return"
     amount: Amount | None = None
     reason: Text = ""
+    #: The platform's own id of the case (its after-sale id), if it has one.
+    case_ref: Identifier | None = None
+    _added: ClassVar[tuple[str, ...]] = ("case_ref",)
 
 
 class ApproveReturn(OrderCommand):
@@ -180,9 +195,12 @@ class WithdrawReturn(OrderCommand):
 
 
 class SubmitTracking(OrderCommand):
+    """The carrier and tracking number may be unknown (a platform's push may carry
+    neither)."""
+
     command: Literal["submit_tracking"] = "submit_tracking"
-    carrier: Identifier
-    tracking_no: Identifier
+    carrier: Identifier | None = None
+    tracking_no: Identifier | None = None
 
 
 class ConfirmReceipt(OrderCommand):
@@ -199,11 +217,24 @@ class RequestRefund(OrderCommand):
     command: Literal["request_refund"] = "request_refund"
     amount: Amount | None = None
     reason: Text = ""
+    case_ref: Identifier | None = None
+    _added: ClassVar[tuple[str, ...]] = ("case_ref",)
 
 
 class RequestExchange(OrderCommand):
     command: Literal["request_exchange"] = "request_exchange"
     amount: Amount | None = None
+    reason: Text = ""
+    case_ref: Identifier | None = None
+    _added: ClassVar[tuple[str, ...]] = ("case_ref",)
+
+
+class AmendRequest(OrderCommand):
+    """The user amends the open request before the merchant's answer: a new amount (and
+    reason, if given)."""
+
+    command: Literal["amend_request"] = "amend_request"
+    amount: Amount
     reason: Text = ""
 
 
@@ -213,9 +244,11 @@ class RejectReceipt(OrderCommand):
 
 
 class ShipReplacement(OrderCommand):
+    """The carrier and tracking number may be unknown."""
+
     command: Literal["ship_replacement"] = "ship_replacement"
-    carrier: Identifier
-    tracking_no: Identifier
+    carrier: Identifier | None = None
+    tracking_no: Identifier | None = None
 
 
 class DeliverReplacement(OrderCommand):
@@ -253,8 +286,23 @@ class SubmitEvidence(OrderCommand):
 class Arbitrate(OrderCommand):
     command: Literal["arbitrate"] = "arbitrate"
     outcome: Literal["user", "merchant"]
-    blame: Literal["merchant", "user", "both", "platform", "creator"]
+    #: `unknown`: a ruling from a platform's push carries no blame (`record_blame` later).
+    blame: Literal["merchant", "user", "both", "platform", "creator", "unknown"]
     note: Text = ""
+
+
+class WithdrawAppeal(OrderCommand):
+    command: Literal["withdraw_appeal"] = "withdraw_appeal"
+    reason: Text = ""
+
+
+class RecordBlame(OrderCommand):
+    """The platform's blame of a ruling recorded with blame `unknown`: of case number
+    `case`, or by default the latest such ruling."""
+
+    command: Literal["record_blame"] = "record_blame"
+    blame: Literal["merchant", "user", "both", "platform", "creator"]
+    case: CaseNumber | None = None
 
 
 class Reconcile(OrderCommand):
@@ -263,15 +311,27 @@ class Reconcile(OrderCommand):
 
     command: Literal["reconcile"] = "reconcile"
     _other_times: ClassVar[tuple[str, ...]] = ("step_at", "deadline")
+    _added: ClassVar[tuple[str, ...]] = ("case", "tolerance")
     source: Identifier
     ref: Identifier
     fact: Literal["approved", "rejected", "received", "refunded", "closed", "ruled",
-                  "deadline"]
+                  "deadline", "cancelled"]
     step_at: At | None = None
     by: Literal["merchant", "system", "platform", "user", "carrier"] | None = None
     amount: Annotated[int, Field(ge=0, le=MAX_AMOUNT)] | None = None
     deadline: At | None = None
     outcome: Literal["user", "merchant"] | None = None
+    #: The case the account is of (default: the latest); none for `cancelled` (the order).
+    case: CaseNumber | None = None
+    #: Whole seconds within which a time or deadline agrees with the ledger's.
+    tolerance: Annotated[int, Field(ge=0, le=MAX_TOLERANCE)] = 0
+
+    @model_validator(mode="after")
+    def _order_fact_has_no_case(self) -> Reconcile:
+        if self.fact in ORDER_FACTS and self.case is not None:
+            raise ValueError(f"field 'case': the fact '{self.fact}' is about the order, "
+                             "not a case")
+        return self
 
 
 class Tick(_Command):
@@ -283,8 +343,9 @@ C = TypeVar("C", bound="_Command")
 Command = (
     PlaceOrder | Pay | ConfirmOrder | Ship | Deliver | Cancel | RequestReturn | ApproveReturn
     | RejectReturn | WithdrawReturn | SubmitTracking | ConfirmReceipt | UploadRefundVoucher
-    | RequestRefund | RequestExchange | RejectReceipt | ShipReplacement | DeliverReplacement
-    | ExtendDeadline | SetDeadline | Appeal | SubmitEvidence | Arbitrate | Reconcile | Tick
+    | RequestRefund | RequestExchange | AmendRequest | RejectReceipt | ShipReplacement
+    | DeliverReplacement | ExtendDeadline | SetDeadline | Appeal | SubmitEvidence | Arbitrate
+    | WithdrawAppeal | RecordBlame | Reconcile | Tick
 )
 COMMAND_NAMES = tuple(
     m.model_fields["command"].default for m in Command.__args__
@@ -356,6 +417,8 @@ def describe(error: ValidationError, *, tagged: bool = True) -> str:
     if not loc:
         return msg
     path = loc[1:] if tagged else loc  # a tagged union puts the tag first
+    if not path and kind == "value_error":  # the model's own check: it names the field
+        return msg
     field = ".".join(str(x) for x in path) or str(loc[0])
     if kind == "extra_forbidden":
         return f"field '{field}': unknown field"

@@ -53,7 +53,7 @@ HANDLERS: dict[type[cmd.OrderCommand], Handler] = {
         c.at, by=c.by, reason=c.reason, command_id=i, policy=p
     ),
     cmd.RequestReturn: lambda o, c, p, i: o.request_return(
-        c.at, amount=c.amount, reason=c.reason, command_id=i, policy=p
+        c.at, amount=c.amount, reason=c.reason, command_id=i, policy=p, case_ref=c.case_ref
     ),
     cmd.ApproveReturn: lambda o, c, p, i: o.approve_return(
         c.at, command_id=i, policy=p
@@ -74,9 +74,12 @@ HANDLERS: dict[type[cmd.OrderCommand], Handler] = {
         c.at, voucher_ref=c.voucher_ref, amount=c.amount, command_id=i, policy=p
     ),
     cmd.RequestRefund: lambda o, c, p, i: o.request_refund(
-        c.at, amount=c.amount, reason=c.reason, command_id=i, policy=p
+        c.at, amount=c.amount, reason=c.reason, command_id=i, policy=p, case_ref=c.case_ref
     ),
     cmd.RequestExchange: lambda o, c, p, i: o.request_exchange(
+        c.at, amount=c.amount, reason=c.reason, command_id=i, policy=p, case_ref=c.case_ref
+    ),
+    cmd.AmendRequest: lambda o, c, p, i: o.amend_request(
         c.at, amount=c.amount, reason=c.reason, command_id=i, policy=p
     ),
     cmd.RejectReceipt: lambda o, c, p, i: o.reject_receipt(
@@ -103,11 +106,17 @@ HANDLERS: dict[type[cmd.OrderCommand], Handler] = {
     cmd.Reconcile: lambda o, c, p, i: o.reconcile(
         c.at, source=c.source, ref=c.ref, account=Account(
             c.fact, c.step_at, c.by, c.amount, c.deadline, c.outcome),
-        command_id=i, policy=p
+        command_id=i, policy=p, case=c.case, tolerance=c.tolerance
     ),
     cmd.Arbitrate: lambda o, c, p, i: o.arbitrate(
         c.at, outcome=c.outcome, blame=c.blame, note=c.note, command_id=i,
         policy=p
+    ),
+    cmd.WithdrawAppeal: lambda o, c, p, i: o.withdraw_appeal(
+        c.at, reason=c.reason, command_id=i, policy=p
+    ),
+    cmd.RecordBlame: lambda o, c, p, i: o.record_blame(
+        c.at, blame=c.blame, case=c.case, command_id=i, policy=p
     ),
 }
 
@@ -142,8 +151,10 @@ def duplicate_id(command_id: str) -> CommandRefused:
 
 
 #: Refusals not remembered: they depend on what is outside the order's state (the wall
-#: clock, the integrity of the store, another command's id) and may go another way later.
-UNREMEMBERED = frozenset({rules.FUTURE, rules.INTEGRITY, rules.DUPLICATE_ID})
+#: clock, the integrity of the store, another command's id, an order not placed yet: it
+#: may be placed later, from another file) and may go another way later.
+UNREMEMBERED = frozenset({rules.FUTURE, rules.INTEGRITY, rules.DUPLICATE_ID,
+                          rules.UNKNOWN_ORDER})
 
 
 def refusal_row(row: CommandRow, order: Order | None, refused: CommandRefused) -> RefusalRow:

@@ -10,6 +10,10 @@ a batch of one (`GroupCommit.execute`); a sweep (`GroupCommit.tick`) is a run of
 one tick each, fed by the deadline index, and one order swept on fresh state (after a
 conflict, or where the index was behind) is a sweep of one (`GroupCommit.sweep_order`).
 
+A platform message is decided once (`GroupCommit.execute_message`): its commands are a
+batch on fresh state, recorded with the message's outcome, in one transaction, unless its
+outcome is recorded already.
+
 If the store reports a conflict (another writer moved an order on, or recorded one of
 these command ids), nothing of the batch was recorded: it is redone one item at a time,
 each retried on fresh state.  A tick that finds more than `TICK_LIMIT` orders due ends
@@ -45,7 +49,14 @@ from aftersales.domain.order import Order, order_uuid
 from aftersales.domain.policy import Policy
 from aftersales.errors import CommandRefused, ConflictError, IntegrityBroken
 from aftersales.runtime.garbage import paused
-from aftersales.storage.port import CommandRow, DeadlineRow, RefusalRow
+from aftersales.storage.port import (
+    MESSAGE_OUTCOMES,
+    REPORTED,
+    CommandRow,
+    DeadlineRow,
+    MessageRow,
+    RefusalRow,
+)
 
 #: A tick of a batch with more orders due than this is swept on its own.
 TICK_LIMIT = 2_000
@@ -53,6 +64,20 @@ TICK_LIMIT = 2_000
 SWEEP_BATCH = 10_000
 
 Item = cmd.OrderCommand | cmd.Tick
+#: Chooses a message's commands on the orders as stored (asked again after a conflict).
+Choose = Callable[[], Sequence[cmd.OrderCommand]]
+#: A 64-bit integer column holds a message's tag.
+_TAG_RANGE = range(-(2**63), 2**63)
+
+
+@dataclass(frozen=True)
+class MessageOutcome:
+    """What deciding a platform message did: each command's Outcome or CommandRefused (as
+    `execute_batch` gives them; None: the message was decided before, nothing was done),
+    and the message's row as recorded (or as found)."""
+
+    results: list[object] | None
+    row: MessageRow
 
 
 @dataclass
@@ -118,6 +143,40 @@ class GroupCommit:
         raise ConflictError(f"order {item.order_id}: gave up after {self.max_retries} "
                             "conflicting attempts")
 
+    def execute_message(self, items: Sequence[cmd.OrderCommand] | Choose, key: str,
+                        outcome: Callable[[list[object]], MessageRow],
+                        replaces: bool = False) -> MessageOutcome:
+        """Decide a platform message once (SPEC section 10): unless its `key` is recorded
+        already (then nothing is done: the row found), decide its commands as one batch on
+        the orders as stored (each on the state its predecessors left), and record their
+        events, command ids and remembered refusals with the message's row,
+        `outcome(results)`, in one transaction (the row alone if nothing else is).  With
+        `replaces`, a message recorded as reported is decided again and its row replaced
+        (one recorded otherwise is left as it is: the row found; one never recorded is
+        decided as new).  The row's `replaces` is set here.  A conflict (another
+        writer decided the message, or moved an order on) is decided again from the
+        look-up, up to `max_retries` times (then `ConflictError`).  `items` may be a
+        function choosing the commands on the orders as stored: it is asked again after a
+        conflict, so that the commands are chosen on the state they are decided on."""
+        for _ in range(self.max_retries):
+            found = self.uow.index.message_outcomes([key]).get(key)
+            if found is not None and not (replaces and found.outcome == REPORTED):
+                return MessageOutcome(None, found)
+            chosen = list(items() if callable(items) else items)
+            for item in chosen:
+                if not isinstance(item, cmd.OrderCommand):
+                    raise TypeError(f"a message's items are order commands, not "
+                                    f"{type(item).__name__}")
+            batch = _Batch(self, fresh=True)
+            try:
+                results = batch.run(chosen, _message(key, outcome, again=found is not None))
+            except IntegrityError:
+                continue  # another writer got there first: look again and decide again
+            assert batch.message is not None
+            return MessageOutcome(results, batch.message._replace(replaces=False))
+        raise ConflictError(f"message {key}: gave up after {self.max_retries} conflicting "
+                            "attempts")
+
     def tick(self, now: datetime,
              on_order: Callable[[UUID, int], None] = lambda oid, n: None) -> int:
         """Apply every timeout due before `now` (deadline < now); return how many (see
@@ -169,6 +228,26 @@ class GroupCommit:
         raise ConflictError(f"sweep of {order_id}: gave up after {self.max_retries} attempts")
 
 
+def _message(key: str, outcome: Callable[[list[object]], MessageRow], again: bool
+             ) -> Callable[[list[object]], MessageRow]:
+    """The row `outcome` makes of a message's results, checked, replacing the recorded
+    (reported) row if decided `again`."""
+
+    def row(results: list[object]) -> MessageRow:
+        made = outcome(results)
+        if not isinstance(made, MessageRow) or made.key != key:
+            raise ValueError(f"the outcome of message {key} must be its MessageRow, not "
+                             f"{made!r}")
+        if made.outcome not in MESSAGE_OUTCOMES:
+            raise ValueError(f"message {key}: outcome {made.outcome!r} is not one of "
+                             f"{', '.join(sorted(MESSAGE_OUTCOMES))}")
+        if not isinstance(made.tag, int) or made.tag not in _TAG_RANGE:
+            raise ValueError(f"message {key}: tag {made.tag!r} is not a 64-bit integer")
+        return made._replace(replaces=again)
+
+    return row
+
+
 class _Batch:
     """One transaction's worth of items, decided in memory."""
 
@@ -184,9 +263,13 @@ class _Batch:
         self.indexed: dict[str, DeadlineRow | None] = {}  # index rows as the store has them
         self.due: list[tuple[UUID, str]] = []  # a sweep's orders (sweep_due)
         self.stopped_at = 0
+        self.message: MessageRow | None = None  # a message's row, once recorded
 
-    def run(self, items: Sequence[Item]) -> list[object]:
-        """Decide items until the end or a large tick, record them; their outcomes."""
+    def run(self, items: Sequence[Item],
+            message: Callable[[list[object]], MessageRow] | None = None) -> list[object]:
+        """Decide items until the end or a large tick, record them; their outcomes.  With
+        `message`, the row it makes of the outcomes is recorded with them (a platform
+        message's decision: its items are order commands, no tick)."""
         writer, uow, policy = self.writer, self.uow, self.writer.policy
         index = uow.index
         self.stopped_at = len(items)
@@ -194,7 +277,9 @@ class _Batch:
                   if isinstance(c, cmd.OrderCommand)}
         uow.refresh()
         known = index.known_digests(sorted({cid for cid, _ in idents.values()}))
-        remembered = index.known_refusals(sorted(set(idents.values())))
+        remembered = {ident: refused for ident, refused
+                      in index.known_refusals(sorted(set(idents.values()))).items()
+                      if refused[0] not in UNREMEMBERED}  # (an earlier version's: afresh)
         settled = set() if not self.fresh else {  # answered by id alone: nothing to load
             n for n, (cid, digest) in idents.items()
             if known.get(cid) == digest or (cid not in known and (cid, digest) in remembered)}
@@ -262,12 +347,17 @@ class _Batch:
                 if order is not None and order.pending_events:
                     self.touched[c.order_id] = order
                     self.watch(order)
-            if self.touched or refusals:
-                self.record(rows, refusals)
+            messages: list[MessageRow] = []
+            if message is not None:
+                messages.append(message(list(results)))
+                refusals = self.as_recorded(refusals)
+            if self.touched or refusals or messages:
+                self.record(rows, refusals, messages)
         except BaseException:
             self.forget()
             raise
         self.keep()
+        self.message = messages[0] if messages else None
         self.settle_repairs(results, repairs)
         self.settle_refusals(results, refused_ids, {row.command_id for row in rows})
         return results
@@ -315,7 +405,19 @@ class _Batch:
                 fired[oid] = self.writer.sweep_order(oid, order_id, now)
         return fired
 
-    def record(self, rows: list[CommandRow], refusals: list[RefusalRow]) -> None:
+    def as_recorded(self, refusals: list[RefusalRow]) -> list[RefusalRow]:
+        """Refusals of orders this batch records events of, checked against the version
+        it records (a refusal decided before a later command of the batch moved its order
+        on is still the batch's decision; the events' chain already fails if another
+        writer moved the order meanwhile).  Those of other orders keep the version they
+        were decided on, checked against the store's.  (A message's batch is one
+        transaction; `execute_batch` redoes such a batch one by one instead.)"""
+        written = {order.id: order.version for order in self.touched.values()}
+        return [r._replace(version=written[r.originator_id])
+                if r.originator_id in written else r for r in refusals]
+
+    def record(self, rows: list[CommandRow], refusals: list[RefusalRow],
+               messages: Sequence[MessageRow] = ()) -> None:
         """Record the batch: the index rows written are those that changed."""
         changed: dict[UUID, DeadlineRow | None] = {}
         for order_id, order in self.touched.items():
@@ -324,7 +426,7 @@ class _Batch:
                 changed[order.id] = row
         # In key order, the inserts walk each index once (fewer pages read back).
         orders = sorted(self.touched.values(), key=lambda order: order.id.hex)
-        self.uow.record(orders, rows, changed, refusals)
+        self.uow.record(orders, rows, changed, refusals, messages)
 
     def keep(self) -> None:
         """Recorded: the working set is what the store holds, for the next batch."""

@@ -20,7 +20,7 @@ from eventsourcing.persistence import StoredEvent, Transcoder
 from aftersales.application import commands as cmd
 from aftersales.application.clock import FutureGuard
 from aftersales.application.decisions import Outcome
-from aftersales.application.group_commit import GroupCommit
+from aftersales.application.group_commit import Choose, GroupCommit, MessageOutcome
 from aftersales.application.unit_of_work import UnitOfWork
 from aftersales.domain.events import OrderEvent
 from aftersales.domain.order import Order
@@ -29,7 +29,7 @@ from aftersales.errors import IntegrityBroken, NeedsUpgrade
 from aftersales.settings import DEFAULT_SETTINGS, Settings
 from aftersales.storage.codec import FastJSONTranscoder
 from aftersales.storage.config import eventsourcing_env, redacted, resolve_url
-from aftersales.storage.port import LedgerRecorder
+from aftersales.storage.port import LedgerRecorder, MessageRow
 from aftersales.storage.shard import Partition
 
 
@@ -149,6 +149,9 @@ class Ledger(Application[UUID]):
     def request_exchange(self, **fields: Any) -> Outcome:
         return self.execute(cmd.build(cmd.RequestExchange, fields))
 
+    def amend_request(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.AmendRequest, fields))
+
     def reject_receipt(self, **fields: Any) -> Outcome:
         return self.execute(cmd.build(cmd.RejectReceipt, fields))
 
@@ -173,8 +176,32 @@ class Ledger(Application[UUID]):
     def arbitrate(self, **fields: Any) -> Outcome:
         return self.execute(cmd.build(cmd.Arbitrate, fields))
 
+    def withdraw_appeal(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.WithdrawAppeal, fields))
+
+    def record_blame(self, **fields: Any) -> Outcome:
+        return self.execute(cmd.build(cmd.RecordBlame, fields))
+
     def reconcile(self, **fields: Any) -> Outcome:
         return self.execute(cmd.build(cmd.Reconcile, fields))
+
+    # Platform messages, each decided once (SPEC section 10).
+    def execute_message(self, items: Sequence[cmd.OrderCommand] | Choose, key: str,
+                        outcome: Callable[[list[object]], MessageRow],
+                        replaces: bool = False) -> MessageOutcome:
+        """Decide a platform message's commands and record them with its outcome in one
+        transaction, unless it was decided before (see `GroupCommit.execute_message`)."""
+        return self.writer.execute_message(items, key, outcome, replaces)
+
+    def message_outcomes(self, keys: Sequence[str]) -> dict[str, MessageRow]:
+        """The recorded decisions of these messages, by key."""
+        return self.index.message_outcomes(keys)
+
+    def reported_messages(self, prefix: str, limit: int, after: str = ""
+                          ) -> list[MessageRow]:
+        """Messages recorded as reported whose keys start with `prefix`, after `after`, in
+        key order (those `aftersales feed retry` decides again)."""
+        return self.index.reported_messages(prefix, limit, after)
 
     # --- timeouts ----------------------------------------------------------------------
 

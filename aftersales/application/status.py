@@ -34,6 +34,11 @@ def status_document(order: Order) -> dict[str, Any]:
             "awaiting": case.awaiting,
             "amount": case.amount,
             "kind": case.kind.value,
+            "case_ref": case.ref,
+            "carrier": case.carrier,
+            "tracking_no": case.tracking_no,
+            "replacement_carrier": case.replacement_carrier,
+            "replacement_tracking_no": case.replacement_tracking_no,
             "arbitration": _arbitration(case.arbitration),
         },
         "refunded_total": order.refunded_total,
@@ -62,7 +67,7 @@ def _arbitration(dispute: Arbitration | None) -> dict[str, Any] | None:
     if dispute is None:
         return None
     return {
-        "status": "open" if dispute.is_open else "ruled",
+        "status": dispute.status,
         "outcome": dispute.outcome,
         "blame": dispute.blame,
         "evidence_deadline": iso(dispute.evidence_deadline),

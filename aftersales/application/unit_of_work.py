@@ -6,10 +6,10 @@ from the store, its events checked against the chained record and folded; an ord
 history is broken is an `IntegrityBroken` (kept in `broken`), never an order.
 
 Recording (`record`): the orders' new events, their deadline-index rows (those that
-changed), the command ids applied and the refusals to remember go to the store in one
-transaction, so nothing of a unit is acknowledged before all of it is durable, and a
-conflict (another writer moved an order on, or recorded one of these command ids) leaves
-nothing of it recorded.
+changed), the command ids applied, the refusals to remember and the platform messages
+decided go to the store in one transaction, so nothing of a unit is acknowledged before
+all of it is durable, and a conflict (another writer moved an order on, recorded one of
+these command ids or decided one of these messages) leaves nothing of it recorded.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from aftersales.storage.port import (
     CommandRow,
     DeadlineRow,
     LedgerRecorder,
+    MessageRow,
     RefusalRow,
     chunks,
     sidecar_kwargs,
@@ -64,15 +65,18 @@ class UnitOfWork:
 
     def record(self, orders: Sequence[Order], commands: Sequence[CommandRow],
                deadlines: Mapping[UUID, DeadlineRow | None],
-               refusals: Sequence[RefusalRow] = ()) -> None:
+               refusals: Sequence[RefusalRow] = (),
+               messages: Sequence[MessageRow] = ()) -> None:
         """Record the orders' pending events, the deadline-index rows given, the command
-        ids and the refusals to remember in one transaction.  (What `Application.save`
-        does, without its snapshotting and notification hooks, which the ledger does not
-        use, and their per-object costs.)"""
+        ids, the refusals to remember and the messages decided in one transaction (a
+        message's key recorded already, or no longer reported where the row `replaces`
+        it, is a conflict: `IntegrityError`).  (What `Application.save` does, without its
+        snapshotting and notification hooks, which the ledger does not use, and their
+        per-object costs.)"""
         events = [e for order in orders for e in order.collect_events()]
         ids = self.recorder.insert_events(
             [self.mapper.to_stored_event(e) for e in events],
-            **sidecar_kwargs(deadlines, commands, refusals))
+            **sidecar_kwargs(deadlines, commands, refusals, messages))
         if ids:
             self.cache.recorded(min(ids), max(ids))
 

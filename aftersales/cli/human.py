@@ -18,7 +18,8 @@ from typing import Any
 CURRENCY = "CNY"
 #: The fields of an event (and of the status document) that hold money, in fen.
 MONEY_FIELDS = frozenset({"goods_amount", "postage", "amount", "refund_amount", "debt",
-                          "refunded_total", "paid_to_user", "merchant_debt"})
+                          "refunded_total", "paid_to_user", "merchant_debt", "old_amount",
+                          "new_amount"})
 #: A column holding money in fen, by its name's ending.
 FEN = "_fen"
 

@@ -65,6 +65,7 @@ from aftersales.readmodels.queries import (
     list_lapses,
     list_violations,
     per_day,
+    scorecard_table,
     scorecard_with_total,
 )
 from aftersales.readmodels.runner import BATCH as PROJECTION_BATCH
@@ -81,6 +82,7 @@ from aftersales.storage.shard import SHARDS
 if TYPE_CHECKING:
     from aftersales.devtools.douyin_feed import FeedPlan
     from aftersales.devtools.workload import Workload
+    from aftersales.feeds.douyin import Tolerance
 
 T = TypeVar("T")
 
@@ -143,6 +145,7 @@ _EXIT_1 = {
     "history": "the order was not placed",
     "verify": "the read models differ from a rebuild (a broken chain is 4)",
     "db": "check: the store's tables are not usable (run `aftersales db init`)",
+    "feed": "some messages were refused or are still reported",
 }
 
 
@@ -218,7 +221,18 @@ def build_parser() -> argparse.ArgumentParser:
     ack.add_argument("--ack", action="store_true",
                      help="print a line to standard output as each unit of work is committed")
 
-    p = command("ingest", "apply a command file (JSON Lines)", db, projecting, ack, future)
+    feeding = argparse.ArgumentParser(add_help=False)
+    feeding.add_argument("--tolerance", metavar="SECONDS", type=_lateness, default=600.0,
+                         help="platform feeds: how far the platform's time of a step its "
+                         "timers took may lie from the ledger's and still agree (default "
+                         "600)")
+    feeding.add_argument("--refund-tolerance", metavar="SECONDS", type=_lateness,
+                         default=259200.0,
+                         help="platform feeds: the same for money arriving (RefundSuccess; "
+                         "default 259200, 72 hours)")
+
+    p = command("ingest", "apply a command file (JSON Lines)", db, projecting, ack, future,
+                feeding)
     p.add_argument("file", help="the command file, or - for standard input")
     p.add_argument("--format", choices=("commands", "douyin"), default="commands",
                    help="commands: JSON Lines of ledger commands (default); douyin: "
@@ -227,6 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lateness", metavar="SECONDS", type=_lateness, default=600.0,
                    help="--format douyin: how long after a later message an earlier one "
                    "may arrive and still be applied in its place (default 600)")
+    p.add_argument("--received-at", metavar="T", type=business_time,
+                   help="--format douyin: when bare bodies (lines without received_at) were "
+                   "received: the time of their messages that carry none (default: such "
+                   "messages are refused)")
     p.add_argument("--batch", type=int, default=BATCH,
                    help=f"lines per transaction (default {BATCH}; 1: one each)")
     p.add_argument("--workers", type=int, default=None,
@@ -263,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "body's event-sign (app key and secret from $AFTERSALES_DOUYIN_APP_KEY and "
                 "$AFTERSALES_DOUYIN_APP_SECRET), append it durably to the spool before "
                 "answering success, and apply it to the ledger (docs/platforms/douyin.md)",
-                db, ack)
+                db, ack, feeding)
     p.add_argument("--port", type=int, required=True, help="the port to listen on")
     p.add_argument("--host", default="127.0.0.1",
                    help="the address to listen on (default 127.0.0.1)")
@@ -273,6 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lateness", metavar="SECONDS", type=_lateness, default=600.0,
                    help="how long a message is held for earlier ones to arrive (default "
                    "600)")
+    p = command("feed", "platform feeds: decide the reported messages again (after the "
+                "orders they named were placed)", db, projecting, feeding)
+    p.add_argument("action", choices=("retry",),
+                   help="retry: decide every reported message again, on the ledger as it "
+                   "is now, in business-time order")
     p = command("rebuild", "drop the read models and replay all events", db)
     p.add_argument("--workers", type=int, default=None,
                    help="processes, each replaying a range of orders (default: one per core, "
@@ -305,10 +328,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("disputes", "list disputes (appeals to the platform), by the time opened",
                 db, since_until)
     p.add_argument("--merchant", help="only this merchant's")
-    p.add_argument("--status", choices=("open", "ruled"), help="only open or ruled ones")
+    p.add_argument("--status", choices=("open", "ruled", "withdrawn"),
+                   help="only open, ruled or withdrawn ones (the user withdrew the appeal)")
     p.add_argument("--outcome", choices=("user", "merchant"), help="ruled for whom")
-    p.add_argument("--blame", choices=("merchant", "user", "both", "platform", "creator"),
-                   help="only rulings with this blame")
+    p.add_argument("--blame", choices=("merchant", "user", "both", "platform", "creator",
+                                       "unknown"),
+                   help="only rulings with this blame (unknown: ruled from a platform's "
+                   "push, the blame not recorded yet; neither lost nor won)")
     p.add_argument("--lost", action="store_true",
                    help="only the merchants' lost disputes (blame merchant or both)")
     command("report", "the merchant scorecard: per merchant, the counters of "
@@ -338,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
 #: Commands that may create a ledger; every other one needs one already there.
 CREATING = {"ingest", "demo", "serve-webhook"}
 #: Commands that change the ledger or its read models (the others only read).
-WRITING = {"ingest", "tick", "demo", "project", "rebuild", "db", "serve-webhook"}
+WRITING = {"ingest", "tick", "demo", "project", "rebuild", "db", "serve-webhook", "feed"}
 
 
 class Edge:
@@ -408,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             handler = {"ingest": cmd_ingest, "tick": cmd_tick, "status": cmd_status,
                        "history": cmd_history, "demo": cmd_demo, "project": cmd_project,
                        "rebuild": cmd_rebuild, "verify": cmd_verify,
-                       "serve-webhook": cmd_serve_webhook,
+                       "serve-webhook": cmd_serve_webhook, "feed": cmd_feed,
                        "violations": cmd_violations, "lapses": cmd_lapses,
                        "disputes": cmd_disputes, "discrepancies": cmd_discrepancies,
                        "report": cmd_report}[args.cmd]
@@ -567,8 +593,31 @@ def _ingest_feed(ledger: Ledger, edge: Edge, source: BinaryIO) -> int:
     with source:
         report = ingest_feed(ledger, _lines_of(source),
                              lateness=timedelta(seconds=edge.args.lateness),
-                             on_refused=lambda text: print(text, file=sys.stderr))
+                             on_refused=lambda text: print(text, file=sys.stderr),
+                             tolerance=_tolerance(edge.args),
+                             received_at=edge.args.received_at)
     print(report.summary())
+    _project(ledger, edge)
+    return _report_broken(broken_names(ledger)) or (
+        1 if report.refused or report.reported else 0)
+
+
+def _tolerance(args: argparse.Namespace) -> Tolerance:
+    from aftersales.feeds.douyin import Tolerance
+    return Tolerance(timedelta(seconds=args.tolerance),
+                     timedelta(seconds=args.refund_tolerance))
+
+
+def cmd_feed(ledger: Ledger, edge: Edge) -> int:
+    """`feed retry`: the reported messages decided again, on the ledger as it is now."""
+    from aftersales.feeds.run import retry
+    ledger.index.create_table()  # a store older than the messages' table gets it
+    report = retry(ledger, tolerance=_tolerance(edge.args),
+                   on_refused=lambda text: print(text, file=sys.stderr))
+    print(f"{report.messages:,} reported messages decided again: {report.applied:,} applied "
+          f"({report.reconciled:,} reconciled), {report.ignored:,} ignored, "
+          f"{report.reported:,} still reported, {sum(report.refused.values()):,} refused; "
+          f"{report.events:,} events recorded")
     _project(ledger, edge)
     return _report_broken(broken_names(ledger)) or (
         1 if report.refused or report.reported else 0)
@@ -755,8 +804,8 @@ def cmd_demo(ledger: Ledger, edge: Edge) -> int:
         print(render(moves, "table", ("change", "changed_by", "changes", "shift_hours"), zone))
         print("\ndisputes per merchant, most lost first (read model `disputes`):")
         print(render(per_merchant[:8], "table", (
-            "merchant_id", "disputes", "open", "lost", "won", "evidence_missed",
-            "median_hours_to_ruling"), zone))
+            "merchant_id", "disputes", "open", "lost", "won", "unknown_blame", "withdrawn",
+            "evidence_missed", "median_hours_to_ruling"), zone))
         print("\nworst merchants (read model `merchant_compliance`; all of them: "
               "`aftersales report`):")
         print(render(rows[:8], "table", DEMO_SCORECARD, zone, currency=card.currency))
@@ -835,7 +884,8 @@ def cmd_serve_webhook(ledger: Ledger, edge: Edge) -> int:
             print(text, flush=True)
 
     applier = Applier(lambda: edge.ledger(create=False), spool,
-                      timedelta(seconds=args.lateness), wall_clock, say)
+                      timedelta(seconds=args.lateness), wall_clock, say,
+                      tolerance=_tolerance(args))
     try:
         server = serve(args.host, args.port, spool, applier, key, secret, say, args.ack)
     except OSError as e:
@@ -1081,8 +1131,9 @@ def cmd_report(ledger: Ledger, edge: Edge) -> int:
         if a.format == "table":
             print(textwrap.fill(f"{_window(a.since, a.until, edge)}.  {card.note}", 88)
                   + "\n")
-        print(render(card.rows, a.format, SCORECARD, edge.zone, currency=card.currency,
-                     total=card.total if a.format == "table" else None))
+        table = a.format == "table"
+        print(render(card.rows, a.format, scorecard_table(card.total) if table else SCORECARD,
+                     edge.zone, currency=card.currency, total=card.total if table else None))
     return _broken_in_read_models(ledger, edge)
 
 

@@ -28,8 +28,16 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from aftersales.application.status import history_entry
 from aftersales.cli.human import CURRENCY, cell, heading, is_number, local, yuan
 from aftersales.cli.render import detail
-from aftersales.domain.events import DeadlineMissed, OrderEvent, Ruled
+from aftersales.domain.events import (
+    Appealed,
+    AppealWithdrawn,
+    BlameRecorded,
+    DeadlineMissed,
+    OrderEvent,
+    Ruled,
+)
 from aftersales.domain.order import Order
+from aftersales.readmodels.fold import DISCREPANCY_COUNTERS
 
 #: Series colours, in order (distinguishable, and readable on white).
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
@@ -184,6 +192,35 @@ def per_rule_per_day(name: str, title: str, rows: Sequence[dict[str, Any]],
 
 # --- the scorecard page ----------------------------------------------------------------
 
+#: Columns the scorecard's table heads as a group: the group's heading, and the column's
+#: own under it (the discrepancies by class: `outcome` under "discrepancies by class").
+GROUPED = {column: ("discrepancies by class", kind)
+           for kind, column in DISCREPANCY_COUNTERS.items()}
+
+
+def table_head(columns: Sequence[str], currency: str = CURRENCY
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The scorecard table's heading rows: the first, where a run of grouped columns has
+    its group's heading over them (the others span both rows), and the second, the grouped
+    columns' own short headings (empty when no column is grouped: one row)."""
+    rows = 2 if any(c in GROUPED for c in columns) else 1
+    top: list[dict[str, Any]] = []
+    sub: list[dict[str, Any]] = []
+    for column in columns:
+        group = GROUPED.get(column)
+        if group is None:
+            top.append({"text": heading(column, currency), "column": column, "span": 1,
+                        "rows": rows, "group": None})
+            continue
+        if top and top[-1]["group"] == group[0]:
+            top[-1]["span"] += 1
+        else:
+            top.append({"text": group[0], "column": None, "span": 1, "rows": 1,
+                        "group": group[0]})
+        sub.append({"text": group[1], "column": column})
+    return top, sub
+
+
 def scorecard_page(*, rows: list[dict[str, Any]], total: dict[str, Any],
                    columns: Sequence[str], violations: list[dict[str, Any]],
                    lapses: list[dict[str, Any]], months: list[dict[str, Any]],
@@ -233,8 +270,7 @@ def scorecard_page(*, rows: list[dict[str, Any]], total: dict[str, Any],
     table = [[(c, cell(c, r[c], zone), r[c]) for c in columns] for r in rows]
     return _render("scorecard.html.j2",
         window=window, caption=caption, generated=local(generated, zone), source=source,
-        tiles=tiles, total=total, headings=[heading(c, currency) for c in columns],
-        columns=columns,
+        tiles=tiles, total=total, head=table_head(columns, currency), columns=columns,
         table=table, totals=[(c, cell(c, total.get(c), zone), total.get(c))
                              for c in columns],
         charts=charts, side=[*side, money], months=months, yuan=yuan, numeric=is_number)
@@ -354,13 +390,17 @@ def timeline_page(events: Sequence[OrderEvent], zone: tzinfo, generated: datetim
     } for s in spans]
     bands = []
     for event in events:
-        if type(event).__name__ == "Appealed":
-            ruled = next((e for e in events if isinstance(e, Ruled) and e.at >= event.at),
-                         None)
-            bands.append({"x1": x(event.at), "x2": x(ruled.at if ruled else finish),
-                          "label": "arbitration" + ("" if ruled else " (open)"),
-                          "outcome": getattr(ruled, "outcome", None),
-                          "blame": getattr(ruled, "blame", None)})
+        if isinstance(event, Appealed):
+            ended = next((e for e in events if isinstance(e, (Ruled, AppealWithdrawn))
+                          and e.case == event.case and e.at >= event.at), None)
+            blamed = next((e.blame for e in events if isinstance(e, BlameRecorded)
+                           and e.case == event.case), getattr(ended, "blame", None))
+            bands.append({"x1": x(event.at), "x2": x(ended.at if ended else finish),
+                          "label": "arbitration" + (
+                              " (open)" if ended is None else " (withdrawn)"
+                              if isinstance(ended, AppealWithdrawn) else ""),
+                          "outcome": getattr(ended, "outcome", None),
+                          "blame": blamed})
     case = last.latest_case
     currency = last.currency
     return _render("timeline.html.j2",

@@ -26,7 +26,9 @@ def render_status(doc: dict[str, Any], zone: tzinfo) -> str:
     ret = doc["return"]
     if ret:
         lines.append(
-            f"  {ret['kind']} case {ret['case']}: {ret['status']}, amount "
+            f"  {ret['kind']} case {ret['case']}"
+            + (f" (platform ref {ret['case_ref']})" if ret.get("case_ref") else "")
+            + f": {ret['status']}, amount "
             f"{yuan(ret['amount'], money)}"
             + (f", awaiting {ret['awaiting']}" if ret["awaiting"] else "")
             + (f" until {local(ret['deadline'], zone)}" if ret["deadline"] else "")
@@ -48,6 +50,8 @@ def render_status(doc: dict[str, Any], zone: tzinfo) -> str:
 
 
 def _dispute(d: dict[str, Any], zone: tzinfo) -> str:
+    if d["status"] == "withdrawn":
+        return "withdrawn by the user: the rejection stands"
     if d["status"] == "ruled":
         return (f"ruled for the {d['outcome']} (blame {d['blame']}) by {d['ruled_by']} at "
                 f"{local(d['ruled_at'], zone)}")

@@ -20,6 +20,7 @@ class ReturnCase:
     reason: str
     requested_at: datetime
     flow: Flow = Flow.RETURN
+    ref: str | None = None  # the platform's own id of the case (its after-sale id), if given
     status: CaseStatus = CaseStatus.REQUESTED
     deadline: Deadline | None = None
     decided_at: datetime | None = None
@@ -102,7 +103,15 @@ class Arbitration:
     outcome: str | None = None
     blame: str | None = None
     note: str = ""
+    withdrawn_at: datetime | None = None  # the user withdrew the appeal (before a ruling)
 
     @property
     def is_open(self) -> bool:
-        return self.ruled_at is None
+        return self.ruled_at is None and self.withdrawn_at is None
+
+    @property
+    def status(self) -> str:
+        """`open`, `ruled` or `withdrawn` (the user withdrew the appeal)."""
+        if self.withdrawn_at is not None:
+            return "withdrawn"
+        return "open" if self.ruled_at is None else "ruled"

@@ -101,6 +101,7 @@ class OrderPlaced(OrderEvent, Aggregate.Created):
         order.refunded_total = 0
         order.returned_goods = 0
         order.cancelled_by = None
+        order.cancelled_at = None
         order.delivered_at = None
         order.paid_at = None
 
@@ -136,29 +137,44 @@ class OrderCancelled(OrderEvent):
     refund_amount: int
 
     def evolve(self, order: Order) -> None:
-        order.status = OrderStatus.CANCELLED
-        order.cancelled_by = self.actor
-        order.payment_deadline = None
+        cancel(order, self)
         order.refunded_total += self.refund_amount
 
 
 class OrderAutoCancelled(DeadlineMissed):
     def evolve(self, order: Order) -> None:
-        order.status = OrderStatus.CANCELLED
-        order.cancelled_by = self.actor
-        order.payment_deadline = None
+        cancel(order, self)
+
+
+def cancel(order: Order, e: OrderEvent) -> None:
+    order.status = OrderStatus.CANCELLED
+    order.cancelled_by = e.actor
+    order.cancelled_at = e.at
+    order.payment_deadline = None
 
 
 # --- Returns ------------------------------------------------------------------------------
 
 
-class ReturnRequested(CaseEvent):
+class CaseRequested(CaseEvent):
+    """A request that opens a case (a return, a refund, an exchange), with the platform's
+    own id of the case if it gave one (`case_ref`).  Version 2 added `case_ref` (events of
+    version 1 have none)."""
+
+    class_version = 2
     amount: int
     reason: str
     response_deadline: datetime
+    case_ref: str | None
 
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, object]) -> None:
+        state["case_ref"] = None
+
+
+class ReturnRequested(CaseRequested):
     def evolve(self, order: Order) -> None:
-        open_case(order, self, Flow.RETURN, self.amount, self.reason, self.response_deadline)
+        open_case(order, self, Flow.RETURN)
 
 
 class MerchantApproved(CaseEvent):
@@ -197,8 +213,11 @@ class ReturnWithdrawn(CaseEvent):
 
 
 class TrackingSubmitted(CaseEvent):
-    carrier: str
-    tracking_no: str
+    """The user sent the goods back; the carrier and tracking number may be unknown (a
+    platform's push may carry neither)."""
+
+    carrier: str | None
+    tracking_no: str | None
     receipt_deadline: datetime
 
     def evolve(self, order: Order) -> None:
@@ -304,17 +323,14 @@ class MerchantPenalized(CaseEvent, DeadlineMissed):
 # --- Refunds only (SPEC section 7) --------------------------------------------------------
 
 
-class RefundRequested(CaseEvent):
+class RefundRequested(CaseRequested):
     """F-1 (before shipment: `amount` is goods and postage) or F-2 (after shipment)."""
 
-    amount: int
-    reason: str
     before_shipment: bool
-    response_deadline: datetime
 
     def evolve(self, order: Order) -> None:
         flow = Flow.REFUND_BEFORE_SHIPMENT if self.before_shipment else Flow.REFUND_AFTER_SHIPMENT
-        open_case(order, self, flow, self.amount, self.reason, self.response_deadline)
+        open_case(order, self, flow)
 
 
 class RefundApproved(CaseEvent):
@@ -335,25 +351,38 @@ class OrderCancelledByRefund(SystemEvent):
     """F-1: the order refunded in full before shipment is cancelled."""
 
     def evolve(self, order: Order) -> None:
-        order.status = OrderStatus.CANCELLED
-        order.cancelled_by = self.actor
+        cancel(order, self)
 
 
 # --- Exchanges (SPEC section 7) -----------------------------------------------------------
 
 
-class ExchangeRequested(CaseEvent):
-    amount: int
+class ExchangeRequested(CaseRequested):
+    def evolve(self, order: Order) -> None:
+        open_case(order, self, Flow.EXCHANGE)
+
+
+class RequestAmended(CaseEvent):
+    """The user amended the open request before the merchant's answer: its amount (and
+    its reason, if one is given: "" keeps the old one).  The answer deadline stays."""
+
+    old_amount: int
+    new_amount: int
     reason: str
-    response_deadline: datetime
 
     def evolve(self, order: Order) -> None:
-        open_case(order, self, Flow.EXCHANGE, self.amount, self.reason, self.response_deadline)
+        case = self.the_case(order)
+        case.amount = self.new_amount
+        if self.reason:
+            case.reason = self.reason
 
 
 class ReplacementShipped(CaseEvent):
-    carrier: str
-    tracking_no: str
+    """The merchant shipped the replacement; the carrier and tracking number may be
+    unknown (a platform's push may carry neither)."""
+
+    carrier: str | None
+    tracking_no: str | None
 
     def evolve(self, order: Order) -> None:
         case = self.the_case(order)
@@ -450,6 +479,34 @@ class ArbitrationAutoRuled(Ruled, DeadlineMissed):
     """A-2: no evidence in time; the system ruled for the user, blaming the merchant."""
 
 
+class AppealWithdrawn(CaseEvent):
+    """The user withdrew the appeal before a ruling: the case is `rejected` again, finally
+    (one appeal per case, A-1), and the evidence deadline no longer runs."""
+
+    reason: str
+
+    def evolve(self, order: Order) -> None:
+        case = self.the_case(order)
+        dispute = case.arbitration
+        assert dispute is not None
+        dispute.withdrawn_at = self.at
+        case.move_to(CaseStatus.REJECTED, self.at)
+
+
+class BlameRecorded(CaseEvent):
+    """The blame of a ruling recorded with blame `unknown` (from a platform's push), given
+    once by the platform; `ruled_at` is the ruling's time (the dispute is counted on the
+    ruling's day)."""
+
+    blame: str
+    ruled_at: datetime
+
+    def evolve(self, order: Order) -> None:
+        dispute = self.the_case(order).arbitration
+        assert dispute is not None
+        dispute.blame = self.blame
+
+
 # --- Deadline changes (SPEC section 9) ----------------------------------------------------
 
 
@@ -487,15 +544,25 @@ class DeadlineSet(DeadlineChanged):
 # --- Platform feeds (SPEC section 10) -----------------------------------------------------
 
 
-class PlatformReported(CaseEvent):
-    """A platform's account of a step of the case that the ledger had already taken
-    (`aftersales.domain.reconciliation`): the platform (`source`), its message (`ref`),
-    the fact it states and the instant it gives the step."""
+class PlatformReported(OrderEvent):
+    """A platform's account of a step that the ledger had already taken
+    (`aftersales.domain.reconciliation`): of a case (`case`), or of the order itself
+    (`case` None: its cancellation); the platform (`source`), its message (`ref`), the fact
+    it states, the instant it gives the step, and the tolerance in seconds within which a
+    time or deadline agreed.  Version 2 added `tolerance` (events of version 1 were
+    compared to the second: 0)."""
 
+    class_version = 2
+    case: int | None
     source: str
     ref: str
     fact: str
     step_at: datetime | None
+    tolerance: int
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, object]) -> None:
+        state["tolerance"] = 0
 
 
 class PlatformAgreed(PlatformReported):
@@ -512,11 +579,10 @@ class PlatformDiffered(PlatformReported):
     platform: str
 
 
-def open_case(order: Order, e: CaseEvent, flow: Flow, amount: int, reason: str,
-              response_deadline: datetime) -> None:
-    case = ReturnCase(number=e.case, amount=amount, reason=reason, requested_at=e.at,
-                      flow=flow)
-    case.move_to(CaseStatus.REQUESTED, e.at, response_deadline)
+def open_case(order: Order, e: CaseRequested, flow: Flow) -> None:
+    case = ReturnCase(number=e.case, amount=e.amount, reason=e.reason, requested_at=e.at,
+                      flow=flow, ref=e.case_ref)
+    case.move_to(CaseStatus.REQUESTED, e.at, e.response_deadline)
     order.cases.append(case)
 
 

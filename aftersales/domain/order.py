@@ -25,8 +25,9 @@ from aftersales.domain import events as ev
 from aftersales.domain import rules
 from aftersales.domain.cases import ReturnCase
 from aftersales.domain.policy import Policy
-from aftersales.domain.reconciliation import Account, compare
+from aftersales.domain.reconciliation import ORDER_FACTS, Account, compare, compare_order
 from aftersales.domain.states import (
+    KNOWN_BLAMES,
     UNPAID_24H,
     Actor,
     Blame,
@@ -75,6 +76,7 @@ class Order(Aggregate):
     paid_at: datetime | None
     delivered_at: datetime | None
     cancelled_by: str | None
+    cancelled_at: datetime | None
     cases: list[ReturnCase]
     violations: list[Violation]
     lapses: list[Lapse]
@@ -132,6 +134,10 @@ class Order(Aggregate):
     def open_case(self) -> ReturnCase | None:
         case = self.latest_case
         return case if case is not None and case.is_open else None
+
+    def case_by_ref(self, ref: str) -> ReturnCase | None:
+        """The case the platform knows by `ref` (its after-sale id), if any."""
+        return next((c for c in self.cases if c.ref is not None and c.ref == ref), None)
 
     @property
     def pending_deadline(self) -> Deadline | None:
@@ -375,29 +381,40 @@ class Order(Aggregate):
                 rules.R_AMOUNT, f"amount {amount} is more than the refundable {left}")
         return amount if amount is not None else left
 
-    def request_return(self, at: datetime, *, amount: int | None, reason: str,
-                       command_id: str | None, policy: Policy) -> None:
-        self._send_back(ev.ReturnRequested, CaseKind.RETURN, "returned", at, amount, reason,
-                        command_id, policy)
+    def _check_ref(self, case_ref: str | None, step: str) -> None:
+        """FLOW: the platform's id of the case asked for names another case already."""
+        if case_ref is not None and (named := self.case_by_ref(case_ref)) is not None:
+            raise CommandRefused(
+                rules.FLOW, f"{step}: case_ref {case_ref} names case {named.number} of "
+                f"order {self.order_id} already ({named.status.value})")
 
-    def _send_back(self, event: type[ev.CaseEvent], kind: CaseKind, doing: str,
+    def request_return(self, at: datetime, *, amount: int | None, reason: str,
+                       command_id: str | None, policy: Policy,
+                       case_ref: str | None = None) -> None:
+        self._send_back(ev.ReturnRequested, CaseKind.RETURN, "returned", at, amount, reason,
+                        command_id, policy, case_ref)
+
+    def _send_back(self, event: type[ev.CaseRequested], kind: CaseKind, doing: str,
                    at: datetime, amount: int | None, reason: str, command_id: str | None,
-                   policy: Policy) -> None:
+                   policy: Policy, case_ref: str | None) -> None:
         """A case whose goods go back (a return, an exchange: R-1 runs its answer)."""
         self._begin(at, policy)
-        self._check_not_cancelled(doing)
         step = f"request_{kind.value}"
+        self._check_ref(case_ref, step)
+        self._check_not_cancelled(doing)
         self._check_status(OrderStatus.DELIVERED, step)
         self._check_can_open(at, policy, step)
         self._emit(event, at, Actor.USER, command_id, case=len(self.cases) + 1,
                    amount=self._case_amount(amount, policy, kind), reason=reason,
-                   response_deadline=TIMEOUTS[rules.R_1].due(at, policy))
+                   response_deadline=TIMEOUTS[rules.R_1].due(at, policy), case_ref=case_ref)
 
     def request_refund(self, at: datetime, *, amount: int | None, reason: str,
-                       command_id: str | None, policy: Policy) -> None:
+                       command_id: str | None, policy: Policy,
+                       case_ref: str | None = None) -> None:
         """F-1 (a paid order, before shipment: goods and postage), F-2 (shipped or
         delivered: `amount` of the goods, kept); F-3: online orders only."""
         self._begin(at, policy)
+        self._check_ref(case_ref, "request_refund")
         if self.payment is Payment.COD:
             raise CommandRefused(
                 rules.FLOW, "F-3: refund-only is for online orders; a cash-on-delivery "
@@ -422,13 +439,30 @@ class Order(Aggregate):
         rule = rules.F_1 if before else rules.F_2
         self._emit(ev.RefundRequested, at, Actor.USER, command_id, case=len(self.cases) + 1,
                    amount=granted, reason=reason, before_shipment=before,
-                   response_deadline=TIMEOUTS[rule].due(at, policy))
+                   response_deadline=TIMEOUTS[rule].due(at, policy), case_ref=case_ref)
 
     def request_exchange(self, at: datetime, *, amount: int | None, reason: str,
-                         command_id: str | None, policy: Policy) -> None:
+                         command_id: str | None, policy: Policy,
+                         case_ref: str | None = None) -> None:
         """E-1: a delivered order's goods worth `amount` are sent back for others."""
         self._send_back(ev.ExchangeRequested, CaseKind.EXCHANGE, "exchanged", at, amount,
-                        reason, command_id, policy)
+                        reason, command_id, policy, case_ref)
+
+    def amend_request(self, at: datetime, *, amount: int, reason: str,
+                      command_id: str | None, policy: Policy) -> None:
+        """The user amends the open request while it awaits the merchant's answer: a new
+        amount, checked as the request's (R-AMOUNT); a refund before shipment (F-1) is
+        for the whole order and is not amended (FLOW).  The answer deadline stays."""
+        self._begin(at, policy)
+        case = self._case_for("amend_request")
+        self._check_case(case, CaseStatus.REQUESTED, "amend_request", False)
+        if case.flow is Flow.REFUND_BEFORE_SHIPMENT:
+            raise CommandRefused(
+                rules.FLOW, f"amend_request: case {case.number} is a refund before shipment "
+                "(F-1): its amount is the whole order (goods and postage), not amended")
+        granted = self._case_amount(amount, policy, case.kind)
+        self._emit(ev.RequestAmended, at, Actor.USER, command_id, case=case.number,
+                   old_amount=case.amount, new_amount=granted, reason=reason)
 
     # --- cases: the merchant's answer ----------------------------------------------------
 
@@ -512,8 +546,10 @@ class Order(Aggregate):
 
     # --- cases: the goods going back -------------------------------------------------------
 
-    def submit_tracking(self, at: datetime, *, carrier: str, tracking_no: str,
+    def submit_tracking(self, at: datetime, *, carrier: str | None, tracking_no: str | None,
                         command_id: str | None, policy: Policy) -> None:
+        """R-2: the approved user sends the goods back (the carrier and tracking number
+        may be unknown: a platform's push may carry neither)."""
         self._begin(at, policy)
         case = self._case_for("submit_tracking")
         self._check_case(case, CaseStatus.APPROVED, "submit_tracking",
@@ -603,9 +639,11 @@ class Order(Aggregate):
                 "exchange")
         return case
 
-    def ship_replacement(self, at: datetime, *, carrier: str, tracking_no: str,
-                         command_id: str | None, policy: Policy) -> None:
-        """E-2: the merchant ships the replacement within the reship window of receipt."""
+    def ship_replacement(self, at: datetime, *, carrier: str | None,
+                         tracking_no: str | None, command_id: str | None,
+                         policy: Policy) -> None:
+        """E-2: the merchant ships the replacement within the reship window of receipt
+        (the carrier and tracking number may be unknown)."""
         self._begin(at, policy)
         case = self._exchange_for("ship_replacement")
         self._check_case(case, CaseStatus.RECEIVED, "ship_replacement",
@@ -681,6 +719,52 @@ class Order(Aggregate):
         self._rule(ev.ArbitrationRuled, case, made, Outcome(outcome), Blame(blame), note,
                    policy)
 
+    def withdraw_appeal(self, at: datetime, *, reason: str, command_id: str | None,
+                        policy: Policy) -> None:
+        """The user withdraws the appeal of the latest case while it is `arbitrating` (not
+        ruled): the case is `rejected` again, finally (one appeal per case, A-1)."""
+        self._begin(at, policy)
+        case = self._case_for("withdraw_appeal")
+        self._check_case(case, CaseStatus.ARBITRATING, "withdraw_appeal", False)
+        self._emit(ev.AppealWithdrawn, at, Actor.USER, command_id, case=case.number,
+                   reason=reason)
+
+    def record_blame(self, at: datetime, *, blame: str, case: int | None,
+                     command_id: str | None, policy: Policy) -> None:
+        """The platform gives, once, the blame of a ruling recorded with blame `unknown`:
+        of case number `case`, or by default of the latest ruled case whose blame is
+        unknown."""
+        self._begin(at, policy)
+        if blame not in KNOWN_BLAMES:
+            raise CommandRefused(rules.INPUT, f"field 'blame': must be one of "
+                                 f"{', '.join(KNOWN_BLAMES)}")
+        if case is None:
+            found = next((c for c in reversed(self.cases) if _blame_unknown(c)), None)
+            if found is None:
+                raise CommandRefused(
+                    rules.FLOW, f"record_blame: order {self.order_id} has no ruling whose "
+                    "blame is unknown")
+        else:
+            found = self._numbered(case, "record_blame")
+            if not _blame_unknown(found):
+                dispute = found.arbitration
+                why = ("was never ruled" if dispute is None or dispute.ruled_at is None
+                       else f"was ruled with blame {dispute.blame}")
+                raise CommandRefused(
+                    rules.FLOW, f"record_blame: case {case} {why}; the blame is recorded "
+                    "once, for a ruling whose blame is unknown")
+        assert found.arbitration is not None and found.arbitration.ruled_at is not None
+        self._emit(ev.BlameRecorded, at, Actor.PLATFORM, command_id, case=found.number,
+                   blame=blame, ruled_at=found.arbitration.ruled_at)
+
+    def _numbered(self, number: int, step: str) -> ReturnCase:
+        """The order's case `number` (FLOW: no such case)."""
+        if not 1 <= number <= len(self.cases):
+            raise CommandRefused(
+                rules.FLOW, f"{step}: order {self.order_id} has no case {number} "
+                f"({len(self.cases)} case{'s' if len(self.cases) != 1 else ''})")
+        return self.cases[number - 1]
+
     def _rule(self, event: type[ev.Ruled], case: ReturnCase, made: dict[str, Any],
               outcome: Outcome, blame: Blame, note: str, policy: Policy) -> None:
         """A ruling, and A-4: for the user the case continues as if the merchant had
@@ -747,18 +831,32 @@ class Order(Aggregate):
     # --- platform feeds (SPEC section 10) ----------------------------------------------
 
     def reconcile(self, at: datetime, *, source: str, ref: str, account: Account,
-                  command_id: str | None, policy: Policy) -> None:
-        """A platform's account of a step of the latest case that the ledger had already
-        taken, recorded as agreeing or, with both versions, as differing."""
+                  command_id: str | None, policy: Policy, case: int | None = None,
+                  tolerance: int = 0) -> None:
+        """A platform's account of a step the ledger had already taken, recorded as
+        agreeing or, with both versions, as differing: of case number `case` (default:
+        the latest case), or of the order itself (the fact `cancelled`).  A time or
+        deadline within `tolerance` seconds of the ledger's agrees."""
         self._begin(at, policy)
-        case = self.latest_case
-        if case is None:
-            raise CommandRefused(
-                rules.FLOW, f"reconcile: order {self.order_id} has no case to hold the "
-                f"platform's '{account.fact}' against")
-        found = compare(case, account)
-        common = {"case": case.number, "source": source, "ref": ref, "fact": account.fact,
-                  "step_at": account.step_at}
+        if tolerance < 0:
+            raise CommandRefused(rules.INPUT, "field 'tolerance': must not be negative")
+        number: int | None = None
+        if account.fact in ORDER_FACTS:
+            if case is not None:
+                raise CommandRefused(
+                    rules.INPUT, f"field 'case': the fact '{account.fact}' is about the "
+                    "order, not a case")
+            found = compare_order(self.cancelled_by, self.cancelled_at, account, tolerance)
+        else:
+            held = self.latest_case if case is None else self._numbered(case, "reconcile")
+            if held is None:
+                raise CommandRefused(
+                    rules.FLOW, f"reconcile: order {self.order_id} has no case to hold the "
+                    f"platform's '{account.fact}' against")
+            number = held.number
+            found = compare(held, account, tolerance)
+        common = {"case": number, "source": source, "ref": ref, "fact": account.fact,
+                  "step_at": account.step_at, "tolerance": tolerance}
         if not found:
             self._emit(ev.PlatformAgreed, at, Actor.PLATFORM, command_id, **common)
             return
@@ -787,6 +885,13 @@ _ACTS: Final[dict[str, Act]] = {
 }
 if _ACTS.keys() != TIMEOUTS.keys():  # pragma: no cover - a row without its act
     raise TypeError(f"no act for {sorted(TIMEOUTS.keys() - _ACTS.keys())}")
+
+
+def _blame_unknown(case: ReturnCase) -> bool:
+    """Whether the case's dispute was ruled with blame `unknown`."""
+    dispute = case.arbitration
+    return dispute is not None and dispute.ruled_at is not None and (
+        dispute.blame == Blame.UNKNOWN)
 
 
 def check_positive(field: str, amount: int) -> None:

@@ -2,20 +2,24 @@
 taken, held against the ledger's own record of it.
 
 The platform's feed says what happened to a case (approved, rejected, received, refunded,
-closed, ruled) or what its deadline is; when the ledger has taken that step itself (its
-timers acted, or the step was recorded from another source), the account is compared
-with the ledger, field by field, and every way it differs is named:
+closed, ruled) or what its deadline is, or that the order was cancelled; when the ledger
+has taken that step itself (its timers acted, or the step was recorded from another
+source), the account is compared with the ledger, field by field, and every way it
+differs is named:
 
     outcome    the platform's step is another one than the ledger's (approved against
-               rejected, ruled for the other party), or the ledger has not taken it
+               rejected, ruled for the other party), or the ledger has not taken it (an
+               order the ledger has not cancelled)
     actor      the platform names another actor (a merchant approval where the ledger's
                system approved at the deadline: the platform shows the step after the
                rules' deadline)
-    time       the same step at another instant (compared to the second: the platform's
-               times are whole Unix seconds)
+    time       the same step at another instant: more than the tolerance apart (in whole
+               seconds: the platform's times are whole Unix seconds; tolerance 0 compares
+               to the second)
     amount     another amount refunded
-    deadline   the platform's deadline for the case differs from the rules' (with no
-               `set_deadline` recorded that moved it), or the ledger has none pending
+    deadline   the platform's deadline for the case differs from the rules' by more than
+               the tolerance (with no `set_deadline` recorded that moved it), or the
+               ledger has none pending
 
 No difference: the account agrees.  Pure: no clock, no storage.
 """
@@ -28,8 +32,12 @@ from datetime import datetime
 from aftersales.domain.cases import ReturnCase
 from aftersales.domain.states import CaseStatus
 
-#: The facts a platform's account may state.
-FACTS = ("approved", "rejected", "received", "refunded", "closed", "ruled", "deadline")
+#: The facts a platform's account may state about a case.
+CASE_FACTS = ("approved", "rejected", "received", "refunded", "closed", "ruled", "deadline")
+#: The facts it may state about the order itself (no case needed).
+ORDER_FACTS = ("cancelled",)
+#: Every fact a platform's account may state.
+FACTS = CASE_FACTS + ORDER_FACTS
 #: The ways an account may differ, most serious first.
 KINDS = ("outcome", "actor", "amount", "deadline", "time")
 
@@ -59,6 +67,15 @@ def _second(at: datetime | None) -> int | None:
     return None if at is None else int(at.timestamp() // 1)
 
 
+def _within(a: datetime | None, b: datetime | None, tolerance: int) -> bool:
+    """Whether two instants agree: both absent, or at most `tolerance` whole seconds
+    apart."""
+    x, y = _second(a), _second(b)
+    if x is None or y is None:
+        return x == y
+    return abs(x - y) <= tolerance
+
+
 def _when(at: datetime | None) -> str:
     return "-" if at is None else at.isoformat()
 
@@ -67,9 +84,9 @@ def _step(name: str, by: str | None, at: datetime | None) -> str:
     return f"{name}{f' by {by}' if by else ''} at {_when(at)}"
 
 
-def compare(case: ReturnCase, account: Account) -> list[Difference]:
+def compare(case: ReturnCase, account: Account, tolerance: int = 0) -> list[Difference]:
     """Every way `account` differs from the ledger's record of `case`, most serious
-    first (empty: it agrees)."""
+    first (empty: it agrees); times and deadlines within `tolerance` seconds agree."""
     found: list[Difference] = []
     fact = account.fact
     said = _step(fact, account.by, account.step_at)
@@ -81,7 +98,7 @@ def compare(case: ReturnCase, account: Account) -> list[Difference]:
             return
         if account.by is not None and by is not None and account.by != by:
             found.append(Difference("actor", ours, said))
-        if account.step_at is not None and _second(account.step_at) != _second(at):
+        if account.step_at is not None and not _within(account.step_at, at, tolerance):
             found.append(Difference("time", ours, said))
 
     if fact in ("approved", "rejected"):
@@ -117,14 +134,33 @@ def compare(case: ReturnCase, account: Account) -> list[Difference]:
                 found.append(Difference("outcome", f"ruled for the {ruling.outcome}",
                                         f"ruled for the {account.outcome}"))
             if account.step_at is not None and \
-                    _second(account.step_at) != _second(ruling.ruled_at):
+                    not _within(account.step_at, ruling.ruled_at, tolerance):
                 found.append(Difference("time", f"ruled at {_when(ruling.ruled_at)}",
                                         f"ruled at {_when(account.step_at)}"))
     elif fact == "deadline":
         ours = case.deadline.at if case.deadline is not None and case.is_open else None
-        if _second(ours) != _second(account.deadline):
+        if not _within(ours, account.deadline, tolerance):
             found.append(Difference("deadline", f"deadline {_when(ours)}",
                                     f"deadline {_when(account.deadline)}"))
     else:  # pragma: no cover - the command's model admits only FACTS
         raise ValueError(f"unknown fact {fact!r}")
     return sorted(found, key=lambda d: KINDS.index(d.kind))
+
+
+def compare_order(cancelled_by: str | None, cancelled_at: datetime | None,
+                  account: Account, tolerance: int = 0) -> list[Difference]:
+    """Every way `account` of the order's cancellation (the fact `cancelled`) differs
+    from the ledger's (who cancelled, when; None: not cancelled), most serious first."""
+    if account.fact != "cancelled":  # pragma: no cover - the caller sends ORDER_FACTS
+        raise ValueError(f"unknown order fact {account.fact!r}")
+    said = _step("cancelled", account.by, account.step_at)
+    if cancelled_at is None:
+        return [Difference("outcome", "not cancelled", said)]
+    ours = _step("cancelled", cancelled_by, cancelled_at)
+    found: list[Difference] = []
+    if account.by is not None and cancelled_by is not None and account.by != cancelled_by:
+        found.append(Difference("actor", ours, said))
+    if account.step_at is not None and not _within(account.step_at, cancelled_at,
+                                                   tolerance):
+        found.append(Difference("time", ours, said))
+    return found

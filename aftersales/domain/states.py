@@ -83,10 +83,26 @@ class Blame(StrEnum):
     BOTH = "both"
     PLATFORM = "platform"
     CREATOR = "creator"  # 达人: the creator who sold the goods
+    #: Not known yet: a ruling from a platform's push carries no blame (SPEC section 10);
+    #: the platform gives it later, once (`record_blame`).
+    UNKNOWN = "unknown"
 
 
 #: The blames that make a ruling the merchant's lost dispute (纠纷商责, SPEC section 8).
 LOST_BLAMES = frozenset({Blame.MERCHANT.value, Blame.BOTH.value})
+#: The blames `record_blame` may give a ruling whose blame is unknown.
+KNOWN_BLAMES = tuple(b.value for b in Blame if b is not Blame.UNKNOWN)
+
+
+def dispute_result(outcome: str, blame: str) -> str | None:
+    """How a ruling counts for the merchant: `lost` (blame merchant or both), `won` (for
+    the merchant without that blame), `unknown` (the blame is not known yet: neither lost
+    nor won until it is), or None (for the user, blaming someone else: neither)."""
+    if blame == Blame.UNKNOWN:
+        return "unknown"
+    if blame in LOST_BLAMES:
+        return "lost"
+    return "won" if outcome == Outcome.MERCHANT else None
 
 
 # Violation rules (merchant deadlines) and lapse rules (user deadlines), SPEC sections 4, 7, 8.

@@ -1,43 +1,59 @@
 """A platform feed into the ledger: push bodies (and ledger command lines, mixed in one
-file) applied in business-time order within a lateness window, one message at a time.
+file) applied in business-time order within a lateness window, one message at a time,
+each decided once.
 
-Each message is decided on the ledger's state as of its time (the order read from the
-store, its due timeouts applied to that copy), so it must be applied before the next is
-decided: a feed is applied one command a transaction, not in group commits (a feed of a
-few thousand messages a day; docs/platforms/douyin.md has the figures).  A message whose
-id was applied before (`douyin:<msg_id>`) is skipped before it is decided: delivered again
-after its order moved on, it would otherwise be decided into another command.
+A message is decided on the ledger's state as of its time (each order it names read from
+the store, its due timeouts applied to that copy), into the commands its meaning needs;
+those commands and the message's outcome (applied, reconciled, refused, reported,
+ignored) are recorded in one transaction, under the message's key (`douyin:<msg_id>`).
+A message whose outcome is recorded is never decided again, whether it comes again in
+the same feed, in another file, or after a crash and restart: so a feed applied with
+interruptions leaves the ledger it leaves uninterrupted.  Only `retry` decides reported
+messages again, on purpose (after the missing order export was loaded).
+
+Not recorded, because they do not depend on the ledger's state and come out the same
+every time: a message that cannot be read (INPUT), a tag the ledger does not read, and
+refusals decided afresh by rule (FUTURE, INTEGRITY).
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from aftersales.application.commands import OrderCommand, Reconcile, Tick, parse_command
+from aftersales.application.decisions import Outcome
 from aftersales.application.ledger import Ledger
 from aftersales.domain import rules
+from aftersales.domain.order import Order
 from aftersales.errors import CommandRefused, IntegrityBroken
 from aftersales.feeds.douyin import (
     RANK,
-    TAGS,
+    TOLERANCE,
     Message,
     Skipped,
+    Tolerance,
     decide,
-    is_push,
-    parse_messages,
+    message,
 )
+from aftersales.feeds.pushes import is_push, read_body
 from aftersales.feeds.window import Window
 from aftersales.ingest.serial import decode_line
+from aftersales.storage.port import MessageRow
 
 #: How far behind the latest business time a message may arrive and still be put in its
 #: place (AFTERSALES_FEED_LATENESS / --lateness).
 LATENESS = timedelta(minutes=10)
+#: Command lines recorded per transaction (an order export of thousands of orders).
+COMMAND_BATCH = 1000
+#: The outcomes of a message, most telling first: a message with a reported part is
+#: reported (so that `feed retry` decides it again); one with a refused command, refused.
+OUTCOMES = ("reported", "refused", "reconciled", "applied", "ignored")
 
-Item = tuple[int, OrderCommand | Tick | Message]
+Item = tuple[int, Message]  # a message held, with its line
 
 
 @dataclass
@@ -47,7 +63,7 @@ class FeedReport:
     commands: int = 0  # ledger command lines among them
     applied: int = 0
     reconciled: int = 0  # of those applied: accounts of steps the ledger had taken
-    duplicates: int = 0
+    duplicates: int = 0  # messages decided before, command lines applied before
     ignored: int = 0
     reported: int = 0
     late: int = 0
@@ -60,7 +76,7 @@ class FeedReport:
         codes = ", ".join(f"{c} {n}" for c, n in sorted(self.refused.items()))
         return (f"{self.lines:,} lines: {self.messages:,} messages and {self.commands:,} "
                 f"ledger commands; {self.applied:,} applied ({self.reconciled:,} "
-                f"reconciled), {self.duplicates:,} already applied, {self.ignored:,} "
+                f"reconciled), {self.duplicates:,} decided before, {self.ignored:,} "
                 f"ignored, {self.reported:,} reported, {refused:,} refused"
                 + (f" ({codes})" if codes else "") + f"; {self.late:,} came later than "
                 f"the window; {self.events:,} events recorded")
@@ -72,66 +88,74 @@ class Feed:
     decided and applied; `drain` applies what is still held (the end of the input)."""
 
     def __init__(self, ledger: Ledger, lateness: timedelta = LATENESS,
-                 on_refused: Callable[[str], None] = lambda text: None) -> None:
+                 on_refused: Callable[[str], None] = lambda text: None, *,
+                 tolerance: Tolerance = TOLERANCE,
+                 received_at: datetime | None = None) -> None:
         self.ledger = ledger
         self.report = FeedReport()
         self.window: Window[Item] = Window(lateness)
         self.on_refused = on_refused
+        self.tolerance = tolerance
+        #: The receive time of bare bodies (`--received-at`; None: unknown).
+        self.received_at = received_at
         self._seen: set[str] = set()
+        #: Ledger command lines read, not yet recorded (an order export: group commits).
+        self._pending: list[tuple[int, OrderCommand | Tick]] = []
 
     def say(self, number: int, what: str, code: str, reason: str) -> None:
         self.on_refused(f"line {number}{what}: {code}: {reason}")
 
     def add(self, number: int, raw: bytes) -> None:
-        """Line `number` of the feed: a push body or a ledger command line."""
+        """Line `number` of the feed: a push body, a received body or a ledger command
+        line."""
         report = self.report
         report.lines += 1
         try:
             text = decode_line(raw).strip()
             if not text:
                 return
-            if is_push(text):
-                read: list[Any] = parse_messages(text)
-            else:
-                read = [parse_command(text)]
+            if not is_push(text):
+                command = parse_command(text)
+                report.commands += 1  # applied in file order (an order export comes
+                self.release(command.at)  # before the pushes about its orders), after
+                self._pending.append((number, command))  # the messages held that
+                if len(self._pending) >= COMMAND_BATCH:  # precede it
+                    self._flush()
+                return
+            body = read_body(text, self.received_at)
         except CommandRefused as refused:
             report.refused[refused.code] += 1
             self.say(number, "", refused.code, refused.reason)
             return
-        for x in read:
-            if isinstance(x, CommandRefused | Skipped):  # one message of the body
-                report.messages += 1
-                if isinstance(x, Skipped):
-                    report.ignored += 1
-                else:
-                    report.refused[x.code] += 1
-                    self.say(number, "", x.code, x.reason)
+        for n, found in enumerate(body.messages):
+            report.messages += 1
+            try:
+                m = message(n, found, body.received_at)
+            except UNREADABLE as e:  # a field nothing reads: the message, not the reader
+                unread = _unreadable(e, f"message {n + 1}")
+                report.refused[unread.code] += 1  # one message of the body: the rest
+                self.say(number, "", unread.code, unread.reason)  # stand
                 continue
-            item: Item = (number, x)
-            if isinstance(x, Message):
-                if (ahead := self.ledger.writer.too_far_ahead(x.at)) is not None:
-                    report.messages += 1  # said, and kept out of the window's clock
-                    report.refused[ahead.code] += 1
-                    self.say(number, f" (msg {x.msg_id}, tag {x.tag})", ahead.code,
-                             ahead.reason)
-                    continue
-                report.messages += 1
-                report.by_tag[TAGS[x.tag].name if x.tag in TAGS else str(x.tag)] += 1
-                if x.msg_id in self._seen:  # delivered twice in this feed
-                    report.duplicates += 1
-                    continue
-                self._seen.add(x.msg_id)
-            else:  # a ledger command line: applied in file order (an order export comes
-                report.commands += 1  # before the pushes about its orders), after the
-                self.release(x.at)  # messages held that precede it in business time
-                self._apply(item, False)
+            if isinstance(m, Skipped):
+                report.ignored += 1
+                report.by_tag[str(m.tag)] += 1
                 continue
-            for due, late in self.window.add(x.at, item, RANK.get(x.tag, x.tag)):
+            report.by_tag[m.name] += 1
+            if (ahead := self.ledger.writer.too_far_ahead(m.at)) is not None:
+                report.refused[ahead.code] += 1  # said, and kept out of the window's clock
+                self.say(number, _what(m), ahead.code, ahead.reason)
+                continue
+            if m.key in self._seen:  # delivered twice in this feed
+                report.duplicates += 1
+                continue
+            self._seen.add(m.key)
+            for due, late in self.window.add(m.at, (number, m), RANK.get(m.tag, m.tag)):
                 self._apply(due, late)
 
     def drain(self) -> None:
         for due, late in self.window.drain():
             self._apply(due, late)
+        self._flush()
 
     def release(self, upto: datetime) -> None:
         """Apply what is held up to business time `upto`."""
@@ -139,77 +163,213 @@ class Feed:
             self._apply(due, late)
 
     def first_held(self) -> int | None:
-        """The first line with a message still held (None: nothing is)."""
-        return min((number for number, _ in self.window.held()), default=None)
+        """The first line with a message still held, or a command line not yet recorded
+        (None: nothing is)."""
+        return min([number for number, _ in self.window.held()]
+                   + [number for number, _ in self._pending], default=None)
 
     def _apply(self, item: Item, late: bool) -> None:
-        number, x = item
+        number, m = item
         self.report.late += late
-        if isinstance(x, Message):
-            self._message(number, x)
-            return
-        self._execute(number, "", x)
+        self.decide(number, m)
 
-    def _execute(self, number: int, what: str, command: OrderCommand | Tick) -> None:
-        """Apply one command of the feed (a line's, or a message's), counting what it did
-        or saying why it was refused."""
+    def _flush(self) -> None:
+        """Record the command lines read so far, in one transaction (as `ingest` does: a
+        line's outcome is what it would be one by one), counting what each did or saying
+        why it was refused."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
         report = self.report
-        try:
-            outcome = self.ledger.execute(command)
-        except CommandRefused as refused:
-            report.refused[refused.code] += 1
-            report.events += refused.events
-            self.say(number, what, refused.code, refused.reason)
-            return
-        report.events += outcome.events
-        if outcome.duplicate:
-            report.duplicates += 1
-            return
-        report.applied += 1
-        report.reconciled += isinstance(command, Reconcile)
+        results = self.ledger.execute_batch([c for _, c in pending])
+        for (number, _), result in zip(pending, results, strict=True):
+            if isinstance(result, CommandRefused):
+                report.refused[result.code] += 1
+                report.events += result.events
+                self.say(number, "", result.code, result.reason)
+            elif isinstance(result, Outcome):
+                report.events += result.events
+                if result.duplicate:
+                    report.duplicates += 1
+                else:
+                    report.applied += 1
 
-    def _message(self, number: int, m: Message) -> None:
-        """Decide a message on its order's state at its time, and apply what it becomes."""
-        ledger, report = self.ledger, self.report
-        what = f" (msg {m.msg_id}, tag {m.tag}" + (f" {TAGS[m.tag].name})" if m.tag in TAGS
-                                                    else ")")
-        if ledger.index.command_digest(m.command_id) is not None:
+    def decide(self, number: int, m: Message, *, again: bool = False) -> str | None:
+        """Decide a message on its orders' state at its time and record what it becomes,
+        with its outcome, in one transaction; the outcome (None: not recorded).  A
+        message decided before is not decided again, unless `again` (a reported one,
+        `retry`)."""
+        self._flush()  # the command lines before it first
+        ledger, report, what = self.ledger, self.report, _what(m)
+        if not again and ledger.message_outcomes([m.key]):
             report.duplicates += 1
-            return
+            return None
+        last = [_Chosen()]  # what the latest choice gave
+
+        def choose() -> list[OrderCommand]:
+            """The commands on the orders as stored now (asked again after a conflict)."""
+            orders: dict[str, Order | None] = {}
+            for order_id in m.order_ids:
+                order = orders[order_id] = ledger.get_order(order_id)
+                if order is not None:  # the state at the message's time: a copy, never
+                    order.apply_due_timeouts(m.at, ledger.policy)  # recorded
+            chosen = last[0] = _Chosen()
+            try:
+                decided = decide(m, orders, self.tolerance)
+            except UNREADABLE as e:  # a field no rule can read, in this state: recorded
+                chosen.unread = _unreadable(e, "the message")
+                return []
+            chosen.skipped = [d for _, d in decided if isinstance(d, Skipped)]
+            chosen.commands = [c for _, d in decided if not isinstance(d, Skipped) for c in d]
+            chosen.reported = [o for o, d in decided if isinstance(d, Skipped)
+                               and d.status == "reported"]
+            for c in chosen.commands:  # decided afresh every time: not recorded
+                if (ahead := ledger.writer.too_far_ahead(c.at)) is not None:
+                    raise ahead
+            return chosen.commands
+
         try:
-            order = ledger.get_order(m.order_id) if m.order_id else None
+            done = ledger.execute_message(choose, m.key, lambda results: _row(
+                m, last[0], results), replaces=again)
         except IntegrityBroken as broken:
             report.refused[rules.INTEGRITY] += 1
             self.say(number, what, rules.INTEGRITY, broken.describe())
-            return
-        if order is not None:  # the state at the message's time: a copy, never recorded
-            order.apply_due_timeouts(m.at, ledger.policy)
-        decision: OrderCommand | Skipped | CommandRefused
-        try:
-            decision = decide(m, order)
-        except CommandRefused as refused:
-            decision = refused
-        except (ValueError, TypeError, OverflowError) as e:  # a field no rule could read
-            decision = CommandRefused(rules.INPUT, f"cannot read the message: {e}")
-        if isinstance(decision, CommandRefused):
-            report.refused[decision.code] += 1
-            self.say(number, what, decision.code, decision.reason)
-        elif isinstance(decision, Skipped):
-            if decision.status == "ignored":
-                report.ignored += 1
-            else:
-                report.reported += 1
-                self.say(number, what, "REPORTED", decision.reason)
+            return None
+        except CommandRefused as ahead:  # FUTURE
+            report.refused[ahead.code] += 1
+            self.say(number, what, ahead.code, ahead.reason)
+            return None
+        if done.results is None:  # another writer decided it meanwhile
+            report.duplicates += 1
+            return done.row.outcome
+        chosen = last[0]
+        if chosen.unread is not None:
+            self.say(number, what, chosen.unread.code, chosen.unread.reason)
+        for result in done.results:
+            if isinstance(result, CommandRefused):
+                report.events += result.events
+                self.say(number, what, result.code, result.reason)
+            elif isinstance(result, Outcome):
+                report.events += result.events
+        for skip in chosen.skipped:
+            if skip.status == "reported":
+                self.say(number, what, "REPORTED", skip.reason)
+        outcome = done.row.outcome
+        if outcome == "refused":
+            report.refused[done.row.code] += 1
+        elif outcome in ("applied", "reconciled"):
+            report.applied += 1
+            report.reconciled += outcome == "reconciled"
         else:
-            self._execute(number, what, decision)
+            setattr(report, outcome, getattr(report, outcome) + 1)
+        return outcome
+
+
+@dataclass
+class _Chosen:
+    """What choosing a message's commands gave: the commands, the sub-orders skipped (and
+    which of them were reported), or the refusal of a field no rule could read."""
+
+    commands: list[OrderCommand] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    reported: list[str] = field(default_factory=list)
+    unread: CommandRefused | None = None
+
+
+#: What a message's fields can raise when read: a refusal, or (a field of a shape no rule
+#: foresaw) an error of the value's own, which refuses the message, never stops the reader.
+UNREADABLE = (CommandRefused, ValueError, TypeError, ArithmeticError, LookupError)
+
+
+def _unreadable(e: Exception, what: str) -> CommandRefused:
+    if isinstance(e, CommandRefused):
+        return e
+    return CommandRefused(rules.INPUT, f"{what} cannot be read: {type(e).__name__}: {e}")
+
+
+def _what(m: Message) -> str:
+    return f" (msg {m.msg_id}, tag {m.tag} {m.name})"
+
+
+def _row(m: Message, chosen: _Chosen, results: list[object]) -> MessageRow:
+    """The outcome a message's decision is recorded with.  A reported message keeps the
+    sub-orders it was reported for (`order_ids`): `retry` decides those again, not the
+    ones decided already."""
+    found: list[tuple[str, str, str]] = []  # (outcome, code, reason)
+    if chosen.unread is not None:
+        found.append(("refused", chosen.unread.code, chosen.unread.reason))
+    for skip in chosen.skipped:
+        found.append((skip.status, "", skip.reason))
+    for c, result in zip(chosen.commands, results, strict=True):
+        if isinstance(result, CommandRefused):
+            found.append(("refused", result.code, result.reason))
+        elif isinstance(result, Outcome):
+            if isinstance(c, Reconcile):
+                found.append(("reconciled", "", ""))
+            else:
+                found.append(("applied", "", "already applied" if result.duplicate else ""))
+    outcome, code, reason = min(found, key=lambda x: OUTCOMES.index(x[0]),
+                                default=("ignored", "", ""))
+    orders = chosen.reported if outcome == "reported" else m.order_ids
+    return MessageRow(key=m.key, outcome=outcome, code=code, reason=reason, tag=m.tag,
+                      order_ids=" ".join(orders), message=m.kept)
 
 
 def ingest_feed(ledger: Ledger, lines: Iterable[bytes], *,
                 lateness: timedelta = LATENESS,
-                on_refused: Callable[[str], None] = lambda text: None) -> FeedReport:
+                on_refused: Callable[[str], None] = lambda text: None,
+                tolerance: Tolerance = TOLERANCE,
+                received_at: datetime | None = None) -> FeedReport:
     """Apply a feed; each refused or reported message is told as `line N: …`."""
-    feed = Feed(ledger, lateness, on_refused)
+    feed = Feed(ledger, lateness, on_refused, tolerance=tolerance, received_at=received_at)
     for number, raw in enumerate(lines, start=1):
         feed.add(number, raw)
     feed.drain()
     return feed.report
+
+
+def retry(ledger: Ledger, *, tolerance: Tolerance = TOLERANCE,
+          on_refused: Callable[[str], None] = lambda text: None,
+          prefix: str = "douyin:") -> FeedReport:
+    """Decide the reported messages again, on the ledger as it is now, in business-time
+    order (after the missing orders were placed): each for the sub-orders it was reported
+    for, recorded anew, once.  A kept message that cannot be read now is refused `INPUT`
+    and recorded so."""
+    feed = Feed(ledger, on_refused=on_refused, tolerance=tolerance)
+    kept: list[Message] = []
+    after = ""
+    while rows := ledger.reported_messages(prefix, 1000, after):
+        after = rows[-1].key
+        for row in rows:
+            if row.outcome != "reported":
+                continue
+            try:
+                found = _kept_message(row)
+            except UNREADABLE as e:
+                unread = _unreadable(e, "the kept message")
+                refused = row._replace(outcome="refused", code=unread.code,
+                                       reason=unread.reason)
+                ledger.execute_message([], row.key, _always(refused), replaces=True)
+                feed.report.messages += 1
+                feed.report.refused[unread.code] += 1
+                on_refused(f"{row.key}: {unread.code}: {unread.reason}")
+                continue
+            kept.append(found)
+    for n, m in enumerate(sorted(kept, key=lambda m: (m.at, RANK.get(m.tag, m.tag))), 1):
+        feed.report.messages += 1
+        feed.decide(n, m, again=True)
+    return feed.report
+
+
+def _always(row: MessageRow) -> Callable[[list[object]], MessageRow]:
+    return lambda results: row
+
+
+def _kept_message(row: MessageRow) -> Message:
+    """A reported message as it was kept, for the sub-orders it was reported for."""
+    raw = json.loads(row.message)
+    at = datetime.fromisoformat(raw.pop("at"))
+    found = message(0, raw, at)
+    if not isinstance(found, Message):
+        raise CommandRefused(rules.INPUT, f"tag {found.tag} is not one the ledger reads")
+    return replace(found, order_ids=tuple(row.order_ids.split()))

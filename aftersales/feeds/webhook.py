@@ -3,7 +3,9 @@ before they are acknowledged, applied by one thread in business-time order.
 
 A push is accepted when its `event-sign` header is the MD5 (hex) of app_key + body +
 app_secret (the app's key and secret come from the environment).  An accepted body is
-appended to the spool file, one line, and the file is flushed and fsync'd: only then is
+appended to the spool file, one line `{"received_at": …, "body": […]}` (the receive time is
+the time of its messages that carry none of their own), and the file is flushed and
+fsync'd: only then is
 the platform answered `{"code": 0, "msg": "success"}`.  So nothing acknowledged is lost: a
 crash between the answer and the ledger leaves the body in the spool, and the next start
 applies it.  The applier reads the spool from its checkpoint (the first line with a
@@ -32,7 +34,8 @@ from typing import Any
 
 from aftersales.application.ledger import Ledger
 from aftersales.errors import CommandRefused, SettingsError, StoreUnavailable
-from aftersales.feeds.douyin import envelope
+from aftersales.feeds.douyin import TOLERANCE, Tolerance
+from aftersales.feeds.pushes import ZONE, read_body
 from aftersales.feeds.run import Feed
 from aftersales.storage.retry import describe as store_error
 from aftersales.storage.retry import is_store_error
@@ -70,12 +73,17 @@ class Spool:
             _fsync_dir(path.parent)
         self.lines = _count_lines(path)
 
-    def append(self, body: bytes) -> int:
-        """Append one body as one line, durably; its line number."""
-        found = json.loads(body)
-        line = json.dumps(found if isinstance(found, list) else [found], separators=(",", ":"))
+    def append(self, body: bytes, received_at: datetime) -> int:
+        """Append one body (JSON the server has read) as one line, with the time it was
+        received (the time of its messages that carry none), durably; its line number.
+        The body's own bytes are kept, not a re-encoding of them (which would turn a
+        number no float can hold into `Infinity`): only its line breaks, which JSON allows
+        between tokens and never inside a string, become spaces."""
+        kept = body.strip().replace(b"\r", b" ").replace(b"\n", b" ")
+        line = (b'{"received_at":"' + received_at.isoformat().encode() + b'","body":' + kept
+                + b"}")
         with self._lock:
-            self._file.write(line.encode() + b"\n")
+            self._file.write(line + b"\n")
             self._file.flush()
             os.fsync(self._file.fileno())
             self.lines += 1
@@ -144,8 +152,10 @@ class Applier:
 
     def __init__(self, open_ledger: Callable[[], Ledger], spool: Spool,
                  lateness: timedelta, clock: Callable[[], datetime],
-                 say: Callable[[str], None], poll: float = 0.5) -> None:
+                 say: Callable[[str], None], poll: float = 0.5,
+                 tolerance: Tolerance = TOLERANCE) -> None:
         self.open_ledger, self.spool, self.lateness = open_ledger, spool, lateness
+        self.tolerance = tolerance
         self.clock, self.say, self.poll = clock, say, poll
         self.wake = threading.Event()
         self.stop = threading.Event()
@@ -184,7 +194,7 @@ class Applier:
                 pause = min(pause * 2, 30.0)
 
     def _loop(self, ledger: Ledger) -> None:
-        feed = Feed(ledger, self.lateness, on_refused=self.say)
+        feed = Feed(ledger, self.lateness, on_refused=self.say, tolerance=self.tolerance)
         next_line = checkpoint = self.spool.checkpoint()
         while not self.stop.is_set():
             for number, raw in self.spool.read_from(next_line):
@@ -204,6 +214,7 @@ class Applier:
 def serve(host: str, port: int, spool: Spool, applier: Applier, key: str, secret: str,
           say: Callable[[str], None], ack: bool) -> ThreadingHTTPServer:
     """The HTTP server (not yet serving: call `serve_forever`)."""
+    clock = applier.clock
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -222,14 +233,14 @@ def serve(host: str, port: int, spool: Spool, applier: Applier, key: str, secret
                 self._answer(401, {"code": 40041, "msg": "missing or wrong event-sign"})
                 return
             try:
-                envelope(body.decode("utf-8"))
+                read_body(body.decode("utf-8"), kept=False)
             except (CommandRefused, UnicodeDecodeError) as e:
                 self._answer(400, {"code": 40000, "msg": f"not push messages: {e}"})
                 return
             if applier.failed is not None:
                 self._answer(503, {"code": 50300, "msg": "the ledger is not applying"})
                 return
-            line = spool.append(body)
+            line = spool.append(body, clock().astimezone(ZONE))
             if ack:
                 say(f"ack received {line}")
             self._answer(200, {"code": 0, "msg": "success"})

@@ -30,7 +30,8 @@ from eventsourcing.persistence import Notification
 
 from aftersales.domain import events as ev
 from aftersales.domain import rules
-from aftersales.domain.states import LOST_BLAMES, CaseKind, Outcome, Payment
+from aftersales.domain.reconciliation import KINDS as DISCREPANCY_KINDS
+from aftersales.domain.states import CaseKind, Payment, dispute_result
 from aftersales.domain.steps import (
     CASE_DEADLINE_RULE,
     CASE_DEADLINE_RULES,
@@ -46,12 +47,19 @@ from aftersales.storage.port import ChainedNotification
 
 Row = dict[str, Any]
 _ENDED = frozenset(s.value for s in TERMINAL_CASE_STATUSES)
+#: The `merchant_compliance` counter of each class of discrepancy (SPEC section 10:
+#: `outcome`, `actor`, `amount`, `deadline`, `time`, most serious first).  A differing
+#: account counts once, under its most serious way (`PlatformDiffered.kind`), so these add
+#: up to `discrepancies`.
+DISCREPANCY_COUNTERS = {kind: f"discrepancies_{kind}" for kind in DISCREPANCY_KINDS}
 #: The `merchant_compliance` counters: cases and answers, one per violation of the rules
-#: table, and the compensations.
+#: table, the compensations, disputes, and the platform's accounts (discrepancies by
+#: class).
 COUNTERS = ("cases_opened", "answered_on_time", *VIOLATION_COUNTERS, "compensations_paid",
             "compensation_fen", "refund_cases_opened", "exchange_cases_opened",
             "receipts_rejected", "deadlines_extended", "orders_placed", "disputes_opened",
-            "disputes_lost", "disputes_won", "platform_agreed", "discrepancies")
+            "disputes_lost", "disputes_won", "disputes_unknown_blame", "platform_agreed",
+            "discrepancies", *DISCREPANCY_COUNTERS.values())
 
 
 @dataclass
@@ -292,18 +300,22 @@ def _deadline_changed(batch: Batch, o: Row, e: ev.DeadlineChanged, position: int
 
 def _reported(batch: Batch, o: Row, e: ev.PlatformReported, position: int) -> None:
     """A platform's account of a step the ledger had taken: counted as agreeing, or one
-    row of `discrepancies` with both versions (SPEC section 10)."""
+    row of `discrepancies` with both versions, counted in all and under its class, the
+    most serious way it differs (SPEC section 10)."""
     if isinstance(e, ev.PlatformAgreed):
         batch.count(o["merchant_id"], e.at, "platform_agreed")
         return
     assert isinstance(e, ev.PlatformDiffered)
     batch.count(o["merchant_id"], e.at, "discrepancies")
+    batch.count(o["merchant_id"], e.at, DISCREPANCY_COUNTERS[e.kind])
+    kind = None if e.case is None else batch.cases[(o["order_uuid"], e.case)]["kind"]
     batch.discrepancies.append({
         "position": position, "order_id": o["order_id"], "merchant_id": o["merchant_id"],
-        "case_no": e.case, "kind": batch.cases[(o["order_uuid"], e.case)]["kind"],
+        "case_no": e.case, "kind": kind,
         "source": e.source, "ref": e.ref, "fact": e.fact, "discrepancy": e.kind,
         "kinds": ",".join(e.kinds), "ledger": e.ledger, "platform": e.platform,
-        "step_at": e.step_at, "reported_at": e.at, "day": batch.day(e.at)})
+        "step_at": e.step_at, "tolerance_seconds": e.tolerance, "reported_at": e.at,
+        "day": batch.day(e.at)})
 
 
 def pending_rows(orders: Iterable[Row]) -> list[Row]:
@@ -321,7 +333,8 @@ def compliance_row(merchant: str, day: date, counts: Mapping[str, int]) -> Row:
     return {"merchant_id": merchant, "day": day, **dict.fromkeys(COUNTERS, 0), **counts}
 
 
-_OPENED = {ev.ReturnRequested: (CaseKind.RETURN, None),
+_OPENED: dict[type[ev.CaseEvent], tuple[CaseKind, str | None]] = {
+    ev.ReturnRequested: (CaseKind.RETURN, None),
            ev.RefundRequested: (CaseKind.REFUND, "refund_cases_opened"),
            ev.ExchangeRequested: (CaseKind.EXCHANGE, "exchange_cases_opened")}
 
@@ -330,8 +343,9 @@ def _new_case(batch: Batch, o: Row, e: Any, kind: CaseKind) -> Row:
     return {
         "order_id": o["order_id"], "case_no": e.case, "order_uuid": o["order_uuid"],
         "merchant_id": o["merchant_id"], "user_id": o["user_id"], "payment": o["payment"],
-        "kind": kind.value, "before_shipment": getattr(e, "before_shipment", False),
-        "amount": e.amount, "reason": e.reason, "status": "requested",
+        "kind": kind.value, "case_ref": e.case_ref,
+        "before_shipment": getattr(e, "before_shipment", False),
+        "amount": e.amount, "amended_at": None, "reason": e.reason, "status": "requested",
         "requested_at": e.at, "requested_day": batch.day(e.at), "decided_at": None,
         "decided_day": None, "decided_by": None, "decision": None, "reject_reason": None,
         "response_seconds": None, "tracking_at": None, "carrier": None, "tracking_no": None,
@@ -355,7 +369,8 @@ def _new_dispute(batch: Batch, c: Row, e: ev.Appealed, position: int) -> Row:
         "rejected_at": c["rejected_at"], "reject_reason": c["reject_reason"],
         "appeal_reason": e.reason, "opened_at": e.at, "opened_day": batch.day(e.at),
         "evidence_deadline": e.evidence_deadline, "evidence_at": None, "evidence_count": 0,
-        "evidence": None, "evidence_note": None, "status": "open", "ruled_at": None,
+        "evidence": None, "evidence_note": None, "status": "open", "withdrawn_at": None,
+        "ruled_at": None,
         "ruled_day": None, "ruled_by": None, "outcome": None, "blame": None,
         "ruling_note": None, "lost": None, "hours_to_ruling": None, "resumed_as": None,
         "last_position": position,
@@ -412,6 +427,10 @@ def _fold_case(batch: Batch, o: Row, e: ev.CaseEvent, position: int) -> None:
                 move("approved", e.tracking_deadline)
         if not isinstance(e, ev.DeadlineMissed):
             batch.count(merchant, e.at, "answered_on_time")
+    elif isinstance(e, ev.RequestAmended):
+        c.update(amount=e.new_amount, amended_at=e.at)
+        if e.reason:
+            c["reason"] = e.reason
     elif isinstance(e, ev.ReturnWithdrawn):
         move("withdrawn")
     elif isinstance(e, ev.TrackingSubmitted):
@@ -455,18 +474,27 @@ def _fold_case(batch: Batch, o: Row, e: ev.CaseEvent, position: int) -> None:
         move("exchanged")
     elif isinstance(e, ev.ExchangeConvertedToRefund):
         c.update(converted_to_refund=True, merchant_debt=e.debt)
-    elif isinstance(e, (ev.Appealed, ev.EvidenceSubmitted, ev.Ruled)):
+    elif isinstance(e, (ev.Appealed, ev.EvidenceSubmitted, ev.Ruled, ev.AppealWithdrawn,
+                        ev.BlameRecorded)):
         _dispute(batch, o, c, e, position, move)
     if o["latest_case"] is None or e.case >= o["latest_case"]:
         o["latest_case"], o["case_status"], o["case_kind"] = e.case, c["status"], c["kind"]
+
+
+#: The `merchant_compliance` counter of each way a ruling counts for the merchant
+#: (`dispute_result`).
+_RESULT_COUNTERS = {"lost": "disputes_lost", "won": "disputes_won",
+                    "unknown": "disputes_unknown_blame"}
 
 
 def _dispute(batch: Batch, o: Row, c: Row, e: ev.CaseEvent, position: int,
              move: Callable[..., None]) -> None:
     """SPEC section 8: the appeal opens the case's `disputes` row; the evidence and the
     ruling fill it; a ruling resumes the case where the event says (A-4), and counts as
-    the merchant's lost dispute if it blames the merchant (or both), or as won if it is
-    for the merchant without that blame."""
+    the merchant's lost dispute if it blames the merchant (or both), as won if it is for
+    the merchant without that blame, or apart while its blame is unknown; the blame
+    recorded later moves it from unknown to lost or won, on the ruling's business day.  A
+    withdrawn appeal leaves the case rejected and counts as neither."""
     ckey = (o["order_uuid"], e.case)
     merchant = o["merchant_id"]
     if isinstance(e, ev.Appealed):
@@ -483,17 +511,29 @@ def _dispute(batch: Batch, o: Row, c: Row, e: ev.CaseEvent, position: int,
                  evidence=json.dumps(e.evidence, ensure_ascii=False), evidence_note=e.note)
         move("arbitrating")
         return
+    if isinstance(e, ev.AppealWithdrawn):
+        d.update(status="withdrawn", withdrawn_at=e.at)
+        c["arbitration"] = "withdrawn"
+        move("rejected")
+        return
+    if isinstance(e, ev.BlameRecorded):
+        result = dispute_result(d["outcome"], e.blame)
+        d.update(blame=e.blame, lost=result == "lost")
+        c["blame"] = e.blame
+        batch.count(merchant, e.ruled_at, _RESULT_COUNTERS["unknown"], -1)
+        if result is not None:
+            batch.count(merchant, e.ruled_at, _RESULT_COUNTERS[result])
+        return
     assert isinstance(e, ev.Ruled)
-    lost = e.blame in LOST_BLAMES
+    result = dispute_result(e.outcome, e.blame)
     hours = (e.at - d["opened_at"]).total_seconds() / 3600
     d.update(status="ruled", ruled_at=e.at, ruled_day=batch.day(e.at), ruled_by=e.actor,
-             outcome=e.outcome, blame=e.blame, ruling_note=e.note, lost=lost,
+             outcome=e.outcome, blame=e.blame, ruling_note=e.note,
+             lost=None if result == "unknown" else result == "lost",
              hours_to_ruling=hours, resumed_as=e.resumes)
     c.update(arbitration="ruled", outcome=e.outcome, blame=e.blame)
-    if lost:
-        batch.count(merchant, e.at, "disputes_lost")
-    elif e.outcome == Outcome.MERCHANT:
-        batch.count(merchant, e.at, "disputes_won")
+    if result is not None:
+        batch.count(merchant, e.at, _RESULT_COUNTERS[result])
     if e.resumes == "received" or (e.resumes == "refunded" and c["receipt_rejected_at"]):
         c.update(received_at=e.at, received_by=e.actor)  # the refused goods count as received
     if e.resumes != "refunded":  # else the platform's refund follows

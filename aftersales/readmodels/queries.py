@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, Select, case, func, select
 
 from aftersales.domain.steps import VIOLATION_COUNTERS
 from aftersales.readmodels.database import ReadModels
-from aftersales.readmodels.fold import COUNTERS, median_seconds
+from aftersales.readmodels.fold import COUNTERS, DISCREPANCY_COUNTERS, median_seconds
 from aftersales.readmodels.schema import (
     deadline_changes,
     discrepancies,
@@ -25,10 +25,15 @@ from aftersales.readmodels.schema import (
     violations,
 )
 
-#: The scorecard's columns: the merchants' counters, their violations, their lost disputes
-#: per 1,000 orders placed, the median answer in hours.
+#: The scorecard's columns: the merchants' counters (the discrepancies by class among
+#: them), their violations, their lost disputes per 1,000 orders placed, the median answer
+#: in hours.
 SCORECARD = ("merchant_id", *COUNTERS, "violations", "dispute_loss_per_1000_orders",
              "median_response_hours")
+#: The scorecard's discrepancies by class (`outcome`, `actor`, `amount`, `deadline`,
+#: `time`): each differing account once, under its most serious way; they add up to
+#: `discrepancies`.
+DISCREPANCY_CLASSES = tuple(DISCREPANCY_COUNTERS.values())
 #: The columns `aftersales lapses` prints.
 LAPSE_COLUMNS = ("deadline", "rule", "merchant_id", "user_id", "order_id", "case_no",
                  "kind")
@@ -191,6 +196,17 @@ def scorecard_with_total(views: ReadModels, since: datetime | None = None,
     return rows, total
 
 
+def scorecard_table(total: dict[str, Any]) -> tuple[str, ...]:
+    """The scorecard's columns in `report`'s table for a person: every column, but the
+    discrepancies by class only when a platform feed reported a differing account in the
+    window (`total`: the totals row).  Without one they would be five columns of zeros, a
+    hundred characters wider, on every store that has no feed; JSON, CSV and the page
+    always have them."""
+    if total.get("discrepancies"):
+        return SCORECARD
+    return tuple(c for c in SCORECARD if c not in DISCREPANCY_CLASSES)
+
+
 def hours(seconds: float | None) -> float | None:
     """Seconds as hours to two decimals, halves up (None stays None)."""
     if seconds is None:
@@ -207,7 +223,8 @@ def loss_rate(lost: int, orders: int) -> float | None:
 
 
 def disputes_by_merchant(views: ReadModels) -> list[dict[str, Any]]:
-    """Per merchant: disputes opened, still open, lost, won, evidence missed, and the
+    """Per merchant: disputes opened, still open, lost, won, ruled with the blame not yet
+    known (apart: neither lost nor won), withdrawn by the user, evidence missed, and the
     median hours from appeal to ruling (the demo's summary)."""
     d = disputes.c
     q = (select(d.merchant_id, func.count().label("disputes"),
@@ -215,6 +232,8 @@ def disputes_by_merchant(views: ReadModels) -> list[dict[str, Any]]:
                 func.sum(case((d.lost, 1), else_=0)).label("lost"),
                 func.sum(case(((d.outcome == "merchant") & ~d.lost, 1), else_=0)).label(
                     "won"),
+                func.sum(case((d.blame == "unknown", 1), else_=0)).label("unknown_blame"),
+                func.sum(case((d.status == "withdrawn", 1), else_=0)).label("withdrawn"),
                 func.sum(case((d.ruled_by == "system", 1), else_=0)).label(
                     "evidence_missed"))
          .group_by(d.merchant_id).order_by(d.merchant_id))

@@ -31,7 +31,7 @@ from sqlalchemy import (
 
 from aftersales.readmodels.fold import COUNTERS
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 8
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -110,8 +110,10 @@ return_cases = Table(
     Column("user_id", ID, nullable=False),
     Column("payment", String(8), nullable=False),
     Column("kind", String(16), nullable=False, index=True),
+    Column("case_ref", ID, index=True),
     Column("before_shipment", Boolean, nullable=False),
     Column("amount", BigInteger, nullable=False),
+    Column("amended_at", TS),
     Column("reason", Text, nullable=False),
     Column("status", String(24), nullable=False, index=True),
     Column("requested_at", TS, nullable=False),
@@ -147,7 +149,7 @@ return_cases = Table(
     Column("merchant_debt", BigInteger, nullable=False),
     Column("rejected_at", TS),
     Column("appealed_at", TS),
-    Column("arbitration", String(8)),
+    Column("arbitration", String(16)),
     Column("outcome", String(16)),
     Column("blame", String(16)),
     Column("last_position", BigInteger, nullable=False),
@@ -174,7 +176,8 @@ disputes = Table(
     Column("evidence_count", Integer, nullable=False),
     Column("evidence", Text),
     Column("evidence_note", Text),
-    Column("status", String(8), nullable=False, index=True),
+    Column("status", String(16), nullable=False, index=True),
+    Column("withdrawn_at", TS),
     Column("ruled_at", TS),
     Column("ruled_day", Date, index=True),
     Column("ruled_by", String(16)),
@@ -224,8 +227,8 @@ discrepancies = Table(
     Column("position", BigInteger, primary_key=True),
     Column("order_id", ID, nullable=False, index=True),
     Column("merchant_id", ID, nullable=False, index=True),
-    Column("case_no", Integer, nullable=False),
-    Column("kind", String(16), nullable=False),
+    Column("case_no", Integer),
+    Column("kind", String(16)),
     Column("source", String(32), nullable=False),
     Column("ref", ID, nullable=False),
     Column("fact", String(16), nullable=False),
@@ -234,6 +237,7 @@ discrepancies = Table(
     Column("ledger", Text, nullable=False),
     Column("platform", Text, nullable=False),
     Column("step_at", TS),
+    Column("tolerance_seconds", BigInteger, nullable=False),
     Column("reported_at", TS, nullable=False, index=True),
     Column("day", Date, nullable=False, index=True),
 )

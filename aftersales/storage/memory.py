@@ -21,14 +21,17 @@ from aftersales.storage.chain import (
     checked,
 )
 from aftersales.storage.port import (
+    REPORTED,
     ChainedNotification,
     CheckedReads,
     CommandRow,
     DeadlineRow,
     LinkRow,
     Loaded,
+    MessageRow,
     RefusalRow,
     check_refusals,
+    prefix_bounds,
 )
 from aftersales.storage.shard import Partition
 
@@ -39,10 +42,14 @@ class MemoryLedgerRecorder(CheckedReads, POPOApplicationRecorder):
         self._deadlines: dict[UUID, DeadlineRow] = {}
         self._commands: dict[str, str] = {}
         self._refusals: dict[tuple[str, str], tuple[str, str]] = {}
+        self._messages: dict[str, MessageRow] = {}
         self._digests: list[bytes] = []  # beside `_stored_events`, by position
         self._links: list[bytes] = []
         self._heads: dict[UUID | str, Head] = {}
         self.heads = HeadCache(0)  # the head records are at hand: nothing to cache
+
+    def create_table(self) -> None:
+        """Nothing to create: the memory store holds its tables from the start."""
 
     def _insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -52,6 +59,8 @@ class MemoryLedgerRecorder(CheckedReads, POPOApplicationRecorder):
             for x in commands:
                 if x.command_id in self._commands:
                     raise IntegrityError(f"command id {x.command_id} already recorded")
+            messages: Sequence[MessageRow] = kwargs.get("messages", ())
+            self._check_messages(messages)
             self._assert_uniqueness(stored_events, **kwargs)
             try:
                 chained, heads = chain_events(
@@ -66,7 +75,9 @@ class MemoryLedgerRecorder(CheckedReads, POPOApplicationRecorder):
                 x: self._heads[x] for x in ids if x in self._heads})
             ids = self._update_table(stored_events, **kwargs)
             for r in refusals:
-                self._refusals.setdefault((r.command_id, r.digest), (r.code, r.reason))
+                self._refusals[(r.command_id, r.digest)] = (r.code, r.reason)
+            for m in messages:
+                self._messages[m.key] = m._replace(replaces=False)
             self._digests += [x.digest for x in chained]
             self._links += [x.link for x in chained]
             self._heads.update(heads)
@@ -75,6 +86,19 @@ class MemoryLedgerRecorder(CheckedReads, POPOApplicationRecorder):
             for oid, row in kwargs.get("deadlines", {}).items():
                 self._put_deadline(oid, row)
             return ids
+
+    def _check_messages(self, messages: Sequence[MessageRow]) -> None:
+        """As the SQL stores: a new key must be new, one that `replaces` must be recorded
+        as reported (else `IntegrityError`: another writer decided it)."""
+        seen: set[str] = set()
+        for m in messages:
+            found = self._messages.get(m.key)
+            if m.key in seen or (found is not None and not m.replaces):
+                raise IntegrityError(f"message {m.key} already decided")
+            if m.replaces and (found is None or found.outcome != REPORTED):
+                raise IntegrityError(f"message {m.key} is no longer recorded as reported: "
+                                     "decided again meanwhile")
+            seen.add(m.key)
 
     def _put_deadline(self, originator_id: UUID, row: DeadlineRow | None) -> None:
         if row is None:
@@ -165,6 +189,18 @@ class MemoryLedgerRecorder(CheckedReads, POPOApplicationRecorder):
                        ) -> dict[tuple[str, str], tuple[str, str]]:
         with self._database_lock:
             return {x: self._refusals[x] for x in commands if x in self._refusals}
+
+    def message_outcomes(self, keys: Sequence[str]) -> dict[str, MessageRow]:
+        with self._database_lock:
+            return {k: self._messages[k] for k in keys if k in self._messages}
+
+    def reported_messages(self, prefix: str, limit: int, after: str = ""
+                          ) -> list[MessageRow]:
+        low, high = prefix_bounds(prefix)
+        with self._database_lock:
+            keys = sorted(k for k, m in self._messages.items() if m.outcome == REPORTED
+                          and k > after and k >= low and (high is None or k < high))
+            return [self._messages[k] for k in keys[:limit]]
 
     def recorded_between(self, after: int, upto: int, partition: Partition | None = None
                          ) -> list[tuple[int, UUID]]:

@@ -50,6 +50,45 @@ class RefusalRow(NamedTuple):
     reason: str
 
 
+#: What a platform message's decision was (`MessageRow.outcome`).
+MESSAGE_OUTCOMES = frozenset({"applied", "reconciled", "refused", "reported", "ignored"})
+#: The outcome of a message decided again only on purpose (`aftersales feed retry`).
+REPORTED = "reported"
+
+
+class MessageRow(NamedTuple):
+    """A platform message decided once (SPEC section 10): its outcome, recorded with its key
+    in the transaction that decides it.  `key` names the message (e.g.
+    "douyin:7134483582361747744"); `code` is the refusal's rule ID ("" otherwise); `reason`
+    says why ("" for applied); `tag` is the push tag (0: not a push); `order_ids` the
+    ledger order ids it concerns, space-separated; `message` the message as read (kept
+    so that a reported one can be decided again, `aftersales feed retry`; may be "").
+    Written with `replaces`, the row
+    replaces a recorded `reported` one (else the write is a conflict); without, the key
+    must be new (else a conflict: another writer decided the message)."""
+
+    key: str
+    outcome: str
+    code: str
+    reason: str
+    tag: int
+    order_ids: str
+    message: str = ""
+    replaces: bool = False
+
+
+def prefix_bounds(prefix: str) -> tuple[str, str | None]:
+    """The keys that start with `prefix`, as a range in code-point (UTF-8 byte) order:
+    prefix <= key < upper (None: no upper bound)."""
+    for n in range(len(prefix) - 1, -1, -1):
+        last = ord(prefix[n]) + 1
+        if last == 0xD800:  # surrogates are no characters of a stored key
+            last = 0xE000
+        if last <= 0x10FFFF:
+            return prefix, prefix[:n] + chr(last)
+    return prefix, None
+
+
 def check_refusals(refusals: Sequence[RefusalRow], heads: Mapping[Any, Head],
                    lookup: Callable[[list[Any]], Mapping[Any, Head]]) -> None:
     """Inside the inserting transaction: each refusal must have been decided on its
@@ -132,6 +171,15 @@ class LedgerRecorder(Protocol):
                        ) -> dict[tuple[str, str], tuple[str, str]]:
         """The remembered refusals of these (command id, digest): (code, reason)."""
 
+    def message_outcomes(self, keys: Sequence[str]) -> dict[str, MessageRow]:
+        """The recorded decisions of these messages, by key (those never decided are left
+        out)."""
+
+    def reported_messages(self, prefix: str, limit: int, after: str = ""
+                          ) -> list[MessageRow]:
+        """Up to `limit` messages recorded as `reported`, whose keys start with `prefix`
+        and come after `after`, in key order (code-point order)."""
+
     def recorded_between(self, after: int, upto: int, partition: Partition | None = None
                          ) -> list[tuple[int, UUID]]:
         """(notification id, originator id) of the events recorded after position `after`
@@ -158,6 +206,9 @@ class LedgerRecorder(Protocol):
     def links_page(self, after: int, limit: int) -> list[LinkRow]:
         """The events after position `after`, in log order, as the log chain reads them."""
 
+    def create_table(self) -> None:
+        """Create the tables that are missing (a store opened by a newer version)."""
+
     def has_ledger(self) -> bool:
         """Whether the store holds a ledger (its events table)."""
 
@@ -182,10 +233,19 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
 
 def sidecar_kwargs(deadlines: Mapping[UUID, DeadlineRow | None],
                    commands: Sequence[CommandRow],
-                   refusals: Sequence[RefusalRow] = ()) -> dict[str, Any]:
-    """The keyword arguments `insert_events` passes down: the index rows, command ids and
-    remembered refusals to write in the events' transaction."""
-    return {"deadlines": deadlines, "commands": commands, "refusals": refusals}
+                   refusals: Sequence[RefusalRow] = (),
+                   messages: Sequence[MessageRow] = ()) -> dict[str, Any]:
+    """The keyword arguments `insert_events` passes down: the index rows, command ids,
+    remembered refusals and decided messages to write in the events' transaction."""
+    return {"deadlines": deadlines, "commands": commands, "refusals": refusals,
+            "messages": messages}
+
+
+def message_row(key: str, outcome: str, code: str, reason: str, tag: int,
+                order_ids: str, message: str) -> MessageRow:
+    """A message row as a store reads it back (typed, never `replaces`)."""
+    return MessageRow(str(key), str(outcome), str(code), str(reason), int(tag),
+                      str(order_ids), str(message))
 
 
 class StaleRepair(Exception):

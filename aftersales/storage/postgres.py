@@ -40,14 +40,18 @@ from aftersales.storage.chain import (
     link,
 )
 from aftersales.storage.port import (
+    REPORTED,
     ChainedNotification,
     CheckedReads,
     CommandRow,
     DeadlineRow,
     LinkRow,
     Loaded,
+    MessageRow,
     RefusalRow,
     check_refusals,
+    message_row,
+    prefix_bounds,
 )
 from aftersales.storage.retry import describe, may_pass, retry_races
 from aftersales.storage.shard import POSTGRES_SHARD, Partition
@@ -82,8 +86,26 @@ class PostgresLedgerRecorder(CheckedReads, PostgresApplicationRecorder):
                 "due = excluded.due, rule = excluded.rule, case_no = excluded.case_no"),
             "delete": q("DELETE FROM {s}.ledger_deadlines WHERE originator_id = %s"),
             "command": q("INSERT INTO {s}.ledger_commands VALUES (%s, %s, %s)"),
+            # A row there already is the same decision (another writer's, on the same
+            # version), or one an earlier version remembered that is now decided afresh.
             "refusal": q("INSERT INTO {s}.ledger_refusals VALUES (%s, %s, %s, %s) "
-                         "ON CONFLICT DO NOTHING"),
+                         "ON CONFLICT (command_id, digest) DO UPDATE SET "
+                         "code = excluded.code, reason = excluded.reason"),
+            "message": q("INSERT INTO {s}.ledger_messages (outcome, code, reason, tag, "
+                         "order_ids, message, key) VALUES (%s, %s, %s, %s, %s, %s, %s)"),
+            "message_again": q("UPDATE {s}.ledger_messages SET outcome = %s, code = %s, "
+                               "reason = %s, tag = %s, order_ids = %s, message = %s "
+                               f"WHERE key = %s AND outcome = '{REPORTED}'"),
+            "messages": q("SELECT key, outcome, code, reason, tag, order_ids, message "
+                          "FROM {s}.ledger_messages WHERE key = ANY(%s)"),
+            # `outcome` a literal: the partial index's term.
+            "reported": q("SELECT key, outcome, code, reason, tag, order_ids, message "
+                          "FROM {s}.ledger_messages WHERE outcome = '" + REPORTED + "' "
+                          "AND key > %s AND key >= %s ORDER BY key LIMIT %s"),
+            "reported_below": q("SELECT key, outcome, code, reason, tag, order_ids, message "
+                                "FROM {s}.ledger_messages WHERE outcome = '" + REPORTED +
+                                "' AND key > %s AND key >= %s AND key < %s "
+                                "ORDER BY key LIMIT %s"),
             "refusals": q("SELECT command_id, digest, code, reason FROM {s}.ledger_refusals "
                           "WHERE command_id = ANY(%s)"),
             "due": q("SELECT originator_id, order_id FROM {s}.ledger_deadlines "
@@ -174,6 +196,14 @@ class PostgresLedgerRecorder(CheckedReads, PostgresApplicationRecorder):
             q("CREATE TABLE IF NOT EXISTS {s}.ledger_refusals ("
               "command_id text NOT NULL, digest text NOT NULL, code text NOT NULL, "
               "reason text NOT NULL, PRIMARY KEY (command_id, digest))"),
+            # Keys compared byte by byte (as SQLite and Python do), whatever the
+            # database's collation: a prefix's keys are one range.
+            q("CREATE TABLE IF NOT EXISTS {s}.ledger_messages ("
+              'key text COLLATE "C" PRIMARY KEY, outcome text NOT NULL, '
+              "code text NOT NULL, reason text NOT NULL, tag bigint NOT NULL, "
+              "order_ids text NOT NULL, message text NOT NULL)"),
+            q("CREATE INDEX IF NOT EXISTS ledger_messages_reported ON {s}.ledger_messages "
+              "(key) WHERE outcome = '" + REPORTED + "'"),
         ]
 
     def create_table(self) -> None:
@@ -191,9 +221,10 @@ class PostgresLedgerRecorder(CheckedReads, PostgresApplicationRecorder):
                              "ANY(%s)"), (self.datastore.schema, [
                                  self.events_table_name, self.notification_id_index_name,
                                  "ledger_heads", "ledger_deadlines", "ledger_deadlines_due",
-                                 "ledger_commands", "ledger_refusals"]))
+                                 "ledger_commands", "ledger_refusals", "ledger_messages",
+                                 "ledger_messages_reported"]))
             found = curs.fetchone()
-            return found is not None and found["n"] == 7
+            return found is not None and found["n"] == 9
 
     @contextmanager
     def listen(self) -> Iterator[Callable[[float], None]]:
@@ -277,7 +308,24 @@ class PostgresLedgerRecorder(CheckedReads, PostgresApplicationRecorder):
             check_refusals(refusals, heads, lambda ids: self._heads_in(curs, ids))
             curs.executemany(self._q["refusal"], sorted(
                 (r.command_id, r.digest, r.code, r.reason) for r in refusals))
+        messages: Sequence[MessageRow] = kwargs.get("messages", ())
+        if messages:
+            self._put_messages(curs, messages)
         return ids, heads
+
+    def _put_messages(self, curs: Cursor[DictRow], messages: Sequence[MessageRow]) -> None:
+        """Record decided messages: a new key is inserted (one there already is another
+        writer's decision: `IntegrityError`); one that `replaces` must find its key
+        recorded as reported (else it was decided again meanwhile: `IntegrityError`)."""
+        for m in sorted(messages):
+            values = (m.outcome, m.code, m.reason, m.tag, m.order_ids, m.message, m.key)
+            if m.replaces:
+                curs.execute(self._q["message_again"], values, prepare=True)
+                if curs.rowcount != 1:
+                    raise IntegrityError(f"message {m.key} is no longer recorded as "
+                                         "reported: decided again meanwhile")
+            else:
+                curs.execute(self._q["message"], values, prepare=True)
 
     def _heads_in(self, curs: Cursor[DictRow], originator_ids: Sequence[UUID | str]
                   ) -> dict[UUID | str, Head]:
@@ -406,6 +454,22 @@ class PostgresLedgerRecorder(CheckedReads, PostgresApplicationRecorder):
                          prepare=True)
             return {(str(r["command_id"]), str(r["digest"])): (str(r["code"]), str(r["reason"]))
                     for r in curs.fetchall() if (r["command_id"], r["digest"]) in wanted}
+
+    def message_outcomes(self, keys: Sequence[str]) -> dict[str, MessageRow]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._q["messages"], (sorted(set(keys)),), prepare=True)
+            return {str(r["key"]): _message(r) for r in curs.fetchall()}
+
+    def reported_messages(self, prefix: str, limit: int, after: str = ""
+                          ) -> list[MessageRow]:
+        low, high = prefix_bounds(prefix)
+        with self.datastore.transaction(commit=False) as curs:
+            if high is None:
+                curs.execute(self._q["reported"], (after, low, limit), prepare=True)
+            else:
+                curs.execute(self._q["reported_below"], (after, low, high, limit),
+                             prepare=True)
+            return [_message(r) for r in curs.fetchall()]
 
     def recorded_between(self, after: int, upto: int, partition: Partition | None = None
                          ) -> list[tuple[int, UUID]]:
@@ -563,6 +627,11 @@ class PostgresLedgerRecorder(CheckedReads, PostgresApplicationRecorder):
                                                 [h.digest for _, h in put]))
         for oid, _ in put:
             del heads[oid]
+
+
+def _message(r: DictRow) -> MessageRow:
+    return message_row(r["key"], r["outcome"], r["code"], r["reason"], r["tag"],
+                       r["order_ids"], r["message"])
 
 
 def _bytes(value: Any) -> bytes | None:

@@ -44,16 +44,20 @@ from aftersales.storage.chain import (
     link,
 )
 from aftersales.storage.port import (
+    REPORTED,
     ChainedNotification,
     CheckedReads,
     CommandRow,
     DeadlineRow,
     LinkRow,
     Loaded,
+    MessageRow,
     RefusalRow,
     StaleRepair,
     check_refusals,
     chunks,
+    message_row,
+    prefix_bounds,
     to_micros,
 )
 from aftersales.storage.retry import retrying
@@ -158,6 +162,12 @@ class SQLiteLedgerRecorder(CheckedReads, SQLiteApplicationRecorder):
             "CREATE TABLE IF NOT EXISTS ledger_refusals ("
             "command_id TEXT NOT NULL, digest TEXT NOT NULL, code TEXT NOT NULL, "
             "reason TEXT NOT NULL, PRIMARY KEY (command_id, digest)) WITHOUT ROWID",
+            "CREATE TABLE IF NOT EXISTS ledger_messages ("
+            "key TEXT PRIMARY KEY, outcome TEXT NOT NULL, code TEXT NOT NULL, "
+            "reason TEXT NOT NULL, tag INTEGER NOT NULL, order_ids TEXT NOT NULL, "
+            "message TEXT NOT NULL) WITHOUT ROWID",
+            "CREATE INDEX IF NOT EXISTS ledger_messages_reported ON ledger_messages (key) "
+            f"WHERE outcome = '{REPORTED}'",
         ]
 
     def create_table(self) -> None:
@@ -167,7 +177,8 @@ class SQLiteLedgerRecorder(CheckedReads, SQLiteApplicationRecorder):
             c.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")
             found = {str(r[0]) for r in c.fetchall()}
         wanted = {self.events_table_name, "ledger_heads", "ledger_deadlines",
-                  "ledger_deadlines_due", "ledger_commands", "ledger_refusals"}
+                  "ledger_deadlines_due", "ledger_commands", "ledger_refusals",
+                  "ledger_messages", "ledger_messages_reported"}
         if not wanted <= found:
             super().create_table()
 
@@ -225,9 +236,32 @@ class SQLiteLedgerRecorder(CheckedReads, SQLiteApplicationRecorder):
         refusals: Sequence[RefusalRow] = kwargs.get("refusals", ())
         if refusals:
             check_refusals(refusals, heads, lambda ids: self._heads_in(c, ids))
-            c.executemany("INSERT OR IGNORE INTO ledger_refusals VALUES (?,?,?,?)",
+            # A row there already is the same decision (another writer's, on the same
+            # version), or one an earlier version remembered that is now decided afresh.
+            c.executemany("INSERT OR REPLACE INTO ledger_refusals VALUES (?,?,?,?)",
                           sorted((r.command_id, r.digest, r.code, r.reason) for r in refusals))
+        messages: Sequence[MessageRow] = kwargs.get("messages", ())
+        if messages:
+            self._put_messages(c, messages)
         return ids, heads
+
+    @staticmethod
+    def _put_messages(c: SQLiteCursor, messages: Sequence[MessageRow]) -> None:
+        """Record decided messages: a new key is inserted (one there already is another
+        writer's decision: `IntegrityError`); one that `replaces` must find its key
+        recorded as reported (else it was decided again meanwhile: `IntegrityError`)."""
+        for m in sorted(messages):
+            values = (m.outcome, m.code, m.reason, m.tag, m.order_ids, m.message, m.key)
+            if m.replaces:
+                c.execute("UPDATE ledger_messages SET outcome=?, code=?, reason=?, tag=?, "
+                          "order_ids=?, message=? WHERE key=? AND outcome=?",
+                          (*values, REPORTED))
+                if c.sqlite_cursor.rowcount != 1:
+                    raise IntegrityError(f"message {m.key} is no longer recorded as "
+                                         "reported: decided again meanwhile")
+            else:
+                c.execute("INSERT INTO ledger_messages (outcome, code, reason, tag, "
+                          "order_ids, message, key) VALUES (?,?,?,?,?,?,?)", values)
 
     def _heads_before(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]
                       ) -> dict[UUID | str, Head | None]:
@@ -393,6 +427,28 @@ class SQLiteLedgerRecorder(CheckedReads, SQLiteApplicationRecorder):
                 found.update(((str(r[0]), str(r[1])), (str(r[2]), str(r[3])))
                              for r in c.fetchall() if (r[0], r[1]) in wanted)
         return found
+
+    def message_outcomes(self, keys: Sequence[str]) -> dict[str, MessageRow]:
+        found: dict[str, MessageRow] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for part in chunks(sorted(set(keys))):
+                c.execute("SELECT key, outcome, code, reason, tag, order_ids, message FROM "
+                          f"ledger_messages WHERE key IN ({_marks(len(part))})", list(part))
+                found.update((str(r[0]), message_row(*r)) for r in c.fetchall())
+        return found
+
+    def reported_messages(self, prefix: str, limit: int, after: str = ""
+                          ) -> list[MessageRow]:
+        low, high = prefix_bounds(prefix)
+        where, params = "", [after, low]
+        if high is not None:
+            where, params = "AND key < ? ", [*params, high]
+        with self.datastore.transaction(commit=False) as c:  # (the partial index's term)
+            c.execute("SELECT key, outcome, code, reason, tag, order_ids, message FROM "
+                      f"ledger_messages WHERE outcome = '{REPORTED}' AND key > ? AND key >= ? "
+                      f"{where}"
+                      "ORDER BY key LIMIT ?", [*params, limit])
+            return [message_row(*r) for r in c.fetchall()]
 
     def recorded_between(self, after: int, upto: int, partition: Partition | None = None
                          ) -> list[tuple[int, UUID]]:

@@ -84,7 +84,10 @@ def test_status_json_is_the_contract(tmp_path: Path, db: str) -> None:
         "order_status": "delivered", "refunded_total": 0}
     assert doc["return"] == {"case": 1, "status": "in_transit",
                              "deadline": "2026-03-12T12:00:00+08:00", "awaiting": "merchant",
-                             "amount": 9900, "kind": "return", "arbitration": None}
+                             "amount": 9900, "kind": "return", "case_ref": None,
+                             "carrier": "YTO", "tracking_no": "YT9",
+                             "replacement_carrier": None, "replacement_tracking_no": None,
+                             "arbitration": None}
     assert doc["violations"] == [{"rule": "RETURN_RESPONSE_48H", "case": 1,
                                   "deadline": "2026-03-05T10:00:00+08:00",
                                   "consequence": "auto_approved", "penalty": False}]

@@ -17,7 +17,13 @@ import pytest
 
 from aftersales.cli.human import cell, heading, local, plain, yuan
 from aftersales.cli.tables import render
-from aftersales.readmodels.queries import DEMO_SCORECARD, SCORECARD, hours
+from aftersales.readmodels.queries import (
+    DEMO_SCORECARD,
+    DISCREPANCY_CLASSES,
+    SCORECARD,
+    hours,
+    scorecard_table,
+)
 from tests.e2e.test_cli import db, jsonl, run
 
 __all__ = ["db"]  # the store fixture, shared with test_cli
@@ -114,6 +120,29 @@ def test_the_demo_scorecard_fits_a_terminal() -> None:
     assert widest <= 100
 
 
+def test_the_scorecard_splits_discrepancies_by_class_where_there_are_any() -> None:
+    """JSON and CSV always carry the five classes after `discrepancies`; the table only
+    when some merchant has a discrepancy in the window (else five columns of zeros); the
+    page heads them as one group, each by its class."""
+    from aftersales.cli.pages import table_head  # Jinja2: loaded for a page only
+    at = SCORECARD.index("discrepancies")
+    assert SCORECARD[at:at + 6] == ("discrepancies", "discrepancies_outcome",
+                                    "discrepancies_actor", "discrepancies_amount",
+                                    "discrepancies_deadline", "discrepancies_time")
+    assert scorecard_table({"discrepancies": 3}) == SCORECARD
+    narrow = scorecard_table({"discrepancies": 0})
+    assert "discrepancies" in narrow and not set(narrow) & set(DISCREPANCY_CLASSES)
+    assert narrow == tuple(c for c in SCORECARD if c not in DISCREPANCY_CLASSES)
+    top, sub = table_head(SCORECARD)
+    (group,) = [h for h in top if h["group"]]
+    assert (group["text"], group["span"]) == ("discrepancies by class", 5)
+    assert [(h["text"], h["column"]) for h in sub] == [
+        (c.removeprefix("discrepancies_"), c) for c in DISCREPANCY_CLASSES]
+    assert {h["rows"] for h in top if not h["group"]} == {2}
+    assert len(top) + len(sub) - 1 == len(SCORECARD)
+    assert table_head(narrow)[1] == [] and {h["rows"] for h in table_head(narrow)[0]} == {1}
+
+
 # --- the commands ----------------------------------------------------------------------
 
 def test_report_shows_yuan_hours_totals_and_its_caption(
@@ -138,6 +167,8 @@ def test_report_shows_yuan_hours_totals_and_its_caption(
     assert as_json[0]["compensation_fen"] == 12999 and "compensation_amount" not in as_json[0]
     assert as_json[0]["median_response_hours"] == 48.0
     assert list(as_json[0]) == list(SCORECARD)
+    assert [as_json[0][c] for c in ("discrepancies", *DISCREPANCY_CLASSES)] == [0] * 6
+    assert "discrepancies" in head and not set(head) & set(DISCREPANCY_CLASSES)  # no feed
     as_csv = list(csv.DictReader(io.StringIO(
         run("report", "--format", "csv", "--db", db, cwd=cwd).stdout)))
     assert as_csv[0]["compensation_fen"] == "12999"

@@ -1,5 +1,6 @@
-"""A small, independent model of SPEC sections 2, 3, 7, 8 and 9 for the state machine to
-check against.
+"""A small, independent model of SPEC sections 2, 3, 7, 8 and 9 (and of the commands a
+platform feed writes: an amended request, a withdrawn appeal, a blame recorded later) for
+the state machine to check against.
 
 It is written as tables (who may cancel what, which step needs which status, what each
 timeout does) rather than as an aggregate, so that it fails differently from the code.
@@ -13,6 +14,8 @@ from datetime import datetime, timedelta
 H, D = timedelta(hours=1), timedelta(days=1)
 WINDOW = {"pay": 24 * H, "answer": 48 * H, "track": 7 * D, "receive": 7 * D, "voucher": 48 * H,
           "reship": 48 * H, "extension": 7 * D, "appeal": 7 * D, "evidence": 48 * H}
+#: Refusals decided afresh each time (SPEC section 6): the order may be placed later.
+UNREMEMBERED = {"UNKNOWN-ORDER"}
 TERMINAL = {"rejected", "refunded", "compensated", "closed", "withdrawn", "exchanged"}
 
 ONLINE_CANCEL = {("user", "awaiting_payment"): None, ("user", "paid"): "C-ON-2",
@@ -51,10 +54,11 @@ class MCase:
     converted: bool = False
     rejected_at: datetime | None = None
     goods_refused: bool = False  # R-6
-    dispute: str | None = None  # None (never appealed), "open", "ruled"
+    dispute: str | None = None  # None (never appealed), "open", "ruled", "withdrawn"
     evidence_in: bool = False
     outcome: str | None = None
-    blame: str | None = None
+    blame: str | None = None  # "unknown" until record_blame gives it
+    amended: bool = False  # the happy path amends a request once
 
 
 @dataclass
@@ -171,7 +175,9 @@ class Model:
     def __init__(self) -> None:
         self.orders: dict[str, MOrder] = {}
         self.commands: dict[str, str] = {}
-        self.refused: dict[tuple[str, str], str] = {}  # remembered: refused again as it was
+        # Remembered: refused again as it was (but for refusals that depend on more than
+        # the order: a command for an order not placed yet is decided afresh).
+        self.refused: dict[tuple[str, str], str] = {}
         self.at: datetime | None = None  # the business time of the command decided
 
     def next_step(self, order_id: str, label: int = 0) -> str | None:
@@ -182,6 +188,15 @@ class Model:
             return "place_order"
         c = o.case
         open_case = c is not None and c.status not in TERMINAL
+        if c is not None and c.dispute == "ruled" and c.blame == "unknown":
+            return "record_blame"
+        # Label 0 amends a request before it is answered (once); label 2 withdraws the
+        # appeal once the evidence is in.
+        if c is not None and c.status == "requested" and label == 0 and not (
+                c.amended or c.before):
+            return "amend_request"
+        if c is not None and c.status == "arbitrating" and label == 2 and c.evidence_in:
+            return "withdraw_appeal"
         # Labels 1 and 2 reject the request (an exchange, a refund after shipment), label 3
         # the returned goods; then the user appeals (and with label 3 the platform rules
         # before the evidence).
@@ -226,7 +241,7 @@ class Model:
         code = self._decide(name, order_id, at, f)
         if code is None:
             self.commands[cid] = digest
-        else:
+        elif code not in UNREMEMBERED:
             self.refused[ident] = code
         return code
 
@@ -304,6 +319,15 @@ class Model:
             return None if f["until"] > self.at else "D-2"  # type: ignore[operator]
         if c is None:
             return "FLOW"
+        if name == "amend_request":
+            if c.status != "requested" or c.before:
+                return "FLOW"  # answered, ended, or F-1's whole order
+            left = o.goods - o.returned
+            return "R-AMOUNT" if left <= 0 or int(f["amount"]) > left else None  # type: ignore[call-overload]
+        if name == "withdraw_appeal":
+            return None if c.status == "arbitrating" else "FLOW"
+        if name == "record_blame":
+            return None if self.unknown_blame(o, f.get("case")) is not None else "FLOW"
         if name == "appeal":
             if c.dispute is not None:
                 return "A-1"  # one appeal per case
@@ -350,6 +374,15 @@ class Model:
                 return "FLOW"
             return None if f["amount"] == target.amount else "R-AMOUNT"
         raise AssertionError(name)
+
+    @staticmethod
+    def unknown_blame(o: MOrder, number: object) -> MCase | None:
+        """The case whose ruling's blame `record_blame` gives: case `number`, or the latest
+        ruled with blame unknown (None: there is none)."""
+        ruled = [c for c in o.cases if c.dispute == "ruled" and c.blame == "unknown"]
+        if number is None:
+            return ruled[-1] if ruled else None
+        return next((c for c in ruled if c.n == number), None)
 
     @staticmethod
     def voucher_case(o: MOrder) -> MCase | None:
@@ -404,6 +437,14 @@ class Model:
             c.evidence_in, c.deadline = True, None
         elif name == "arbitrate":
             o.resume(c, at, str(f["outcome"]), str(f["blame"]))
+        elif name == "amend_request":
+            c.amount, c.amended = int(f["amount"]), True  # type: ignore[call-overload]
+        elif name == "withdraw_appeal":
+            c.status, c.deadline, c.dispute = "rejected", None, "withdrawn"
+        elif name == "record_blame":
+            target = self.unknown_blame(o, f.get("case"))
+            assert target is not None
+            target.blame = str(f["blame"])
         elif name == "extend_deadline":
             assert c.deadline is not None
             c.deadline, c.extended = c.deadline + WINDOW["extension"], True

@@ -4,7 +4,8 @@ in-memory ledger that is never swept (timeouts only lazily), both checked agains
 independent model of `rules_model.py` after every step (I1-I5, I7, I8, I10), and against
 each other at the end (I9, and the two stores agree).  The commands are those of SPEC
 sections 2, 3, 7, 8 and 9: every kind of case, appeals and rulings, and the deadline
-changes."""
+changes; and those a platform feed writes: an amended request, a withdrawn appeal, a
+ruling with blame unknown and the blame recorded later."""
 
 from __future__ import annotations
 
@@ -27,19 +28,26 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
+from sqlalchemy import func, select
 
 from aftersales import CommandRefused, Ledger, status_document
 from aftersales.application import commands as cmd
 from aftersales.domain.cases import Arbitration
 from aftersales.domain.events import OrderEvent
 from aftersales.domain.order import order_uuid
-from aftersales.domain.states import CaseKind, CaseStatus, Flow
+from aftersales.domain.states import CaseKind, CaseStatus, Flow, dispute_result
 from aftersales.domain.steps import TERMINAL_CASE_STATUSES
 from aftersales.errors import IntegrityBroken
 from aftersales.ingest.serial import Settled, ingest
 from aftersales.readmodels.database import ReadModels
 from aftersales.readmodels.runner import Runner, verify
-from aftersales.readmodels.schema import disputes, order_status, return_cases, violations
+from aftersales.readmodels.schema import (
+    disputes,
+    merchant_compliance,
+    order_status,
+    return_cases,
+    violations,
+)
 from aftersales.settings import Settings
 from aftersales.storage.integrity import check
 from aftersales.storage.retry import Patience
@@ -65,9 +73,14 @@ MODELS: dict[str, type[cmd.OrderCommand]] = {
     "deliver_replacement": cmd.DeliverReplacement, "extend_deadline": cmd.ExtendDeadline,
     "set_deadline": cmd.SetDeadline, "appeal": cmd.Appeal,
     "submit_evidence": cmd.SubmitEvidence, "arbitrate": cmd.Arbitrate,
+    "amend_request": cmd.AmendRequest, "withdraw_appeal": cmd.WithdrawAppeal,
+    "record_blame": cmd.RecordBlame,
 }
 #: The blame of a ruling, by label (and who is blamed when the label names nobody).
 BLAMES = ["merchant", "both", "creator"]
+#: The blame of a ruling on the happy path (`unknown`: a ruling read from a platform's
+#: push, the blame recorded later).
+RULING_BLAMES = ["merchant", "both", "creator", "user", "unknown", "unknown"]
 #: How far ahead of the command a platform sets a deadline (D-2), by label.
 UNTIL = [timedelta(0), S, 3 * D, 10 * D]
 STEPS = [name for name in MODELS if name != "place_order"]
@@ -88,10 +101,11 @@ def _order_awaiting(doc: dict[str, Any]) -> str | None:
 
 
 def _dispute_of(a: Arbitration | None) -> tuple[str | None, bool, str | None, str | None]:
-    """A case's dispute as the model holds it: open or ruled, evidence in, the ruling."""
+    """A case's dispute as the model holds it: open, ruled or withdrawn, evidence in, the
+    ruling."""
     if a is None:
         return None, False, None, None
-    return ("open" if a.is_open else "ruled"), a.evidence_at is not None, a.outcome, a.blame
+    return a.status, a.evidence_at is not None, a.outcome, a.blame
 
 
 def comparable(event: OrderEvent) -> tuple[str, dict[str, Any]]:
@@ -159,28 +173,31 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(order_id=st.sampled_from(ORDER_IDS), payment=st.sampled_from(["online", "cod"]),
           amount=st.one_of(st.none(), st.integers(1, 9900)), label=st.integers(0, 3),
-          ruling=st.sampled_from(["user", "merchant"]))
+          ruling=st.sampled_from(["user", "merchant"]),
+          blame=st.sampled_from(RULING_BLAMES))
     def next_step(self, order_id: str, payment: str, amount: int | None, label: int,
-                  ruling: str = "user") -> None:
+                  ruling: str = "user", blame: str | None = None) -> None:
         """The model's next legal step for the order, so that deep states are reached
-        (`ruling`: for whom the platform rules a dispute)."""
+        (`ruling`: for whom the platform rules a dispute, with `blame`)."""
         name = self.model.next_step(order_id, label)
         if name == "place_order":
             self.place_order(order_id, payment, 9900, 800)
         elif name is not None:
             self.send(name, order_id, self.now, **self.fields_for(
-                name, order_id, "user", amount, True, label, ruling))
+                name, order_id, "user", amount, True, label, ruling, blame))
 
     @rule(order_id=st.sampled_from(ORDER_IDS), payment=st.sampled_from(["online", "cod"]),
           gaps=st.lists(st.sampled_from(GAPS[:-1]), min_size=1, max_size=12),
-          label=st.integers(0, 3), ruling=st.sampled_from(["user", "merchant"]))
+          label=st.integers(0, 3), ruling=st.sampled_from(["user", "merchant"]),
+          blame=st.sampled_from(RULING_BLAMES))
     def walk(self, order_id: str, payment: str, gaps: list[timedelta], label: int,
-             ruling: str) -> None:
+             ruling: str, blame: str) -> None:
         """Several happy-path steps of one order, each after a gap (`label` picks the
-        kind of case it asks for, and whether it is rejected and appealed)."""
+        kind of case it asks for, and whether it is amended, rejected and appealed, and
+        the appeal withdrawn)."""
         for gap in gaps:
             self.now += gap
-            self.next_step(order_id, payment, None, label, ruling)
+            self.next_step(order_id, payment, None, label, ruling, blame)
 
     @rule(order_id=st.sampled_from(ORDER_IDS), payment=st.sampled_from(["online", "cod"]),
           goods=st.sampled_from([100, 9900]), postage=st.sampled_from([0, 800]))
@@ -198,7 +215,8 @@ class LedgerMachine(RuleBasedStateMachine):
                                                               exact, label))
 
     def fields_for(self, name: str, order_id: str, by: str, amount: int | None,
-                   exact: bool, label: int, ruling: str | None = None) -> dict[str, Any]:
+                   exact: bool, label: int, ruling: str | None = None,
+                   blame: str | None = None) -> dict[str, Any]:
         if name == "cancel":
             return {"by": by, "reason": f"r{label}"}
         if name in ("ship", "submit_tracking", "ship_replacement"):
@@ -218,7 +236,18 @@ class LedgerMachine(RuleBasedStateMachine):
             return {"evidence": [f"IMG-{k}" for k in range(label + 1)], "note": f"n{label}"}
         if name == "arbitrate":
             outcome = ruling or ("user" if label % 2 == 0 else "merchant")
-            return {"outcome": outcome, "blame": by if label == 3 else BLAMES[label % 3]}
+            return {"outcome": outcome,
+                    "blame": blame or (by if label == 3 else BLAMES[label % 3])}
+        if name == "amend_request":
+            order = self.model.orders.get(order_id)
+            left = order.goods - order.returned if order is not None else 1
+            return {"amount": amount if amount is not None else max(1, left // 2),
+                    "reason": f"r{label}" if label else ""}
+        if name == "withdraw_appeal":
+            return {"reason": f"r{label}"}
+        if name == "record_blame":  # the latest unknown one, or a case by number
+            return {"blame": BLAMES[label % 3] if by == "user" else by,
+                    "case": None if exact or not label else label}
         if name == "upload_refund_voucher":
             order = self.model.orders.get(order_id)
             case = order.case if order else None
@@ -467,6 +496,7 @@ class LedgerMachine(RuleBasedStateMachine):
         assert verify(self.swept, self.views) == []
         expected_violations, expected_rows, expected_cases = [], {}, {}
         expected_disputes = {}
+        expected_counts = {"lost": 0, "won": 0, "unknown": 0}
         for order_id in self.model.orders:
             order = self.swept.get_order(order_id)
             assert order is not None
@@ -490,8 +520,14 @@ class LedgerMachine(RuleBasedStateMachine):
                 (order_id, c.number): (
                     _dispute_of(a)[0], a.opened_at, a.evidence_deadline, len(a.evidence),
                     a.evidence_at, a.ruled_at, a.ruled_by, a.outcome, a.blame,
-                    None if a.blame is None else a.blame in ("merchant", "both"))
+                    None if a.blame in (None, "unknown") else a.blame in ("merchant", "both"))
                 for c in order.cases if (a := c.arbitration) is not None})
+            for c in order.cases:  # the merchant's disputes: lost, won, blame unknown
+                a = c.arbitration
+                result = (None if a is None or a.outcome is None or a.blame is None
+                          else dispute_result(a.outcome, a.blame))
+                if result is not None:
+                    expected_counts[result] += 1
         with self.views.engine.connect() as conn:
             found = sorted((r.order_id, r.case_no, r.rule, r.deadline, r.penalty) for r in
                            conn.execute(violations.select()))
@@ -508,6 +544,13 @@ class LedgerMachine(RuleBasedStateMachine):
                                           r.evidence_count, r.evidence_at, r.ruled_at,
                                           r.ruled_by, r.outcome, r.blame, r.lost)
                 for r in conn.execute(disputes.select())}
+            counted = conn.execute(select(
+                func.coalesce(func.sum(merchant_compliance.c.disputes_lost), 0),
+                func.coalesce(func.sum(merchant_compliance.c.disputes_won), 0),
+                func.coalesce(func.sum(merchant_compliance.c.disputes_unknown_blame), 0),
+            )).one()
+        assert tuple(int(n) for n in counted) == (
+            expected_counts["lost"], expected_counts["won"], expected_counts["unknown"])
         assert found == sorted(expected_violations)
         assert rows == expected_rows
         assert cases == expected_cases
@@ -524,7 +567,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 event(f"{m.payment} {case.kind.value} {case.status.value}")
                 if (a := case.arbitration) is not None:
                     event(f"dispute {case.kind.value} {_dispute_of(a)[0]} {a.ruled_by} "
-                          f"{a.outcome}")
+                          f"{a.outcome}" + (" blame unknown" if a.blame == "unknown" else ""))
             assert doc["order_status"] == m.status, order_id
             assert doc["refunded_total"] == m.refunded, order_id
             assert [(c.kind.value, c.status.value, c.amount) for c in order.cases] == [
@@ -564,7 +607,12 @@ class LedgerMachine(RuleBasedStateMachine):
             for case in order.cases:
                 key = (order_id, case.number)
                 if case.ended_at is not None:
-                    assert self.ended.setdefault(key, case.ended_at) == case.ended_at
+                    was = self.ended.setdefault(key, case.ended_at)
+                    if was != case.ended_at:  # reopened by its one appeal, and ended
+                        assert case.arbitration is not None  # again, within one walk
+                        assert key not in self.unended and case.arbitration.opened_at >= was
+                        self.unended.add(key)
+                        self.ended[key] = case.ended_at
                 elif key in self.ended:  # only an appeal reopens an ended case, once
                     assert case.arbitration is not None and key not in self.unended
                     assert case.arbitration.opened_at >= self.ended.pop(key)

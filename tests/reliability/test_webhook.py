@@ -24,7 +24,8 @@ import pytest
 
 from aftersales import Ledger
 from aftersales.application.commands import parse_command
-from tests.unit.test_douyin import HOUR, place, push, ts
+from tests.douyin_bodies import HOUR, aftersale, body, place, shipped
+from tests.douyin_bodies import paid as paid_message
 
 pytestmark = pytest.mark.slow
 KEY, SECRET = "app-key", "app-secret"
@@ -107,7 +108,7 @@ def placed(db: str, orders: int) -> None:
 
 
 def paid(n: int) -> bytes:
-    return push(101, f"pay-{n}", s_id=f"W{n}", pay_type=1, pay_time=ts(NOW - HOUR))
+    return body(paid_message(f"pay-{n}", f"W{n}", at=NOW - HOUR))
 
 
 def payments(db: str) -> int:
@@ -164,7 +165,9 @@ def test_a_bounded_load_is_answered_spooled_and_applied(tmp_path: Path,
         s.process.send_signal(signal.SIGTERM)
         s.expect("stopped")
     spooled = [json.loads(line) for line in (tmp_path / "spool").read_text().splitlines()]
-    assert sorted(b[0]["msg_id"] for b in spooled) == sorted(f"pay-{n}" for n in range(bodies))
+    assert sorted(b["body"][0]["msg_id"] for b in spooled) == sorted(
+        f"pay-{n}" for n in range(bodies))
+    assert all(datetime.fromisoformat(b["received_at"]) >= NOW for b in spooled)
     assert payments(db_url) == bodies
 
 
@@ -184,6 +187,58 @@ def test_a_torn_last_line_of_the_spool_is_cut_and_bad_requests_are_refused(
             urllib.request.urlopen(request, timeout=WAIT)
         assert refused.value.code == 401
         refused.value.close()
-    assert [json.loads(x)[0]["msg_id"] for x in spool.read_text().splitlines()] == [
+    kept = [json.loads(x) for x in spool.read_text().splitlines()]
+    assert [(x if isinstance(x, list) else x["body"])[0]["msg_id"] for x in kept] == [
         "pay-0", "pay-1"]
+    assert payments(db_url) == 2
+
+
+def test_a_timeless_message_is_applied_at_the_time_its_body_was_received(
+        tmp_path: Path, db_url: str) -> None:
+    from aftersales.feeds.run import ingest_feed
+    ledger = Ledger(db_url)
+    try:  # a refund refused three hours ago: the user may appeal
+        ingest_feed(ledger, [
+            place("W0", at=NOW - 6 * HOUR), body(paid_message("p", "W0", at=NOW - 5 * HOUR)),
+            body(shipped("s", "W0", at=NOW - 4 * HOUR)),
+            body(aftersale(200, "r", NOW - 3 * HOUR, order="W0", case=1, kind=1,
+                           refund_amount=1000)),
+            body(aftersale(204, "n", NOW - 2 * HOUR, order="W0", case=1, kind=1,
+                           refuse_reason="used"))])
+    finally:
+        ledger.close()
+    with server(tmp_path, db_url, "--lateness", "0") as s:
+        before = datetime.now(UTC).replace(microsecond=0)
+        appeal = body(aftersale(212, "appeal", None, order="W0", case=1, kind=1))
+        assert s.post(appeal)[0] == 200  # 212 carries no time
+        s.expect("ack applied 1")
+        after = datetime.now(UTC)
+    ledger = Ledger(db_url)
+    try:
+        appealed = list(ledger.order_events("W0"))[-1]
+        assert type(appealed).__name__ == "Appealed" and before <= appealed.at <= after
+    finally:
+        ledger.close()
+
+
+@pytest.mark.parametrize("poison", [
+    {"tag": "\u00b2", "msg_id": "p1", "data": {}},
+    {"tag": 101, "msg_id": "p2", "data": "[" * 1000 + "]" * 1000},
+    {"tag": 101, "msg_id": "p3", "data": '{"s_ids":[1],"pay_time":' + "9" * 4301 + "}"},
+    {"tag": 101, "msgId": "p4", "data": {"s_ids": ["W1"], "pay_type": 1, "pay_time": 1e999}},
+    {"tag": 101, "msgId": "p5", "data": {"s_ids": ["W1"], "pay_type": 1,
+                                         "pay_time": 1794002561, "note": "\ud800"}},
+])
+def test_a_poison_body_is_refused_message_by_message_and_the_server_goes_on(
+        tmp_path: Path, db_url: str, poison: dict[str, object]) -> None:
+    placed(db_url, 2)
+    with server(tmp_path, db_url, "--lateness", "0") as s:
+        mixed = json.dumps([poison, json.loads(paid(0))[0]]).encode()
+        assert s.post(mixed) == (200, {"code": 0, "msg": "success"})
+        s.expect("ack applied 1")
+        assert s.post(paid(1))[0] == 200  # still serving, still applying
+        s.expect("ack applied 2")
+        s.process.send_signal(signal.SIGTERM)
+        s.expect("stopped")
+        assert s.process.wait(timeout=WAIT) == 0
     assert payments(db_url) == 2

@@ -27,6 +27,8 @@ def test_F_1_an_approved_refund_before_shipment_refunds_the_whole_order_and_canc
     assert s.doc["return"] == {"case": 1, "status": "requested", "awaiting": "merchant",
                                "deadline": (s.now + 48 * HOUR).isoformat(),
                                "amount": GOODS + POSTAGE, "kind": "refund",
+                               "case_ref": None, "carrier": None, "tracking_no": None,
+                               "replacement_carrier": None, "replacement_tracking_no": None,
                                "arbitration": None}
     s.do("approve_return", 48 * HOUR)  # exactly at the deadline: on time
     assert s.event_names()[-3:] == ["RefundApproved", "PlatformRefunded",

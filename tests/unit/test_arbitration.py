@@ -257,7 +257,8 @@ def test_A_3_outcome_and_blame_take_the_listed_values(ledger: Ledger, field: str
     assert f"field '{field}'" in str(s.refused("INPUT", "arbitrate", **fields))
 
 
-@pytest.mark.parametrize("blame", ["merchant", "user", "both", "platform", "creator"])
+@pytest.mark.parametrize("blame", ["merchant", "user", "both", "platform", "creator",
+                                   "unknown"])
 def test_A_3_every_blame_is_recorded(ledger: Ledger, blame: str) -> None:
     s = Scenario(ledger).to_appealed()
     s.do("arbitrate", outcome="merchant", blame=blame)

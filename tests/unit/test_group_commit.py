@@ -8,7 +8,8 @@ from aftersales import CommandRefused, Ledger
 from aftersales.application import commands as cmd
 from aftersales.application import group_commit
 from aftersales.application.order_cache import OrderCache
-from aftersales.storage.port import DeadlineRow
+from aftersales.domain.order import order_uuid
+from aftersales.storage.port import DeadlineRow, RefusalRow, sidecar_kwargs
 from tests.scenario import HOUR, T0
 
 
@@ -20,21 +21,65 @@ def codes(results: list[object]) -> list[str]:
 def test_a_refused_command_is_refused_again_as_it_was_after_the_state_changed(
     ledger: Ledger,
 ) -> None:
-    """A command is decided once: refused, it is remembered (with the timeouts it
-    revealed), so that the same command again, in the same batch, a later one or one by
-    one (a re-run of a file), is refused again as it was, never decided on a later state.
-    Another command, with other content, is decided."""
-    pay = cmd.Pay(order_id="O2", at=T0 + HOUR)
+    """A command is decided once: refused on its order's state, it is remembered (with the
+    timeouts it revealed), so that the same command again, in the same batch, a later one
+    or one by one (a re-run of a file), is refused again as it was, never decided on a
+    later state.  Another command, with other content, is decided."""
     place = cmd.PlaceOrder(order_id="O2", at=T0, payment="online", merchant_id="M",
                            user_id="U", goods_amount=100)
-    assert codes(ledger.execute_batch([pay, place, pay])) == [
-        "UNKNOWN-ORDER", "applied", "UNKNOWN-ORDER"]
-    assert codes(ledger.execute_batch([pay])) == ["UNKNOWN-ORDER"]
+    ship = cmd.Ship(order_id="O2", at=T0 + 2 * HOUR, carrier="SF", tracking_no="1")
+    pay = cmd.Pay(order_id="O2", at=T0 + HOUR)
+    assert codes(ledger.execute_batch([place, ship, pay, ship])) == [
+        "applied", "FLOW", "applied", "FLOW"]
+    assert codes(ledger.execute_batch([ship])) == ["FLOW"]
     with pytest.raises(CommandRefused) as again:
-        ledger.execute(pay)
-    assert again.value.code == "UNKNOWN-ORDER"
-    assert codes(ledger.execute_batch([cmd.Pay(order_id="O2", at=T0 + 2 * HOUR)])) == [
+        ledger.execute(ship)
+    assert again.value.code == "FLOW"
+    assert codes(ledger.execute_batch([cmd.Ship(order_id="O2", at=T0 + 3 * HOUR,
+                                                carrier="SF", tracking_no="1")])) == [
         "applied"]
+
+
+def test_an_unknown_order_refusal_is_not_remembered(ledger: Ledger) -> None:
+    """UNKNOWN-ORDER depends on more than the order's history (it may be placed later,
+    from another file): the same line, once the order is placed, is applied."""
+    pay = cmd.Pay(order_id="Z1", at=T0 + HOUR)
+    place = cmd.PlaceOrder(order_id="Z1", at=T0, payment="online", merchant_id="M",
+                           user_id="U", goods_amount=100)
+    with pytest.raises(CommandRefused) as refused:
+        ledger.execute(pay)
+    assert refused.value.code == "UNKNOWN-ORDER"
+    assert codes(ledger.execute_batch([pay])) == ["UNKNOWN-ORDER"]
+    ledger.execute(place)
+    assert codes(ledger.execute_batch([pay])) == ["applied"]
+    order = ledger.get_order("Z1")
+    assert order is not None and order.status == "paid"
+    # In one batch too: refused before the order is placed, applied after.
+    other = cmd.Pay(order_id="Z2", at=T0 + HOUR)
+    assert codes(ledger.execute_batch([other, place_order("Z2"), other])) == [
+        "UNKNOWN-ORDER", "applied", "applied"]
+
+
+def test_an_unknown_order_refusal_an_earlier_version_remembered_is_decided_afresh(
+    ledger: Ledger,
+) -> None:
+    """A store written before UNKNOWN-ORDER was decided afresh holds such refusals: they
+    are not given again, and the command's next refusal, if remembered, replaces them."""
+    pay = cmd.Pay(order_id="Z3", at=T0 + HOUR)
+    cid, digest = pay.identity()
+    ledger.recorder.insert_events([], **sidecar_kwargs({}, [], [RefusalRow(
+        cid, digest, order_uuid("Z3"), 0, "UNKNOWN-ORDER", "order Z3 was never placed")]))
+    assert ledger.index.known_refusals([(cid, digest)])[(cid, digest)][0] == "UNKNOWN-ORDER"
+    ledger.execute(cmd.PlaceOrder(order_id="Z3", at=T0, payment="cod", merchant_id="M",
+                                  user_id="U", goods_amount=100))
+    assert codes(ledger.execute_batch([pay])) == ["FLOW"]  # decided: cod orders are not paid
+    assert ledger.index.known_refusals([(cid, digest)])[(cid, digest)][0] == "FLOW"
+    assert codes(ledger.execute_batch([pay])) == ["FLOW"]
+
+
+def place_order(order_id: str) -> cmd.PlaceOrder:
+    return cmd.PlaceOrder(order_id=order_id, at=T0, payment="online", merchant_id="M",
+                          user_id="U", goods_amount=100)
 
 
 def test_a_batch_sees_what_earlier_lines_of_it_did(ledger: Ledger) -> None:

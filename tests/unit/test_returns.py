@@ -18,7 +18,10 @@ def test_R_1_merchant_approves_a_return(ledger: Ledger, payment: str) -> None:
     requested = s.now
     assert s.doc["return"] == {"case": 1, "status": "requested", "awaiting": "merchant",
                                "deadline": (requested + 48 * HOUR).isoformat(),
-                               "amount": GOODS, "kind": "return", "arbitration": None}
+                               "amount": GOODS, "kind": "return", "case_ref": None,
+                               "carrier": None, "tracking_no": None,
+                               "replacement_carrier": None, "replacement_tracking_no": None,
+                               "arbitration": None}
     s.do("approve_return", 48 * HOUR)  # exactly at the deadline: on time
     assert s.case_status == "approved"
     assert s.last("MerchantApproved").actor == "merchant"
