@@ -28,6 +28,8 @@ from aftersales.domain import rules
 from aftersales.errors import CommandRefused
 
 ZONE = ZoneInfo("Asia/Shanghai")
+#: The largest push body accepted (the webhook answers 413 above it).
+MAX_BODY = 1 << 20
 #: Digits an integer of a body may have: ids are 19-20 digits, amounts fewer (a number of
 #: thousands of digits costs the parser quadratic time and is no id).
 MAX_DIGITS = 40

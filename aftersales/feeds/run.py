@@ -39,7 +39,7 @@ from aftersales.feeds.douyin import (
     decide,
     message,
 )
-from aftersales.feeds.pushes import is_push, read_body
+from aftersales.feeds.pushes import MAX_BODY, is_push, read_body
 from aftersales.feeds.window import Window
 from aftersales.ingest.serial import decode_line
 from aftersales.storage.port import MessageRow
@@ -47,6 +47,9 @@ from aftersales.storage.port import MessageRow
 #: How far behind the latest business time a message may arrive and still be put in its
 #: place (AFTERSALES_FEED_LATENESS / --lateness).
 LATENESS = timedelta(minutes=10)
+#: The longest feed line: a push body as large as the webhook accepts (1 MiB), with the
+#: receive time around it; what was acknowledged is applied, whatever its size.
+MAX_FEED_LINE = MAX_BODY + 1024
 #: Command lines recorded per transaction (an order export of thousands of orders).
 COMMAND_BATCH = 1000
 #: The outcomes of a message, most telling first: a message with a reported part is
@@ -111,7 +114,7 @@ class Feed:
         report = self.report
         report.lines += 1
         try:
-            text = decode_line(raw).strip()
+            text = decode_line(raw, MAX_FEED_LINE).strip()
             if not text:
                 return
             if not is_push(text):

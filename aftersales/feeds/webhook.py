@@ -35,13 +35,12 @@ from typing import Any
 from aftersales.application.ledger import Ledger
 from aftersales.errors import CommandRefused, SettingsError, StoreUnavailable
 from aftersales.feeds.douyin import TOLERANCE, Tolerance
-from aftersales.feeds.pushes import ZONE, read_body
+from aftersales.feeds.pushes import MAX_BODY, ZONE, read_body
 from aftersales.feeds.run import Feed
 from aftersales.storage.retry import describe as store_error
 from aftersales.storage.retry import is_store_error
 
 KEY_ENV, SECRET_ENV = "AFTERSALES_DOUYIN_APP_KEY", "AFTERSALES_DOUYIN_APP_SECRET"
-MAX_BODY = 1 << 20
 
 
 def secrets(environ: dict[str, str] | os._Environ[str] | None = None) -> tuple[str, str]:

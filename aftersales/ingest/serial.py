@@ -120,9 +120,9 @@ class Halted(Exception):
     """The ingest stops (the store failed, or another worker's did)."""
 
 
-def decode_line(raw: bytes) -> str:
-    if len(raw) > MAX_LINE_BYTES:
-        raise CommandRefused(rules.INPUT, f"line longer than {MAX_LINE_BYTES} bytes")
+def decode_line(raw: bytes, limit: int = MAX_LINE_BYTES) -> str:
+    if len(raw) > limit:
+        raise CommandRefused(rules.INPUT, f"line longer than {limit} bytes")
     try:
         return raw.decode("utf-8").removeprefix("\ufeff")  # a BOM from a spreadsheet
     except UnicodeDecodeError as e:

@@ -242,3 +242,15 @@ def test_a_poison_body_is_refused_message_by_message_and_the_server_goes_on(
         s.expect("stopped")
         assert s.process.wait(timeout=WAIT) == 0
     assert payments(db_url) == 2
+
+
+def test_a_large_acknowledged_body_is_applied_whole(tmp_path: Path, db_url: str) -> None:
+    """A body of 180 messages (about 40 KB, over a command file's line limit) answered
+    success is applied, every message of it."""
+    placed(db_url, 180)
+    large = json.dumps([json.loads(paid(n))[0] for n in range(180)]).encode()
+    assert len(large) > 16 * 1024
+    with server(tmp_path, db_url, "--lateness", "0") as s:
+        assert s.post(large) == (200, {"code": 0, "msg": "success"})
+        s.expect("ack applied 1")
+    assert payments(db_url) == 180
