@@ -34,8 +34,8 @@ def refund_created(c: Context) -> Decision:
     if ref is None:
         return Skipped("reported", "RefundCreated: no aftersale_id (the case)")
     if (case := order.case_by_ref(ref)) is not None:
-        return Skipped("ignored", f"RefundCreated: case {case.number} ({ref}) is open "
-                       "already")
+        return Skipped("ignored", f"RefundCreated: case {case.number} ({ref}) is in the "
+                       "ledger already")
     kind_no = c.number("aftersale_type")
     if kind_no in NOT_RULED:
         return Skipped("ignored", f"RefundCreated: aftersale_type {kind_no} is not an "
