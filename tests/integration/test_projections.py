@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from threading import Event
 from typing import Any
 
@@ -354,3 +354,16 @@ def test_report_counts_whole_business_days(views: ReadModels) -> None:
     assert business_days(views.tz, midnight, midnight + DAY) == (date(2026, 3, 1),
                                                               date(2026, 3, 2))
     assert business_days(views.tz, None, None) == (None, None)
+
+
+def assert_rebuild_stores_what_was_projected(ledger: Ledger, views: ReadModels, now: datetime,
+                                             disputes: int) -> None:
+    """Sweep to `now`, project, and check (I6) that a rebuild stores what the runner
+    stored, `disputes` rows of disputes among them."""
+    ledger.tick(now)
+    project(ledger, views)
+    before = stored(views)
+    assert len(before["disputes"]) == disputes
+    assert verify(ledger, views) == []
+    Runner(ledger, views, batch=3).rebuild(workers=1)
+    assert stored(views) == before

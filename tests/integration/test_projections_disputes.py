@@ -9,9 +9,14 @@ import json
 from aftersales import Ledger
 from aftersales.readmodels.database import ReadModels
 from aftersales.readmodels.queries import list_disputes, list_violations, loss_rate, scorecard
-from aftersales.readmodels.runner import Runner, verify
 from aftersales.readmodels.schema import disputes, order_status, pending_deadlines, return_cases
-from tests.integration.test_projections import one, project, rows, stored, views
+from tests.integration.test_projections import (
+    assert_rebuild_stores_what_was_projected,
+    one,
+    project,
+    rows,
+    views,
+)
 from tests.integration.test_projections_kinds import counters
 from tests.scenario import DAY, GOODS, HOUR, SECOND, T0, Scenario
 
@@ -123,13 +128,7 @@ def test_rebuild_of_disputes_stores_what_the_runner_stored_I6(
         Scenario(durable_ledger, payment, order_id=f"M{n}").to_appealed()  # evidence missed
         b = Scenario(durable_ledger, payment, order_id=f"B{n}").to_appealed()
         b.do("arbitrate", outcome="merchant", blame="creator")
-    durable_ledger.tick(T0 + 60 * DAY)
-    project(durable_ledger, views)
-    before = stored(views)
-    assert len(before["disputes"]) == 6
-    assert verify(durable_ledger, views) == []
-    Runner(durable_ledger, views, batch=3).rebuild(workers=1)
-    assert stored(views) == before
+    assert_rebuild_stores_what_was_projected(durable_ledger, views, T0 + 60 * DAY, disputes=6)
 
 
 def test_the_loss_rate_rounds_halves_up_as_sql_does() -> None:

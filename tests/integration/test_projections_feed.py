@@ -17,7 +17,7 @@ from aftersales.readmodels.queries import (
     list_disputes,
     scorecard_with_total,
 )
-from aftersales.readmodels.runner import Runner, verify
+from aftersales.readmodels.runner import verify
 from aftersales.readmodels.schema import (
     discrepancies,
     disputes,
@@ -26,7 +26,13 @@ from aftersales.readmodels.schema import (
     pending_deadlines,
     return_cases,
 )
-from tests.integration.test_projections import one, project, rows, stored, views
+from tests.integration.test_projections import (
+    assert_rebuild_stores_what_was_projected,
+    one,
+    project,
+    rows,
+    views,
+)
 from tests.integration.test_projections_kinds import counters
 from tests.scenario import DAY, HOUR, SECOND, T0, Scenario
 
@@ -185,10 +191,4 @@ def test_rebuild_of_the_feed_s_rows_stores_what_the_runner_stored_I6(
         r.do("submit_tracking")
         r.do("reconcile", source="douyin", ref="m", fact="approved", step_at=r.now,
              case=1, tolerance=60)
-    durable_ledger.tick(T0 + 60 * DAY)
-    project(durable_ledger, views)
-    before = stored(views)
-    assert len(before["disputes"]) == 6
-    assert verify(durable_ledger, views) == []
-    Runner(durable_ledger, views, batch=3).rebuild(workers=1)
-    assert stored(views) == before
+    assert_rebuild_stores_what_was_projected(durable_ledger, views, T0 + 60 * DAY, disputes=6)
