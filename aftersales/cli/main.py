@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
@@ -69,13 +69,13 @@ from aftersales.readmodels.queries import (
     scorecard_with_total,
 )
 from aftersales.readmodels.runner import BATCH as PROJECTION_BATCH
-from aftersales.readmodels.runner import Runner, verify
+from aftersales.readmodels.runner import Lag, Projected, Runner, lag_behind, projected, verify
 from aftersales.readmodels.schema import SCHEMA_VERSION
 from aftersales.runtime.garbage import tune_for_batch_work
 from aftersales.settings import Settings, business_zone
 from aftersales.storage.config import DEFAULT_URL, ENV_VAR, redacted, resolve_url, sqlite_path
 from aftersales.storage.integrity import Check, check
-from aftersales.storage.retry import Patience, is_store_error
+from aftersales.storage.retry import Patience, is_store_error, may_pass
 from aftersales.storage.retry import describe as store_error
 from aftersales.storage.shard import SHARDS
 
@@ -83,6 +83,7 @@ if TYPE_CHECKING:
     from aftersales.devtools.douyin_feed import FeedPlan
     from aftersales.devtools.workload import Workload
     from aftersales.feeds.douyin import Tolerance
+    from aftersales.service.projection_metrics import ProjectionMetrics
 
 T = TypeVar("T")
 
@@ -144,7 +145,8 @@ _EXIT_1 = {
     "status": "the order was not placed (or not yet at --as-of)",
     "history": "the order was not placed",
     "verify": "the read models differ from a rebuild (a broken chain is 4)",
-    "db": "check: the store's tables are not usable (run `aftersales db init`)",
+    "db": "check: the store's tables are not usable (run `aftersales db init`), or "
+          "the read models or the deadlines are later than --max-lag or --max-overdue",
     "feed": "some messages were refused or are still reported",
 }
 
@@ -277,25 +279,53 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default 0.5; on PostgreSQL a NOTIFY wakes it at once)")
     p.add_argument("--batch", type=int, default=PROJECTION_BATCH,
                    help=f"events per transaction (default {PROJECTION_BATCH})")
+    p.add_argument("--metrics-port", metavar="PORT", type=int, default=None,
+                   help="with --follow: serve Prometheus metrics (position, lag in events "
+                   "and seconds, events projected, store failures waited out) at "
+                   "http://HOST:PORT/metrics")
+    p.add_argument("--metrics-host", metavar="HOST", default="127.0.0.1",
+                   help="the address the metrics are served on (default 127.0.0.1)")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                   default="info", help="with --follow: the JSON log lines on standard "
+                   "error (default info)")
     p = command("serve-webhook", "receive Douyin's live pushes over HTTP: check each "
                 "body's event-sign (app key and secret from $AFTERSALES_DOUYIN_APP_KEY and "
-                "$AFTERSALES_DOUYIN_APP_SECRET), append it durably to the spool before "
-                "answering success, and apply it to the ledger (docs/platforms/douyin.md)",
+                "$AFTERSALES_DOUYIN_APP_SECRET, or the files their _FILE variables name), "
+                "commit it to the store's inbox before answering success, and apply it to "
+                "the ledger; /healthz, /readyz and /metrics (docs/operations.md)",
                 db, ack, feeding)
     p.add_argument("--port", type=int, required=True, help="the port to listen on")
     p.add_argument("--host", default="127.0.0.1",
                    help="the address to listen on (default 127.0.0.1)")
     p.add_argument("--spool", metavar="FILE", default="aftersales-webhook.spool",
-                   help="where received bodies are kept before and after they are applied "
-                   "(default aftersales-webhook.spool; its checkpoint beside it)")
+                   help="a spool file an earlier version kept: its bodies are moved into "
+                   "the inbox on start (default aftersales-webhook.spool, if it exists)")
     p.add_argument("--lateness", metavar="SECONDS", type=_lateness, default=600.0,
                    help="how long a message is held for earlier ones to arrive (default "
                    "600)")
-    p = command("feed", "platform feeds: decide the reported messages again (after the "
-                "orders they named were placed)", db, projecting, feeding)
-    p.add_argument("action", choices=("retry",),
-                   help="retry: decide every reported message again, on the ledger as it "
-                   "is now, in business-time order")
+    p.add_argument("--max-connections", metavar="N", type=int, default=256,
+                   help="connections served at once; more are answered 503 (default 256)")
+    p.add_argument("--header-timeout", metavar="SECONDS", type=float, default=10.0,
+                   help="a connection that sends no complete request head within this is "
+                   "closed (default 10)")
+    p.add_argument("--body-timeout", metavar="SECONDS", type=float, default=30.0,
+                   help="a body not received whole within this is answered 408 (default "
+                   "30)")
+    p.add_argument("--keep-alive", metavar="SECONDS", type=float, default=5.0,
+                   help="how long an idle kept-alive connection stays open (default 5)")
+    p.add_argument("--max-lag", metavar="SECONDS", type=float, default=60.0,
+                   help="/readyz answers 503 when the oldest unapplied body is older than "
+                   "the lateness window and this (default 60)")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                   default="info", help="the JSON log lines on standard error (default "
+                   "info; debug: one line per accepted body)")
+    p = command("feed", "platform feeds: the webhook's inbox (received, applied, backlog), "
+                "or decide the reported messages again (after the orders they named were "
+                "placed)", db, projecting, feeding)
+    p.add_argument("action", nargs="?", choices=("inbox", "retry"), default="inbox",
+                   help="inbox (default): what the webhook received and applied; retry: "
+                   "decide every reported message again, on the ledger as it is now, in "
+                   "business-time order")
     p = command("rebuild", "drop the read models and replay all events", db)
     p.add_argument("--workers", type=int, default=None,
                    help="processes, each replaying a range of orders (default: one per core, "
@@ -309,6 +339,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=("init", "check", "upgrade"),
                    help="init: create the store's tables; check: say whether the store is "
                    "ready; upgrade: add the chained record to a store written before it")
+    p.add_argument("--json", action="store_true",
+                   help="check: one JSON object (events, deadlines, the read models' lag, "
+                   "the inbox, problems), for a program or a monitor")
+    p.add_argument("--max-lag", metavar="SECONDS", type=float, default=None,
+                   help="check: exit 1 if the read models are further behind than this "
+                   "(wall clock minus the recorded time of the oldest event not yet "
+                   "projected; read models never created are behind by every event)")
+    p.add_argument("--max-overdue", metavar="SECONDS", type=float, default=None,
+                   help="check: exit 1 if a pending deadline is past by more than this "
+                   "(the sweep, `aftersales tick`, is not running)")
     p = command("violations", "list violations (missed merchant deadlines), by deadline",
                 db, since_until)
     p.add_argument("--merchant", help="only this merchant's")
@@ -342,15 +382,27 @@ def build_parser() -> argparse.ArgumentParser:
             f"totals row.  {SCORECARD_CAPTION}", db, scored)
 
     p = command("bench", "measure speed against same-run baselines", db)
+    p.epilog = (p.epilog or "").replace(
+        "0 done; ", "0 done; 1 --webhook: a body was not answered 200 or not applied, a "
+        "connection failed, or a server did not stop cleanly; ", 1)
     p.add_argument("--orders", type=int, default=100_000,
                    help="orders of the main workload (default 100000)")
-    p.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
+    p.add_argument("--repeat", type=int, default=None,
+                   help="runs per figure (median; default 3, with --webhook 1)")
     p.add_argument("--big", action="store_true", help="also scale to 10x the orders")
     p.add_argument("--returns-only", action="store_true",
                    help="the returns-only workload of earlier versions (to time old code "
                    "against new on the same lines)")
     p.add_argument("--json", metavar="FILE", help="write the full report here")
     p.add_argument("--workdir", metavar="DIR", help="keep the generated files and stores")
+    p.add_argument("--webhook", action="store_true",
+                   help="instead: a load benchmark of serve-webhook (signed Douyin bodies "
+                   "from concurrent kept-alive clients; SQLite, and PostgreSQL with --db "
+                   "postgresql://...) beside the same run's ingest of the same payments")
+    p.add_argument("--bodies", type=int, default=1_000,
+                   help="--webhook: bodies (and orders) per run (default 1000)")
+    p.add_argument("--clients", metavar="N,N,...", type=_client_counts, default=(8, 32, 64),
+                   help="--webhook: the numbers of concurrent clients (default 8,32,64)")
 
     p = command("demo", "generate a workload, ingest it, sweep, and report", db, projecting,
                 future, generated)
@@ -382,14 +434,19 @@ class Edge:
         self.url = resolve_url(getattr(args, "db", None))
         self.tz_name, self.zone = business_zone()  # where a person reads business times
 
-    def ledger(self, create: bool) -> Ledger:
-        """The ledger at the URL; a command that does not create one needs it there."""
+    def ledger(self, create: bool, patient: bool = True) -> Ledger:
+        """The ledger at the URL; a command that does not create one needs it there.  A
+        store that cannot be reached is waited for (`--retry-for`), unless not `patient`
+        (a service's own loop waits, and hears its stop signal meanwhile)."""
         path = sqlite_path(self.url)
         if not create and path is not None and not Path(path).exists():
             raise LedgerMissing(self.missing())
-        ledger = self.patience().run(
-            lambda: Ledger(self.url, create_tables=create, settings=self.settings,
-                           guard=guard_for(self.settings)), "opening the ledger")
+
+        def open_it() -> Ledger:
+            return Ledger(self.url, create_tables=create, settings=self.settings,
+                          guard=guard_for(self.settings))
+
+        ledger = self.patience().run(open_it, "opening the ledger") if patient else open_it()
         if not create and not ledger.index.has_ledger():
             ledger.close()
             raise LedgerMissing(self.missing())
@@ -430,6 +487,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fail(f"{name} is a JSON array: a command file is JSON Lines, one "
                          "command (a JSON object) per line; nothing was applied (convert "
                          "it with `jq -c '.[]'`)", EXIT_USAGE)
+        if args.cmd == "serve-webhook":  # before a store is opened (or created)
+            from aftersales.cli.webhook import check_options
+            if (problem := check_options(args)) is not None:
+                return _fail(problem, EXIT_USAGE)
         with closing(edge.ledger(create=args.cmd in CREATING)) as ledger:
             handler = {"ingest": cmd_ingest, "tick": cmd_tick, "status": cmd_status,
                        "history": cmd_history, "demo": cmd_demo, "project": cmd_project,
@@ -609,9 +670,13 @@ def _tolerance(args: argparse.Namespace) -> Tolerance:
 
 
 def cmd_feed(ledger: Ledger, edge: Edge) -> int:
-    """`feed retry`: the reported messages decided again, on the ledger as it is now."""
+    """`feed` (`feed inbox`): what the webhook received and applied; `feed retry`: the
+    reported messages decided again, on the ledger as it is now."""
     from aftersales.feeds.run import retry
     ledger.index.create_table()  # a store older than the messages' table gets it
+    if edge.args.action == "inbox":
+        from aftersales.cli.webhook import show_inbox
+        return show_inbox(ledger, edge.zone)
     report = retry(ledger, tolerance=_tolerance(edge.args),
                    on_refused=lambda text: print(text, file=sys.stderr))
     print(f"{report.messages:,} reported messages decided again: {report.applied:,} applied "
@@ -821,7 +886,38 @@ def cmd_demo(ledger: Ledger, edge: Edge) -> int:
 def cmd_project(ledger: Ledger, edge: Edge) -> int:
     args = edge.args
     if not args.follow:
+        if args.metrics_port is not None:
+            return _fail("--metrics-port is for `project --follow` (a service to scrape)",
+                         EXIT_USAGE)
         return _project_once(ledger, edge)
+    metrics = None
+    if args.metrics_port is not None:
+        if not 0 <= args.metrics_port <= 65535:
+            return _fail(f"--metrics-port {args.metrics_port}: a port is 0 to 65535",
+                         EXIT_USAGE)
+        from aftersales.service.projection_metrics import ProjectionMetrics
+        metrics = ProjectionMetrics()
+        try:
+            metrics.serve(args.metrics_host, args.metrics_port)
+        except OSError as e:
+            return _fail(f"cannot serve metrics on {args.metrics_host}:{args.metrics_port}: "
+                         f"{e.strerror or e}", EXIT_USAGE)
+    try:
+        return _follow(ledger, edge, metrics)
+    finally:
+        if metrics is not None:
+            metrics.close()
+
+
+def _follow(ledger: Ledger, edge: Edge, metrics: ProjectionMetrics | None) -> int:
+    """`project --follow`: a service.  Its stdout lines as ever (`following …`, `ack
+    position N`, `stopped at position N`); JSON log lines on stderr (started, each store
+    failure waited out, stopped); with `metrics`, its Prometheus metrics kept."""
+    import logging
+
+    from aftersales.service.logs import configure, log
+    args = edge.args
+    logger = configure(args.log_level)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -831,8 +927,23 @@ def cmd_project(ledger: Ledger, edge: Edge) -> int:
     print(f"following {redacted(ledger.url)}", flush=True)
     position = [0]
     before = [0]
+    said = [""]
     patience = edge.patience(ledger, retry_for=getattr(args, "retry_for", None))
-    patience.waits, patience.sleep = "reconnecting to", stop.wait
+
+    def waiting_for(text: str) -> None:
+        said[0] = text
+
+    def pause(seconds: float) -> object:
+        """Each store failure waited out: a warning, and the metric, then the pause."""
+        if metrics is not None:
+            metrics.retried()
+        log(logger, logging.WARNING, "store failure: waiting", position=position[0],
+            retries=patience.retries, pause_seconds=round(seconds, 3),
+            message=f"aftersales: waiting: {said[0].rstrip()}")
+        return stop.wait(seconds)
+
+    patience.on_wait, patience.waits, patience.sleep = waiting_for, "reconnecting to", pause
+    served = {} if metrics is None else {"metrics": metrics.url}
 
     def session() -> None:
         if stop.is_set():
@@ -842,15 +953,31 @@ def cmd_project(ledger: Ledger, edge: Edge) -> int:
             runner = Runner(ledger, views, batch=max(1, args.batch))
             position[0] = runner.position
             print(f"projecting from position {position[0]}", flush=True)
+            log(logger, logging.INFO, "following", store=redacted(ledger.url),
+                position=position[0], **served)
+
+            def observe() -> None:
+                if metrics is not None:
+                    metrics.observe(lag_behind(ledger, position[0]))
 
             def acknowledge(n: int, runner: Runner = runner) -> None:
                 position[0] = runner.position
                 if args.ack:
                     print(f"ack position {position[0]}", flush=True)
+                if metrics is not None:
+                    metrics.projected(n)  # before the position: a scrape that sees the
+                    observe()             # new position sees these events counted
 
-            runner.follow(stop, args.poll, acknowledge)
+            observe()
+            runner.follow(stop, args.poll, acknowledge, on_idle=observe)
 
-    patience.run(session, "following", progressed=lambda: position[0] > before[0])
+    try:
+        patience.run(session, "following", progressed=lambda: position[0] > before[0])
+    except AftersalesError as e:
+        code, text = _failure(e)
+        log(logger, logging.ERROR, "stopped: failed", position=position[0], error=text)
+        return code
+    log(logger, logging.INFO, "stopped", position=position[0], retries=patience.retries)
     print(f"stopped at position {position[0]}")
     return 0
 
@@ -873,38 +1000,10 @@ def _project_once(ledger: Ledger, edge: Edge) -> int:
 
 
 def cmd_serve_webhook(ledger: Ledger, edge: Edge) -> int:
-    """Serve Douyin's pushes until SIGTERM or Ctrl-C (the applier has its own ledger)."""
-    from aftersales.feeds.webhook import Applier, Spool, secrets, serve
-    args = edge.args
-    key, secret = secrets()
-    spool = Spool(Path(args.spool))
-
-    def say(text: str) -> None:
-        if args.ack or not text.startswith("ack "):
-            print(text, flush=True)
-
-    applier = Applier(lambda: edge.ledger(create=False), spool,
-                      timedelta(seconds=args.lateness), wall_clock, say,
-                      tolerance=_tolerance(args))
-    try:
-        server = serve(args.host, args.port, spool, applier, key, secret, say, args.ack)
-    except OSError as e:
-        spool.close()
-        return _fail(f"cannot listen on {args.host}:{args.port}: {e.strerror}", EXIT_USAGE)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: threading.Thread(target=server.shutdown).start())
-    applier.on_failure = lambda: threading.Thread(target=server.shutdown).start()
-    applier.start()
-    print(f"listening on http://{args.host}:{server.server_address[1]}/ (spool "
-          f"{spool.path}, {spool.lines} bodies)", flush=True)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    finally:
-        server.server_close()
-        applier.close()
-        spool.close()
-    print("stopped", flush=True)
-    return EXIT_STORE if applier.failed is not None else 0
+    """Serve Douyin's pushes until SIGTERM or Ctrl-C (aftersales/cli/webhook.py)."""
+    from aftersales.cli.webhook import serve_webhook
+    return serve_webhook(ledger, edge.args, lambda: edge.ledger(create=False, patient=False),
+                         _tolerance(edge.args))
 
 
 def cmd_rebuild(ledger: Ledger, edge: Edge) -> int:
@@ -1008,39 +1107,263 @@ def _compare(ledger: Ledger, edge: Edge) -> list[str]:
 
 
 def cmd_db(edge: Edge) -> int:
-    """`db init` creates every table; `db check` reports on the store, creating nothing;
-    `db upgrade` adds the chained record to a store written before it."""
-    action = edge.args.action
-    if action == "upgrade":
+    """`db init` creates every table; `db check` reports on the store, creating nothing
+    (`--json` for a monitor; `--max-lag`, `--max-overdue`: exit 1 beyond them); `db
+    upgrade` adds the chained record to a store written before it."""
+    args = edge.args
+    if args.action == "upgrade":
+        if args.json or args.max_lag is not None or args.max_overdue is not None:
+            return _fail("--json, --max-lag and --max-overdue are for `db check`",
+                         EXIT_USAGE)
         return _upgrade(edge)
-    init = action == "init"
-    with closing(edge.ledger(create=init)) as ledger:
-        where = redacted(ledger.url)
-        views = _views(ledger, edge)
-        try:
+    for name in ("max_lag", "max_overdue"):
+        bound = getattr(args, name)
+        if bound is not None and not 0 <= bound < float("inf"):
+            return _fail(f"--{name.replace('_', '-')} {bound:g}: expected 0 or more seconds",
+                         EXIT_USAGE)
+    init = args.action == "init"
+    try:
+        with closing(edge.ledger(create=init)) as ledger:
+            health = _health(ledger, edge, init)
+    except Exception as e:
+        if not args.json:
+            raise
+        code, said = _failure(e)
+        print(json.dumps(_health_json(Health(redacted(edge.url), problems=[said]))))
+        return _fail(said, code)
+    if args.json:
+        print(json.dumps(_health_json(health)))
+        for problem in health.problems:
+            print(f"aftersales: {problem}", file=sys.stderr)
+        return health.code
+    if health.unusable is not None:
+        print(f"aftersales: {health.unusable}", file=sys.stderr)
+        print("aftersales: run `aftersales db init` to create the tables", file=sys.stderr)
+        return health.code
+    _say_health(health, init)
+    return health.code
+
+
+def _failure(error: Exception) -> tuple[int, str]:
+    """The exit code and the line `main` gives for an error (`db check --json` says it in
+    its object as well)."""
+    if isinstance(error, IntegrityBroken):
+        return EXIT_INTEGRITY, str(error)
+    if isinstance(error, StoreUnavailable):
+        return EXIT_STORE, str(error)
+    if isinstance(error, AftersalesError):
+        return EXIT_USAGE, str(error)
+    if is_store_error(error):
+        return EXIT_STORE, f"the store failed: {store_error(error)}"
+    raise error
+
+
+@dataclass
+class Health:
+    """What `db check` found."""
+
+    store: str
+    events: int | None = None
+    pending: int | None = None
+    overdue: int | None = None
+    oldest_overdue: float | None = None  # seconds
+    read_models: Projected | None = None
+    lag: Lag | None = None
+    lag_seconds: float | None = None
+    inbox: InboxFigures | None = None
+    #: Why the ledger's tables are not usable (None: they are).
+    unusable: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def code(self) -> int:
+        return 1 if self.problems else 0
+
+
+@dataclass(frozen=True)
+class InboxFigures:
+    received: int
+    applied: int
+    backlog: int
+    oldest_unapplied: float | None  # seconds
+
+
+def _lasting(error: StoreUnavailable) -> BaseException | None:
+    """The store's error behind `error` if waiting would not pass it (a missing table, a
+    permission): the tables are not usable.  None: the store could not be reached."""
+    cause = error.__cause__
+    return cause if cause is not None and is_store_error(cause) and not may_pass(cause) \
+        else None
+
+
+def _health(ledger: Ledger, edge: Edge, init: bool) -> Health:
+    """Read what `db check` reports (creating the read models' tables for `db init`): a
+    failure that may pass is waited for, then raised (exit 3); one that will not is said."""
+    args = edge.args
+    health = Health(redacted(ledger.url))
+    patience = edge.patience(ledger)
+    views = _views(ledger, edge)
+    try:
+        def read_models() -> Projected:
             if init:
                 views.create_table()
-            events = ledger.recorder.max_notification_id() or 0
-            pending = ledger.index.pending_deadlines()
-            position = views.max_tracking_id(ledger.name) or 0
-        except Exception as e:
-            if not is_store_error(e):
+            return projected(views, ledger.name)
+
+        try:
+            health.read_models = patience.run(read_models, "reading the read models")
+        except StoreUnavailable as e:
+            if (cause := _lasting(e)) is None:
                 raise
-            print(f"aftersales: {where} is not usable: {store_error(e)}", file=sys.stderr)
-            print("aftersales: run `aftersales db init` to create the tables",
-                  file=sys.stderr)
-            return 1
-        finally:
-            views.close()
-        now = wall_clock()
-        overdue = sum(1 for _, row in pending if row.deadline < now)
-        print(f"store {where}: {'initialised' if init else 'ok'}")
-        print(f"  events recorded: {events}")
-        print(f"  pending deadlines: {len(pending)} ({overdue} past due: run `aftersales "
-              "tick`)" if overdue else f"  pending deadlines: {len(pending)}")
-        print(f"  read models at position {position} of {events} (lag {events - position}),"
-              f" schema version {SCHEMA_VERSION}, business days in {views.tz_name}")
-        return 0
+            health.problems.append(f"the read models at {redacted(views.url)} cannot be "
+                                   f"read: {store_error(cause)}")
+        position = health.read_models.position if health.read_models is not None else 0
+
+        def ledger_figures() -> tuple[Lag, list[tuple[Any, Any]]]:
+            return lag_behind(ledger, position), ledger.index.pending_deadlines()
+
+        try:
+            lag, pending = patience.run(ledger_figures, "checking the ledger")
+        except StoreUnavailable as e:
+            if (cause := _lasting(e)) is None:
+                raise
+            health.unusable = f"{health.store} is not usable: {store_error(cause)}"
+            health.problems = [f"{health.unusable}; run `aftersales db init` to create "
+                               "the tables"]
+            return health
+        health.inbox = _inbox(ledger, patience)
+    finally:
+        views.close()
+    now = wall_clock()
+    overdue = [row.deadline for _, row in pending if row.deadline < now]
+    health.events, health.pending, health.overdue = lag.head, len(pending), len(overdue)
+    health.oldest_overdue = (now - min(overdue)).total_seconds() if overdue else None
+    if health.read_models is not None:
+        health.lag, health.lag_seconds = lag, lag.seconds(now)
+    health.problems += _beyond_bounds(health, args.max_lag, args.max_overdue)
+    return health
+
+
+def _inbox(ledger: Ledger, patience: Patience) -> InboxFigures | None:
+    """The webhook's inbox (None: a store without one)."""
+    stats_of = getattr(ledger.index, "inbox_stats", None)
+    if stats_of is None:
+        return None
+    try:
+        stats = patience.run(stats_of, "reading the inbox")
+    except StoreUnavailable as e:
+        if _lasting(e) is None:
+            raise
+        return None  # a store written before the inbox: nothing received
+    oldest = stats.oldest_unapplied
+    return InboxFigures(stats.received, stats.applied, stats.backlog,
+                        None if oldest is None
+                        else max(0.0, (wall_clock() - oldest).total_seconds()))
+
+
+def _beyond_bounds(health: Health, max_lag: float | None, max_overdue: float | None
+                   ) -> list[str]:
+    """What breaks --max-lag and --max-overdue."""
+    problems = []
+    lag, seconds = health.lag, health.lag_seconds
+    if max_lag is not None and lag is not None and lag.events:
+        never = ("; never created: run `aftersales project`"
+                 if health.read_models is not None and not health.read_models.created
+                 else "")
+        if seconds is None:
+            problems.append(f"the read models are {lag.events:,} events behind the ledger "
+                            f"(the time of the first cannot be read: `aftersales verify`"
+                            f"{never}): more than --max-lag {max_lag:g} s?")
+        elif seconds > max_lag:
+            problems.append(f"the read models are {_duration(seconds)} behind the ledger "
+                            f"({lag.events:,} events{never}): more than --max-lag "
+                            f"{max_lag:g} s")
+    if (max_overdue is not None and health.oldest_overdue is not None
+            and health.oldest_overdue > max_overdue):
+        problems.append(f"{health.overdue:,} pending deadline(s) past due, the oldest by "
+                        f"{_duration(health.oldest_overdue)}: more than --max-overdue "
+                        f"{max_overdue:g} s (is `aftersales tick` running?)")
+    return problems
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _health_json(health: Health) -> dict[str, Any]:
+    """`db check --json`'s object."""
+    models, lag, inbox = health.read_models, health.lag, health.inbox
+    return {
+        "store": health.store,
+        "ok": not health.problems,
+        "events": health.events,
+        "pending_deadlines": health.pending,
+        "overdue_deadlines": health.overdue,
+        "oldest_overdue_seconds": _seconds(health.oldest_overdue),
+        "read_models": {
+            "position": None if models is None else models.position,
+            "lag_events": None if lag is None else lag.events,
+            "lag_seconds": _seconds(health.lag_seconds),
+            "schema_version": None if models is None else models.schema_version,
+            "created": None if models is None else models.created,
+        },
+        "inbox": None if inbox is None else {
+            "received": inbox.received,
+            "applied": inbox.applied,
+            "backlog": inbox.backlog,
+            "oldest_unapplied_seconds": _seconds(inbox.oldest_unapplied),
+        },
+        "problems": health.problems,
+    }
+
+
+def _say_health(health: Health, init: bool) -> None:
+    """`db check`'s lines for a person (the problems on standard error)."""
+    state = "initialised" if init else "ok"
+    if health.problems:
+        state += f", but {len(health.problems)} problem(s) (below)"
+    print(f"store {health.store}: {state}")
+    print(f"  events recorded: {health.events}")
+    if health.overdue:
+        print(f"  pending deadlines: {health.pending} ({health.overdue} past due, the "
+              f"oldest by {_duration(health.oldest_overdue or 0.0)}: run `aftersales tick`)")
+    else:
+        print(f"  pending deadlines: {health.pending}")
+    models, lag = health.read_models, health.lag
+    if models is None or lag is None:
+        print("  read models: cannot be read (below)")
+    elif not models.created:
+        print("  read models: not created (run `aftersales project`)")
+    else:
+        behind = f"lag {lag.events}"
+        if lag.events:
+            behind += (", the oldest recorded "
+                       + ("at a time that cannot be read" if health.lag_seconds is None
+                          else f"{_duration(health.lag_seconds)} ago"))
+        version = f"schema version {models.schema_version}" + (
+            f" (this version's is {SCHEMA_VERSION}: `aftersales project` rebuilds them)"
+            if models.schema_version != SCHEMA_VERSION else "")
+        print(f"  read models at position {models.position} of {health.events} ({behind}),"
+              f" {version}, business days in {models.timezone}")
+    inbox = health.inbox
+    if inbox is not None and inbox.received:
+        print(f"  inbox: {inbox.received:,} bodies received, {inbox.applied:,} applied, "
+              f"{inbox.backlog:,} waiting" + (
+                  "" if inbox.oldest_unapplied is None
+                  else f" (the oldest for {_duration(inbox.oldest_unapplied)})"))
+    for problem in health.problems:
+        print(f"aftersales: {problem}", file=sys.stderr)
+
+
+def _duration(seconds: float) -> str:
+    """A span of time for a person: 42 s, 5 min, 3 h, 2 days."""
+    whole = max(0, int(seconds))
+    if whole < 120:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{whole} s"
+    if whole < 7200:
+        return f"{whole // 60} min"
+    if whole < 2 * 86400:
+        return f"{whole // 3600} h"
+    return f"{whole // 86400} days"
 
 
 def _upgrade(edge: Edge) -> int:
@@ -1067,22 +1390,46 @@ def _upgrade(edge: Edge) -> int:
     return 0 if found.intact else EXIT_INTEGRITY
 
 
-def cmd_bench(args: argparse.Namespace, url: str | None) -> int:
-    from aftersales.devtools.bench import Bench, render
+def _client_counts(text: str) -> tuple[int, ...]:
+    """--clients: numbers of concurrent clients, 1 to 1000, comma-separated."""
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or not all(1 <= n <= 1000 for n in counts):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected numbers of clients, 1 to "
+                                         "1000, comma-separated (e.g. 8,32,64)")
+    return counts
 
+
+def cmd_bench(args: argparse.Namespace, url: str | None) -> int:
     def say(text: str) -> None:
         if sys.stderr.isatty():
             print(f"bench: {text}", file=sys.stderr, flush=True)
 
+    if args.webhook and args.bodies < 1:
+        return _fail("--bodies must be at least 1", EXIT_USAGE)
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(args.workdir or scratch)
         workdir.mkdir(parents=True, exist_ok=True)
-        report = Bench(orders=args.orders, workdir=workdir, db=url, repeat=max(1, args.repeat),
-                       big=args.big, kinds=not args.returns_only, say=say).run()
-    print(render(report))
+        if args.webhook:
+            from aftersales.devtools import webhook_load
+
+            report = webhook_load.WebhookBench(
+                bodies=args.bodies, workdir=workdir, db=url, clients=args.clients,
+                repeat=max(1, args.repeat or 1), say=say).run()
+            text, ok = webhook_load.render(report), webhook_load.complete(report)
+        else:
+            from aftersales.devtools.bench import Bench, render
+
+            report = Bench(orders=args.orders, workdir=workdir, db=url,
+                           repeat=max(1, args.repeat or 3), big=args.big,
+                           kinds=not args.returns_only, say=say).run()
+            text, ok = render(report), True
+    print(text)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
-    return 0
+    return 0 if ok else 1
 
 
 def _listing(ledger: Ledger, edge: Edge, ask: Callable[[ReadModels], list[dict[str, Any]]],

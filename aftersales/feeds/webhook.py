@@ -1,55 +1,67 @@
-"""Live Douyin pushes over HTTP (`aftersales serve-webhook`): signed, appended durably
-before they are acknowledged, applied by one thread in business-time order.
+"""Live Douyin pushes (`aftersales serve-webhook`): who may send them, where a received
+body is kept, and the one applier that takes the kept bodies into the ledger.
 
 A push is accepted when its `event-sign` header is the MD5 (hex) of app_key + body +
-app_secret (the app's key and secret come from the environment).  An accepted body is
-appended to the spool file, one line `{"received_at": …, "body": […]}` (the receive time is
-the time of its messages that carry none of their own), and the file is flushed and
-fsync'd: only then is
-the platform answered `{"code": 0, "msg": "success"}`.  So nothing acknowledged is lost: a
-crash between the answer and the ledger leaves the body in the spool, and the next start
-applies it.  The applier reads the spool from its checkpoint (the first line with a
-message still held, kept in `SPOOL.applied`), holds each message in the lateness window,
-and applies it once `lateness` has passed on the wall clock after its business time, or
-once a later message has come (as a file's feed).  Messages are idempotent by msg_id, so
-lines applied again after a crash change nothing.
+app_secret.  An accepted body is committed to the store's inbox (`ledger_inbox`: its
+exact bytes, its receive time, its digest, so the same body received twice is one row)
+before the platform is answered `{"code": 0, "msg": "success"}`: what was answered
+success is in the ledger's own database, in its backups and on its replicas.
 
-Answers: 200 `{"code": 0, "msg": "success"}` (appended); 401 `{"code": 40041}` for a
-missing or wrong signature; 400 `{"code": 40000}` for a body that is not push messages;
-413 for a body over 1 MiB; the platform sends again what is not answered code 0.
+The applier takes unapplied inbox rows in the order received, holds each message in the
+lateness window and decides it once its place in business time is known (as a file's
+feed does, `aftersales/feeds/run.py`).  Each message's outcome is recorded in the
+transaction of its events, under the message's key, so a message is decided once
+whatever stops the applier; a row is marked applied once every message of it is
+decided.  A row taken again after a crash finds its messages decided: nothing changes.
+Only one applier works on a store at a time (the store's applier lock: an advisory lock
+on PostgreSQL, a file lock on SQLite); another process's applier waits to take over.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
-import json
+import logging
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 from aftersales.application.ledger import Ledger
-from aftersales.errors import CommandRefused, SettingsError, StoreUnavailable
+from aftersales.errors import SettingsError, StoreUnavailable
 from aftersales.feeds.douyin import TOLERANCE, Tolerance
-from aftersales.feeds.pushes import MAX_BODY, ZONE, read_body
-from aftersales.feeds.run import Feed
+from aftersales.feeds.run import OUTCOMES, Feed, FeedReport
 from aftersales.storage.retry import describe as store_error
 from aftersales.storage.retry import is_store_error
 
 KEY_ENV, SECRET_ENV = "AFTERSALES_DOUYIN_APP_KEY", "AFTERSALES_DOUYIN_APP_SECRET"
+#: Inbox rows read per look.
+TAKE = 200
 
 
 def secrets(environ: dict[str, str] | os._Environ[str] | None = None) -> tuple[str, str]:
+    """The app's key and secret: from `$AFTERSALES_DOUYIN_APP_KEY` and `…_SECRET`, or
+    from the files `$…_KEY_FILE` and `$…_SECRET_FILE` name (a container's or systemd's
+    credentials; the file's trailing newline is not part of it)."""
     env = os.environ if environ is None else environ
-    key, secret = env.get(KEY_ENV, ""), env.get(SECRET_ENV, "")
-    if not key or not secret:
+    return _secret(env, KEY_ENV), _secret(env, SECRET_ENV)
+
+
+def _secret(env: dict[str, str] | os._Environ[str], name: str) -> str:
+    given, path = env.get(name, ""), env.get(name + "_FILE", "")
+    if given and path:
+        raise SettingsError(f"give {name} or {name}_FILE, not both")
+    if path:
+        try:
+            given = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as e:
+            reason = getattr(e, "strerror", None) or "not UTF-8 text"
+            raise SettingsError(f"{name}_FILE {path}: cannot be read: {reason}") from None
+    if not given:
         raise SettingsError(f"serve-webhook needs the app's key and secret: set {KEY_ENV} "
-                            f"and {SECRET_ENV}")
-    return key, secret
+                            f"and {SECRET_ENV} (or {KEY_ENV}_FILE and {SECRET_ENV}_FILE)")
+    return given
 
 
 def sign(key: str, body: bytes, secret: str) -> str:
@@ -57,108 +69,57 @@ def sign(key: str, body: bytes, secret: str) -> str:
     return hashlib.md5(key.encode() + body + secret.encode()).hexdigest()
 
 
-class Spool:
-    """The received bodies, one line each, appended durably; and the applier's
-    checkpoint (the number of the first line not yet wholly applied)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.checkpoint_path = path.with_name(path.name + ".applied")
-        self._lock = threading.Lock()
-        created = not path.exists()
-        _cut_torn_tail(path)
-        self._file = open(path, "ab")  # noqa: SIM115 - open for the server's life
-        if created:  # the new file's name durable too
-            _fsync_dir(path.parent)
-        self.lines = _count_lines(path)
-
-    def append(self, body: bytes, received_at: datetime) -> int:
-        """Append one body (JSON the server has read) as one line, with the time it was
-        received (the time of its messages that carry none), durably; its line number.
-        The body's own bytes are kept, not a re-encoding of them (which would turn a
-        number no float can hold into `Infinity`): only its line breaks, which JSON allows
-        between tokens and never inside a string, become spaces."""
-        kept = body.strip().replace(b"\r", b" ").replace(b"\n", b" ")
-        line = (b'{"received_at":"' + received_at.isoformat().encode() + b'","body":' + kept
-                + b"}")
-        with self._lock:
-            self._file.write(line + b"\n")
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self.lines += 1
-            return self.lines
-
-    def read_from(self, first: int) -> list[tuple[int, bytes]]:
-        """Lines `first`, `first + 1`, ... as written so far."""
-        with self._lock:
-            upto = self.lines
-        found = []
-        with open(self.path, "rb") as f:
-            for number, raw in enumerate(f, start=1):
-                if number > upto:
-                    break
-                if number >= first:
-                    found.append((number, raw))
-        return found
-
-    def checkpoint(self) -> int:
-        try:
-            return max(1, int(self.checkpoint_path.read_text().strip() or 1))
-        except (FileNotFoundError, ValueError):
-            return 1
-
-    def keep_checkpoint(self, line: int) -> None:
-        temporary = self.checkpoint_path.with_name(self.checkpoint_path.name + ".new")
-        with open(temporary, "w") as f:
-            f.write(f"{line}\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, self.checkpoint_path)
-
-    def close(self) -> None:
-        self._file.close()
+def received_line(body: bytes, received_at: datetime) -> bytes:
+    """A received body as a feed line `{"received_at": …, "body": …}` (the receive time
+    is the time of its messages that carry none).  The body's own bytes are kept, not a
+    re-encoding of them (which would turn a number no float can hold into `Infinity`):
+    only its line breaks, which JSON allows between tokens and never inside a string,
+    become spaces."""
+    kept = body.strip().replace(b"\r", b" ").replace(b"\n", b" ")
+    return (b'{"received_at":"' + received_at.isoformat().encode() + b'","body":' + kept
+            + b"}")
 
 
-def _cut_torn_tail(path: Path) -> None:
-    """A last line without its newline was being written when the server stopped: it was
-    never answered success (that waits for the fsync of the whole line): cut it."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    with open(path, "rb+") as f:
-        data = f.read()
-        if data.endswith(b"\n"):
-            return
-        f.truncate(data.rfind(b"\n") + 1)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def spooled(line: bytes) -> tuple[bytes, datetime] | None:
+    """A line of an earlier version's spool file as (body, receive time); None for a line
+    that is not one (a torn last line, never answered success)."""
+    head, middle = b'{"received_at":"', b'","body":'
+    line = line.rstrip(b"\r\n")
+    if not (line.startswith(head) and line.endswith(b"}") and middle in line):
+        return None
+    at, body = line[len(head):].split(middle, 1)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        return body[:-1], datetime.fromisoformat(at.decode())
+    except (UnicodeDecodeError, ValueError):
+        return None
 
 
-def _count_lines(path: Path) -> int:
-    with open(path, "rb") as f:
-        return sum(1 for _ in f)
+@dataclass
+class Progress:
+    """What the applier has done, for /metrics and /readyz."""
+
+    active: bool = False  # holds the applier lock
+    applied_upto: int = 0  # every row before it is applied
+    failed: BaseException | None = None
+    store_retries: int = 0
 
 
 class Applier:
-    """The one thread that applies the spool to the ledger, from its checkpoint."""
+    """The thread that applies the inbox to the ledger while it holds the store's applier
+    lock (another process's applier waits meanwhile, and takes over if this one stops)."""
 
-    def __init__(self, open_ledger: Callable[[], Ledger], spool: Spool,
-                 lateness: timedelta, clock: Callable[[], datetime],
-                 say: Callable[[str], None], poll: float = 0.5,
-                 tolerance: Tolerance = TOLERANCE) -> None:
-        self.open_ledger, self.spool, self.lateness = open_ledger, spool, lateness
-        self.tolerance = tolerance
-        self.clock, self.say, self.poll = clock, say, poll
+    def __init__(self, open_ledger: Callable[[], Ledger], lateness: timedelta,
+                 clock: Callable[[], datetime], log: logging.Logger, *,
+                 say: Callable[[str], None] = lambda text: None, poll: float = 0.5,
+                 tolerance: Tolerance = TOLERANCE,
+                 on_outcomes: Callable[[dict[str, int]], None] = lambda counts: None,
+                 on_retry: Callable[[], None] = lambda: None) -> None:
+        self.open_ledger, self.lateness, self.tolerance = open_ledger, lateness, tolerance
+        self.clock, self.log, self.say, self.poll = clock, log, say, poll
+        self.on_outcomes, self.on_retry = on_outcomes, on_retry
+        self.progress = Progress()
         self.wake = threading.Event()
         self.stop = threading.Event()
-        self.failed: BaseException | None = None
         self.on_failure: Callable[[], None] = lambda: None
         self.thread = threading.Thread(target=self._run, name="applier", daemon=True)
 
@@ -166,6 +127,7 @@ class Applier:
         self.thread.start()
 
     def close(self) -> None:
+        """Stop once the transaction under way is recorded."""
         self.stop.set()
         self.wake.set()
         self.thread.join()
@@ -176,86 +138,121 @@ class Applier:
             try:
                 ledger = self.open_ledger()
                 try:
-                    self._loop(ledger)
+                    self._hold(ledger)
+                    pause = 0.5
                 finally:
+                    self.progress.active = False
                     ledger.close()
             except Exception as e:
                 if not (is_store_error(e) or isinstance(e, StoreUnavailable)):
-                    self.failed = e  # said; the server stops (exit 3), a supervisor
+                    self.progress.failed = e  # said; the server stops (exit 3), and a
+                    self.log.error("the applier stopped", exc_info=e)  # supervisor
                     self.say(f"aftersales: the applier stopped: {e}")  # restarts it
                     self.on_failure()
                     return
-                # The store failed: what is spooled stays; start again from the
-                # checkpoint once it is back (what was applied is known by its msg_id).
-                self.say(f"aftersales: waiting: the store failed: {store_error(e)}; "
-                         f"trying again in {pause:.1f} s")
+                # The store failed: what is in the inbox stays; start again from its
+                # first unapplied row once it is back (decided messages are known).
+                self.progress.store_retries += 1
+                self.on_retry()
+                self.log.warning("the store failed; trying again", extra={"fields": {
+                    "reason": store_error(e), "retry_in_seconds": pause}})
                 self.stop.wait(pause)
                 pause = min(pause * 2, 30.0)
 
-    def _loop(self, ledger: Ledger) -> None:
-        feed = Feed(ledger, self.lateness, on_refused=self.say, tolerance=self.tolerance)
-        next_line = checkpoint = self.spool.checkpoint()
+    def _hold(self, ledger: Ledger) -> None:
+        """Wait for the applier lock, then apply while it is held."""
+        lock = ledger.index.applier_lock()
+        try:
+            while not self.stop.is_set():
+                if lock.try_acquire():
+                    break
+                self.stop.wait(max(self.poll, 1.0))  # another process applies
+            else:
+                return
+            self.progress.active = True
+            self.log.info("applying the inbox", extra={"fields": {"pid": os.getpid()}})
+            self._apply(ledger, lock.held)
+        finally:
+            lock.release()
+
+    def _apply(self, ledger: Ledger, held: Callable[[], bool]) -> None:
+        inbox = ledger.index
+        feed = Feed(ledger, self.lateness, on_refused=self._refused, tolerance=self.tolerance)
+        told = FeedReport()
+        # Rows are taken in seq order, which is the order they were committed (the store
+        # numbers them under its write lock): every row before `after` has been read.
+        after = marked = 0
         while not self.stop.is_set():
-            for number, raw in self.spool.read_from(next_line):
-                feed.add(number, raw)
-                next_line = number + 1
+            if not held():
+                self.log.warning("the applier lock was lost; waiting to take it again")
+                return
+            while rows := inbox.inbox_unapplied(after, TAKE):
+                for row in rows:
+                    feed.add(row.seq, received_line(row.body, row.received_at))
+                    after = row.seq
             feed.release(self.clock() - self.lateness)
             first_held = feed.first_held()
-            kept = next_line if first_held is None else first_held
-            if kept != checkpoint:
-                self.spool.keep_checkpoint(kept)
-                checkpoint = kept
-                self.say(f"ack applied {kept - 1}")
+            upto = after + 1 if first_held is None else first_held
+            self.on_outcomes(_outcomes(feed.report, told))
+            told = _copy(feed.report)
+            if upto - 1 > marked:
+                inbox.inbox_mark_applied(upto, self.clock())
+                marked = upto - 1
+                self.say(f"ack applied {marked}")
+            self.progress.applied_upto = upto
             self.wake.wait(self.poll)
             self.wake.clear()
 
+    def _refused(self, text: str) -> None:
+        self.log.warning("a message was not applied", extra={"fields": {"detail": text}})
 
-def serve(host: str, port: int, spool: Spool, applier: Applier, key: str, secret: str,
-          say: Callable[[str], None], ack: bool) -> ThreadingHTTPServer:
-    """The HTTP server (not yet serving: call `serve_forever`)."""
-    clock = applier.clock
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            text = self.headers.get("Content-Length") or "0"
-            length = int(text) if text.strip().isdigit() else -1
-            if length < 0:
-                self._answer(400, {"code": 40000, "msg": "no Content-Length"})
-                return
-            if length > MAX_BODY:
-                self._answer(413, {"code": 41300, "msg": "body too large"})
-                return
-            body = self.rfile.read(length)
-            given = self.headers.get("event-sign", "").strip().lower()
-            if not given or not hmac.compare_digest(
-                    given.encode("utf-8", "replace"), sign(key, body, secret).encode()):
-                self._answer(401, {"code": 40041, "msg": "missing or wrong event-sign"})
-                return
-            try:
-                read_body(body.decode("utf-8"), kept=False)
-            except (CommandRefused, UnicodeDecodeError) as e:
-                self._answer(400, {"code": 40000, "msg": f"not push messages: {e}"})
-                return
-            if applier.failed is not None:
-                self._answer(503, {"code": 50300, "msg": "the ledger is not applying"})
-                return
-            line = spool.append(body, clock().astimezone(ZONE))
-            if ack:
-                say(f"ack received {line}")
-            self._answer(200, {"code": 0, "msg": "success"})
-            applier.wake.set()
+def _outcomes(now: FeedReport, before: FeedReport) -> dict[str, int]:
+    """The messages decided since `before`, by outcome (and `duplicate`)."""
+    def counts(r: FeedReport) -> dict[str, int]:
+        return {"applied": r.applied - r.reconciled, "reconciled": r.reconciled,
+                "refused": sum(r.refused.values()), "reported": r.reported,
+                "ignored": r.ignored, "duplicate": r.duplicates}
+    a, b = counts(now), counts(before)
+    return {k: a[k] - b[k] for k in (*OUTCOMES, "duplicate") if a[k] != b[k]}
 
-        def _answer(self, status: int, doc: dict[str, Any]) -> None:
-            data = json.dumps(doc).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # quiet: the acks say what a test or an operator needs
+def _copy(report: FeedReport) -> FeedReport:
+    return FeedReport(applied=report.applied, reconciled=report.reconciled,
+                      refused=report.refused.copy(), reported=report.reported,
+                      ignored=report.ignored, duplicates=report.duplicates)
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    return server
+
+def migrate_spool(ledger: Ledger, path: Path) -> int | None:
+    """Move the bodies of an earlier version's spool file into the inbox (a body there
+    already is not added twice), then rename the file (and its checkpoint) with
+    `.migrated`; how many bodies were read (None: no spool file).  The applier decides
+    them again; their messages decided before are known by key and change nothing.  A
+    torn last line was never answered success and is left out; any other line that
+    cannot be read stops the start, with the file left as it was."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise SettingsError(f"{path}: the spool file cannot be read: {e.strerror}; nothing "
+                            "was moved into the inbox") from None
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    found: list[tuple[bytes, datetime]] = []
+    for number, line in enumerate(lines, start=1):
+        read = spooled(line)
+        if read is None:
+            if number == len(lines) and not data.endswith(b"\n"):
+                break  # torn: never acknowledged
+            raise SettingsError(f"{path}: line {number} is not a received body; nothing "
+                                "was moved into the inbox (move the file away to start "
+                                "without it)")
+        found.append(read)
+    for body, received_at in found:
+        ledger.index.inbox_add(body, received_at)
+    for old in (path, path.with_name(path.name + ".applied")):
+        if old.exists():
+            os.replace(old, old.with_name(old.name + ".migrated"))
+    return len(found)

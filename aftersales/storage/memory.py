@@ -3,6 +3,7 @@ chained record, the deadline index and the command ids under the same lock."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -20,23 +21,109 @@ from aftersales.storage.chain import (
     chain_events,
     checked,
 )
+from aftersales.storage.inbox import NO_STATS, utc
 from aftersales.storage.port import (
     REPORTED,
     ChainedNotification,
     CheckedReads,
     CommandRow,
     DeadlineRow,
+    InboxOf,
+    InboxRow,
+    InboxStats,
     LinkRow,
     Loaded,
     MessageRow,
     RefusalRow,
     check_refusals,
+    inbox_digest,
     prefix_bounds,
 )
 from aftersales.storage.shard import Partition
 
 
-class MemoryLedgerRecorder(CheckedReads, POPOApplicationRecorder):
+class MemoryInbox:
+    """The webhook's inbox of a memory store (as `ledger_inbox`), under its own lock: a
+    body is accepted while events are written."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[int, InboxRow] = {}
+        self._by_digest: dict[str, int] = {}
+        self._unapplied: dict[int, None] = {}  # seqs, ascending (insertion order)
+        self._last = 0
+        #: The applier's lock: one holder at a time (one process holds a memory store).
+        self.applier = threading.Lock()
+
+    def add(self, body: bytes, received_at: datetime) -> tuple[int, bool]:
+        found = inbox_digest(body)
+        at = utc(received_at)
+        with self._lock:
+            if found in self._by_digest:
+                return self._by_digest[found], False
+            self._last += 1
+            self._rows[self._last] = InboxRow(self._last, found, at, bytes(body))
+            self._by_digest[found] = self._last
+            self._unapplied[self._last] = None
+            return self._last, True
+
+    def unapplied(self, after: int, limit: int) -> list[InboxRow]:
+        with self._lock:
+            found: list[InboxRow] = []
+            for seq in self._unapplied:
+                if len(found) >= limit:
+                    break
+                if seq > after:
+                    found.append(self._rows[seq])
+            return found
+
+    def mark_applied(self, before: int, at: datetime) -> int:
+        utc(at)
+        with self._lock:
+            done = [seq for seq in self._unapplied if seq < before]
+            for seq in done:
+                del self._unapplied[seq]
+            return len(done)
+
+    def stats(self) -> InboxStats:
+        with self._lock:
+            if not self._rows:
+                return NO_STATS
+            first = next(iter(self._unapplied), None)
+            backlog = len(self._unapplied)
+            return InboxStats(len(self._rows), len(self._rows) - backlog, backlog,
+                              None if first is None else self._rows[first].received_at,
+                              first)
+
+    def applier_lock(self) -> MemoryApplierLock:
+        return MemoryApplierLock(self.applier)
+
+
+class MemoryApplierLock:
+    """A holder of a memory store's applier lock (a thread lock)."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self._lock = lock
+        self._held = False
+        self._guard = threading.Lock()
+
+    def try_acquire(self) -> bool:
+        with self._guard:
+            if not self._held:
+                self._held = self._lock.acquire(blocking=False)
+            return self._held
+
+    def held(self) -> bool:
+        return self._held
+
+    def release(self) -> None:
+        with self._guard:
+            if self._held:
+                self._held = False
+                self._lock.release()
+
+
+class MemoryLedgerRecorder(CheckedReads, InboxOf, POPOApplicationRecorder):
     def __init__(self) -> None:
         super().__init__()
         self._deadlines: dict[UUID, DeadlineRow] = {}
@@ -47,6 +134,7 @@ class MemoryLedgerRecorder(CheckedReads, POPOApplicationRecorder):
         self._links: list[bytes] = []
         self._heads: dict[UUID | str, Head] = {}
         self.heads = HeadCache(0)  # the head records are at hand: nothing to cache
+        self.inbox = MemoryInbox()
 
     def create_table(self) -> None:
         """Nothing to create: the memory store holds its tables from the start."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, cast, runtime_checkable
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
@@ -75,6 +76,72 @@ class MessageRow(NamedTuple):
     order_ids: str
     message: str = ""
     replaces: bool = False
+
+
+class InboxRow(NamedTuple):
+    """A push body as the webhook received it (the `ledger_inbox` table): `seq` its place,
+    the order received (ascending, never reused; rows become visible in seq order);
+    `digest` the sha256 hex of `body`; `received_at` when, as aware UTC (the instant
+    given, whatever its offset); `body` its exact bytes."""
+
+    seq: int
+    digest: str
+    received_at: datetime
+    body: bytes
+
+
+class InboxStats(NamedTuple):
+    """The inbox at a glance: rows received, applied and not yet applied (`backlog`), and
+    the first unapplied row's received_at (aware UTC) and seq (None: no backlog)."""
+
+    received: int
+    applied: int
+    backlog: int
+    oldest_unapplied: datetime | None
+    first_unapplied: int | None
+
+
+def inbox_digest(body: bytes) -> str:
+    """A body's key in the inbox: its sha256, hex."""
+    return hashlib.sha256(body).hexdigest()
+
+
+@runtime_checkable
+class ApplierLock(Protocol):
+    """The inbox applier's lock on a store: one holder at a time, across processes (a
+    process that dies, or loses its store connection, lets go of it)."""
+
+    def try_acquire(self) -> bool:
+        """Take it without waiting: True if this holder now has it (or had it already)."""
+
+    def held(self) -> bool:
+        """Whether this holder still has it (on PostgreSQL: its connection still answers;
+        False once that connection was lost, and then another may take it)."""
+
+    def release(self) -> None:
+        """Let go of it (again: nothing happens)."""
+
+
+class InboxOf:
+    """A recorder's inbox methods (the `LedgerRecorder` protocol's), passed to the store's
+    own inbox object, `self.inbox` (`aftersales.storage.inbox`, or memory's)."""
+
+    inbox: Any
+
+    def inbox_add(self, body: bytes, received_at: datetime) -> tuple[int, bool]:
+        return cast(tuple[int, bool], self.inbox.add(body, received_at))
+
+    def inbox_unapplied(self, after: int, limit: int) -> list[InboxRow]:
+        return cast(list[InboxRow], self.inbox.unapplied(after, limit))
+
+    def inbox_mark_applied(self, before: int, at: datetime) -> int:
+        return int(self.inbox.mark_applied(before, at))
+
+    def inbox_stats(self) -> InboxStats:
+        return cast(InboxStats, self.inbox.stats())
+
+    def applier_lock(self) -> ApplierLock:
+        return cast(ApplierLock, self.inbox.applier_lock())
 
 
 def prefix_bounds(prefix: str) -> tuple[str, str | None]:
@@ -205,6 +272,25 @@ class LedgerRecorder(Protocol):
 
     def links_page(self, after: int, limit: int) -> list[LinkRow]:
         """The events after position `after`, in log order, as the log chain reads them."""
+
+    def inbox_add(self, body: bytes, received_at: datetime) -> tuple[int, bool]:
+        """Commit a received body durably in its own transaction (durable as the ledger's
+        own commits are): (its seq, True); or, when a row with the same digest is there
+        already, (that row's seq, False) and nothing is written.  `received_at` must be
+        timezone-aware.  Safe from many threads at once; never takes the events' lock."""
+
+    def inbox_unapplied(self, after: int, limit: int) -> list[InboxRow]:
+        """Unapplied rows with seq > `after`, by seq, at most `limit` (none on a store
+        that has no inbox table yet)."""
+
+    def inbox_mark_applied(self, before: int, at: datetime) -> int:
+        """Mark every unapplied row with seq < `before` applied at `at`; how many."""
+
+    def inbox_stats(self) -> InboxStats:
+        """The inbox's counts (zeros on a store that has no inbox table yet)."""
+
+    def applier_lock(self) -> ApplierLock:
+        """A new holder of the store's applier lock (not yet acquired)."""
 
     def create_table(self) -> None:
         """Create the tables that are missing (a store opened by a newer version)."""

@@ -39,12 +39,14 @@ from aftersales.storage.chain import (
     id_bytes,
     link,
 )
+from aftersales.storage.inbox import INDEX, TABLE, PostgresInbox
 from aftersales.storage.port import (
     REPORTED,
     ChainedNotification,
     CheckedReads,
     CommandRow,
     DeadlineRow,
+    InboxOf,
     LinkRow,
     Loaded,
     MessageRow,
@@ -69,7 +71,7 @@ UPGRADE_PAGE = 5_000
 LAST_ID = UUID(int=2**128 - 1)
 
 
-class PostgresLedgerRecorder(CheckedReads, PostgresApplicationRecorder):
+class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.heads = HeadCache()
@@ -205,6 +207,8 @@ class PostgresLedgerRecorder(CheckedReads, PostgresApplicationRecorder):
             q("CREATE INDEX IF NOT EXISTS ledger_messages_reported ON {s}.ledger_messages "
               "(key) WHERE outcome = '" + REPORTED + "'"),
         ]
+        self.inbox = PostgresInbox(self.datastore)
+        self.sql_create_statements += self.inbox.ddl
 
     def create_table(self) -> None:
         """Create what is missing; a ledger that has it all is only read (creating an
@@ -222,9 +226,9 @@ class PostgresLedgerRecorder(CheckedReads, PostgresApplicationRecorder):
                                  self.events_table_name, self.notification_id_index_name,
                                  "ledger_heads", "ledger_deadlines", "ledger_deadlines_due",
                                  "ledger_commands", "ledger_refusals", "ledger_messages",
-                                 "ledger_messages_reported"]))
+                                 "ledger_messages_reported", TABLE, INDEX]))
             found = curs.fetchone()
-            return found is not None and found["n"] == 9
+            return found is not None and found["n"] == 11
 
     @contextmanager
     def listen(self) -> Iterator[Callable[[float], None]]:

@@ -43,12 +43,14 @@ from aftersales.storage.chain import (
     id_bytes,
     link,
 )
+from aftersales.storage.inbox import INDEX, SQLITE_DDL, TABLE, SQLiteInbox
 from aftersales.storage.port import (
     REPORTED,
     ChainedNotification,
     CheckedReads,
     CommandRow,
     DeadlineRow,
+    InboxOf,
     LinkRow,
     Loaded,
     MessageRow,
@@ -122,7 +124,7 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-class SQLiteLedgerRecorder(CheckedReads, SQLiteApplicationRecorder):
+class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._last_id: tuple[str, UUID | str] = ("", "")
@@ -130,6 +132,7 @@ class SQLiteLedgerRecorder(CheckedReads, SQLiteApplicationRecorder):
         t = self.events_table_name
         self._insert = (f"INSERT INTO {t} (originator_id, originator_version, topic, state, "
                         "event_digest, log_link) VALUES (?,?,?,?,?,?)")
+        self.inbox = SQLiteInbox(self.datastore)
 
     def convert_originator_id(self, originator_id: str) -> UUID | str:
         """The library converts the id of every row it reads; an order's rows share one,
@@ -168,6 +171,7 @@ class SQLiteLedgerRecorder(CheckedReads, SQLiteApplicationRecorder):
             "message TEXT NOT NULL) WITHOUT ROWID",
             "CREATE INDEX IF NOT EXISTS ledger_messages_reported ON ledger_messages (key) "
             f"WHERE outcome = '{REPORTED}'",
+            *SQLITE_DDL,
         ]
 
     def create_table(self) -> None:
@@ -178,7 +182,7 @@ class SQLiteLedgerRecorder(CheckedReads, SQLiteApplicationRecorder):
             found = {str(r[0]) for r in c.fetchall()}
         wanted = {self.events_table_name, "ledger_heads", "ledger_deadlines",
                   "ledger_deadlines_due", "ledger_commands", "ledger_refusals",
-                  "ledger_messages", "ledger_messages_reported"}
+                  "ledger_messages", "ledger_messages_reported", TABLE, INDEX}
         if not wanted <= found:
             super().create_table()
 

@@ -22,9 +22,12 @@ LAYERS: dict[str, set[str]] = {
     "readmodels": {"domain", "storage", "application", "runtime"},
     "ingest": {"domain", "storage", "application", "runtime"},
     "feeds": {"domain", "storage", "application", "ingest", "runtime"},
-    "cli": {"domain", "storage", "application", "readmodels", "ingest", "feeds", "runtime"},
+    # The long-running services' HTTP, metrics and logs (serve-webhook, project --follow).
+    "service": {"domain", "storage", "application", "readmodels", "feeds", "runtime"},
+    "cli": {"domain", "storage", "application", "readmodels", "ingest", "feeds", "runtime",
+            "service"},
     "devtools": {"domain", "storage", "application", "readmodels", "ingest", "feeds",
-                 "runtime", "cli"},
+                 "runtime", "cli", "service"},
 }
 EVERYWHERE = {"errors", "settings"}
 
