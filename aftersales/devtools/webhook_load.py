@@ -141,6 +141,7 @@ class Server:
             cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=self.log, text=True)
         self.applied = 0
         self.applied_at = 0.0
+        self.first_applied_at: float | None = None
         self.lines: queue.Queue[str] = queue.Queue()
         self.changed = threading.Condition()
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -161,6 +162,8 @@ class Server:
                 with self.changed:
                     self.applied = max(self.applied, *applied)
                     self.applied_at = time.perf_counter()
+                    if self.applied and self.first_applied_at is None:
+                        self.first_applied_at = self.applied_at
                     self.changed.notify_all()
             if not line.startswith("ack "):
                 self.lines.put(line)
@@ -430,6 +433,9 @@ class WebhookBench:
             "last_applied_seq": last,
             "applied_seconds": applied_seconds,
             "applied_per_s": (answered / applied_seconds) if applied_seconds else None,
+            # when the server first said a body was applied (from the first request)
+            "first_applied_seconds": (server.first_applied_at - posted.started
+                                      if server.first_applied_at is not None else None),
             # the applier alone, once every body was answered
             "applied_when_answered": applied_when_answered,
             "applied_after_answers_per_s": (
@@ -517,7 +523,7 @@ def _median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out = dict(runs[-1])
     for name in ("answered_per_s", "answer_seconds", "p50_ms", "p99_ms", "max_ms",
                  "applied_seconds", "applied_per_s", "applied_after_answers_per_s",
-                 "applied_when_answered", "server_cpu_seconds",
+                 "applied_when_answered", "first_applied_seconds", "server_cpu_seconds",
                  "client_cpu_seconds"):
         values = [r[name] for r in runs if r[name] is not None]
         out[name] = statistics.median(values) if values else None
@@ -560,13 +566,14 @@ def render(report: dict[str, Any]) -> str:
         "",
         f"{'store':<11}{'clients':>8}{'answered/s':>11}{'p50 ms':>8}{'p99 ms':>8}"
         f"{'non-200':>8}{'conn err':>9}{'applied/s':>10}{'applied':>8}{'ingest/s':>9}"
-        f"{'ratio':>7}{'alone/s':>8}{'CPU ms':>8}",
+        f"{'ratio':>7}{'alone/s':>8}{'1st s':>7}{'CPU ms':>8}",
     ]
     for store, figures in report["stores"].items():
         base = figures["ingest"]["commands_per_s"]
         for clients, r in figures["clients"].items():
-            rate, alone, cpu = (r["applied_per_s"], r["applied_after_answers_per_s"],
-                                r["server_cpu_seconds"])
+            rate, alone, first, cpu = (
+                r["applied_per_s"], r["applied_after_answers_per_s"],
+                r["first_applied_seconds"], r["server_cpu_seconds"])
             lines.append(
                 f"{STORE_NAMES[store]:<11}{clients:>8}{r['answered_per_s']:>11,.0f}"
                 f"{r['p50_ms']:>8.1f}{r['p99_ms']:>8.1f}{r['non_200']:>8}"
@@ -575,6 +582,7 @@ def render(report: dict[str, Any]) -> str:
                 + f"{r['payments']:>8,}{base:>9,.0f}"
                 + (f"{rate / base:>7.2f}" if rate else f"{'-':>7}")
                 + (f"{alone:>8,.0f}" if alone else f"{'-':>8}")
+                + (f"{first:>7.1f}" if first is not None else f"{'-':>7}")
                 + (f"{cpu / r['bodies'] * 1000:>8.1f}" if cpu is not None else f"{'-':>8}"))
     lines += [
         "",
@@ -584,8 +592,9 @@ def render(report: dict[str, Any]) -> str:
         "ingest/s: the same run's",
         "`aftersales ingest` of the same payments as commands; ratio: applied/s to "
         "ingest/s; alone/s: the",
-        "applier's rate once every body was answered; CPU ms: the server's CPU time per "
-        "body.",
+        "applier's rate once every body was answered; 1st s: when the server first said "
+        "a body was applied;",
+        "CPU ms: the server's CPU time per body.",
         ""]
     for store, figures in report["stores"].items():
         i = figures["ingest"]

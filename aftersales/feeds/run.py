@@ -93,8 +93,13 @@ class Feed:
     def __init__(self, ledger: Ledger, lateness: timedelta = LATENESS,
                  on_refused: Callable[[str], None] = lambda text: None, *,
                  tolerance: Tolerance = TOLERANCE,
-                 received_at: datetime | None = None) -> None:
+                 received_at: datetime | None = None, inbox: bool = False) -> None:
         self.ledger = ledger
+        #: The lines are the webhook inbox's rows (their seqs): a message's decision marks
+        #: the rows it completes applied, in its own transaction.
+        self.inbox = inbox
+        self._adding: int | None = None  # the line being read (its messages not all held)
+        self._last = 0  # the last line read whole
         self.report = FeedReport()
         self.window: Window[Item] = Window(lateness)
         self.on_refused = on_refused
@@ -111,6 +116,20 @@ class Feed:
     def add(self, number: int, raw: bytes) -> None:
         """Line `number` of the feed: a push body, a received body or a ledger command
         line."""
+        self._adding = number
+        try:
+            self._add(number, raw)
+        finally:
+            self._adding, self._last = None, number
+
+    def complete_before(self) -> int:
+        """The first line some message of which is not yet decided (held, or not yet
+        read): every line before it is decided whole."""
+        held = self.first_held()
+        read = self._last + 1 if self._adding is None else self._adding
+        return read if held is None else min(held, read)
+
+    def _add(self, number: int, raw: bytes) -> None:
         report = self.report
         report.lines += 1
         try:
@@ -231,9 +250,13 @@ class Feed:
                     raise ahead
             return chosen.commands
 
+        def row(results: list[object]) -> MessageRow:
+            found = _row(m, last[0], results)  # (this message is out of the window)
+            return found._replace(inbox_before=self.complete_before()) if self.inbox \
+                else found
+
         try:
-            done = ledger.execute_message(choose, m.key, lambda results: _row(
-                m, last[0], results), replaces=again)
+            done = ledger.execute_message(choose, m.key, row, replaces=again)
         except IntegrityBroken as broken:
             report.refused[rules.INTEGRITY] += 1
             self.say(number, what, rules.INTEGRITY, broken.describe())

@@ -177,7 +177,8 @@ class Applier:
 
     def _apply(self, ledger: Ledger, held: Callable[[], bool]) -> None:
         inbox = ledger.index
-        feed = Feed(ledger, self.lateness, on_refused=self._refused, tolerance=self.tolerance)
+        feed = Feed(ledger, self.lateness, on_refused=self._refused, tolerance=self.tolerance,
+                    inbox=True)
         told = FeedReport()
         # Rows are taken in seq order, which is the order they were committed (the store
         # numbers them under its write lock): every row before `after` has been read.
@@ -191,8 +192,10 @@ class Applier:
                     feed.add(row.seq, received_line(row.body, row.received_at))
                     after = row.seq
             feed.release(self.clock() - self.lateness)
-            first_held = feed.first_held()
-            upto = after + 1 if first_held is None else first_held
+            # A row whose last message was decided with events was marked applied in that
+            # transaction; the rest (messages refused unread, seen before, ignored:
+            # nothing recorded) are marked here.
+            upto = feed.complete_before()
             self.on_outcomes(_outcomes(feed.report, told))
             told = _copy(feed.report)
             if upto - 1 > marked:

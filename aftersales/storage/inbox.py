@@ -154,6 +154,13 @@ class SQLiteInbox:
                           None if first is None else datetime.fromisoformat(first[1]),
                           None if first is None else int(first[0]))
 
+    @staticmethod
+    def mark_in(c: SQLiteCursor, before: int) -> None:
+        """Mark the unapplied rows before `before` applied, in the caller's transaction
+        (the one that records the last of their messages)."""
+        c.execute("UPDATE ledger_inbox SET applied_at = ? WHERE applied_at IS NULL AND "
+                  "seq < ?", (_iso(datetime.now(UTC)), before))
+
     def applier_lock(self) -> SQLiteApplierLock:
         pool = self.datastore.pool
         return SQLiteApplierLock(pool.db_name, in_memory=pool.is_sqlite_memory_mode)
@@ -336,6 +343,11 @@ class PostgresInbox:
         return InboxStats(received, received - backlog, backlog,
                           None if first is None else first.astimezone(UTC),
                           None if r["seq"] is None else int(r["seq"]))
+
+    def mark_in(self, curs: psycopg.Cursor[DictRow], before: int) -> None:
+        """Mark the unapplied rows before `before` applied, in the caller's transaction
+        (the one that records the last of their messages)."""
+        curs.execute(self._q["mark"], (datetime.now(UTC), before), prepare=True)
 
     def applier_lock(self) -> PostgresApplierLock:
         return PostgresApplierLock(self.datastore, self.applier_key)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -165,7 +165,9 @@ class MemoryLedgerRecorder(CheckedReads, InboxOf, POPOApplicationRecorder):
             for r in refusals:
                 self._refusals[(r.command_id, r.digest)] = (r.code, r.reason)
             for m in messages:
-                self._messages[m.key] = m._replace(replaces=False)
+                self._messages[m.key] = m._replace(replaces=False, inbox_before=0)
+                if m.inbox_before:
+                    self.inbox.mark_applied(m.inbox_before, datetime.now(UTC))
             self._digests += [x.digest for x in chained]
             self._links += [x.link for x in chained]
             self._heads.update(heads)

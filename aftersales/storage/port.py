@@ -66,7 +66,9 @@ class MessageRow(NamedTuple):
     so that a reported one can be decided again, `aftersales feed retry`; may be "").
     Written with `replaces`, the row
     replaces a recorded `reported` one (else the write is a conflict); without, the key
-    must be new (else a conflict: another writer decided the message)."""
+    must be new (else a conflict: another writer decided the message).  With
+    `inbox_before`, the webhook inbox's unapplied rows before that seq are marked applied
+    in the same transaction (this message was the last of theirs to be decided)."""
 
     key: str
     outcome: str
@@ -76,6 +78,7 @@ class MessageRow(NamedTuple):
     order_ids: str
     message: str = ""
     replaces: bool = False
+    inbox_before: int = 0
 
 
 class InboxRow(NamedTuple):

@@ -330,6 +330,8 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
                                          "reported: decided again meanwhile")
             else:
                 curs.execute(self._q["message"], values, prepare=True)
+            if m.inbox_before:
+                self.inbox.mark_in(curs, m.inbox_before)
 
     def _heads_in(self, curs: Cursor[DictRow], originator_ids: Sequence[UUID | str]
                   ) -> dict[UUID | str, Head]:

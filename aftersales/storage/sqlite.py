@@ -266,6 +266,8 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
             else:
                 c.execute("INSERT INTO ledger_messages (outcome, code, reason, tag, "
                           "order_ids, message, key) VALUES (?,?,?,?,?,?,?)", values)
+            if m.inbox_before:
+                SQLiteInbox.mark_in(c, m.inbox_before)
 
     def _heads_before(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]
                       ) -> dict[UUID | str, Head | None]:

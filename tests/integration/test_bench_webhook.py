@@ -15,7 +15,8 @@ pytestmark = pytest.mark.slow
 RUN = {"clients", "bodies", "answered_per_s", "answer_seconds", "p50_ms", "p99_ms",
        "answered_200", "non_200", "connection_errors", "unsent", "last_applied_seq",
        "applied_seconds", "applied_per_s", "inbox_received", "inbox_applied",
-       "inbox_backlog", "payments", "server_exit", "runs"}
+       "inbox_backlog", "payments", "server_exit", "runs", "first_applied_seconds",
+       "applied_after_answers_per_s", "server_cpu_seconds", "client_cpu_seconds"}
 
 
 def test_bench_webhook_answers_and_applies_every_body(tmp_path: Path) -> None:
