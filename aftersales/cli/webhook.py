@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from argparse import Namespace
 from collections.abc import Callable
 from datetime import timedelta, tzinfo
@@ -34,9 +35,14 @@ def serve_webhook(ledger: Ledger, args: Namespace, open_ledger: Callable[[], Led
     key, secret = secrets()  # checked with the options, before the store was opened
     log = configure(args.log_level)
 
+    said = threading.Lock()
+
     def say(text: str) -> None:
+        """An `ack` line, whole (the server's and the applier's threads both say them)."""
         if args.ack:
-            print(text, flush=True)
+            with said:
+                sys.stdout.write(text + "\n")
+                sys.stdout.flush()
 
     moved = migrate_spool(ledger, Path(args.spool))
     if moved is not None:

@@ -12,7 +12,8 @@ lateness window and decides it once its place in business time is known (as a fi
 feed does, `aftersales/feeds/run.py`).  Each message's outcome is recorded in the
 transaction of its events, under the message's key, so a message is decided once
 whatever stops the applier; a row is marked applied once every message of it is
-decided.  A row taken again after a crash finds its messages decided: nothing changes.
+decided, in the transaction that records the last of them.  A row taken again after a
+crash finds its messages decided: nothing changes.
 Only one applier works on a store at a time (the store's applier lock: an advisory lock
 on PostgreSQL, a file lock on SQLite); another process's applier waits to take over.
 """
@@ -187,10 +188,12 @@ class Applier:
             if not held():
                 self.log.warning("the applier lock was lost; waiting to take it again")
                 return
-            while rows := inbox.inbox_unapplied(after, TAKE):
-                for row in rows:
-                    feed.add(row.seq, received_line(row.body, row.received_at))
-                    after = row.seq
+            # One batch at a time, applied before the next is read: under a steady
+            # stream of bodies a read rarely comes back empty.
+            rows = inbox.inbox_unapplied(after, TAKE)
+            for row in rows:
+                feed.add(row.seq, received_line(row.body, row.received_at))
+                after = row.seq
             feed.release(self.clock() - self.lateness)
             # A row whose last message was decided with events was marked applied in that
             # transaction; the rest (messages refused unread, seen before, ignored:
@@ -203,8 +206,9 @@ class Applier:
                 marked = upto - 1
                 self.say(f"ack applied {marked}")
             self.progress.applied_upto = upto
-            self.wake.wait(self.poll)
-            self.wake.clear()
+            if len(rows) < TAKE:  # all read: wait for the next body (or the clock)
+                self.wake.wait(self.poll)
+                self.wake.clear()
 
     def _refused(self, text: str) -> None:
         self.log.warning("a message was not applied", extra={"fields": {"detail": text}})

@@ -57,7 +57,11 @@ def listen(host: str, port: int) -> socket.socket:
     """The listening socket (bound before the server starts, so that a port taken or
     not allowed is said at once, and port 0 tells the port chosen)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on such sockets' connections, and
+    # uvicorn writes an answer's head and body apart; without it each answer after the
+    # first on a kept-alive connection waited ~40 ms for the client's delayed ACK
+    # (docs/performance.md, serve-webhook under load).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
