@@ -100,7 +100,6 @@ class Progress:
     """What the applier has done, for /metrics and /readyz."""
 
     active: bool = False  # holds the applier lock
-    applied_upto: int = 0  # every row before it is applied
     failed: BaseException | None = None
     store_retries: int = 0
 
@@ -195,17 +194,19 @@ class Applier:
                 feed.add(row.seq, received_line(row.body, row.received_at))
                 after = row.seq
             feed.release(self.clock() - self.lateness)
-            # A row whose last message was decided with events was marked applied in that
-            # transaction; the rest (messages refused unread, seen before, ignored:
-            # nothing recorded) are marked here.
             upto = feed.complete_before()
             self.on_outcomes(_outcomes(feed.report, told))
             told = _copy(feed.report)
             if upto - 1 > marked:
-                inbox.inbox_mark_applied(upto, self.clock())
+                # A row whose last message was recorded was marked applied in that
+                # transaction; the rest (messages refused unread, seen before, ignored:
+                # nothing recorded) are marked here, in a write of their own only if
+                # one is left (an indexed read first).
+                first = inbox.inbox_unapplied(0, 1)
+                if first and first[0].seq < upto:
+                    inbox.inbox_mark_applied(upto, self.clock())
                 marked = upto - 1
                 self.say(f"ack applied {marked}")
-            self.progress.applied_upto = upto
             if len(rows) < TAKE:  # all read: wait for the next body (or the clock)
                 self.wake.wait(self.poll)
                 self.wake.clear()

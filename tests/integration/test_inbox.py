@@ -201,11 +201,12 @@ def test_rows_become_visible_in_seq_order(ledger: Ledger) -> None:
     """An applier that has read every unapplied row up to seq N may mark the rows before
     N + 1 applied: no row with a smaller seq is committed after it is seen."""
     threads, each = 12, 40
-    done = threading.Event()
+    done, reading = threading.Event(), threading.Event()
     start = threading.Barrier(threads + 1)
 
     def receive(t: int) -> None:
         start.wait()
+        reading.wait()  # the reader reads before the first add and after the last
         for n in range(each):
             ledger.index.inbox_add(f"{t}/{n}".encode(), AT)
 
@@ -214,14 +215,17 @@ def test_rows_become_visible_in_seq_order(ledger: Ledger) -> None:
     def read() -> int:
         start.wait()
         seen, top, reads = set[int](), 0, 0
-        while not done.is_set():
+        while True:
+            last = done.is_set()
             rows = ledger.index.inbox_unapplied(0, 10_000)
             reads += 1
+            reading.set()
             new = {r.seq for r in rows} - seen
             late.extend((seq, top) for seq in new if seq < top)
             seen |= new
             top = max(seen, default=0)
-        return reads
+            if last:
+                return reads
 
     with ThreadPoolExecutor(threads + 1) as pool:
         reader = pool.submit(read)
