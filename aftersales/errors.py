@@ -3,6 +3,7 @@
     AftersalesError                  base: a message written for the person at the terminal
     ├── CommandRefused               a command broke a rule; `code` is the rule ID or refusal code
     ├── IntegrityBroken              an order's stored history fails its chain: refused
+    ├── LogBroken                    the log's last event lost its link: nothing is recorded
     ├── ConflictError                writers kept conflicting on one order (50 attempts)
     ├── StoreUnavailable             the store kept failing past the retry time: stopped
     ├── LedgerMissing                a read-only command found no ledger: nothing created
@@ -75,6 +76,17 @@ class IntegrityBroken(AftersalesError):
     def naming(self, order_id: str) -> IntegrityBroken:
         """The same break, naming the order by its order number."""
         return IntegrityBroken(self.broken, order_id)
+
+
+class LogBroken(AftersalesError):
+    """The log's last event has no link (its chained record was removed): no event can be
+    chained after it, so nothing is recorded until the store is restored."""
+
+    def __init__(self, position: int) -> None:
+        self.position = position
+        super().__init__(f"the log's last event (position {position}) has no log link: the "
+                         "store was changed, and nothing can be recorded after it until it "
+                         "is restored (run `aftersales verify`)")
 
 
 class ConflictError(AftersalesError):

@@ -204,7 +204,7 @@ class Store:
     def rows(self, order_id: str) -> list[Any]:
         with self.engine.connect() as conn:
             return list(conn.execute(text(
-                f"SELECT {self.id} AS n, originator_version AS v, state FROM {self.events} "
+                f"SELECT {self.id} AS n, originator_version AS v, e.* FROM {self.events} e "
                 "WHERE originator_id = :o ORDER BY originator_version"),
                 {"o": self.key(order_uuid(order_id))}))
 

@@ -40,6 +40,7 @@ from aftersales.errors import (
     CommandRefused,
     IntegrityBroken,
     LedgerMissing,
+    LogBroken,
     StoreUnavailable,
 )
 from aftersales.ingest.parallel import PARALLEL_FROM, default_workers, ingest_in_parallel
@@ -500,7 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        "disputes": cmd_disputes, "discrepancies": cmd_discrepancies,
                        "report": cmd_report}[args.cmd]
             return handler(ledger, edge)
-    except IntegrityBroken as e:
+    except (IntegrityBroken, LogBroken) as e:
         return _fail(str(e), EXIT_INTEGRITY)
     except StoreUnavailable as e:
         return _fail(str(e), EXIT_STORE)
@@ -1147,7 +1148,7 @@ def cmd_db(edge: Edge) -> int:
 def _failure(error: Exception) -> tuple[int, str]:
     """The exit code and the line `main` gives for an error (`db check --json` says it in
     its object as well)."""
-    if isinstance(error, IntegrityBroken):
+    if isinstance(error, (IntegrityBroken, LogBroken)):
         return EXIT_INTEGRITY, str(error)
     if isinstance(error, StoreUnavailable):
         return EXIT_STORE, str(error)
@@ -1375,7 +1376,14 @@ def _upgrade(edge: Edge) -> int:
         if not ledger.index.has_ledger():
             raise LedgerMissing(edge.missing())
         where = redacted(ledger.url)
-        if not ledger.index.needs_upgrade() and not ledger.index.unchained():
+        if not ledger.index.needs_upgrade():
+            missing = ledger.index.unchained()
+            if missing:  # never computed here: that would make the change look valid
+                print(f"aftersales: store {where}: {missing} event(s) have no digest or "
+                      "log link; a chained store always has them, so they were removed, "
+                      "and an upgrade does not compute them (that would hide the change); "
+                      "run `aftersales verify`", file=sys.stderr)
+                return EXIT_INTEGRITY
             print(f"store {where}: already has the chained record; nothing to do")
             return 0
         total = ledger.recorder.max_notification_id() or 0
@@ -1385,7 +1393,7 @@ def _upgrade(edge: Edge) -> int:
     with closing(edge.ledger(create=False)) as ledger:
         found = check(ledger.index, ledger.recorder.max_notification_id() or 0,
                       ledger.order_number)
-    print(f"store {where}: upgraded: {done} events chained, none changed; log head "
+    print(f"store {where}: upgraded: {done} events, none changed; log head "
           f"{found.head.hex()} at position {found.position} (keep it elsewhere)")
     return 0 if found.intact else EXIT_INTEGRITY
 

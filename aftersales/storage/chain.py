@@ -27,10 +27,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 from uuid import UUID
-
-from eventsourcing.persistence import StoredEvent
 
 ZERO = bytes(32)
 _SHA256 = hashlib.sha256
@@ -112,8 +110,8 @@ def check_chain(originator_id: UUID | str, rows: Sequence[Row]) -> tuple[Break |
             return Break(originator_id, previous + 1, what), expected
         if stored is None:
             return Break(originator_id, version,
-                         "the event has no digest: the store was written before the chained "
-                         "record (run `aftersales db upgrade`)"), expected
+                         "the event has no digest: it was removed (a chained store always "
+                         "has one)"), expected
         found = digest(expected, ident, version, topic, state)
         if found != stored:
             return Break(originator_id, version,
@@ -141,25 +139,6 @@ def check_head(originator_id: UUID | str, last: int, last_digest: bytes,
         return Break(originator_id, last,
                      "the order's head record does not match its last event")
     return None
-
-
-def checked(rows: Mapping[UUID | str, Sequence[Row]], heads: Mapping[UUID | str, Head],
-            cache: HeadCache) -> dict[Any, list[StoredEvent] | Break]:
-    """The orders read (rows and head records from one snapshot of the store), each as its
-    stored events or, where its history fails the check, its `Break`; the heads of the
-    good ones go into the cache."""
-    found: dict[Any, list[StoredEvent] | Break] = {}
-    good: list[tuple[UUID | str, Head]] = []
-    for oid in rows.keys() | heads.keys():
-        history = rows.get(oid, ())
-        broken = check_history(oid, history, heads.get(oid))
-        if broken is not None:
-            found[oid] = broken
-            continue
-        found[oid] = [StoredEvent(oid, r.version, r.topic, r.state) for r in history]
-        good.append((oid, heads[oid]))
-    cache.put_many(good)
-    return found
 
 
 class HeadCache:
@@ -224,7 +203,7 @@ def firsts_of(events: Iterable[tuple[UUID | str, int]]) -> list[tuple[UUID | str
 
 
 class Chained(NamedTuple):
-    """An event to insert, with its digests."""
+    """An event to insert, with its digests and the event before it in the log."""
 
     originator_id: UUID | str
     version: int
@@ -232,12 +211,15 @@ class Chained(NamedTuple):
     state: bytes
     digest: bytes
     link: bytes
+    prev: tuple[UUID | str, int] | None
 
 
 def chain_events(events: Sequence[tuple[UUID | str, int, str, bytes]],
-                 heads: dict[UUID | str, Head | None], last_link: bytes
+                 heads: dict[UUID | str, Head | None], last_link: bytes,
+                 last: tuple[UUID | str, int] | None = None
                  ) -> tuple[list[Chained], dict[UUID | str, Head]]:
-    """Digests and links for events about to be inserted after the log's `last_link`, each
+    """Digests and links for events about to be inserted after the log's last event
+    (`last`, None: the log is empty) and its `last_link`, each
     order's first one following its head (None: a new order), in the order given; and the
     orders' new heads.  `ChainGap` if an event does not follow its order's head.
 
@@ -264,7 +246,8 @@ def chain_events(events: Sequence[tuple[UUID | str, int, str, bytes]],
         digest_now = digest(digest_now, ident, version, topic, state)
         current = link(current, digest_now)
         version_now, known = version, True
-        out.append(Chained(originator_id, version, topic, state, digest_now, current))
+        out.append(Chained(originator_id, version, topic, state, digest_now, current, last))
+        last = (originator_id, version)
     if run is not None:
         new_heads[run] = Head(version_now, digest_now)
     return out, new_heads

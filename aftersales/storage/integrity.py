@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
@@ -31,21 +32,11 @@ from aftersales.storage.chain import (
     all_missing,
     check_chain,
     check_head,
-    link,
 )
+from aftersales.storage.logcheck import LinkRow, LogBreak, LogWalk, break_rows
 from aftersales.storage.port import LedgerRecorder
 
 PAGE = 20_000
-
-
-@dataclass(frozen=True)
-class LogBreak:
-    """Where the log chain does not hold: the event at `position`."""
-
-    position: int
-    originator_id: UUID
-    version: int
-    reason: str
 
 
 @dataclass
@@ -160,23 +151,57 @@ def _order_id(oid: UUID, rows: list[Row], order_id_of: Callable[[StoredEvent], s
 
 def _check_log(recorder: LedgerRecorder, upto: int, kept: bytes | None, found: Check,
                on_progress: Callable[[int], None]) -> None:
-    previous, position = ZERO, 0
+    walk = walk_log(recorder, upto, on_progress, kept=kept, found=found)
+    found.log_breaks = walk.breaks
+    found.head, found.position = walk.head, walk.position
+
+
+def walk_log(recorder: LedgerRecorder, upto: int | None = None,
+             on_progress: Callable[[int], None] = lambda n: None,
+             start: LinkRow | None = None, kept: bytes | None = None,
+             found: Check | None = None) -> LogWalk:
+    """Walk the log chain from after `start` (None: the beginning) up to position `upto`
+    (None: its end); with `kept`, note in `found` where that link is."""
+    walk = LogWalk(recorder.missing_events)
+    position = 0
+    if start is not None:
+        walk.previous, walk.head, walk.position = start, start.link or ZERO, start.id
+        position = start.id
     while page := recorder.links_page(position, PAGE):
-        for row in page:
-            if row.id > upto:
-                return
-            if row.digest is None or row.link is None:
-                reason = "the event has no link (written before the chained record)"
-            elif row.link != link(previous, row.digest):
-                reason = ("the log chain breaks here: an event before it was removed, "
-                          "inserted or reordered, or this event was altered")
-            else:
-                reason = ""
-            if reason:
-                found.log_breaks.append(LogBreak(row.id, row.originator_id, row.version,
-                                                 reason))
-            previous = row.link or ZERO
-            if kept is not None and row.link == kept:
-                found.kept_at = row.id
-            found.head, found.position = previous, row.id
+        rows = page if upto is None else [r for r in page if r.id <= upto]
+        walk.take(rows)
+        on_progress(len(rows))
+        if kept is not None and found is not None:
+            for row in rows:
+                if row.link == kept:
+                    found.kept_at = row.id
+        if len(rows) < len(page):
+            break
         position = page[-1].id
+    return walk
+
+
+def record_breaks(recorder: LedgerRecorder, breaks: list[LogBreak], found_at: datetime
+                  ) -> int:
+    """Record the orders a walk's breaks name (`ledger_breaks`): every later load of them
+    is refused.  How many were not recorded before."""
+    rows = break_rows(breaks, found_at.astimezone(UTC).isoformat())
+    return recorder.record_breaks(rows) if rows else 0
+
+
+def watch_log(recorder: LedgerRecorder, found_at: datetime) -> LogWalk:
+    """Walk the log from where the last walk found it holding (if that position still has
+    the link it had, else from the beginning) to its end, record the breaks found, and
+    remember the end.  The sweep does this before every run."""
+    start = None
+    checked = recorder.log_checked()
+    if checked is not None:
+        position, link_there = checked
+        row = next(iter(recorder.links_page(position - 1, 1)), None)
+        if row is not None and row.id == position and row.link == link_there:
+            start = row
+    walk = walk_log(recorder, start=start)
+    record_breaks(recorder, walk.breaks, found_at)
+    if walk.position and walk.previous is not None and walk.previous.link is not None:
+        recorder.set_log_checked(walk.position, walk.previous.link)
+    return walk

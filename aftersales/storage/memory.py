@@ -4,7 +4,7 @@ chained record, the deadline index and the command ids under the same lock."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -19,9 +19,9 @@ from aftersales.storage.chain import (
     HeadCache,
     Row,
     chain_events,
-    checked,
 )
 from aftersales.storage.inbox import NO_STATS, utc
+from aftersales.storage.logcheck import Beside, BreakRow, LinkRow, Placed, Ref, checked
 from aftersales.storage.port import (
     REPORTED,
     ChainedNotification,
@@ -31,7 +31,6 @@ from aftersales.storage.port import (
     InboxOf,
     InboxRow,
     InboxStats,
-    LinkRow,
     Loaded,
     MessageRow,
     RefusalRow,
@@ -132,6 +131,9 @@ class MemoryLedgerRecorder(CheckedReads, InboxOf, POPOApplicationRecorder):
         self._messages: dict[str, MessageRow] = {}
         self._digests: list[bytes] = []  # beside `_stored_events`, by position
         self._links: list[bytes] = []
+        self._prevs: list[Ref | None] = []
+        self._breaks: dict[UUID, BreakRow] = {}
+        self._checked: tuple[int, bytes] | None = None
         self._heads: dict[UUID | str, Head] = {}
         self.heads = HeadCache(0)  # the head records are at hand: nothing to cache
         self.inbox = MemoryInbox()
@@ -155,7 +157,8 @@ class MemoryLedgerRecorder(CheckedReads, InboxOf, POPOApplicationRecorder):
                     [(s.originator_id, s.originator_version, s.topic, s.state)
                      for s in stored_events],
                     {s.originator_id: self._heads.get(s.originator_id)
-                     for s in stored_events}, self._links[-1] if self._links else ZERO)
+                     for s in stored_events}, self._links[-1] if self._links else ZERO,
+                    self._last_ref())
             except ChainGap as e:
                 raise IntegrityError(str(e)) from e
             refusals: Sequence[RefusalRow] = kwargs.get("refusals", ())
@@ -170,12 +173,27 @@ class MemoryLedgerRecorder(CheckedReads, InboxOf, POPOApplicationRecorder):
                     self.inbox.mark_applied(m.inbox_before, datetime.now(UTC))
             self._digests += [x.digest for x in chained]
             self._links += [x.link for x in chained]
+            self._prevs += [x.prev for x in chained]
             self._heads.update(heads)
             for x in commands:
                 self._commands[x.command_id] = x.digest
             for oid, row in kwargs.get("deadlines", {}).items():
                 self._put_deadline(oid, row)
             return ids
+
+    def _last_ref(self) -> Ref | None:
+        if not self._stored_events:
+            return None
+        last = self._stored_events[-1]
+        return (last.originator_id, last.originator_version)
+
+    def _beside(self, position: int) -> Beside | None:
+        """The event at a 0-based position, if there is one."""
+        if not 0 <= position < len(self._stored_events):
+            return None
+        s = self._stored_events[position]
+        return Beside(position + 1, s.originator_id, s.originator_version,
+                      self._digests[position], self._links[position], self._prevs[position])
 
     def _check_messages(self, messages: Sequence[MessageRow]) -> None:
         """As the SQL stores: a new key must be new, one that `replaces` must be recorded
@@ -210,15 +228,20 @@ class MemoryLedgerRecorder(CheckedReads, InboxOf, POPOApplicationRecorder):
         with self._database_lock:
             rows: dict[UUID | str, list[Row]] = {}
             heads: dict[UUID | str, Head] = {}
+            places: dict[UUID | str, list[Placed]] = {}
             for oid in originator_ids:
                 positions = self._stored_events_index.get(str(oid), {})
                 if positions:
                     rows[oid] = [Row(v, self._stored_events[p].topic,
                                      self._stored_events[p].state, self._digests[p])
                                  for v, p in sorted(positions.items())]
+                    places[oid] = [Placed(event, self._beside(p - 1), self._beside(p + 1))
+                                   for _, p in sorted(positions.items())
+                                   if (event := self._beside(p)) is not None]
                 if oid in self._heads:
                     heads[oid] = self._heads[oid]
-            return checked(rows, heads, self.heads)
+            recorded = {oid: (b.version, b.reason) for oid, b in self._breaks.items()}
+            return checked(rows, heads, self.heads, places, recorded)
 
     def heads_of(self, originator_ids: Sequence[UUID]) -> dict[UUID, Head]:
         with self._database_lock:
@@ -255,9 +278,32 @@ class MemoryLedgerRecorder(CheckedReads, InboxOf, POPOApplicationRecorder):
                 s = self._stored_events[position]
                 oid = s.originator_id
                 assert isinstance(oid, UUID)
+                prev = self._prevs[position]
                 out.append(LinkRow(position + 1, oid, s.originator_version,
-                                   self._digests[position], self._links[position]))
+                                   self._digests[position], self._links[position],
+                                   None if prev is None else (UUID(str(prev[0])), prev[1])))
             return out
+
+    def missing_events(self, refs: Collection[tuple[UUID, int]]) -> set[tuple[UUID, int]]:
+        with self._database_lock:
+            return {(oid, v) for oid, v in refs
+                    if v not in self._stored_events_index.get(str(oid), {})}
+
+    def record_breaks(self, rows: Sequence[BreakRow]) -> int:
+        with self._database_lock:
+            new = [r for r in rows if r.originator_id not in self._breaks]
+            self._breaks.update((r.originator_id, r) for r in new)
+            return len(new)
+
+    def recorded_breaks(self) -> list[BreakRow]:
+        with self._database_lock:
+            return sorted(self._breaks.values())
+
+    def log_checked(self) -> tuple[int, bytes] | None:
+        return self._checked
+
+    def set_log_checked(self, position: int, link: bytes) -> None:
+        self._checked = (position, link)
 
     def due_orders(self, before: datetime, limit: int, since: datetime | None = None,
                    partition: Partition | None = None) -> list[tuple[UUID, str]]:

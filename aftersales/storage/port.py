@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol, cast, runtime_checkable
@@ -13,6 +13,7 @@ from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 
 from aftersales.errors import IntegrityBroken
 from aftersales.storage.chain import Break, Head
+from aftersales.storage.logcheck import BreakRow, LinkRow
 from aftersales.storage.shard import Partition
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -182,16 +183,6 @@ class ChainedNotification(Notification):
     link: bytes | None = None
 
 
-class LinkRow(NamedTuple):
-    """One event as the log chain reads it (`aftersales verify`)."""
-
-    id: int
-    originator_id: UUID
-    version: int
-    digest: bytes | None
-    link: bytes | None
-
-
 #: What loading an order gives: its stored events, or where its history breaks.
 Loaded = list[StoredEvent] | Break
 
@@ -276,6 +267,23 @@ class LedgerRecorder(Protocol):
     def links_page(self, after: int, limit: int) -> list[LinkRow]:
         """The events after position `after`, in log order, as the log chain reads them."""
 
+    def missing_events(self, refs: Collection[tuple[UUID, int]]) -> set[tuple[UUID, int]]:
+        """Which of these (originator id, version) are not recorded at any position."""
+
+    def record_breaks(self, rows: Sequence[BreakRow]) -> int:
+        """Record breaks a walk of the log found (an order's first one is kept); how many
+        orders were not recorded before.  Every later load of those orders is refused."""
+
+    def recorded_breaks(self) -> list[BreakRow]:
+        """Every recorded break, by order id."""
+
+    def log_checked(self) -> tuple[int, bytes] | None:
+        """The position up to which the log chain was last walked and found holding, and
+        its link there (None: never)."""
+
+    def set_log_checked(self, position: int, link: bytes) -> None:
+        """Remember that the log chain holds up to `position` (whose link is `link`)."""
+
     def inbox_add(self, body: bytes, received_at: datetime) -> tuple[int, bool]:
         """Commit a received body durably in its own transaction (durable as the ledger's
         own commits are): (its seq, True); or, when a row with the same digest is there
@@ -302,14 +310,17 @@ class LedgerRecorder(Protocol):
         """Whether the store holds a ledger (its events table)."""
 
     def needs_upgrade(self) -> bool:
-        """Whether the store was written before the chained record (`db upgrade`)."""
+        """Whether the store was written by an earlier version: before the chained record,
+        or before each event recorded the event before it in the log (`db upgrade`)."""
 
     def unchained(self) -> int:
-        """How many events lack their digest or link (`db upgrade` chains them)."""
+        """How many events lack their digest or link (in a chained store: breaks)."""
 
     def upgrade(self, on_progress: Callable[[int], None]) -> int:
-        """Add the chained record to a store written before it (or to the events an
-        earlier version appended since); how many events were chained."""
+        """Bring a store written by an earlier version up to date: chain a store written
+        before the chained record (none of its events has a digest), or record each
+        event's predecessor in the log; never computes a digest or link for an event that
+        has one.  How many events were upgraded."""
 
 
 CHUNK = 500

@@ -4,7 +4,7 @@ index and the command ids, all written in the events' transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +23,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
-from aftersales.errors import StoreUnavailable
+from aftersales.errors import LogBroken, StoreUnavailable
 from aftersales.settings import millis
 from aftersales.storage.chain import (
     ZERO,
@@ -32,7 +32,6 @@ from aftersales.storage.chain import (
     HeadCache,
     Row,
     chain_events,
-    checked,
     digest,
     firsts_of,
     heads_before,
@@ -40,6 +39,7 @@ from aftersales.storage.chain import (
     link,
 )
 from aftersales.storage.inbox import INDEX, TABLE, PostgresInbox
+from aftersales.storage.logcheck import Beside, BreakRow, LinkRow, Placed, Ref, checked
 from aftersales.storage.port import (
     REPORTED,
     ChainedNotification,
@@ -47,7 +47,6 @@ from aftersales.storage.port import (
     CommandRow,
     DeadlineRow,
     InboxOf,
-    LinkRow,
     Loaded,
     MessageRow,
     RefusalRow,
@@ -78,8 +77,12 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
         schema = Identifier(self.datastore.schema)
         table = Identifier(self.events_table_name)
 
+        # The originator id's column type, as the library's (`ORIGINATOR_ID_TYPE`).
+        self.id_type = self.datastore.originator_id_type
+        kind = SQL(self.id_type)  # checked by the library: "uuid" or "text"
+
         def q(text: str) -> Composed:
-            return SQL(text).format(s=schema, t=table)
+            return SQL(text).format(s=schema, t=table, i=kind)
 
         self._q: dict[str, SQL | Composed] = {
             "upsert": q(
@@ -129,34 +132,66 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
             "between_mine": q("SELECT notification_id, originator_id FROM {s}.{t} "
                               "WHERE notification_id > %s AND notification_id <= %s "
                               "AND " + POSTGRES_SHARD + " %% %s = %s"),
-            # An order's rows and its head record in one statement: one snapshot.
-            "many": q("SELECT originator_id, 0 AS head, originator_version, topic, state, "
-                      "event_digest FROM {s}.{t} WHERE originator_id = ANY(%s) UNION ALL "
-                      "SELECT originator_id, 1, version, NULL, NULL, event_digest "
-                      "FROM {s}.ledger_heads WHERE originator_id = ANY(%s) "
-                      "ORDER BY 1, 2, 3"),
+            # An order's rows, each with the events either side of it in the log, its
+            # head record and a recorded break, in one statement: one snapshot.
+            "many": q(
+                "SELECT e.originator_id, 0 AS kind, e.originator_version AS version, "
+                "e.topic, e.state, e.event_digest AS digest, e.notification_id AS pos, "
+                "e.log_link AS link, e.prev_id, e.prev_version, p.notification_id AS p_pos, "
+                "p.originator_id AS p_id, p.originator_version AS p_v, p.log_link AS p_link, "
+                "n.notification_id AS n_pos, n.originator_id AS n_id, "
+                "n.originator_version AS n_v, n.event_digest AS n_digest, "
+                "n.log_link AS n_link, n.prev_id AS n_prev_id, n.prev_version AS n_prev_v, "
+                "NULL::text AS reason FROM {s}.{t} e "
+                "LEFT JOIN LATERAL (SELECT notification_id, originator_id, "
+                "originator_version, log_link FROM {s}.{t} x WHERE x.notification_id < "
+                "e.notification_id ORDER BY x.notification_id DESC LIMIT 1) p ON true "
+                "LEFT JOIN LATERAL (SELECT notification_id, originator_id, "
+                "originator_version, event_digest, log_link, prev_id, prev_version "
+                "FROM {s}.{t} x WHERE x.notification_id > e.notification_id "
+                "ORDER BY x.notification_id LIMIT 1) n ON true "
+                "WHERE e.originator_id = ANY(%s) UNION ALL "
+                "SELECT originator_id, 1, version, NULL, NULL, event_digest, NULL, NULL, "
+                "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+                "NULL, NULL FROM {s}.ledger_heads WHERE originator_id = ANY(%s) UNION ALL "
+                "SELECT originator_id, 2, version, NULL, NULL, NULL, NULL, NULL, NULL, "
+                "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+                "reason FROM {s}.ledger_breaks WHERE originator_id = ANY(%s) "
+                "ORDER BY 1, 2, 3"),
             "heads": q("SELECT originator_id, version, event_digest FROM {s}.ledger_heads "
                        "WHERE originator_id = ANY(%s)"),
             "heads_page": q("SELECT originator_id, version, event_digest "
                             "FROM {s}.ledger_heads WHERE originator_id > %s "
                             "ORDER BY originator_id LIMIT %s"),
             "put_heads": q(
-                "INSERT INTO {s}.ledger_heads SELECT * FROM unnest(%s::uuid[], "
+                "INSERT INTO {s}.ledger_heads SELECT * FROM unnest(%s::{i}[], "
                 "%s::bigint[], %s::bytea[]) ON CONFLICT (originator_id) DO UPDATE "
                 "SET version = excluded.version, event_digest = excluded.event_digest"),
             "insert": q(
                 "INSERT INTO {s}.{t} (originator_id, originator_version, topic, state, "
-                "event_digest, log_link) SELECT * FROM unnest(%s::uuid[], %s::bigint[], "
-                "%s::text[], %s::bytea[], %s::bytea[], %s::bytea[]) "
-                "RETURNING notification_id"),
-            "last_link": q("SELECT log_link FROM {s}.{t} "
+                "event_digest, log_link, prev_id, prev_version) SELECT * FROM unnest("
+                "%s::{i}[], %s::bigint[], %s::text[], %s::bytea[], %s::bytea[], %s::bytea[], "
+                "%s::{i}[], %s::bigint[]) RETURNING notification_id"),
+            "last_link": q("SELECT notification_id, log_link, originator_id, "
+                           "originator_version FROM {s}.{t} "
                            "ORDER BY notification_id DESC LIMIT 1"),
             "present": q("SELECT originator_id, originator_version FROM {s}.{t} "
                          "WHERE (originator_id, originator_version) IN "
-                         "(SELECT * FROM unnest(%s::uuid[], %s::bigint[]))"),
+                         "(SELECT * FROM unnest(%s::{i}[], %s::bigint[]))"),
             "links": q("SELECT notification_id, originator_id, originator_version, "
-                       "event_digest, log_link FROM {s}.{t} WHERE notification_id > %s "
-                       "ORDER BY notification_id LIMIT %s"),
+                       "event_digest, log_link, prev_id, prev_version FROM {s}.{t} "
+                       "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"),
+            "breaks": q("SELECT originator_id, version, position, reason, found_at "
+                        "FROM {s}.ledger_breaks ORDER BY originator_id"),
+            "put_breaks": q("INSERT INTO {s}.ledger_breaks SELECT * FROM unnest(%s::{i}[], "
+                            "%s::bigint[], %s::bigint[], %s::text[], %s::text[]) "
+                            "ON CONFLICT (originator_id) DO NOTHING"),
+            "checked": q("SELECT position, log_link FROM {s}.ledger_log_checked"),
+            "set_checked": q("INSERT INTO {s}.ledger_log_checked VALUES (1, %s, %s) "
+                             "ON CONFLICT (one) DO UPDATE SET position = excluded.position, "
+                             "log_link = excluded.log_link"),
+            "event_there": q("SELECT 1 AS one FROM {s}.{t} WHERE originator_id = %s "
+                             "AND originator_version = %s"),
             "log": q("SELECT notification_id, originator_id, originator_version, topic, "
                      "state, event_digest, log_link FROM {s}.{t} "
                      "WHERE notification_id >= %s AND notification_id <= %s "
@@ -176,24 +211,30 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
         # The events table with the chained record's two columns.
         self.sql_create_statements[self.create_table_statement_index] = q(
             "CREATE TABLE IF NOT EXISTS {s}.{t} ("
-            "originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
+            "originator_id {i} NOT NULL, originator_version bigint NOT NULL, "
             "topic text, state bytea, notification_id bigserial, "
-            "event_digest bytea, log_link bytea, "
+            "event_digest bytea, log_link bytea, prev_id {i}, prev_version bigint, "
             "PRIMARY KEY (originator_id, originator_version)) "
             "WITH (autovacuum_enabled = true, autovacuum_vacuum_threshold = 100000000, "
             "autovacuum_vacuum_scale_factor = 0.5, autovacuum_analyze_threshold = 1000, "
             "autovacuum_analyze_scale_factor = 0.01)")
         self.sql_create_statements += [
             q("CREATE TABLE IF NOT EXISTS {s}.ledger_heads ("
-              "originator_id uuid PRIMARY KEY, version bigint NOT NULL, "
+              "originator_id {i} PRIMARY KEY, version bigint NOT NULL, "
               "event_digest bytea NOT NULL)"),
+            q("CREATE TABLE IF NOT EXISTS {s}.ledger_breaks ("
+              "originator_id {i} PRIMARY KEY, version bigint NOT NULL, "
+              "position bigint NOT NULL, reason text NOT NULL, found_at text NOT NULL)"),
+            q("CREATE TABLE IF NOT EXISTS {s}.ledger_log_checked ("
+              "one integer PRIMARY KEY CHECK (one = 1), position bigint NOT NULL, "
+              "log_link bytea NOT NULL)"),
             q("CREATE TABLE IF NOT EXISTS {s}.ledger_deadlines ("
-              "originator_id uuid PRIMARY KEY, order_id text NOT NULL, "
+              "originator_id {i} PRIMARY KEY, order_id text NOT NULL, "
               "due timestamptz NOT NULL, rule text NOT NULL, case_no integer)"),
             q("CREATE INDEX IF NOT EXISTS ledger_deadlines_due ON {s}.ledger_deadlines "
               "(due)"),
             q("CREATE TABLE IF NOT EXISTS {s}.ledger_commands ("
-              "command_id text PRIMARY KEY, originator_id uuid NOT NULL, "
+              "command_id text PRIMARY KEY, originator_id {i} NOT NULL, "
               "digest text NOT NULL)"),
             q("CREATE TABLE IF NOT EXISTS {s}.ledger_refusals ("
               "command_id text NOT NULL, digest text NOT NULL, code text NOT NULL, "
@@ -226,9 +267,10 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
                                  self.events_table_name, self.notification_id_index_name,
                                  "ledger_heads", "ledger_deadlines", "ledger_deadlines_due",
                                  "ledger_commands", "ledger_refusals", "ledger_messages",
-                                 "ledger_messages_reported", TABLE, INDEX]))
+                                 "ledger_messages_reported", "ledger_breaks",
+                                 "ledger_log_checked", TABLE, INDEX]))
             found = curs.fetchone()
-            return found is not None and found["n"] == 11
+            return found is not None and found["n"] == 13
 
     @contextmanager
     def listen(self) -> Iterator[Callable[[float], None]]:
@@ -280,8 +322,7 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
             last = curs.fetchone()
             last_link = ZERO if last is None else last["log_link"]
             if last_link is None:
-                raise PersistenceError("the store was written before the chained record: "
-                                       "run `aftersales db upgrade`")
+                raise LogBroken(0 if last is None else last["notification_id"])
             try:
                 chained, heads = chain_events(
                     [(s.originator_id, s.originator_version, s.topic, s.state)
@@ -289,13 +330,16 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
                     heads_before(firsts_of((s.originator_id, s.originator_version)
                                            for s in stored_events),
                                  self.heads, lambda missing: self._heads_in(curs, missing)),
-                    bytes(last_link))
+                    bytes(last_link), None if last is None else (
+                        last["originator_id"], last["originator_version"]))
             except ChainGap as e:
                 raise IntegrityError(str(e)) from e
             curs.execute(self._q["insert"], (
                 [x.originator_id for x in chained], [x.version for x in chained],
                 [x.topic for x in chained], [x.state for x in chained],
-                [x.digest for x in chained], [x.link for x in chained]))
+                [x.digest for x in chained], [x.link for x in chained],
+                [None if x.prev is None else x.prev[0] for x in chained],
+                [None if x.prev is None else x.prev[1] for x in chained]))
             ids = [r["notification_id"] for r in curs.fetchall()]
             put = sorted(heads.items(), key=lambda x: str(x[0]))
             curs.execute(self._q["put_heads"], ([oid for oid, _ in put],
@@ -363,20 +407,41 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
 
     def select_events_many(self, originator_ids: Sequence[Any]) -> dict[Any, Loaded]:
         rows: dict[UUID | str, list[Row]] = {}
+        places: dict[UUID | str, list[Placed]] = {}
         heads: dict[UUID | str, Head] = {}
+        recorded: dict[UUID | str, tuple[int, str]] = {}
         ids = list(originator_ids)
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(self._q["many"], (ids, ids), prepare=True)
+            curs.execute(self._q["many"], (ids, ids, ids), prepare=True)
             for r in curs.fetchall():
                 oid = r["originator_id"]
-                if r["head"]:
-                    heads[oid] = Head(r["originator_version"], bytes(r["event_digest"]))
+                if r["kind"] == 1:
+                    heads[oid] = Head(r["version"], bytes(r["digest"]))
+                elif r["kind"] == 2:
+                    recorded[oid] = (r["version"], r["reason"])
                 else:
-                    stored = r["event_digest"]
-                    rows.setdefault(oid, []).append(Row(
-                        r["originator_version"], r["topic"], bytes(r["state"]),
-                        None if stored is None else bytes(stored)))
-        return checked(rows, heads, self.heads)
+                    stored = _bytes(r["digest"])
+                    rows.setdefault(oid, []).append(Row(r["version"], r["topic"],
+                                                        bytes(r["state"]), stored))
+                    places.setdefault(oid, []).append(Placed(
+                        Beside(r["pos"], oid, r["version"], stored, _bytes(r["link"]),
+                               _ref(r["prev_id"], r["prev_version"])),
+                        None if r["p_pos"] is None else Beside(
+                            r["p_pos"], r["p_id"], r["p_v"], None, _bytes(r["p_link"]), None),
+                        None if r["n_pos"] is None else Beside(
+                            r["n_pos"], r["n_id"], r["n_v"], _bytes(r["n_digest"]),
+                            _bytes(r["n_link"]), _ref(r["n_prev_id"], r["n_prev_v"]))))
+            return checked(rows, heads, self.heads, places, recorded,
+                           lambda ref: self._removed(curs, ref))
+
+    def _removed(self, curs: Cursor[DictRow], ref: Ref) -> bool:
+        """Whether `ref` is an event no longer in the store whose order's head record no
+        longer reaches it (a removal the walks of the log name)."""
+        curs.execute(self._q["event_there"], ref)
+        if curs.fetchone() is not None:
+            return False
+        head = self._heads_in(curs, [ref[0]]).get(ref[0])
+        return head is not None and head.version < ref[1]
 
     def heads_of(self, originator_ids: Sequence[UUID]) -> dict[UUID, Head]:
         with self.datastore.transaction(commit=False) as curs:
@@ -427,8 +492,39 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self._q["links"], (after, limit), prepare=True)
             return [LinkRow(r["notification_id"], r["originator_id"], r["originator_version"],
-                            _bytes(r["event_digest"]), _bytes(r["log_link"]))
+                            _bytes(r["event_digest"]), _bytes(r["log_link"]),
+                            _ref(r["prev_id"], r["prev_version"]))
                     for r in curs.fetchall()]
+
+    def missing_events(self, refs: Collection[tuple[UUID, int]]) -> set[tuple[UUID, int]]:
+        wanted = sorted(set(refs))
+        if not wanted:
+            return set()
+        return set(wanted) - self.versions_present(wanted)
+
+    def record_breaks(self, rows: Sequence[BreakRow]) -> int:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(self._q["put_breaks"], (
+                [r.originator_id for r in rows], [r.version for r in rows],
+                [r.position for r in rows], [r.reason for r in rows],
+                [r.found_at for r in rows]))
+            return max(curs.rowcount, 0)
+
+    def recorded_breaks(self) -> list[BreakRow]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._q["breaks"])
+            return [BreakRow(r["originator_id"], r["version"], r["position"], r["reason"],
+                             r["found_at"]) for r in curs.fetchall()]
+
+    def log_checked(self) -> tuple[int, bytes] | None:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._q["checked"])
+            found = curs.fetchone()
+            return None if found is None else (found["position"], bytes(found["log_link"]))
+
+    def set_log_checked(self, position: int, link: bytes) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(self._q["set_checked"], (position, link))
 
     def due_orders(self, before: datetime, limit: int, since: datetime | None = None,
                    partition: Partition | None = None) -> list[tuple[UUID, str]]:
@@ -523,18 +619,15 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
             return bool(self._columns(curs))
 
     def needs_upgrade(self) -> bool:
-        """Whether the events table lacks the chained record, or its last events do (an
-        earlier version wrote them since); an empty table gets the columns here."""
+        """Whether the events table lacks the chained record or the predecessor columns
+        (an earlier version wrote it); an empty table gets the columns here.  Events
+        without a digest or link in a chained store are breaks, never an upgrade."""
         table = SQL("{}.{}").format(Identifier(self.datastore.schema),
                                     Identifier(self.events_table_name))
         with self.datastore.transaction(commit=False) as curs:
             columns = self._columns(curs)
-            if not columns:
+            if not columns or "prev_id" in columns:
                 return False
-            if "event_digest" in columns:
-                curs.execute(self._q["last_link"])
-                last = curs.fetchone()
-                return last is not None and last["log_link"] is None
             curs.execute(SQL("SELECT 1 FROM {} LIMIT 1").format(table))
             if curs.fetchone() is not None:
                 return True
@@ -555,72 +648,99 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
             return int(found["n"]) if found else 0
 
     def upgrade(self, on_progress: Callable[[int], None]) -> int:
-        """Add the digests, links and head records to every event, in one transaction that
-        holds the events table's lock: each order's events in version order, then the log
-        in position order.  The events themselves are not touched."""
+        """In one transaction that holds the events table's lock: a store written before
+        the chained record (no event has a digest) gets the digests, head records and
+        links, each order's events in version order, then the log in position order; a
+        chained store written before the predecessor columns gets each event's
+        predecessor in the log.  No event is touched, and no digest or link is computed
+        where one exists."""
         s, t = Identifier(self.datastore.schema), Identifier(self.events_table_name)
         done = 0
         with self.datastore.transaction(commit=True) as curs:
             self._lock_table(curs)
-            for column in ("event_digest", "log_link"):
-                curs.execute(SQL("ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS {} bytea")
-                             .format(s, t, Identifier(column)))
+            chain = "event_digest" not in self._columns(curs)
+            for column, kind in (("event_digest", "bytea"), ("log_link", "bytea"),
+                                 ("prev_id", self.id_type), ("prev_version", "bigint")):
+                curs.execute(SQL("ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS {} {}")
+                             .format(s, t, Identifier(column), SQL(kind)))
             for statement in self.sql_create_statements:
                 if "CREATE TABLE" in statement.as_string() or \
                         "CREATE INDEX" in statement.as_string():
                     curs.execute(statement)
-            after: tuple[UUID, int] = (UUID(int=0), 0)
-            head: tuple[UUID | None, bytes, bytes, int] = (None, b"", ZERO, 0)
-            heads: dict[UUID, Head] = {}
-            while True:
-                curs.execute(SQL(
-                    "SELECT originator_id, originator_version, topic, state FROM {}.{} "
-                    "WHERE (originator_id, originator_version) > (%s, %s) ORDER BY "
-                    "originator_id, originator_version LIMIT %s").format(s, t),
-                    (*after, UPGRADE_PAGE))
-                page = curs.fetchall()
-                if not page:
-                    break
-                updates: list[tuple[bytes, UUID, int]] = []
-                for r in page:
-                    oid = r["originator_id"]
-                    if oid != head[0]:
-                        head = (oid, id_bytes(oid), ZERO, 0)
-                    d = digest(head[2], head[1], r["originator_version"], r["topic"],
-                               bytes(r["state"]))
-                    head = (oid, head[1], d, r["originator_version"])
-                    heads[oid] = Head(head[3], d)
-                    updates.append((d, oid, r["originator_version"]))
-                curs.execute(SQL(
-                    "UPDATE {}.{} AS e SET event_digest = u.d FROM unnest(%s::bytea[], "
-                    "%s::uuid[], %s::bigint[]) AS u(d, o, v) WHERE e.originator_id = u.o "
-                    "AND e.originator_version = u.v").format(s, t),
-                    ([u[0] for u in updates], [u[1] for u in updates],
-                     [u[2] for u in updates]))
-                after = (page[-1]["originator_id"], page[-1]["originator_version"])
-                done += len(page)
-                on_progress(len(page))
-                if len(heads) >= UPGRADE_PAGE:
-                    self._put_heads(curs, heads, keep=head[0])
-            self._put_heads(curs, heads, keep=None)
+            if chain:
+                done = self._digest_orders(curs, on_progress)
             position, current = 0, ZERO
+            before: tuple[Any, int] | None = None
             while True:
-                curs.execute(SQL("SELECT notification_id, event_digest FROM {}.{} WHERE "
-                                 "notification_id > %s ORDER BY notification_id LIMIT %s")
+                curs.execute(SQL("SELECT notification_id, event_digest, originator_id, "
+                                 "originator_version FROM {}.{} WHERE notification_id > %s "
+                                 "ORDER BY notification_id LIMIT %s")
                              .format(s, t), (position, UPGRADE_PAGE))
                 page = curs.fetchall()
                 if not page:
                     break
-                links: list[tuple[bytes, int]] = []
+                links: list[bytes | None] = []
+                refs: list[tuple[Any, int] | None] = []
                 for r in page:
-                    current = link(current, bytes(r["event_digest"]))
-                    links.append((current, r["notification_id"]))
+                    if chain:
+                        current = link(current, bytes(r["event_digest"]))
+                    links.append(current if chain else None)
+                    refs.append(before)
+                    before = (r["originator_id"], r["originator_version"])
+                if not chain:
+                    done += len(page)
+                    on_progress(len(page))
                 curs.execute(SQL(
-                    "UPDATE {}.{} AS e SET log_link = u.l FROM unnest(%s::bytea[], "
-                    "%s::bigint[]) AS u(l, n) WHERE e.notification_id = u.n").format(s, t),
-                    ([x[0] for x in links], [x[1] for x in links]))
+                    "UPDATE {}.{} AS e SET log_link = coalesce(u.l, e.log_link), "
+                    "prev_id = u.p, prev_version = u.pv FROM unnest(%s::bytea[], "
+                    "%s::bigint[], %s::{}[], %s::bigint[]) AS u(l, n, p, pv) "
+                    "WHERE e.notification_id = u.n").format(s, t, SQL(self.id_type)),
+                    (links, [r["notification_id"] for r in page],
+                     [None if x is None else x[0] for x in refs],
+                     [None if x is None else x[1] for x in refs]))
                 position = page[-1]["notification_id"]
         self.heads.clear()
+        return done
+
+    def _digest_orders(self, curs: Cursor[DictRow], on_progress: Callable[[int], None]
+                       ) -> int:
+        """Digest every event of a store that has none, and write the head records."""
+        s, t = Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        done = 0
+        after: tuple[Any, int] = (UUID(int=0) if self.id_type == "uuid" else "", 0)
+        head: tuple[Any, bytes, bytes, int] = (None, b"", ZERO, 0)
+        heads: dict[Any, Head] = {}
+        while True:
+            curs.execute(SQL(
+                "SELECT originator_id, originator_version, topic, state FROM {}.{} "
+                "WHERE (originator_id, originator_version) > (%s, %s) ORDER BY "
+                "originator_id, originator_version LIMIT %s").format(s, t),
+                (*after, UPGRADE_PAGE))
+            page = curs.fetchall()
+            if not page:
+                break
+            updates: list[tuple[bytes, Any, int]] = []
+            for r in page:
+                oid = r["originator_id"]
+                if oid != head[0]:
+                    head = (oid, id_bytes(oid), ZERO, 0)
+                d = digest(head[2], head[1], r["originator_version"], r["topic"],
+                           bytes(r["state"]))
+                head = (oid, head[1], d, r["originator_version"])
+                heads[oid] = Head(head[3], d)
+                updates.append((d, oid, r["originator_version"]))
+            curs.execute(SQL(
+                "UPDATE {}.{} AS e SET event_digest = u.d FROM unnest(%s::bytea[], "
+                "%s::{}[], %s::bigint[]) AS u(d, o, v) WHERE e.originator_id = u.o "
+                "AND e.originator_version = u.v").format(s, t, SQL(self.id_type)),
+                ([u[0] for u in updates], [u[1] for u in updates],
+                 [u[2] for u in updates]))
+            after = (page[-1]["originator_id"], page[-1]["originator_version"])
+            done += len(page)
+            on_progress(len(page))
+            if len(heads) >= UPGRADE_PAGE:
+                self._put_heads(curs, heads, keep=head[0])
+        self._put_heads(curs, heads, keep=None)
         return done
 
     def _put_heads(self, curs: Cursor[DictRow], heads: dict[UUID, Head],
@@ -638,6 +758,10 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
 def _message(r: DictRow) -> MessageRow:
     return message_row(r["key"], r["outcome"], r["code"], r["reason"], r["tag"],
                        r["order_ids"], r["message"])
+
+
+def _ref(originator_id: Any, version: int | None) -> tuple[Any, int] | None:
+    return None if originator_id is None or version is None else (originator_id, version)
 
 
 def _bytes(value: Any) -> bytes | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -16,7 +16,6 @@ from eventsourcing.persistence import (
     IntegrityError,
     Notification,
     OperationalError,
-    PersistenceError,
     StoredEvent,
 )
 from eventsourcing.sqlite import (
@@ -29,6 +28,7 @@ from eventsourcing.sqlite import (
 )
 from eventsourcing.utils import Environment, EnvType
 
+from aftersales.errors import LogBroken
 from aftersales.storage.chain import (
     ZERO,
     ChainGap,
@@ -36,7 +36,6 @@ from aftersales.storage.chain import (
     HeadCache,
     Row,
     chain_events,
-    checked,
     digest,
     firsts_of,
     heads_before,
@@ -44,6 +43,7 @@ from aftersales.storage.chain import (
     link,
 )
 from aftersales.storage.inbox import INDEX, SQLITE_DDL, TABLE, SQLiteInbox
+from aftersales.storage.logcheck import Beside, BreakRow, LinkRow, Placed, Ref, checked
 from aftersales.storage.port import (
     REPORTED,
     ChainedNotification,
@@ -51,7 +51,6 @@ from aftersales.storage.port import (
     CommandRow,
     DeadlineRow,
     InboxOf,
-    LinkRow,
     Loaded,
     MessageRow,
     RefusalRow,
@@ -131,7 +130,21 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
         self.heads = HeadCache()
         t = self.events_table_name
         self._insert = (f"INSERT INTO {t} (originator_id, originator_version, topic, state, "
-                        "event_digest, log_link) VALUES (?,?,?,?,?,?)")
+                        "event_digest, log_link, prev_id, prev_version) "
+                        "VALUES (?,?,?,?,?,?,?,?)")
+        # An order's events with the events on either side of each in the log (a rowid
+        # range read each way, stopping at the first row).
+        self._placed = (
+            f"SELECT e.originator_id, e.originator_version, e.topic, e.state, "
+            f"e.event_digest, e.rowid, e.log_link, e.prev_id, e.prev_version, "
+            f"p.rowid, p.originator_id, p.originator_version, p.log_link, "
+            f"n.rowid, n.originator_id, n.originator_version, n.event_digest, n.log_link, "
+            f"n.prev_id, n.prev_version FROM {t} e "
+            f"LEFT JOIN {t} p ON p.rowid = (SELECT rowid FROM {t} WHERE rowid < e.rowid "
+            "ORDER BY rowid DESC LIMIT 1) "
+            f"LEFT JOIN {t} n ON n.rowid = (SELECT rowid FROM {t} WHERE rowid > e.rowid "
+            "ORDER BY rowid LIMIT 1) "
+            "WHERE e.originator_id IN ({}) ORDER BY e.originator_id, e.originator_version")
         self.inbox = SQLiteInbox(self.datastore)
 
     def convert_originator_id(self, originator_id: str) -> UUID | str:
@@ -150,8 +163,15 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
         return [
             f"CREATE TABLE IF NOT EXISTS {self.events_table_name} ("
             "originator_id TEXT, originator_version INTEGER, topic TEXT, state BLOB, "
-            "event_digest BLOB, log_link BLOB, "
+            "event_digest BLOB, log_link BLOB, prev_id TEXT, prev_version INTEGER, "
             "PRIMARY KEY (originator_id, originator_version))",
+            "CREATE TABLE IF NOT EXISTS ledger_breaks ("
+            "originator_id TEXT PRIMARY KEY, version INTEGER NOT NULL, "
+            "position INTEGER NOT NULL, reason TEXT NOT NULL, found_at TEXT NOT NULL) "
+            "WITHOUT ROWID",
+            "CREATE TABLE IF NOT EXISTS ledger_log_checked ("
+            "one INTEGER PRIMARY KEY CHECK (one = 1), position INTEGER NOT NULL, "
+            "log_link BLOB NOT NULL)",
             "CREATE TABLE IF NOT EXISTS ledger_heads ("
             "originator_id TEXT PRIMARY KEY, version INTEGER NOT NULL, "
             "event_digest BLOB NOT NULL) WITHOUT ROWID",
@@ -182,7 +202,8 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
             found = {str(r[0]) for r in c.fetchall()}
         wanted = {self.events_table_name, "ledger_heads", "ledger_deadlines",
                   "ledger_deadlines_due", "ledger_commands", "ledger_refusals",
-                  "ledger_messages", "ledger_messages_reported", TABLE, INDEX}
+                  "ledger_messages", "ledger_messages_reported", "ledger_breaks",
+                  "ledger_log_checked", TABLE, INDEX}
         if not wanted <= found:
             super().create_table()
 
@@ -209,22 +230,24 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
         ids: list[int] = []
         heads: dict[UUID | str, Head] = {}
         if stored_events:
-            c.execute(f"SELECT rowid, log_link FROM {self.events_table_name} "
-                      "ORDER BY rowid DESC LIMIT 1")
+            c.execute(f"SELECT rowid, log_link, originator_id, originator_version FROM "
+                      f"{self.events_table_name} ORDER BY rowid DESC LIMIT 1")
             last = c.fetchone()
             last_id, last_link = (0, ZERO) if last is None else (last[0], last[1])
             if last_link is None:
-                raise PersistenceError("the store was written before the chained record: "
-                                       "run `aftersales db upgrade`")
+                raise LogBroken(last_id)
             try:
                 chained, heads = chain_events(
                     [(s.originator_id, s.originator_version, s.topic, s.state)
                      for s in stored_events],
-                    self._heads_before(c, stored_events), last_link)
+                    self._heads_before(c, stored_events), last_link,
+                    None if last is None else (self.convert_originator_id(last[2]), last[3]))
             except ChainGap as e:
                 raise IntegrityError(str(e)) from e
-            c.executemany(self._insert, [(_hex(x.originator_id), x.version, x.topic, x.state,
-                                          x.digest, x.link) for x in chained])
+            c.executemany(self._insert, [
+                (_hex(x.originator_id), x.version, x.topic, x.state, x.digest, x.link,
+                 None if x.prev is None else _hex(x.prev[0]),
+                 None if x.prev is None else x.prev[1]) for x in chained])
             c.executemany(
                 "INSERT INTO ledger_heads VALUES (?,?,?) ON CONFLICT (originator_id) DO "
                 "UPDATE SET version=excluded.version, event_digest=excluded.event_digest",
@@ -319,23 +342,53 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
 
     def select_events_many(self, originator_ids: Sequence[Any]) -> dict[Any, Loaded]:
         rows: dict[UUID | str, list[Row]] = {}
+        places: dict[UUID | str, list[Placed]] = {}
         heads: dict[UUID | str, Head] = {}
-        with self.datastore.transaction(commit=False) as c:  # one snapshot: rows and heads
+        recorded: dict[UUID | str, tuple[int, str]] = {}
+        # One snapshot: the rows, their neighbours in the log, head records and breaks.
+        with self.datastore.transaction(commit=False) as c:
             for part in chunks(list(originator_ids)):
                 ids = {_hex(x): x for x in part}
-                c.execute(f"SELECT originator_id, originator_version, topic, state, "
-                          f"event_digest FROM {self.events_table_name} WHERE originator_id "
-                          f"IN ({_marks(len(ids))}) ORDER BY originator_id, "
-                          "originator_version", list(ids))
+                c.execute(self._placed.format(_marks(len(ids))), list(ids))
                 current = ""
                 events: list[Row] = []
-                for hex_id, version, topic, state, stored in c.fetchall():  # by order
-                    if hex_id != current:
-                        current, events = hex_id, []
-                        rows[ids[hex_id]] = events
-                    events.append(Row(version, topic, state, stored))
+                placed: list[Placed] = []
+                for r in c.fetchall():  # by order
+                    if r[0] != current:
+                        current, events, placed = r[0], [], []
+                        rows[ids[current]], places[ids[current]] = events, placed
+                    oid = ids[current]
+                    events.append(Row(r[1], r[2], r[3], r[4]))
+                    placed.append(Placed(
+                        Beside(r[5], oid, r[1], r[4], r[6], self._ref(r[7], r[8])),
+                        None if r[9] is None else Beside(
+                            r[9], self.convert_originator_id(r[10]), r[11], None, r[12],
+                            None),
+                        None if r[13] is None else Beside(
+                            r[13], self.convert_originator_id(r[14]), r[15], r[16], r[17],
+                            self._ref(r[18], r[19]))))
                 heads.update(self._heads_in(c, part))
-        return checked(rows, heads, self.heads)
+                c.execute("SELECT originator_id, version, reason FROM ledger_breaks WHERE "
+                          f"originator_id IN ({_marks(len(ids))})", list(ids))
+                recorded.update((ids[r[0]], (r[1], r[2])) for r in c.fetchall())
+            return checked(rows, heads, self.heads, places, recorded,
+                           lambda ref: self._removed(c, ref))
+
+    def _ref(self, hex_id: str | None, version: int | None) -> Ref | None:
+        return None if hex_id is None or version is None else (
+            self.convert_originator_id(hex_id), version)
+
+    def _removed(self, c: SQLiteCursor, ref: Ref) -> bool:
+        """Whether `ref` is an event no longer in the store whose order's head record no
+        longer reaches it (a removal the walks of the log name)."""
+        oid, version = _hex(ref[0]), ref[1]
+        c.execute(f"SELECT 1 FROM {self.events_table_name} WHERE originator_id=? AND "
+                  "originator_version=?", (oid, version))
+        if c.fetchone() is not None:
+            return False
+        c.execute("SELECT version FROM ledger_heads WHERE originator_id=?", (oid,))
+        head = c.fetchone()
+        return head is not None and head[0] < version
 
     def heads_of(self, originator_ids: Sequence[UUID]) -> dict[UUID, Head]:
         with self.datastore.transaction(commit=False) as c:
@@ -387,9 +440,51 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
     def links_page(self, after: int, limit: int) -> list[LinkRow]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(f"SELECT rowid, originator_id, originator_version, event_digest, "
-                      f"log_link FROM {self.events_table_name} WHERE rowid > ? "
-                      "ORDER BY rowid LIMIT ?", (after, limit))
-            return [LinkRow(r[0], UUID(r[1]), r[2], r[3], r[4]) for r in c.fetchall()]
+                      f"log_link, prev_id, prev_version FROM {self.events_table_name} "
+                      "WHERE rowid > ? ORDER BY rowid LIMIT ?", (after, limit))
+            ids: dict[str, UUID] = {}
+            return [LinkRow(r[0], ids.get(r[1]) or ids.setdefault(r[1], UUID(r[1])), r[2],
+                            r[3], r[4], None if r[5] is None or r[6] is None else (
+                                ids.get(r[5]) or ids.setdefault(r[5], UUID(r[5])), r[6]))
+                    for r in c.fetchall()]
+
+    def missing_events(self, refs: Collection[tuple[UUID, int]]) -> set[tuple[UUID, int]]:
+        wanted = set(refs)
+        with self.datastore.transaction(commit=False) as c:
+            for oid, version in sorted(wanted):
+                c.execute(f"SELECT 1 FROM {self.events_table_name} WHERE originator_id=? "
+                          "AND originator_version=?", (oid.hex, version))
+                if c.fetchone() is not None:
+                    wanted.discard((oid, version))
+        return wanted
+
+    def record_breaks(self, rows: Sequence[BreakRow]) -> int:
+        with self.datastore.transaction(commit=True) as c:
+            new = 0
+            for r in rows:
+                c.execute("INSERT INTO ledger_breaks VALUES (?,?,?,?,?) ON CONFLICT "
+                          "(originator_id) DO NOTHING",
+                          (r.originator_id.hex, r.version, r.position, r.reason, r.found_at))
+                new += c.sqlite_cursor.rowcount
+            return new
+
+    def recorded_breaks(self) -> list[BreakRow]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT originator_id, version, position, reason, found_at "
+                      "FROM ledger_breaks ORDER BY originator_id")
+            return [BreakRow(UUID(r[0]), r[1], r[2], r[3], r[4]) for r in c.fetchall()]
+
+    def log_checked(self) -> tuple[int, bytes] | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT position, log_link FROM ledger_log_checked")
+            found = c.fetchone()
+            return None if found is None else (int(found[0]), bytes(found[1]))
+
+    def set_log_checked(self, position: int, link: bytes) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute("INSERT INTO ledger_log_checked VALUES (1, ?, ?) ON CONFLICT (one) "
+                      "DO UPDATE SET position=excluded.position, log_link=excluded.log_link",
+                      (position, link))
 
     def due_orders(self, before: datetime, limit: int, since: datetime | None = None,
                    partition: Partition | None = None) -> list[tuple[UUID, str]]:
@@ -510,17 +605,13 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
             return bool(self._columns(c))
 
     def needs_upgrade(self) -> bool:
-        """Whether the events table lacks the chained record, or its last events do (an
-        earlier version wrote them since); an empty table gets the columns here."""
+        """Whether the events table lacks the chained record or the predecessor columns
+        (an earlier version wrote it); an empty table gets the columns here.  Events
+        without a digest or link in a chained store are breaks, never an upgrade."""
         with self.datastore.transaction(commit=False) as c:
             columns = self._columns(c)
-            if not columns:
+            if not columns or "prev_id" in columns:
                 return False
-            if "event_digest" in columns:
-                c.execute(f"SELECT log_link FROM {self.events_table_name} "
-                          "ORDER BY rowid DESC LIMIT 1")
-                last = c.fetchone()
-                return last is not None and last[0] is None
             c.execute(f"SELECT 1 FROM {self.events_table_name} LIMIT 1")
             if c.fetchone() is not None:
                 return True
@@ -538,63 +629,83 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
             return int(c.fetchone()[0])
 
     def upgrade(self, on_progress: Callable[[int], None]) -> int:
-        """Add the digests, links and head records to every event, in one transaction: each
-        order's events in version order, then the log in position order.  The events
-        themselves are not touched."""
+        """In one transaction: a store written before the chained record (no event has a
+        digest) gets the digests, head records and links, each order's events in version
+        order, then the log in position order; a chained store written before the
+        predecessor columns gets each event's predecessor in the log.  No event is
+        touched, and no digest or link is computed where one exists."""
         t = self.events_table_name
         with self.datastore.transaction(commit=True) as c:
             columns = self._columns(c)
-            for column in ("event_digest", "log_link"):
+            chain = "event_digest" not in columns
+            for column, kind in (("event_digest", "BLOB"), ("log_link", "BLOB"),
+                                 ("prev_id", "TEXT"), ("prev_version", "INTEGER")):
                 if column not in columns:
-                    c.execute(f"ALTER TABLE {t} ADD COLUMN {column} BLOB")
+                    c.execute(f"ALTER TABLE {t} ADD COLUMN {column} {kind}")
             for statement in self.create_table_statements:
                 c.execute(statement)
-            done = 0
-            after: tuple[str, int] = ("", 0)
-            head: tuple[str, bytes, bytes, int] = ("", b"", ZERO, 0)  # id, ident, digest, v
-            while True:
-                c.execute(f"SELECT originator_id, originator_version, topic, state FROM {t} "
-                          "WHERE (originator_id, originator_version) > (?, ?) "
-                          "ORDER BY originator_id, originator_version LIMIT ?",
-                          (*after, UPGRADE_PAGE))
-                page = c.fetchall()
-                if not page:
-                    break
-                updates, heads = [], []
-                for hex_id, version, topic, state in page:
-                    if hex_id != head[0]:
-                        if head[0]:
-                            heads.append((head[0], head[3], head[2]))
-                        oid = self.convert_originator_id(hex_id)
-                        head = (hex_id, id_bytes(oid), ZERO, 0)
-                    d = digest(head[2], head[1], version, topic, state)
-                    head = (hex_id, head[1], d, version)
-                    updates.append((d, hex_id, version))
-                c.executemany(f"UPDATE {t} SET event_digest=? WHERE originator_id=? AND "
-                              "originator_version=?", updates)
-                c.executemany("INSERT OR REPLACE INTO ledger_heads VALUES (?,?,?)", heads)
-                after = (page[-1][0], page[-1][1])
-                done += len(page)
-                on_progress(len(page))
-            if head[0]:
-                c.execute("INSERT OR REPLACE INTO ledger_heads VALUES (?,?,?)",
-                          (head[0], head[3], head[2]))
+            done = self._digest_orders(c, on_progress) if chain else 0
             position, current = 0, ZERO
+            before: tuple[str, int] | None = None
             while True:
-                c.execute(f"SELECT rowid, event_digest FROM {t} WHERE rowid > ? "
-                          "ORDER BY rowid LIMIT ?", (position, UPGRADE_PAGE))
+                c.execute(f"SELECT rowid, event_digest, originator_id, originator_version "
+                          f"FROM {t} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                          (position, UPGRADE_PAGE))
                 page = c.fetchall()
                 if not page:
                     break
-                links = []
-                for rowid, d in page:
-                    current = link(current, d)
-                    links.append((current, rowid))
-                c.executemany(f"UPDATE {t} SET log_link=? WHERE rowid=?", links)
+                if chain:
+                    links = []
+                    for rowid, d, _, _ in page:
+                        current = link(current, d)
+                        links.append((current, rowid))
+                    c.executemany(f"UPDATE {t} SET log_link=? WHERE rowid=?", links)
+                else:
+                    on_progress(len(page))
+                    done += len(page)
+                refs = []
+                for rowid, _, hex_id, version in page:
+                    refs.append((*(before or (None, None)), rowid))
+                    before = (hex_id, version)
+                c.executemany(f"UPDATE {t} SET prev_id=?, prev_version=? WHERE rowid=?", refs)
                 position = page[-1][0]
         self.heads.clear()
         return done
 
+    def _digest_orders(self, c: SQLiteCursor, on_progress: Callable[[int], None]) -> int:
+        """Digest every event of a store that has none, and write the head records."""
+        t = self.events_table_name
+        done = 0
+        after: tuple[str, int] = ("", 0)
+        head: tuple[str, bytes, bytes, int] = ("", b"", ZERO, 0)  # id, ident, digest, v
+        while True:
+            c.execute(f"SELECT originator_id, originator_version, topic, state FROM {t} "
+                      "WHERE (originator_id, originator_version) > (?, ?) "
+                      "ORDER BY originator_id, originator_version LIMIT ?",
+                      (*after, UPGRADE_PAGE))
+            page = c.fetchall()
+            if not page:
+                break
+            updates, heads = [], []
+            for hex_id, version, topic, state in page:
+                if hex_id != head[0]:
+                    if head[0]:
+                        heads.append((head[0], head[3], head[2]))
+                    oid = self.convert_originator_id(hex_id)
+                    head = (hex_id, id_bytes(oid), ZERO, 0)
+                d = digest(head[2], head[1], version, topic, state)
+                head = (hex_id, head[1], d, version)
+                updates.append((d, hex_id, version))
+            c.executemany(f"UPDATE {t} SET event_digest=? WHERE originator_id=? AND "
+                          "originator_version=?", updates)
+            c.executemany("INSERT OR REPLACE INTO ledger_heads VALUES (?,?,?)", heads)
+            after = (page[-1][0], page[-1][1])
+            done += len(page)
+            on_progress(len(page))
+        if head[0]:
+            c.execute("INSERT OR REPLACE INTO ledger_heads VALUES (?,?,?)",
+                      (head[0], head[3], head[2]))
+        return done
 
 
 class LedgerSQLiteFactory(SQLiteFactory):

@@ -120,11 +120,15 @@ def test_removal_insertion_and_reordering_are_detected(
         db.run("UPDATE {events} SET state = :s WHERE {id} = :n",
                s=altered(bytes(row.state), b'"amount":5000', b'"amount":50000'), n=row.n)
         _recompute_order(db, "D1")
-        where = None
+        where = row.v
     fresh = Ledger(ledger.url)
     check = run_cli("verify", "--db", ledger.url, cwd=Path("."))
-    if where is None:  # the order chain holds again: only the log chain shows it
-        assert fresh.get_order("D1") is not None
+    if tamper == "recompute every digest":  # the order chain holds again: the load sees
+        with pytest.raises(IntegrityBroken) as broken:  # the log link beside the event
+            fresh.get_order("D1")
+        assert broken.value.broken.version == where
+        assert "does not follow the event before it" in str(broken.value)
+        assert fresh.get_order("D2") is not None
         assert check.returncode == 4
         assert "verify: log position" in check.stdout and "log chain breaks" in check.stdout
     else:
@@ -243,18 +247,24 @@ def test_an_unreadable_event_is_a_break_not_a_crash(store: tuple[Ledger, Store],
     assert report.returncode == 4 and "Traceback" not in report.stderr
 
 
-def test_a_store_written_before_the_chain_is_upgraded_without_loss(
-        store: tuple[Ledger, Store], tmp_path: Path) -> None:
+@pytest.mark.parametrize("written", ["before the chain", "before the predecessors"])
+def test_a_store_written_by_an_earlier_version_is_upgraded_without_loss(
+        store: tuple[Ledger, Store], tmp_path: Path, written: str) -> None:
     ledger, db = store
     url = ledger.url
     assert run_cli("project", "--db", url, cwd=tmp_path).returncode == 0
     before = snapshot(url)
     states = {r.n: hashlib.sha256(bytes(r.state)).hexdigest() for o in ("D1", "D2")
               for r in db.rows(o)}
-    # What an earlier version wrote: no digests, no links, no head records.
-    db.run("ALTER TABLE {events} DROP COLUMN event_digest")
-    db.run("ALTER TABLE {events} DROP COLUMN log_link")
-    db.run("DROP TABLE {heads}")
+    digests = {r.n: bytes(r.event_digest) for o in ("D1", "D2") for r in db.rows(o)}
+    # What an earlier version wrote: no predecessors (and, before the chain, no digests,
+    # no links, no head records).
+    db.run("ALTER TABLE {events} DROP COLUMN prev_id")
+    db.run("ALTER TABLE {events} DROP COLUMN prev_version")
+    if written == "before the chain":
+        db.run("ALTER TABLE {events} DROP COLUMN event_digest")
+        db.run("ALTER TABLE {events} DROP COLUMN log_link")
+        db.run("DROP TABLE {heads}")
     old = run_cli("status", "D1", "--db", url, cwd=tmp_path)
     assert old.returncode == 2 and "run `aftersales db upgrade` once" in old.stderr
     upgraded = run_cli("db", "upgrade", "--db", url, cwd=tmp_path)
@@ -264,25 +274,39 @@ def test_a_store_written_before_the_chain_is_upgraded_without_loss(
         "nothing to do\n")
     assert {r.n: hashlib.sha256(bytes(r.state)).hexdigest() for o in ("D1", "D2")
             for r in db.rows(o)} == states  # not a byte of an event changed
+    assert {r.n: bytes(r.event_digest) for o in ("D1", "D2")
+            for r in db.rows(o)} == digests  # and the same digests
     assert run_cli("verify", "--db", url, cwd=tmp_path).returncode == 0
     assert snapshot(url) == before
 
 
-def test_events_an_earlier_version_appended_after_the_upgrade_are_chained_too(
-        store: tuple[Ledger, Store], tmp_path: Path) -> None:
-    """During a rollout an old process may append events without digests: the ledger then
-    asks for `db upgrade` again, which chains them."""
+@pytest.mark.parametrize("where", ["a middle event", "the log's last event"])
+def test_db_upgrade_never_launders_a_removed_link(store: tuple[Ledger, Store],
+                                                   tmp_path: Path, where: str) -> None:
+    """Issue 24, 3: a NULLed log link in a chained store is a break, not an old store: the
+    order is refused INTEGRITY (not sent to `db upgrade`), and `db upgrade` computes
+    nothing for it."""
     ledger, db = store
     url = ledger.url
-    row = db.saved("D2")[-1]
-    db.run("INSERT INTO {events} (originator_id, originator_version, topic, state) "
-           "VALUES (:o, :v, :t, :s)", o=row["originator_id"], v=row["originator_version"] + 1,
-           t=row["topic"], s=bytes(row["state"]).replace(b'"reason":"again"',
-                                                         b'"reason":"later"'))
-    asked = run_cli("status", "D1", "--db", url, cwd=tmp_path)
-    assert asked.returncode == 2 and "db upgrade" in asked.stderr
-    upgraded = run_cli("db", "upgrade", "--db", url, cwd=tmp_path)
-    assert upgraded.returncode == 0 and "upgraded: " in upgraded.stdout
-    assert run_cli("verify", "--db", url, cwd=tmp_path).returncode in (0, 1)  # chains hold
-    assert "verify: the chained record holds" in run_cli("verify", "--db", url,
-                                                         cwd=tmp_path).stdout
+    rows = db.rows("D1") if where == "a middle event" else db.rows("D2")
+    row = rows[len(rows) // 2] if where == "a middle event" else rows[-1]
+    db.run("UPDATE {events} SET log_link = NULL WHERE {id} = :n", n=row.n)
+    order = "D1" if where == "a middle event" else "D2"
+    asked = run_cli("status", order, "--db", url, cwd=tmp_path)
+    assert asked.returncode == 4, asked.stdout + asked.stderr
+    assert "no log link" in asked.stderr and "db upgrade" not in asked.stderr
+    upgrade = run_cli("db", "upgrade", "--db", url, cwd=tmp_path)
+    assert upgrade.returncode == 4 and "does not compute them" in upgrade.stderr
+    assert next(r for r in db.rows(order) if r.n == row.n).log_link is None  # untouched
+    checked = run_cli("verify", "--db", url, cwd=tmp_path)
+    assert checked.returncode == 4 and "no digest or log link" in checked.stdout
+    other = "D2" if order == "D1" else "D1"
+    assert run_cli("status", other, "--db", url, cwd=tmp_path).returncode == 0
+    applied = run_cli("ingest", "-", "--db", url, cwd=tmp_path, stdin=json.dumps({
+        "command": "approve_return", "order_id": other, "at": "2026-03-06T10:00:00+08:00"})
+        + "\n")
+    if where == "a middle event":  # the log goes on: the other orders are written
+        assert applied.returncode == 0, applied.stderr
+    else:  # nothing can be chained after a log end without a link: said, not a traceback
+        assert applied.returncode == 4 and "has no log link" in applied.stderr
+        assert "Traceback" not in applied.stderr
