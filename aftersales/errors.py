@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 EXIT_USAGE = 2
 EXIT_STORE = 3
 EXIT_INTEGRITY = 4
+#: Another process replaced what this one was writing or comparing (the read models
+#: rebuilt meanwhile): nothing is wrong; running it again does it.
+EXIT_INTERRUPTED = 5
 
 
 class AftersalesError(Exception):

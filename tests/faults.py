@@ -192,6 +192,7 @@ class Store:
         if url.startswith("sqlite:///"):
             self.engine = create_engine(url)
             self.events, self.heads, self.id = "stored_events", "ledger_heads", "rowid"
+            self.breaks = "ledger_breaks"
             self.key = lambda oid: oid.hex
         else:
             schema = make_url(url).query["schema"]
@@ -199,6 +200,7 @@ class Store:
             self.engine = create_engine(base)
             self.events = f'"{schema}".aftersales_events'
             self.heads, self.id = f'"{schema}".ledger_heads', "notification_id"
+            self.breaks = f'"{schema}".ledger_breaks'
             self.key = lambda oid: oid
 
     def rows(self, order_id: str) -> list[Any]:
@@ -210,12 +212,12 @@ class Store:
 
     def run(self, sql: str, **params: Any) -> None:
         with self.engine.begin() as conn:
-            conn.execute(text(sql.format(events=self.events, heads=self.heads, id=self.id)),
-                         params)
+            conn.execute(text(sql.format(events=self.events, heads=self.heads, id=self.id,
+                                         breaks=self.breaks)), params)
         self.engine.dispose()
 
     COLUMNS = ("originator_id", "originator_version", "topic", "state", "event_digest",
-               "log_link")
+               "log_link", "prev_id", "prev_version")
 
     def saved(self, order_id: str) -> list[dict[str, Any]]:
         """Every column of the order's rows (to put them back with `restore`)."""
@@ -233,6 +235,19 @@ class Store:
         marks = ", ".join(f":{c}" for c in self.COLUMNS)
         for row in rows:
             self.run(f"INSERT INTO {{events}} ({{id}}, {names}) VALUES (:n, {marks})", **row)
+        self.run("DELETE FROM {breaks} WHERE originator_id = :o",
+                 o=self.key(order_uuid(order_id)))
+
+    def head(self, order_id: str) -> tuple[int, bytes]:
+        with self.engine.connect() as conn:
+            found = conn.execute(text(f"SELECT version, event_digest FROM {self.heads} "
+                                      "WHERE originator_id = :o"),
+                                 {"o": self.key(order_uuid(order_id))}).one()
+        return int(found[0]), bytes(found[1])
+
+    def set_head(self, order_id: str, version: int, digest: bytes) -> None:
+        self.run("UPDATE {heads} SET version = :v, event_digest = :d WHERE originator_id = :o",
+                 v=version, d=digest, o=self.key(order_uuid(order_id)))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -34,6 +34,7 @@ from aftersales.domain.reconciliation import KINDS
 from aftersales.domain.steps import TIMEOUTS
 from aftersales.errors import (
     EXIT_INTEGRITY,
+    EXIT_INTERRUPTED,
     EXIT_STORE,
     EXIT_USAGE,
     AftersalesError,
@@ -41,7 +42,9 @@ from aftersales.errors import (
     IntegrityBroken,
     LedgerMissing,
     LogBroken,
+    RebuildInterrupted,
     StoreUnavailable,
+    Unsettled,
 )
 from aftersales.ingest.parallel import PARALLEL_FROM, default_workers, ingest_in_parallel
 from aftersales.ingest.serial import BATCH, IngestReport, Settled, broken_names, ingest
@@ -75,7 +78,8 @@ from aftersales.readmodels.schema import SCHEMA_VERSION
 from aftersales.runtime.garbage import tune_for_batch_work
 from aftersales.settings import Settings, business_zone
 from aftersales.storage.config import DEFAULT_URL, ENV_VAR, redacted, resolve_url, sqlite_path
-from aftersales.storage.integrity import Check, check
+from aftersales.storage.integrity import Check, check, order_names, record_breaks, watch_log
+from aftersales.storage.logcheck import LogWalk
 from aftersales.storage.retry import Patience, is_store_error, may_pass
 from aftersales.storage.retry import describe as store_error
 from aftersales.storage.shard import SHARDS
@@ -503,6 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return handler(ledger, edge)
     except (IntegrityBroken, LogBroken) as e:
         return _fail(str(e), EXIT_INTEGRITY)
+    except (RebuildInterrupted, Unsettled) as e:
+        return _fail(str(e), EXIT_INTERRUPTED)
     except StoreUnavailable as e:
         return _fail(str(e), EXIT_STORE)
     except AftersalesError as e:
@@ -711,6 +717,9 @@ def cmd_tick(ledger: Ledger, edge: Edge) -> int:
             print(f"ack swept {getattr(oid, 'hex', oid)} {n}", flush=True)
 
     patience = edge.patience(ledger)
+    walked = patience.run(lambda: watch_log(ledger.index, wall_clock()),
+                          "walking the log since its last check")
+    _say_log_breaks(ledger, walked)
     swept = patience.run(lambda: ledger.sweep(now, acknowledge),
                          f"sweeping the timeouts due before {now.isoformat()}")
     print(f"swept {swept.timeouts} timeouts due before {local(now, edge.zone)} "
@@ -719,7 +728,21 @@ def cmd_tick(ledger: Ledger, edge: Edge) -> int:
                             "recorded before it is not counted here" if patience.retries
                             else ""))
     _project(ledger, edge)
-    return _report_broken(broken_names(ledger))
+    return _report_broken(broken_names(ledger)) or (EXIT_INTEGRITY if walked.breaks else 0)
+
+
+def _say_log_breaks(ledger: Ledger, walked: LogWalk) -> None:
+    """Warn of the breaks a walk of the log found (recorded: those orders are refused)."""
+    if not walked.breaks:
+        return
+    names = order_names(ledger.index, walked.position,
+                        {oid for b in walked.breaks for oid, _ in b.blamed},
+                        ledger.order_number)
+    for b in walked.breaks:
+        print(f"aftersales: warning: the log chain breaks at position {b.position}: "
+              f"{b.reason}; refused from now on: "
+              + ", ".join(f"order {names.get(oid, oid)}" for oid, _ in b.blamed)
+              + " (run `aftersales verify`)", file=sys.stderr)
 
 
 def _read(ledger: Ledger, edge: Edge, step: Callable[[], T], doing: str) -> T:
@@ -1066,9 +1089,15 @@ def cmd_verify(ledger: Ledger, edge: Edge) -> int:
     for broken, order_id in found.breaks:
         print(f"verify: order {order_id or broken.originator_id}: its history is broken at "
               f"{broken.describe()}")
+    record_breaks(ledger.index, found.log_breaks, wall_clock())
+    names = order_names(ledger.index, found.position,
+                        {oid for b in found.log_breaks for oid, _ in b.blamed},
+                        ledger.order_number)
     for b in found.log_breaks:
         print(f"verify: log position {b.position} (order {b.originator_id}, version "
-              f"{b.version}): {b.reason}")
+              f"{b.version}): {b.reason}; refused from now on: "
+              + ", ".join(f"order {names.get(oid, oid)} (from version {v})"
+                          for oid, v in b.blamed))
     if found.intact:
         print(f"verify: the chained record holds: {found.events} events of {found.orders} "
               "orders, and the log")
@@ -1086,6 +1115,11 @@ def cmd_verify(ledger: Ledger, edge: Edge) -> int:
         elif any(b.position <= found.kept_at for b in found.log_breaks):
             print(f"verify: the digest kept is the log's link at position {found.kept_at}, "
                   "but the log breaks before it", file=sys.stderr)
+            code = EXIT_INTEGRITY
+        elif not found.intact:
+            print(f"verify: the digest kept is the log's link at position {found.kept_at}, "
+                  "but the chained record is broken (above): the history up to it was "
+                  "changed", file=sys.stderr)
             code = EXIT_INTEGRITY
         else:
             print(f"verify: the digest kept is the log's link at position {found.kept_at}: "
@@ -1150,6 +1184,8 @@ def _failure(error: Exception) -> tuple[int, str]:
     its object as well)."""
     if isinstance(error, (IntegrityBroken, LogBroken)):
         return EXIT_INTEGRITY, str(error)
+    if isinstance(error, (RebuildInterrupted, Unsettled)):
+        return EXIT_INTERRUPTED, str(error)
     if isinstance(error, StoreUnavailable):
         return EXIT_STORE, str(error)
     if isinstance(error, AftersalesError):

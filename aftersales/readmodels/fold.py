@@ -79,6 +79,9 @@ class Batch:
     medians: set[tuple[str, date]] = field(default_factory=set)
     breaks: dict[str, Row] = field(default_factory=dict)  # new, by order_uuid
     frozen: set[str] = field(default_factory=set)  # order_uuids with a broken history
+    #: Orders a walk of the log found broken (order_uuid: first version, why): folded
+    #: only up to that version.
+    limits: Mapping[str, tuple[int, str]] = field(default_factory=dict)
 
     def day(self, at: datetime) -> date:
         return at.astimezone(self.tz).date()
@@ -114,6 +117,10 @@ def fold_recorded(batch: Batch, notification: Notification, decode: Decode) -> N
     assert isinstance(oid, UUID)
     key = oid.hex
     if key in batch.frozen:
+        return
+    limit = batch.limits.get(key)
+    if limit is not None and notification.originator_version >= limit[0]:
+        broken(batch, key, notification, *limit)
         return
     checked = _follows(batch.orders.get(key), oid, notification)
     if isinstance(checked, bytes):

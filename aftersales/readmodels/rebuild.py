@@ -21,8 +21,9 @@ the rows a page at a time meanwhile.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from itertools import groupby, islice, pairwise
 from multiprocessing.connection import Connection as Pipe
 from uuid import UUID
@@ -77,6 +78,7 @@ from aftersales.runtime.garbage import give_back_memory
 from aftersales.runtime.processes import serve, spawn
 from aftersales.settings import DEFAULT_SETTINGS, Settings
 from aftersales.storage.chain import check_head
+from aftersales.storage.integrity import record_breaks, walk_log
 
 #: Events read per page (the trailing order of a full page waits for the next one).
 PAGE = 20_000
@@ -110,6 +112,8 @@ class _Range:
     low: int
     high: int
     settings: Settings = DEFAULT_SETTINGS
+    #: The orders the walk of the log found broken: (first version, why), by order_uuid.
+    limits: Mapping[str, tuple[int, str]] = field(default_factory=dict)
 
 
 def default_workers(events: int, shared: bool = True) -> int:
@@ -125,12 +129,13 @@ def rebuild(ledger: Ledger, views: ReadModels,
     several workers each replays the orders of one range of ids (this process the
     first), and this process finishes."""
     cut = ledger.recorder.max_notification_id() or 0
+    limits = walked_limits(ledger, cut)
     count = workers or default_workers(
         cut, shared=not ledger.url.startswith("memory:") and views.url != "sqlite://")
     _start(views)
     edges = [(SPACE * k) // count for k in range(count + 1)]
-    jobs = [_Range(ledger.url, views.url, views.tz_name, cut, low, high, views.settings)
-            for low, high in pairwise(edges)]
+    jobs = [_Range(ledger.url, views.url, views.tz_name, cut, low, high, views.settings,
+                   limits) for low, high in pairwise(edges)]
     spawned = [spawn("aftersales.readmodels.rebuild", job) for job in jobs[1:]]
     running = set(range(len(spawned)))
     done = 0
@@ -188,7 +193,7 @@ def _replay(ledger: Ledger, views: ReadModels, job: _Range,
                 page *= 2
                 continue
             events = whole
-        _project_page(ledger, views, events)
+        _project_page(ledger, views, events, job.limits)
         give_back_memory()
         last_id = events[-1].originator_id
         assert isinstance(last_id, UUID)
@@ -221,8 +226,19 @@ def _start(views: ReadModels) -> None:
             name=PROJECTION_NAME, schema_version=REBUILDING, timezone=views.tz_name))
 
 
-def _project_page(ledger: Ledger, views: ReadModels, page: Sequence[Notification]) -> None:
-    batch = Batch(views.tz)
+def walked_limits(ledger: Ledger, cut: int) -> dict[str, tuple[int, str]]:
+    """Walk the whole log chain up to `cut` first, as `verify` does, and record the orders
+    its breaks name; every recorded break (these and earlier ones), by order_uuid: a
+    rebuild never adopts a history `verify` calls broken."""
+    walk = walk_log(ledger.index, cut)
+    record_breaks(ledger.index, walk.breaks, datetime.now(UTC))
+    return {r.originator_id.hex: (r.version, f"{r.reason} (found by a walk of the log)")
+            for r in ledger.index.recorded_breaks()}
+
+
+def _project_page(ledger: Ledger, views: ReadModels, page: Sequence[Notification],
+                  limits: Mapping[str, tuple[int, str]]) -> None:
+    batch = Batch(views.tz, limits=limits)
     decode = decoding(ledger.mapper.to_domain_event)
     for notification in page:
         fold_recorded(batch, notification, decode)
@@ -259,7 +275,12 @@ def _check_heads(ledger: Ledger, batch: Batch, page: Sequence[Notification]) -> 
     later = ledger.index.versions_present(ahead) if ahead else set()
     for oid, version in last.items():
         key = oid.hex
-        if key in batch.frozen or (oid, version + 1) in later:
+        if key in batch.frozen:
+            continue
+        if key in batch.limits:  # its events end before the break a walk found
+            broken(batch, key, None, *batch.limits[key])
+            continue
+        if (oid, version + 1) in later:
             continue
         found = check_head(oid, version, bytes.fromhex(batch.orders[key]["history_digest"]),
                            heads.get(oid))

@@ -181,6 +181,21 @@ def walk_log(recorder: LedgerRecorder, upto: int | None = None,
     return walk
 
 
+def order_names(recorder: LedgerRecorder, upto: int, originator_ids: set[UUID],
+                order_id_of: Callable[[StoredEvent], str | None]) -> dict[UUID, str]:
+    """The order numbers of these orders, read from their first events where readable."""
+    names: dict[UUID, str] = {}
+    for oid in sorted(originator_ids):
+        first = recorder.events_by_order(upto, (oid, 0), 1)
+        if first and first[0].originator_id == oid:
+            n = first[0]
+            name = _order_id(oid, [Row(n.originator_version, n.topic, n.state, n.digest)],
+                             order_id_of)
+            if name:
+                names[oid] = name
+    return names
+
+
 def record_breaks(recorder: LedgerRecorder, breaks: list[LogBreak], found_at: datetime
                   ) -> int:
     """Record the orders a walk's breaks name (`ledger_breaks`): every later load of them
