@@ -25,6 +25,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from aftersales.domain.order import order_uuid
+from aftersales.storage.chain import ZERO, digest, id_bytes
 from tests.conftest import _conninfo
 
 PG_VERSION = next(iter(sorted(os.listdir("/etc/postgresql"))), "15") \
@@ -282,3 +283,18 @@ def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
         yield disk
     finally:
         disk.unmount()
+
+
+def recompute_order(db: Store, order_id: str) -> None:
+    """Rewrite the order's digests and head record to match its (altered) events."""
+    oid = order_uuid(order_id)
+    previous = ZERO
+    with db.engine.connect() as conn:
+        rows = list(conn.execute(text(
+            f"SELECT {db.id} AS n, originator_version AS v, topic, state FROM {db.events} "
+            "WHERE originator_id = :o ORDER BY originator_version"), {"o": db.key(oid)}))
+    for r in rows:
+        previous = digest(previous, id_bytes(oid), r.v, r.topic, bytes(r.state))
+        db.run("UPDATE {events} SET event_digest = :d WHERE {id} = :n", d=previous, n=r.n)
+    db.run("UPDATE {heads} SET event_digest = :d WHERE originator_id = :o", d=previous,
+           o=db.key(oid))

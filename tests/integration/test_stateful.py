@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import uuid
 from dataclasses import fields
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from aftersales import CommandRefused, Ledger, status_document
 from aftersales.application import commands as cmd
@@ -49,10 +50,10 @@ from aftersales.readmodels.schema import (
     violations,
 )
 from aftersales.settings import Settings
-from aftersales.storage.integrity import check
+from aftersales.storage.integrity import check, record_breaks
 from aftersales.storage.retry import Patience
 from tests.conftest import drop_schema, store_url_for
-from tests.faults import Store, StoreLock
+from tests.faults import Store, StoreLock, recompute_order
 from tests.integration.rules_model import Model
 from tests.scenario import T0
 
@@ -384,17 +385,25 @@ class LedgerMachine(RuleBasedStateMachine):
         self.to_lazy(items, expected)
 
     @precondition(lambda self: bool(self.model.orders))
-    @rule(data=st.data(), how=st.sampled_from(["alter", "remove the last", "reorder",
-                                               "insert", "remove a middle"]))
+    @rule(data=st.data(), how=st.sampled_from([
+        "alter", "remove the last", "reorder", "insert", "remove a middle",
+        "truncate with the head rewritten", "re-digest a rewrite", "null a link"]))
     def tampered_history_is_detected_then_put_back_I11(self, data: st.DataObject,
                                                         how: str) -> None:
-        """I11: a changed, removed, inserted or reordered stored event is found on load
-        and by the check of every chain, naming the order; put back, all holds again."""
+        """I11: a changed, removed, inserted or reordered stored event, a truncation whose
+        head record was set back, a rewrite with the order's digests recomputed and a
+        removed log link are found on load or by the walk of the log (which records the
+        break), naming the order; no status, history, command or rebuild answers from the
+        tampered history; put back, all holds again."""
         order_id = data.draw(st.sampled_from(sorted(self.model.orders)))
         store = Store(self.url)
         saved = store.saved(order_id)
+        head = store.head(order_id)
         if (how == "reorder" and len(saved) < 2) or (how == "remove a middle" and len(saved) < 3):
             how = "alter"
+        if how == "truncate with the head rewritten" and (
+                len(saved) < 2 or saved[-1]["n"] == max(self._positions(store))):
+            how = "remove the last"  # nothing after it in the log: only an anchor sees it
         last, middle = saved[-1], saved[len(saved) // 2]
         if how == "alter":
             row = data.draw(st.sampled_from(saved))
@@ -404,6 +413,20 @@ class LedgerMachine(RuleBasedStateMachine):
                       s=state[:at] + bytes([state[at] ^ 1]) + state[at + 1:], n=row["n"])
         elif how == "remove the last":
             store.run("DELETE FROM {events} WHERE {id} = :n", n=last["n"])
+        elif how == "truncate with the head rewritten":
+            store.run("DELETE FROM {events} WHERE {id} = :n", n=last["n"])
+            store.set_head(order_id, saved[-2]["originator_version"],
+                           bytes(saved[-2]["event_digest"]))
+        elif how == "re-digest a rewrite":
+            row = data.draw(st.sampled_from(saved))
+            state = bytes(row["state"])
+            store.run("UPDATE {events} SET state = :s WHERE {id} = :n",
+                      s=state.replace(b"}", b',"x":1}', 1) if b"}" in state
+                      else state + b" ", n=row["n"])
+            recompute_order(store, order_id)
+        elif how == "null a link":
+            row = data.draw(st.sampled_from(saved))
+            store.run("UPDATE {events} SET log_link = NULL WHERE {id} = :n", n=row["n"])
         elif how == "remove a middle":
             store.run("DELETE FROM {events} WHERE {id} = :n", n=middle["n"])
         elif how == "insert":
@@ -416,19 +439,37 @@ class LedgerMachine(RuleBasedStateMachine):
             store.run("UPDATE {events} SET state = :s WHERE {id} = :n", s=a["state"],
                       n=b["n"])
         try:
-            with pytest.raises(IntegrityBroken):
-                self.swept.get_order(order_id)
-            found = check(self.swept.index, self.swept.recorder.max_notification_id() or 0,
-                          self.swept.order_number)
-            assert order_uuid(order_id) in {b.originator_id for b, _ in found.breaks}
+            upto = self.swept.recorder.max_notification_id() or 0
+            found = check(self.swept.index, upto, self.swept.order_number)
             assert not found.intact
+            named = {b.originator_id for b, _ in found.breaks} | {
+                oid for b in found.log_breaks for oid, _ in b.blamed}
+            assert order_uuid(order_id) in named
+            record_breaks(self.swept.index, found.log_breaks, datetime.now(UTC))
+            self.swept.uow.cache.clear()  # (what it holds is the history before the change)
+            with pytest.raises(IntegrityBroken):  # status, history, as-of: every load
+                self.swept.uow.load_id(order_uuid(order_id))
+            with pytest.raises(CommandRefused) as refused:
+                self.swept.execute(cmd.build(cmd.Cancel, {  # a new command (a refusal
+                    "order_id": order_id, "at": self.now, "by": "platform",  # decided
+                    "reason": f"tampered {uuid.uuid4().hex}"}))  # before is answered so)
+            assert refused.value.code == "INTEGRITY"
+            assert len(store.saved(order_id)) <= len(saved)  # nothing recorded
         finally:
             store.restore(order_id, saved)
+            store.set_head(order_id, *head)
             store.close()
             self.swept.broken.clear()
+            self.swept.uow.cache.clear()
         assert self.swept.get_order(order_id) is not None
         assert check(self.swept.index, self.swept.recorder.max_notification_id() or 0,
                      self.swept.order_number).intact
+
+    @staticmethod
+    def _positions(store: Store) -> list[int]:
+        with store.engine.connect() as conn:
+            return [int(r[0]) for r in conn.execute(text(
+                f"SELECT {store.id} FROM {store.events}"))]
 
     @rule(order_id=st.sampled_from(ORDER_IDS), by=st.sampled_from(["user", "merchant",
                                                                     "platform"]))

@@ -30,9 +30,9 @@ from aftersales.errors import EXIT_INTERRUPTED, IntegrityBroken, RebuildInterrup
 from aftersales.readmodels.database import ReadModels
 from aftersales.readmodels.schema import integrity_breaks
 from aftersales.storage.chain import ZERO, link
-from tests.faults import Store
+from tests.faults import Store, recompute_order
 from tests.reliability.snapshot import run_cli
-from tests.reliability.test_tampering import _recompute_order, altered, refund_row
+from tests.reliability.test_tampering import altered, refund_row
 from tests.scenario import DAY, GOODS, HOUR, T0, Scenario
 
 pytestmark = pytest.mark.slow
@@ -136,7 +136,7 @@ def test_an_event_rewritten_with_its_digests_recomputed_is_refused_on_load(
     row = refund_row(db, "D1")
     db.run("UPDATE {events} SET state = :s WHERE {id} = :n",
            s=altered(bytes(row.state), b'"amount":5000', b'"amount":50000'), n=row.n)
-    _recompute_order(db, "D1")
+    recompute_order(db, "D1")
     if links != "kept":  # its own link follows the one before it again
         rows = {r.n: r for o in ("C1", "D1", "D2") for r in db.rows(o)}
         before = rows[max(n for n in rows if n < row.n)]

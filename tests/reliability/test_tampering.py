@@ -22,8 +22,9 @@ from aftersales.domain.order import order_uuid
 from aftersales.errors import IntegrityBroken
 from aftersales.readmodels.database import ReadModels
 from aftersales.readmodels.schema import integrity_breaks, order_status
-from aftersales.storage.chain import ZERO, digest, id_bytes, link
+from aftersales.storage.chain import ZERO, link
 from tests.faults import Store
+from tests.faults import recompute_order as _recompute_order
 from tests.reliability.snapshot import run_cli, snapshot
 from tests.scenario import DAY, HOUR, Scenario
 
@@ -141,21 +142,6 @@ def test_removal_insertion_and_reordering_are_detected(
         assert "D2" not in check.stdout
     assert "verify: log head " in check.stdout
     fresh.close()
-
-
-def _recompute_order(db: Store, order_id: str) -> None:
-    """Rewrite the order's digests and head record to match its (altered) events."""
-    oid = order_uuid(order_id)
-    previous = ZERO
-    with db.engine.connect() as conn:
-        rows = list(conn.execute(text(
-            f"SELECT {db.id} AS n, originator_version AS v, topic, state FROM {db.events} "
-            "WHERE originator_id = :o ORDER BY originator_version"), {"o": db.key(oid)}))
-    for r in rows:
-        previous = digest(previous, id_bytes(oid), r.v, r.topic, bytes(r.state))
-        db.run("UPDATE {events} SET event_digest = :d WHERE {id} = :n", d=previous, n=r.n)
-    db.run("UPDATE {heads} SET event_digest = :d WHERE originator_id = :o", d=previous,
-           o=db.key(oid))
 
 
 def test_verify_head_catches_a_history_rewritten_with_every_digest_recomputed(
