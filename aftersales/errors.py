@@ -10,6 +10,7 @@
     ├── NeedsUpgrade                 the store was written before the chained record
     ├── StoreConfigError             the store URL cannot be used
     ├── SettingsError                an environment variable holds no usable value
+    ├── AnchorLogError               the anchor log cannot be used: its target, or a line of it
     ├── WorkerFailed                 a worker of a parallel ingest stopped with an error
     ├── RebuildFailed                a rebuild worker failed (or was killed)
     ├── RebuildInterrupted           another process replaced the read models meanwhile
@@ -120,6 +121,12 @@ class StoreConfigError(AftersalesError):
 
 class SettingsError(AftersalesError):
     """An environment variable holds no usable value."""
+
+
+class AnchorLogError(AftersalesError):
+    """The anchor log (`aftersales anchor`, `verify`) cannot be used: a target that is the
+    ledger's own database or no anchor log at all, a file that cannot be read or appended
+    to, or a line (a row) that is not an anchor, named by its number."""
 
 
 class WorkerFailed(AftersalesError):

@@ -26,6 +26,14 @@ from aftersales.application.clock import guard_for, wall_clock
 from aftersales.application.commands import At, describe
 from aftersales.application.ledger import Ledger
 from aftersales.application.status import history_entry, status_document
+from aftersales.cli.anchors import (
+    FollowAnchors,
+    add_anchor_every,
+    anchor_if_due,
+    cmd_anchor,
+    verify_anchors,
+)
+from aftersales.cli.anchors import check_options as anchor_problem
 from aftersales.cli.human import CURRENCY, local
 from aftersales.cli.progress import Progress
 from aftersales.cli.render import render_history, render_status
@@ -261,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("tick", "sweep due timeouts", db, projecting, ack, future)
     p.add_argument("--now", metavar="T", type=business_time,
                    help="business time (default: wall clock)")
+    add_anchor_every(p, follow=False)
 
     p = command("status", "an order's current state", db)
     p.add_argument("order_id", help="the platform's order number")
@@ -293,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
                    default="info", help="with --follow: the JSON log lines on standard "
                    "error (default info)")
+    add_anchor_every(p, follow=True)
     p = command("serve-webhook", "receive Douyin's live pushes over HTTP: check each "
                 "body's event-sign (app key and secret from $AFTERSALES_DOUYIN_APP_KEY and "
                 "$AFTERSALES_DOUYIN_APP_SECRET, or the files their _FILE variables name), "
@@ -340,6 +350,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--head", metavar="DIGEST",
                    help="a log head digest printed by an earlier verify and kept elsewhere: "
                    "check that the history up to it is unchanged")
+    p.add_argument("--anchors", metavar="TARGET", default=None,
+                   help="check the log against every anchor of this anchor log (a file, "
+                   "sqlite:///PATH, postgresql://...; - : standard input; default: "
+                   "$AFTERSALES_ANCHOR, if set)")
+    p.epilog = (p.epilog or "").replace(
+        "4 an order's stored history is broken", "4 an order's stored history or the log "
+        "is broken, or the log no longer holds an anchor of the anchor log", 1)
+    p = command("anchor", "append the log's position and head digest, with the time, to "
+                "an anchor log outside the ledger's database, for `verify` to check the "
+                "log against (docs/operations.md, \"Anchoring the head outside the store\")",
+                db)
+    p.epilog = (p.epilog or "").replace(
+        "4 an order's stored history is broken", "4 the log no longer holds the anchor "
+        "appended last (nothing was appended: run `aftersales verify`)", 1)
+    p.add_argument("--to", metavar="TARGET", default=None,
+                   help="the anchor log: a file (JSON Lines), sqlite:///PATH or "
+                   "postgresql://USER@HOST/DB (the table ledger_anchors), never the "
+                   "ledger's own database; - : the anchor's line to standard output "
+                   "(default: $AFTERSALES_ANCHOR)")
     p = command("db", "operators: create, check or upgrade the store", db)
     p.add_argument("action", choices=("init", "check", "upgrade"),
                    help="init: create the store's tables; check: say whether the store is "
@@ -421,7 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
 #: Commands that may create a ledger; every other one needs one already there.
 CREATING = {"ingest", "demo", "serve-webhook"}
 #: Commands that change the ledger or its read models (the others only read).
-WRITING = {"ingest", "tick", "demo", "project", "rebuild", "db", "serve-webhook", "feed"}
+WRITING = {"ingest", "tick", "demo", "project", "rebuild", "db", "serve-webhook", "feed",
+           "anchor"}
 
 
 class Edge:
@@ -496,11 +526,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from aftersales.cli.webhook import check_options
             if (problem := check_options(args)) is not None:
                 return _fail(problem, EXIT_USAGE)
+        if (problem := anchor_problem(args, edge.url)) is not None:  # before any work
+            return _fail(problem, EXIT_USAGE)
         with closing(edge.ledger(create=args.cmd in CREATING)) as ledger:
             handler = {"ingest": cmd_ingest, "tick": cmd_tick, "status": cmd_status,
                        "history": cmd_history, "demo": cmd_demo, "project": cmd_project,
                        "rebuild": cmd_rebuild, "verify": cmd_verify,
                        "serve-webhook": cmd_serve_webhook, "feed": cmd_feed,
+                       "anchor": cmd_anchor,
                        "violations": cmd_violations, "lapses": cmd_lapses,
                        "disputes": cmd_disputes, "discrepancies": cmd_discrepancies,
                        "report": cmd_report}[args.cmd]
@@ -728,7 +761,9 @@ def cmd_tick(ledger: Ledger, edge: Edge) -> int:
                             "recorded before it is not counted here" if patience.retries
                             else ""))
     _project(ledger, edge)
-    return _report_broken(broken_names(ledger)) or (EXIT_INTEGRITY if walked.breaks else 0)
+    broken = _report_broken(broken_names(ledger)) or (EXIT_INTEGRITY if walked.breaks else 0)
+    anchored = anchor_if_due(ledger, edge) if edge.args.anchor_every is not None else 0
+    return broken or anchored
 
 
 def _say_log_breaks(ledger: Ledger, walked: LogWalk) -> None:
@@ -968,6 +1003,7 @@ def _follow(ledger: Ledger, edge: Edge, metrics: ProjectionMetrics | None) -> in
 
     patience.on_wait, patience.waits, patience.sleep = waiting_for, "reconnecting to", pause
     served = {} if metrics is None else {"metrics": metrics.url}
+    anchor = None if args.anchor_every is None else FollowAnchors(ledger, edge, logger)
 
     def session() -> None:
         if stop.is_set():
@@ -983,6 +1019,8 @@ def _follow(ledger: Ledger, edge: Edge, metrics: ProjectionMetrics | None) -> in
             def observe() -> None:
                 if metrics is not None:
                     metrics.observe(lag_behind(ledger, position[0]))
+                if anchor is not None:
+                    anchor()  # on its own timer: between batches, and when caught up
 
             def acknowledge(n: int, runner: Runner = runner) -> None:
                 position[0] = runner.position
@@ -991,6 +1029,8 @@ def _follow(ledger: Ledger, edge: Edge, metrics: ProjectionMetrics | None) -> in
                 if metrics is not None:
                     metrics.projected(n)  # before the position: a scrape that sees the
                     observe()             # new position sees these events counted
+                elif anchor is not None:
+                    anchor()
 
             observe()
             runner.follow(stop, args.poll, acknowledge, on_idle=observe)
@@ -1001,6 +1041,9 @@ def _follow(ledger: Ledger, edge: Edge, metrics: ProjectionMetrics | None) -> in
         code, text = _failure(e)
         log(logger, logging.ERROR, "stopped: failed", position=position[0], error=text)
         return code
+    finally:
+        if anchor is not None:
+            anchor.close()
     log(logger, logging.INFO, "stopped", position=position[0], retries=patience.retries)
     print(f"stopped at position {position[0]}")
     return 0
@@ -1124,6 +1167,7 @@ def cmd_verify(ledger: Ledger, edge: Edge) -> int:
         else:
             print(f"verify: the digest kept is the log's link at position {found.kept_at}: "
                   "the history up to it is unchanged")
+    code = max(code, verify_anchors(ledger, edge, found))  # against the anchor log, if any
     differences = edge.patience(ledger).run(lambda: _compare(ledger, edge),
                                             "comparing the read models with a rebuild")
     for line in differences:
