@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -38,6 +38,8 @@ from aftersales.storage.anchor import (
     redacted_or,
 )
 from aftersales.storage.config import redacted
+from aftersales.storage.integrity import watch_log
+from aftersales.storage.logcheck import LogBreak
 from aftersales.storage.retry import Patience
 
 if TYPE_CHECKING:
@@ -141,6 +143,8 @@ class Anchored:
 
     appended: Anchor | None = None
     failure: AnchorFailure | None = None
+    #: Breaks the walk of the log since its last check found (nothing appended).
+    breaks: list[LogBreak] = field(default_factory=list)
 
 
 def anchor_now(ledger: Ledger, log: AnchorLog, at: datetime, read: Reader,
@@ -158,6 +162,9 @@ def anchor_now(ledger: Ledger, log: AnchorLog, at: datetime, read: Reader,
         return found, ({} if last is None or found is None
                        else links_at(ledger.index, [last.position]))
 
+    walked = read(lambda: watch_log(ledger.index, at), "walking the log since its last check")
+    if walked.breaks:  # never vouch for a broken log: the breaks are recorded instead
+        return Anchored(breaks=walked.breaks)
     found, links = read(head, "reading the log's head")
     if last is not None:
         failed = check_anchors([last], links, 0 if found is None else found[0], ())
@@ -177,6 +184,14 @@ def _say(done: Anchored, ledger: Ledger, target: str) -> int:
         print(f"anchor: position {a.position}, head {a.head.hex()}, appended to "
               f"{_name(target)}", flush=True)
         return 0
+    if done.breaks:
+        for b in done.breaks:
+            print(f"anchor: the log chain breaks at position {b.position}: {b.reason}; "
+                  "refused from now on: " + ", ".join(f"order {oid}" for oid, _ in b.blamed))
+        print(f"aftersales: nothing was appended to {_name(target)}: the log is broken "
+              "(the orders named are refused from now on); run `aftersales verify`",
+              file=sys.stderr)
+        return EXIT_INTEGRITY
     if done.failure is not None:
         print(f"anchor: {done.failure.describe()}")
         print(f"aftersales: nothing was appended to {_name(target)}: the log no longer holds "

@@ -16,8 +16,11 @@ changes the head.  Each order's last version and digest are also kept in a head 
 is seen too.
 
 An order's events are checked against their digests and its head record every time the
-order is loaded (`check_history`); a broken order is refused (`IntegrityBroken`), and the
-others keep working.  The log chain is checked by `verify` (`aftersales.storage.integrity`).
+order is loaded (`check_history`), and against the log links beside them
+(`aftersales.storage.logcheck`); a broken order is refused (`IntegrityBroken`), and the
+others keep working.  Each event also names the event before it in the log, so that the
+walks of the log (`aftersales.storage.integrity`: `verify`, `rebuild`, `anchor`, `tick`)
+name the order an event was removed from, and record it.
 """
 
 from __future__ import annotations

@@ -5,9 +5,12 @@ Two walks over the store, each holding one page at a time:
 - **by order** (the events in key order, beside the head records in the same order): every
   order's events must follow each other's digests and end where its head record says;
   this names each broken order and the first version that does not hold;
-- **the log** (the events in position order): each event's link must follow the link
-  before it and the event's digest, so that a removed, inserted or reordered event breaks
-  it; the last link is the **head digest**, printed so that it can be kept elsewhere and
+- **the log** (the events in position order, `aftersales.storage.logcheck.LogWalk`): each
+  event's link must follow the link before it and the event's digest, so that a removed,
+  inserted or reordered event breaks it, and the order a removed event belonged to is
+  named by the event after it (the breaks a walk finds are recorded, `record_breaks`, and
+  those orders are refused from then on; `watch_log` walks only what was recorded since
+  the last walk, for `tick` and `anchor`); the last link is the **head digest**, printed so that it can be kept elsewhere and
   checked later (`verify --head`): a history rewritten with every digest after it
   recomputed still has another head.
 

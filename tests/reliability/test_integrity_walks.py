@@ -176,3 +176,16 @@ def test_an_interrupted_rebuild_exits_with_its_own_code() -> None:
     """Not 2 (a bad option): 5, run it again."""
     code, text = _failure(RebuildInterrupted("the read models were replaced"))
     assert code == EXIT_INTERRUPTED == 5 and "replaced" in text
+
+
+def test_anchor_walks_the_log_first_and_never_vouches_for_a_broken_one(
+        store: tuple[Ledger, Store], tmp_path: Path) -> None:
+    ledger, db = store
+    target = tmp_path / "anchors.jsonl"
+    _truncate(db, "C1")
+    done = run_cli("anchor", "--to", str(target), "--db", ledger.url, cwd=tmp_path)
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "the log chain breaks" in done.stdout and "nothing was appended" in done.stderr
+    assert not target.exists() or target.read_text() == ""
+    assert run_cli("status", "C1", "--db", ledger.url, cwd=tmp_path).returncode == 4
+    assert run_cli("status", "D2", "--db", ledger.url, cwd=tmp_path).returncode == 0
