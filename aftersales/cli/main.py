@@ -1132,7 +1132,8 @@ def cmd_verify(ledger: Ledger, edge: Edge) -> int:
     for broken, order_id in found.breaks:
         print(f"verify: order {order_id or broken.originator_id}: its history is broken at "
               f"{broken.describe()}")
-    record_breaks(ledger.index, found.log_breaks, wall_clock())
+    edge.patience(ledger).run(lambda: record_breaks(ledger.index, found.log_breaks,
+                                                    wall_clock()), "recording the breaks")
     names = order_names(ledger.index, found.position,
                         {oid for b in found.log_breaks for oid, _ in b.blamed},
                         ledger.order_number)

@@ -10,9 +10,9 @@ Two walks over the store, each holding one page at a time:
   inserted or reordered event breaks it, and the order a removed event belonged to is
   named by the event after it (the breaks a walk finds are recorded, `record_breaks`, and
   those orders are refused from then on; `watch_log` walks only what was recorded since
-  the last walk, for `tick` and `anchor`); the last link is the **head digest**, printed so that it can be kept elsewhere and
-  checked later (`verify --head`): a history rewritten with every digest after it
-  recomputed still has another head.
+  the last walk, for `tick` and `anchor`); the last link is the **head digest**, printed
+  so that it can be kept elsewhere and checked later (`verify --head`): a history
+  rewritten with every digest after it recomputed still has another head.
 
 Events recorded after the walks began (a live ledger) are not checked; their head records
 are recognised as such.

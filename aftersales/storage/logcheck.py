@@ -147,12 +147,12 @@ def checked(rows: Mapping[UUID | str, Sequence[Row]], heads: Mapping[UUID | str,
     for oid in rows.keys() | heads.keys():
         history = rows.get(oid, ())
         broken = check_history(oid, history, heads.get(oid))
+        if broken is None and places is not None:
+            broken = check_places(oid, places.get(oid, ()), removed_elsewhere)
         if broken is None and recorded and oid in recorded:
             version, reason = recorded[oid]
             broken = Break(oid, version, f"{reason} (found by a walk of the log, recorded "
                                          "in ledger_breaks)")
-        if broken is None and places is not None:
-            broken = check_places(oid, places.get(oid, ()), removed_elsewhere)
         if broken is not None:
             found[oid] = broken
             continue
@@ -199,16 +199,14 @@ class LogWalk:
     breaks: list[LogBreak] = field(default_factory=list)
 
     def take(self, page: Sequence[LinkRow]) -> None:
-        pointers = [r.prev for r in page if r.prev is not None]
         previous = self.previous
-        gone: set[tuple[UUID, int]] | None = None
         for row in page:
             expected = None if previous is None else (previous.originator_id,
                                                       previous.version)
             found = self._check(row, previous, expected)
-            if isinstance(found, str):  # a gap: what is missing is looked up once a page
-                if gone is None:
-                    gone = self.missing([(UUID(str(r[0])), r[1]) for r in pointers])
+            if isinstance(found, str):  # a gap: is the event it names anywhere?
+                gone = self.missing([(UUID(str(row.prev[0])), row.prev[1])]
+                                    if row.prev is not None else [])
                 found = self._gap(row, expected, gone)
             if found is not None:
                 self.breaks.append(found)
@@ -225,6 +223,8 @@ class LogWalk:
                             "chained store always has them)", mine)
         if row.prev != expected:
             return "gap"
+        if previous is not None and previous.link is None:
+            return None  # the link before is gone (that event's break): nothing to follow
         before = ZERO if previous is None else previous.link or ZERO
         if row.link != link(before, row.digest):
             both = mine if previous is None else ((previous.originator_id,

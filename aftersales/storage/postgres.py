@@ -449,7 +449,8 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
 
     def heads_page(self, after: UUID | None, limit: int) -> list[tuple[UUID, Head]]:
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(self._q["heads_page"], (after or UUID(int=0), limit), prepare=True)
+            first = UUID(int=0) if self.id_type == "uuid" else ""  # below every id
+            curs.execute(self._q["heads_page"], (after or first, limit), prepare=True)
             return [(r["originator_id"], Head(r["version"], bytes(r["event_digest"])))
                     for r in curs.fetchall()]
 

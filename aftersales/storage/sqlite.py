@@ -100,6 +100,9 @@ class _Connection(SQLiteConnection):
 
 
 class TunedConnectionPool(SQLiteConnectionPool):
+    #: Seconds a connection waits for another process's lock when no lock timeout is set.
+    DEFAULT_BUSY_TIMEOUT = 5.0
+
     def _create_connection(self) -> SQLiteConnection:
         try:
             # Connections made at once to a new file race to switch it to WAL, and SQLite
@@ -110,6 +113,8 @@ class TunedConnectionPool(SQLiteConnectionPool):
             raw = plain._sqlite_conn  # rewrapped, with our transactions
             for pragma in PRAGMAS:
                 raw.execute(pragma)
+            busy = self.lock_timeout or self.DEFAULT_BUSY_TIMEOUT
+            raw.execute(f"PRAGMA busy_timeout={max(1, int(busy * 1000))}")
         except sqlite3.OperationalError as e:
             raise OperationalError(e) from e
         return _Connection(raw, max_age=self.max_age)
@@ -718,7 +723,10 @@ class LedgerSQLiteFactory(SQLiteFactory):
         super().__init__(env)
         plain = self.datastore.pool  # no connection is made before first use
         # The busy timeout: how long a statement waits for another process's lock
-        # (`aftersales.settings`; the library's own setting takes whole seconds).
-        wait = float(self.env.get("LEDGER_LOCK_TIMEOUT") or plain.lock_timeout or 5)
+        # (`aftersales.settings`; the library's own setting takes whole seconds).  Where
+        # neither sets one, the pool's stays None, as the library's factory leaves it, and
+        # its connections wait `TunedConnectionPool.DEFAULT_BUSY_TIMEOUT`.
+        ours = self.env.get("LEDGER_LOCK_TIMEOUT")
+        wait = float(ours) if ours else plain.lock_timeout
         self.datastore.pool = TunedConnectionPool(db_name=plain.db_name,
                                                   lock_timeout=wait)  # type: ignore[arg-type]

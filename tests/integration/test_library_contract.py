@@ -1,5 +1,6 @@
 """eventsourcing's own reusable test cases, run on the ledger's recorders (memory, SQLite,
-PostgreSQL), its transcoder and its read models' tracking recorder: where the ledger
+PostgreSQL, each durable store with uuid and with text originator ids), its infrastructure
+factories, its transcoder and its read models' tracking recorder: where the ledger
 replaces a library path, it keeps the library's contract."""
 
 from __future__ import annotations
@@ -7,28 +8,48 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, ClassVar
+from uuid import UUID, uuid4
 
+import psycopg
 from eventsourcing.persistence import (
+    AggregateRecorder,
+    ApplicationRecorder,
     DatetimeAsISO,
     DecimalAsStr,
+    InfrastructureFactory,
     JSONTranscoder,
+    ProcessRecorder,
+    StoredEvent,
+    TrackingRecorder,
     Transcoder,
     UUIDAsHex,
 )
+from eventsourcing.postgres import (
+    PostgresAggregateRecorder,
+    PostgresProcessRecorder,
+    PostgresTrackingRecorder,
+)
+from eventsourcing.sqlite import (
+    SQLiteAggregateRecorder,
+    SQLiteProcessRecorder,
+    SQLiteTrackingRecorder,
+)
 from eventsourcing.tests import application as lib_app
 from eventsourcing.tests import persistence as lib
-from eventsourcing.utils import Environment
+from eventsourcing.utils import Environment, get_topic
+from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from aftersales.readmodels.database import ReadModels
 from aftersales.storage.codec import FastJSONTranscoder
 from aftersales.storage.config import eventsourcing_env
 from aftersales.storage.memory import MemoryLedgerRecorder
-from aftersales.storage.postgres import LedgerPostgresFactory
-from aftersales.storage.sqlite import LedgerSQLiteFactory
-from tests.conftest import PG_URL, drop_schema, new_schema_url
+from aftersales.storage.postgres import LedgerPostgresFactory, PostgresLedgerRecorder
+from aftersales.storage.sqlite import LedgerSQLiteFactory, SQLiteLedgerRecorder
+from tests.conftest import PG_URL, _conninfo, drop_schema, new_schema_url
 
 SQLITE_TOPIC = "aftersales.storage.sqlite:LedgerSQLiteFactory"
 POSTGRES_TOPIC = "aftersales.storage.postgres:LedgerPostgresFactory"
@@ -63,35 +84,96 @@ class _PostgresSchema:
 # --- recorders ------------------------------------------------------------------------
 
 
+class _IdType:
+    """Which originator ids the library's recorders keep (`ORIGINATOR_ID_TYPE`): uuid, the
+    library's default and the ledger's (its orders' ids are uuid5s)..."""
+
+    id_type: ClassVar[str] = "uuid"
+
+
+class _TextIds(_IdType):
+    """...or text: the same cases again with ids that are no UUID, as the library's own
+    suite runs them on its recorders (its `WithTextOriginatorID`)."""
+
+    id_type = "text"
+
+    def new_originator_id(self) -> UUID | str:
+        return f"test-{uuid4()}"
+
+
 class TestMemoryRecorderContract(lib.ApplicationRecorderTestCase[MemoryLedgerRecorder]):
+    """(POPO keeps whatever ids it is given: it has no id type.)"""
+
     def create_recorder(self) -> MemoryLedgerRecorder:
         return MemoryLedgerRecorder()
 
 
-class TestSQLiteRecorderContract(_SQLiteFile, lib.ApplicationRecorderTestCase[Any]):
+class _SQLiteRecorder(_IdType, _SQLiteFile):
     def create_recorder(self) -> Any:
-        return LedgerSQLiteFactory(Environment(env={"SQLITE_DBNAME": self.path})
-                                   ).application_recorder()
+        return LedgerSQLiteFactory(Environment(env={
+            "SQLITE_DBNAME": self.path, "ORIGINATOR_ID_TYPE": self.id_type,
+        })).application_recorder()
 
 
-class TestSQLiteNonInterleaving(_SQLiteFile, lib.NonInterleavingNotificationIDsBaseCase):
+class _PostgresRecorder(_IdType, _PostgresSchema):
     def create_recorder(self) -> Any:
-        return LedgerSQLiteFactory(Environment(env={"SQLITE_DBNAME": self.path})
-                                   ).application_recorder()
-
-
-class TestPostgresRecorderContract(_PostgresSchema, lib.ApplicationRecorderTestCase[Any]):
-    def create_recorder(self) -> Any:
-        factory = LedgerPostgresFactory(Environment("aftersales", self.env))
+        factory = LedgerPostgresFactory(Environment("aftersales", {
+            **self.env, "ORIGINATOR_ID_TYPE": self.id_type}))
         self.addCleanup(factory.close)
         return factory.application_recorder()
 
 
-class TestPostgresNonInterleaving(_PostgresSchema, lib.NonInterleavingNotificationIDsBaseCase):
-    def create_recorder(self) -> Any:
-        factory = LedgerPostgresFactory(Environment("aftersales", self.env))
-        self.addCleanup(factory.close)
-        return factory.application_recorder()
+class TestSQLiteRecorderContract(_SQLiteRecorder, lib.ApplicationRecorderTestCase[Any]):
+    pass
+
+
+class TestSQLiteRecorderContractTextIds(_TextIds, TestSQLiteRecorderContract):
+    pass
+
+
+class TestSQLiteNonInterleaving(_SQLiteRecorder, lib.NonInterleavingNotificationIDsBaseCase):
+    pass
+
+
+class TestSQLiteNonInterleavingTextIds(_TextIds, TestSQLiteNonInterleaving):
+    pass
+
+
+class TestPostgresRecorderContract(_PostgresRecorder, lib.ApplicationRecorderTestCase[Any]):
+    pass
+
+
+class TestPostgresRecorderContractTextIds(_TextIds, TestPostgresRecorderContract):
+    pass
+
+
+class TestPostgresNonInterleaving(_PostgresRecorder,
+                                  lib.NonInterleavingNotificationIDsBaseCase):
+    pass
+
+
+class TestPostgresNonInterleavingTextIds(_TextIds, TestPostgresNonInterleaving):
+    pass
+
+
+def test_postgres_head_records_are_paged_with_text_ids() -> None:
+    """The ledger's own walk of the head records starts below every id of the store's id
+    type (it began at the nil UUID, which a text column cannot be compared with)."""
+    url = new_schema_url()
+    factory = LedgerPostgresFactory(Environment("aftersales", {
+        **eventsourcing_env(url), "ORIGINATOR_ID_TYPE": "text"}))
+    try:
+        recorder = factory.application_recorder()
+        ids = sorted(f"test-{uuid4()}" for _ in range(3))
+        recorder.insert_events([StoredEvent(originator_id=i, originator_version=1,
+                                            topic="topic", state=b"{}") for i in ids])
+        first = recorder.heads_page(None, 2)
+        assert [oid for oid, _ in first] == ids[:2]
+        rest = recorder.heads_page(first[-1][0], 2)  # type: ignore[arg-type]
+        assert [(oid, head.version) for oid, head in rest] == [(ids[2], 1)]
+    finally:
+        factory.close()
+        drop_schema(url)
 
 
 # --- the transcoder -------------------------------------------------------------------
@@ -158,6 +240,260 @@ class TestPostgresTrackingContract(_PostgresSchema, lib.TrackingRecorderTestCase
         self.addCleanup(views.close)
         views.create_table()
         return views
+
+
+# --- the infrastructure factories -----------------------------------------------------
+
+
+def _password() -> str:
+    """A `POSTGRES_GET_PASSWORD_TOPIC` (the test server trusts its clients)."""
+    return ""
+
+
+class _FactoryContract(_IdType):
+    """eventsourcing's `InfrastructureFactoryTestCase` on a ledger factory, in an
+    environment set up as the library's suite sets up its own factories' (named
+    "TestCase", selecting the factory by its topic, nothing else but the store), with the
+    store's settings read as the library's factory reads them: its suite checks those in
+    its SQLite and PostgreSQL factory cases (tests/persistence_tests/test_sqlite.py and
+    test_postgres.py of its repository, which its package does not ship), restated here.
+    Every factory made is closed."""
+
+    factory_topic: ClassVar[str]
+    #: (settings added, an attribute of the factory, its value on the library's factory)
+    library_reads: ClassVar[list[tuple[dict[str, str], str, Any]]]
+    #: Settings the library's factory refuses, naming the setting.
+    library_refuses: ClassVar[list[dict[str, str]]]
+    #: Settings without which the library's factory refuses to be made.
+    library_requires: ClassVar[list[str]]
+
+    env: Environment
+    factory: Any
+
+    def store_env(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def setUp(self) -> None:
+        self.env = Environment("TestCase", {"PERSISTENCE_MODULE": self.factory_topic,
+                                            "ORIGINATOR_ID_TYPE": self.id_type,
+                                            **self.store_env()})
+        super().setUp()  # type: ignore[misc]
+
+    def construct(self, *, without: str = "", **settings: str) -> Any:
+        env = Environment(self.env.name, {**self.env, **settings})
+        env.pop(without, None)
+        factory = InfrastructureFactory.construct(env)
+        self.addCleanup(factory.close)
+        return factory
+
+    def test_settings_are_read_as_the_library_reads_them(self) -> None:
+        for settings, attribute, expected in self.library_reads:
+            seen = attrgetter(attribute)(self.construct(**settings))
+            assert seen == expected, (settings, attribute, seen, expected)
+
+    def test_settings_are_refused_as_the_library_refuses_them(self) -> None:
+        for settings in self.library_refuses:
+            try:
+                self.construct(**settings)
+            except OSError as e:
+                assert next(iter(settings)) in str(e), (settings, e)
+            else:
+                raise AssertionError(f"{settings} was not refused")
+
+    def test_missing_settings_are_refused_as_the_library_refuses_them(self) -> None:
+        for key in self.library_requires:
+            try:
+                self.construct(without=key)
+            except OSError as e:
+                assert key in str(e), (key, e)
+            else:
+                raise AssertionError(f"made without {key}")
+
+    def test_originator_id_type(self) -> None:
+        assert self.factory.datastore.originator_id_type == self.id_type
+        assert self.construct(without="ORIGINATOR_ID_TYPE").datastore.originator_id_type \
+            == "uuid"
+
+
+class TestSQLiteFactoryContract(_FactoryContract,
+                                lib.InfrastructureFactoryTestCase[LedgerSQLiteFactory]):
+    factory_topic = SQLITE_TOPIC
+    library_reads: ClassVar[list[tuple[dict[str, str], str, Any]]] = [
+        # The library's pool keeps its lock timeout unset (None: sqlite3's default)
+        # unless SQLITE_LOCK_TIMEOUT sets it.
+        ({}, "datastore.pool.lock_timeout", None),
+        ({"SQLITE_LOCK_TIMEOUT": ""}, "datastore.pool.lock_timeout", None),
+        ({"SQLITE_LOCK_TIMEOUT": "10"}, "datastore.pool.lock_timeout", 10),
+        ({}, "datastore.single_row_tracking", True),
+        ({"SINGLE_ROW_TRACKING": "f"}, "datastore.single_row_tracking", False),
+        ({"ORIGINATOR_ID_TYPE": "uuid"}, "datastore.originator_id_type", "uuid"),
+        ({"ORIGINATOR_ID_TYPE": "text"}, "datastore.originator_id_type", "text"),
+    ]
+    library_refuses: ClassVar[list[dict[str, str]]] = [
+        {"SQLITE_LOCK_TIMEOUT": "abc"}, {"ORIGINATOR_ID_TYPE": "int"}]
+    library_requires: ClassVar[list[str]] = ["SQLITE_DBNAME"]
+
+    class SQLiteTrackingRecorderSubclass(SQLiteTrackingRecorder):
+        pass
+
+    def store_env(self) -> dict[str, str]:
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)  # after tearDown closes the factory
+        return {"SQLITE_DBNAME": str(Path(tmp.name) / "factory.db")}
+
+    def expected_factory_class(self) -> type[LedgerSQLiteFactory]:
+        return LedgerSQLiteFactory
+
+    def expected_aggregate_recorder_class(self) -> type[AggregateRecorder]:
+        return SQLiteAggregateRecorder
+
+    def expected_application_recorder_class(self) -> type[ApplicationRecorder]:
+        return SQLiteLedgerRecorder
+
+    def expected_tracking_recorder_class(self) -> type[TrackingRecorder]:
+        return SQLiteTrackingRecorder
+
+    def tracking_recorder_subclass(self) -> type[TrackingRecorder]:
+        return self.SQLiteTrackingRecorderSubclass
+
+    def expected_process_recorder_class(self) -> type[ProcessRecorder]:
+        return SQLiteProcessRecorder
+
+    def test_connections_keep_the_ledgers_busy_timeout(self) -> None:
+        """What the library reads is its own; a connection still waits for another
+        process's lock as long as the ledger says (LEDGER_LOCK_TIMEOUT, which the ledger
+        always sets: `aftersales.settings`), else the library's setting, else 5 s."""
+        for settings, wait, millis in (
+                ({}, None, 5000), ({"SQLITE_LOCK_TIMEOUT": "10"}, 10, 10000),
+                ({"LEDGER_LOCK_TIMEOUT": "0.5"}, 0.5, 500),
+                ({"LEDGER_LOCK_TIMEOUT": "12", "SQLITE_LOCK_TIMEOUT": "3"}, 12, 12000)):
+            factory = self.construct(**settings)
+            with factory.datastore.transaction(commit=False) as c:
+                c.execute("PRAGMA busy_timeout")
+                busy = c.fetchone()[0]
+            # (the pool's lock timeout is the wait the webhook inbox gives its writes)
+            assert (factory.datastore.pool.lock_timeout, busy) == (wait, millis), settings
+
+
+class TestSQLiteFactoryContractTextIds(_TextIds, TestSQLiteFactoryContract):
+    pass
+
+
+class TestPostgresFactoryContract(_FactoryContract,
+                                  lib.InfrastructureFactoryTestCase[LedgerPostgresFactory]):
+    factory_topic = POSTGRES_TOPIC
+    library_reads: ClassVar[list[tuple[dict[str, str], str, Any]]] = [
+        ({}, "datastore.pool.max_lifetime", 3600.0),
+        ({"POSTGRES_CONN_MAX_AGE": ""}, "datastore.pool.max_lifetime", 3600.0),
+        ({"POSTGRES_CONN_MAX_AGE": "0"}, "datastore.pool.max_lifetime", 0),
+        ({}, "datastore.pool.min_size", 5),
+        ({"POSTGRES_POOL_SIZE": ""}, "datastore.pool.min_size", 5),
+        ({"POSTGRES_POOL_SIZE": "6"}, "datastore.pool.min_size", 6),
+        ({}, "datastore.pool.max_size", 15),
+        ({"POSTGRES_MAX_OVERFLOW": ""}, "datastore.pool.max_size", 15),
+        ({"POSTGRES_MAX_OVERFLOW": "7"}, "datastore.pool.max_size", 12),
+        ({}, "datastore.pool.timeout", 30),
+        ({"POSTGRES_CONNECT_TIMEOUT": ""}, "datastore.pool.timeout", 30),
+        ({"POSTGRES_CONNECT_TIMEOUT": "8"}, "datastore.pool.timeout", 8),
+        ({}, "datastore.pool.max_waiting", 0),
+        ({"POSTGRES_MAX_WAITING": ""}, "datastore.pool.max_waiting", 0),
+        ({"POSTGRES_MAX_WAITING": "8"}, "datastore.pool.max_waiting", 8),
+        # (the ledger's own lock timeout is LEDGER_LOCK_TIMEOUT, on its connections)
+        ({}, "datastore.lock_timeout", 0),
+        ({"POSTGRES_LOCK_TIMEOUT": ""}, "datastore.lock_timeout", 0),
+        ({"POSTGRES_LOCK_TIMEOUT": "1"}, "datastore.lock_timeout", 1),
+        ({}, "datastore.idle_in_transaction_session_timeout", 5),
+        ({"POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": ""},
+         "datastore.idle_in_transaction_session_timeout", 5),
+        ({"POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "10"},
+         "datastore.idle_in_transaction_session_timeout", 10),
+        ({}, "datastore.pre_ping", False),
+        ({"POSTGRES_PRE_PING": "off"}, "datastore.pre_ping", False),
+        ({"POSTGRES_PRE_PING": "on"}, "datastore.pre_ping", True),
+        ({}, "datastore.pool.get_password_func", None),
+        ({"POSTGRES_GET_PASSWORD_TOPIC": get_topic(_password)},
+         "datastore.pool.get_password_func", _password),
+        ({}, "datastore.single_row_tracking", True),
+        ({"SINGLE_ROW_TRACKING": "f"}, "datastore.single_row_tracking", False),
+        ({"ORIGINATOR_ID_TYPE": "uuid"}, "datastore.originator_id_type", "uuid"),
+        ({"ORIGINATOR_ID_TYPE": "text"}, "datastore.originator_id_type", "text"),
+        ({}, "datastore.enable_db_functions", False),
+        ({"POSTGRES_ENABLE_DB_FUNCTIONS": "t"}, "datastore.enable_db_functions", True),
+        ({"POSTGRES_SCHEMA": ""}, "datastore.schema", "public"),
+        ({"POSTGRES_SCHEMA": " "}, "datastore.schema", "public"),
+    ]
+    library_refuses: ClassVar[list[dict[str, str]]] = [
+        {f"POSTGRES_{name}": "abc"} for name in (
+            "CONN_MAX_AGE", "CONNECT_TIMEOUT", "MAX_WAITING", "LOCK_TIMEOUT", "POOL_SIZE",
+            "MAX_OVERFLOW", "IDLE_IN_TRANSACTION_SESSION_TIMEOUT")
+    ] + [{"ORIGINATOR_ID_TYPE": "integer"}]
+    library_requires: ClassVar[list[str]] = [
+        "POSTGRES_DBNAME", "POSTGRES_HOST", "POSTGRES_USER", "POSTGRES_PASSWORD"]
+
+    class PostgresTrackingRecorderSubclass(PostgresTrackingRecorder):
+        pass
+
+    def store_env(self) -> dict[str, str]:
+        """The server and a schema of the test's own (made here: the library's recorders
+        do not create their schema), dropped after; none of the ledger's settings."""
+        url = new_schema_url()  # fails in CI when there is no server
+        schema = str(make_url(url).query["schema"])
+        with psycopg.connect(_conninfo(make_url(PG_URL).database or ""),
+                             autocommit=True) as c:
+            c.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        self.addCleanup(drop_schema, url)  # after tearDown closes the factory
+        return {k: v for k, v in eventsourcing_env(url).items()
+                if k in ("POSTGRES_DBNAME", "POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER",
+                         "POSTGRES_PASSWORD", "POSTGRES_SCHEMA")}
+
+    def expected_factory_class(self) -> type[LedgerPostgresFactory]:
+        return LedgerPostgresFactory
+
+    def expected_aggregate_recorder_class(self) -> type[AggregateRecorder]:
+        return PostgresAggregateRecorder
+
+    def expected_application_recorder_class(self) -> type[ApplicationRecorder]:
+        return PostgresLedgerRecorder
+
+    def expected_tracking_recorder_class(self) -> type[TrackingRecorder]:
+        return PostgresTrackingRecorder
+
+    def tracking_recorder_subclass(self) -> type[TrackingRecorder]:
+        return self.PostgresTrackingRecorderSubclass
+
+    def expected_process_recorder_class(self) -> type[ProcessRecorder]:
+        return PostgresProcessRecorder
+
+    def test_close(self) -> None:
+        factory = self.construct()
+        with factory.datastore.get_connection() as conn:
+            conn.execute("SELECT 1")
+        assert not factory.datastore.pool.closed
+        factory.close()
+        assert factory.datastore.pool.closed
+
+    def test_every_table_is_made_in_the_schema(self) -> None:
+        """Each recorder's tables and indexes (the ledger's too) are the schema's, named
+        after the environment, as the library's factory names its own."""
+        schema = self.factory.datastore.schema
+        assert schema == self.env["POSTGRES_SCHEMA"] != "public"
+        recorders = [self.factory.application_recorder(),
+                     self.factory.aggregate_recorder("events"),
+                     self.factory.aggregate_recorder("snapshots"),
+                     self.factory.process_recorder(), self.factory.tracking_recorder()]
+        assert [getattr(r, "events_table_name", None) for r in recorders] == [
+            "testcase_events", "testcase_events", "testcase_snapshots", "testcase_events",
+            None]
+        assert recorders[-1].tracking_table_name == "testcase_tracking"
+        for recorder in recorders:
+            for statement in recorder.sql_create_statements:
+                text = statement.as_string()
+                if "CREATE " in text:
+                    assert f'"{schema}".' in text, text
+
+
+class TestPostgresFactoryContractTextIds(_TextIds, TestPostgresFactoryContract):
+    pass
 
 
 # --- applications on the ledger's persistence -----------------------------------------
