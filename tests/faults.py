@@ -218,7 +218,7 @@ class Store:
         self.engine.dispose()
 
     COLUMNS = ("originator_id", "originator_version", "topic", "state", "event_digest",
-               "log_link", "prev_id", "prev_version")
+               "log_link", "prev_id", "prev_version", "prev_link")
 
     def saved(self, order_id: str) -> list[dict[str, Any]]:
         """Every column of the order's rows (to put them back with `restore`)."""

@@ -137,7 +137,8 @@ class Bench:
                 "SELECT sql FROM sqlite_master "
                 "WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite%'")]
             events = source.execute("SELECT originator_id, originator_version, topic, state, "
-                                    "event_digest, log_link, prev_id, prev_version "
+                                    "event_digest, log_link, prev_id, prev_version, "
+                                    "prev_link "
                                     "FROM stored_events ORDER BY rowid").fetchall()
             heads = source.execute("SELECT * FROM ledger_heads").fetchall()
             commands = source.execute(
@@ -157,7 +158,7 @@ class Bench:
             started = time.perf_counter()
             for n in range(parts):
                 conn.execute("BEGIN")
-                conn.executemany("INSERT INTO stored_events VALUES (?,?,?,?,?,?,?,?)",
+                conn.executemany("INSERT INTO stored_events VALUES (?,?,?,?,?,?,?,?,?)",
                                  sorted(part(events, n)))
                 conn.executemany("INSERT OR REPLACE INTO ledger_heads VALUES (?,?,?)",
                                  sorted(part(heads, n)))

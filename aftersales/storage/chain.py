@@ -5,6 +5,10 @@ Every stored event carries two digests, computed by the recorder when it inserts
     digest(e) = SHA-256(digest of the order's previous event ‖ order id ‖ version ‖ topic ‖ state)
     link(e)   = SHA-256(link of the log's previous event ‖ digest(e))
 
+and beside them the log's previous event: its order and version, and its link (`prev`,
+`prev_link`), so that each event's link can be checked on its own and the event before
+it named even when that one was removed (`aftersales.storage.logcheck`).
+
 (the first event of an order, and of the log, follows 32 zero bytes).  The order chain binds
 each event to its order's history: changing a byte of an event, or removing, inserting or
 reordering an order's events, breaks it at that version.  The log chain binds every event to
@@ -215,6 +219,7 @@ class Chained(NamedTuple):
     digest: bytes
     link: bytes
     prev: tuple[UUID | str, int] | None
+    prev_link: bytes
 
 
 def chain_events(events: Sequence[tuple[UUID | str, int, str, bytes]],
@@ -247,9 +252,10 @@ def chain_events(events: Sequence[tuple[UUID | str, int, str, bytes]],
         if (version != version_now + 1) if known else (version > 1):
             raise ChainGap(originator_id, version, version_now)
         digest_now = digest(digest_now, ident, version, topic, state)
-        current = link(current, digest_now)
+        before, current = current, link(current, digest_now)
         version_now, known = version, True
-        out.append(Chained(originator_id, version, topic, state, digest_now, current, last))
+        out.append(Chained(originator_id, version, topic, state, digest_now, current, last,
+                           before))
         last = (originator_id, version)
     if run is not None:
         new_heads[run] = Head(version_now, digest_now)

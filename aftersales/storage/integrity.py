@@ -211,15 +211,35 @@ def watch_log(recorder: LedgerRecorder, found_at: datetime) -> LogWalk:
     """Walk the log from where the last walk found it holding (if that position still has
     the link it had, else from the beginning) to its end, record the breaks found, and
     remember the end.  The sweep does this before every run."""
-    start = None
+    start, changed = None, None
     checked = recorder.log_checked()
     if checked is not None:
-        position, link_there = checked
-        row = next(iter(recorder.links_page(position - 1, 1)), None)
-        if row is not None and row.id == position and row.link == link_there:
+        row = next(iter(recorder.links_page(checked.id - 1, 1)), None)
+        if row is not None and row.id == checked.id and row.link == checked.link:
             start = row
+        else:  # what an earlier walk found is no longer there: walk it all again
+            changed = _checked_gone(recorder, checked, row)
     walk = walk_log(recorder, start=start)
+    if changed is not None:
+        walk.breaks.insert(0, changed)
     record_breaks(recorder, walk.breaks, found_at)
-    if walk.position and walk.previous is not None and walk.previous.link is not None:
-        recorder.set_log_checked(walk.position, walk.previous.link)
+    if walk.previous is not None and walk.previous.link is not None:
+        recorder.set_log_checked(walk.previous)
     return walk
+
+
+def _checked_gone(recorder: LedgerRecorder, checked: LinkRow, row: LinkRow | None
+                  ) -> LogBreak:
+    """The break of a log whose event at the position the last walk reached was removed
+    (at the log's end, no later event names it) or changed since."""
+    ref = (checked.originator_id, checked.version)
+    if row is not None and row.id == checked.id:
+        return LogBreak(checked.id, row.originator_id, row.version, (
+            f"the event at position {checked.id} has another log link than when the log "
+            "was last walked: the history up to it was rewritten"),
+            ((row.originator_id, row.version),))
+    gone = bool(recorder.missing_events([ref]))
+    return LogBreak(checked.id, checked.originator_id, checked.version, (
+        f"the event at position {checked.id} (order {checked.originator_id} version "
+        f"{checked.version}), which the last walk of the log reached, "
+        + ("was removed" if gone else "was moved")), (ref,))

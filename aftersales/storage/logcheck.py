@@ -1,20 +1,23 @@
 """An order's events beside their neighbours in the log (SPEC section 11, invariant I11).
 
-Each stored event's log link follows the link of the event before it in the log, and each
-event also records **which** event that was (`prev`: its order and version).  So:
+Each stored event's log link is SHA-256(link before it ‖ its digest), and each event also
+records which event was before it in the log and that event's link (`prev`: order and
+version; `prev_link`).  So every link can be checked on its own (`link == SHA-256(prev_link
+‖ digest)`: an event rewritten with its order's digests recomputed fails it), and each
+pair of neighbours must agree (`prev` names the event before, `prev_link` is its link: an
+event rewritten with its own link recomputed too fails this with the event after it).
+Where the event named before is missing from the store, it was removed, and the order it
+belonged to is named, even when that order's head record was set back to hide it.
 
-- **on load** (`check_places`), an order's events are checked against the events on either
-  side of them in the log, in the same read as the events themselves: an event rewritten
-  with its order's digests and head record recomputed no longer follows the link before it
-  (or, if its own link was recomputed too, the next event no longer follows it);
-- **in log order** (`LogWalk`: `verify`, `rebuild`, `anchor`, the sweep), a link that does
-  not follow is attributed: where an event's recorded predecessor is missing from the
-  store, that event was removed, and the order it belonged to is named, even when its
-  head record was rewritten to hide it (which its own load cannot see).  The walks record
-  such breaks in the store (`ledger_breaks`), and every later load of the order is refused.
+- **On load** (`check_places`), an order's events are checked, in the same read as the
+  events themselves, on their own and against the events on either side of them; an
+  event after a removed one of another order still checks on its own.
+- **In log order** (`LogWalk`: `verify`, `rebuild`, `anchor`, the sweep), every event and
+  every pair is checked, and each break is attributed; the walks record the orders they
+  name in the store (`ledger_breaks`), and every later load of them is refused.
 
-A link between two events that does not hold, with the right predecessor recorded, means
-that one of the two was rewritten: both orders are named (nothing tells which).
+Two neighbours that do not agree, each holding on its own, mean that one of the two was
+rewritten with its link recomputed: both orders are named (nothing tells which).
 """
 
 from __future__ import annotations
@@ -42,6 +45,13 @@ class Beside(NamedTuple):
     digest: bytes | None
     link: bytes | None
     prev: Ref | None
+    prev_link: bytes | None
+
+
+def holds(event: Beside | LinkRow) -> bool:
+    """Whether the event's link follows the link it records as the one before it."""
+    return event.digest is not None and event.link is not None \
+        and event.prev_link is not None and event.link == link(event.prev_link, event.digest)
 
 
 class Placed(NamedTuple):
@@ -62,23 +72,22 @@ def _hex(oid: UUID | str) -> str:
 
 
 def check_places(originator_id: UUID | str, places: Sequence[Placed],
-                 removed_elsewhere: Callable[[Ref], bool]) -> Break | None:
+                 missing: Callable[[Ref], bool]) -> Break | None:
     """Where an order's events (in version order, their own chain already checked) stop
-    fitting the log around them, if they do.  `removed_elsewhere(ref)`: whether a recorded
-    predecessor that is not the event before is another order's removed event (its head
-    record no longer reaches it): that gap is the other order's break, found by the walks;
-    anything else is this order's."""
+    fitting the log around them, if they do.  `missing(ref)`: whether that event is not in
+    the store at any position (a recorded predecessor that is not the event before and is
+    missing is another order's removed event: that order's break, named by the walks)."""
     versions = {p.event.version for p in places}
     last_position = 0
-    for event, before, _ in places:  # each event against the one before it, first
-        broken = _follows_before(originator_id, event, before, removed_elsewhere)
+    for event, before, _ in places:  # each event on its own and with the one before it
+        broken = _follows_before(originator_id, event, before, missing)
         if broken is None and event.position <= last_position:
             broken = Break(originator_id, event.version, "the event stands before its "
                            "order's previous event in the log (reordered)")
         if broken is not None:
             return broken
         last_position = event.position
-    for event, _, after in places:  # then the one after each against it
+    for event, _, after in places:  # then the one after each with it
         broken = _followed_by(originator_id, event, after, versions)
         if broken is not None:
             return broken
@@ -86,22 +95,26 @@ def check_places(originator_id: UUID | str, places: Sequence[Placed],
 
 
 def _follows_before(originator_id: UUID | str, event: Beside, before: Beside | None,
-                    removed_elsewhere: Callable[[Ref], bool]) -> Break | None:
+                    missing: Callable[[Ref], bool]) -> Break | None:
     version = event.version
-    if event.link is None:
+    if event.link is None or event.prev_link is None:
         return Break(originator_id, version, "the event has no log link: it was removed "
                                              "(a chained store always has one)")
+    if not holds(event):
+        return Break(originator_id, version, (
+            f"its log link (position {event.position}) does not follow the link it "
+            "records before it: the event was rewritten with its order's digests "
+            "recomputed"))
     found = None if before is None else (before.originator_id, before.version)
     if event.prev == found:
-        if event.digest is not None and (before is None or before.link is not None) \
-                and event.link != link(ZERO if before is None else before.link or ZERO,
-                                       event.digest):
+        if before is not None and before.link is None:
+            return None  # that event's own break
+        if event.prev_link != (ZERO if before is None else before.link):
             return Break(originator_id, version, (
                 f"its log link (position {event.position}) does not follow the event "
-                "before it: this event was rewritten with its order's digests "
-                f"recomputed, or that one ({_name(found)}) was changed"))
-    elif event.prev is None or event.prev[0] == originator_id \
-            or not removed_elsewhere(event.prev):
+                f"before it ({_name(found)}): this event or that one was rewritten with "
+                "its log link recomputed"))
+    elif event.prev is None or event.prev[0] == originator_id or not missing(event.prev):
         return Break(originator_id, version, (
             f"its record of the event before it in the log ({_name(event.prev)}) is not "
             f"the event there ({_name(found)}): the log was reordered or this record "
@@ -115,20 +128,19 @@ def _followed_by(originator_id: UUID | str, event: Beside, after: Beside | None,
         return None
     version = event.version
     if after.prev == (originator_id, version):
-        if after.digest is not None and after.link is not None \
-                and after.link != link(event.link, after.digest):
+        if after.prev_link is not None and after.prev_link != event.link:
             return Break(originator_id, version, (
                 f"the log's next event (position {after.position}) does not follow it: "
                 "this event was rewritten with its order's digests and log link "
                 "recomputed, or that one was changed"))
     elif after.prev is not None and after.prev[0] == originator_id:
-        missing = after.prev[1]
-        if missing in versions:
+        gone = after.prev[1]
+        if gone in versions:
             return Break(originator_id, version, (
                 f"the log's next event (position {after.position}) names this order's "
-                f"event {missing} as the one before it: the log was reordered"))
-        return Break(originator_id, missing, (
-            f"event {missing} was removed: the log's event at position {after.position} "
+                f"event {gone} as the one before it: the log was reordered"))
+        return Break(originator_id, gone, (
+            f"event {gone} was removed: the log's event at position {after.position} "
             "names it as the event before it"))
     return None
 
@@ -136,7 +148,7 @@ def _followed_by(originator_id: UUID | str, event: Beside, after: Beside | None,
 def checked(rows: Mapping[UUID | str, Sequence[Row]], heads: Mapping[UUID | str, Head],
             cache: HeadCache, places: Mapping[Any, Sequence[Placed]] | None = None,
             recorded: Mapping[Any, tuple[int, str]] | None = None,
-            removed_elsewhere: Callable[[Ref], bool] = lambda ref: False
+            missing: Callable[[Ref], bool] = lambda ref: False
             ) -> dict[Any, list[StoredEvent] | Break]:
     """The orders read (rows, head records, their events' places in the log and the
     breaks recorded for them, from one snapshot of the store), each as its stored events
@@ -148,7 +160,7 @@ def checked(rows: Mapping[UUID | str, Sequence[Row]], heads: Mapping[UUID | str,
         history = rows.get(oid, ())
         broken = check_history(oid, history, heads.get(oid))
         if broken is None and places is not None:
-            broken = check_places(oid, places.get(oid, ()), removed_elsewhere)
+            broken = check_places(oid, places.get(oid, ()), missing)
         if broken is None and recorded and oid in recorded:
             version, reason = recorded[oid]
             broken = Break(oid, version, f"{reason} (found by a walk of the log, recorded "
@@ -171,6 +183,7 @@ class LinkRow(NamedTuple):
     digest: bytes | None
     link: bytes | None
     prev: Ref | None = None
+    prev_link: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -182,7 +195,7 @@ class LogBreak:
     originator_id: UUID
     version: int
     reason: str
-    blamed: tuple[tuple[UUID, int], ...] = ()
+    blamed: tuple[tuple[Any, int], ...] = ()
 
 
 @dataclass
@@ -192,7 +205,7 @@ class LogWalk:
     whom each break names.  `missing(refs)`: which of these events are not in the store
     at any position."""
 
-    missing: Callable[[Collection[tuple[UUID, int]]], set[tuple[UUID, int]]]
+    missing: Callable[[Collection[tuple[Any, int]]], set[tuple[Any, int]]]
     previous: LinkRow | None = None
     head: bytes = ZERO
     position: int = 0
@@ -201,47 +214,40 @@ class LogWalk:
     def take(self, page: Sequence[LinkRow]) -> None:
         previous = self.previous
         for row in page:
-            expected = None if previous is None else (previous.originator_id,
-                                                      previous.version)
-            found = self._check(row, previous, expected)
-            if isinstance(found, str):  # a gap: is the event it names anywhere?
-                gone = self.missing([(UUID(str(row.prev[0])), row.prev[1])]
-                                    if row.prev is not None else [])
-                found = self._gap(row, expected, gone)
+            found = self._check(row, previous)
             if found is not None:
                 self.breaks.append(found)
             previous = row
             self.head, self.position = row.link or ZERO, row.id
         self.previous = previous
 
-    def _check(self, row: LinkRow, previous: LinkRow | None, expected: Ref | None
-               ) -> LogBreak | str | None:
-        mine = ((row.originator_id, row.version),)
-        if row.digest is None or row.link is None:
+    def _check(self, row: LinkRow, previous: LinkRow | None) -> LogBreak | None:
+        mine: tuple[tuple[Any, int], ...] = ((row.originator_id, row.version),)
+        expected = None if previous is None else (previous.originator_id, previous.version)
+        if row.digest is None or row.link is None or row.prev_link is None:
             return LogBreak(row.id, row.originator_id, row.version,
                             "the event has no digest or log link: they were removed (a "
                             "chained store always has them)", mine)
-        if row.prev != expected:
-            return "gap"
-        if previous is not None and previous.link is None:
-            return None  # the link before is gone (that event's break): nothing to follow
-        before = ZERO if previous is None else previous.link or ZERO
-        if row.link != link(before, row.digest):
-            both = mine if previous is None else ((previous.originator_id,
-                                                   previous.version), *mine)
+        if not holds(row):
             return LogBreak(row.id, row.originator_id, row.version, (
-                "the log chain breaks here: this event, or the one before it, was "
-                "rewritten with its order's digests recomputed"), both)
-        return None
-
-    @staticmethod
-    def _gap(row: LinkRow, expected: Ref | None, gone: set[tuple[UUID, int]]) -> LogBreak:
-        mine = ((row.originator_id, row.version),)
+                "the event's log link does not follow the link it records before it: it "
+                "was rewritten with its order's digests recomputed"), mine)
+        if row.prev == expected:
+            if previous is not None and previous.link is None:
+                return None  # that event's own break
+            if row.prev_link != (ZERO if previous is None else previous.link):
+                both = mine if previous is None else (
+                    (previous.originator_id, previous.version), *mine)
+                return LogBreak(row.id, row.originator_id, row.version, (
+                    "the log chain breaks here: this event, or the one before it, was "
+                    "rewritten with its log link recomputed"), both)
+            return None
         prev = row.prev
-        if prev is not None and (UUID(str(prev[0])), prev[1]) in gone:
-            victim = (UUID(str(prev[0])), prev[1])
+        if prev is not None and prev[0] != row.originator_id \
+                and self.missing([(prev[0], prev[1])]):
             return LogBreak(row.id, row.originator_id, row.version, (
-                f"the event before it in the log, {_name(prev)}, was removed"), (victim,))
+                f"the event before it in the log, {_name(prev)}, was removed"),
+                ((prev[0], prev[1]),))
         return LogBreak(row.id, row.originator_id, row.version, (
             f"its record of the event before it ({_name(prev)}) is not the event there "
             f"({_name(expected)}): the log was reordered or this record changed"), mine)

@@ -132,8 +132,9 @@ class MemoryLedgerRecorder(CheckedReads, InboxOf, POPOApplicationRecorder):
         self._digests: list[bytes] = []  # beside `_stored_events`, by position
         self._links: list[bytes] = []
         self._prevs: list[Ref | None] = []
+        self._prev_links: list[bytes] = []
         self._breaks: dict[UUID, BreakRow] = {}
-        self._checked: tuple[int, bytes] | None = None
+        self._checked: LinkRow | None = None
         self._heads: dict[UUID | str, Head] = {}
         self.heads = HeadCache(0)  # the head records are at hand: nothing to cache
         self.inbox = MemoryInbox()
@@ -174,6 +175,7 @@ class MemoryLedgerRecorder(CheckedReads, InboxOf, POPOApplicationRecorder):
             self._digests += [x.digest for x in chained]
             self._links += [x.link for x in chained]
             self._prevs += [x.prev for x in chained]
+            self._prev_links += [x.prev_link for x in chained]
             self._heads.update(heads)
             for x in commands:
                 self._commands[x.command_id] = x.digest
@@ -193,7 +195,8 @@ class MemoryLedgerRecorder(CheckedReads, InboxOf, POPOApplicationRecorder):
             return None
         s = self._stored_events[position]
         return Beside(position + 1, s.originator_id, s.originator_version,
-                      self._digests[position], self._links[position], self._prevs[position])
+                      self._digests[position], self._links[position], self._prevs[position],
+                      self._prev_links[position])
 
     def _check_messages(self, messages: Sequence[MessageRow]) -> None:
         """As the SQL stores: a new key must be new, one that `replaces` must be recorded
@@ -241,7 +244,9 @@ class MemoryLedgerRecorder(CheckedReads, InboxOf, POPOApplicationRecorder):
                 if oid in self._heads:
                     heads[oid] = self._heads[oid]
             recorded = {oid: (b.version, b.reason) for oid, b in self._breaks.items()}
-            return checked(rows, heads, self.heads, places, recorded)
+            return checked(rows, heads, self.heads, places, recorded,
+                           lambda ref: ref[1] not in self._stored_events_index.get(
+                               str(ref[0]), {}))
 
     def heads_of(self, originator_ids: Sequence[UUID]) -> dict[UUID, Head]:
         with self._database_lock:
@@ -278,10 +283,9 @@ class MemoryLedgerRecorder(CheckedReads, InboxOf, POPOApplicationRecorder):
                 s = self._stored_events[position]
                 oid = s.originator_id
                 assert isinstance(oid, UUID)
-                prev = self._prevs[position]
                 out.append(LinkRow(position + 1, oid, s.originator_version,
                                    self._digests[position], self._links[position],
-                                   None if prev is None else (UUID(str(prev[0])), prev[1])))
+                                   self._prevs[position], self._prev_links[position]))
             return out
 
     def missing_events(self, refs: Collection[tuple[UUID, int]]) -> set[tuple[UUID, int]]:
@@ -299,11 +303,11 @@ class MemoryLedgerRecorder(CheckedReads, InboxOf, POPOApplicationRecorder):
         with self._database_lock:
             return sorted(self._breaks.values())
 
-    def log_checked(self) -> tuple[int, bytes] | None:
+    def log_checked(self) -> LinkRow | None:
         return self._checked
 
-    def set_log_checked(self, position: int, link: bytes) -> None:
-        self._checked = (position, link)
+    def set_log_checked(self, row: LinkRow) -> None:
+        self._checked = row
 
     def due_orders(self, before: datetime, limit: int, since: datetime | None = None,
                    partition: Partition | None = None) -> list[tuple[UUID, str]]:

@@ -277,12 +277,12 @@ class LedgerRecorder(Protocol):
     def recorded_breaks(self) -> list[BreakRow]:
         """Every recorded break, by order id."""
 
-    def log_checked(self) -> tuple[int, bytes] | None:
-        """The position up to which the log chain was last walked and found holding, and
-        its link there (None: never)."""
+    def log_checked(self) -> LinkRow | None:
+        """The last event the last walk of the log reached: its position, order, version
+        and link (None: never walked)."""
 
-    def set_log_checked(self, position: int, link: bytes) -> None:
-        """Remember that the log chain holds up to `position` (whose link is `link`)."""
+    def set_log_checked(self, row: LinkRow) -> None:
+        """Remember the last event a walk of the log reached (its link not None)."""
 
     def inbox_add(self, body: bytes, received_at: datetime) -> tuple[int, bool]:
         """Commit a received body durably in its own transaction (durable as the ledger's

@@ -137,26 +137,29 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
             "many": q(
                 "SELECT e.originator_id, 0 AS kind, e.originator_version AS version, "
                 "e.topic, e.state, e.event_digest AS digest, e.notification_id AS pos, "
-                "e.log_link AS link, e.prev_id, e.prev_version, p.notification_id AS p_pos, "
+                "e.log_link AS link, e.prev_id, e.prev_version, e.prev_link, "
+                "p.notification_id AS p_pos, "
                 "p.originator_id AS p_id, p.originator_version AS p_v, p.log_link AS p_link, "
                 "n.notification_id AS n_pos, n.originator_id AS n_id, "
                 "n.originator_version AS n_v, n.event_digest AS n_digest, "
                 "n.log_link AS n_link, n.prev_id AS n_prev_id, n.prev_version AS n_prev_v, "
+                "n.prev_link AS n_prev_link, "
                 "NULL::text AS reason FROM {s}.{t} e "
                 "LEFT JOIN LATERAL (SELECT notification_id, originator_id, "
                 "originator_version, log_link FROM {s}.{t} x WHERE x.notification_id < "
                 "e.notification_id ORDER BY x.notification_id DESC LIMIT 1) p ON true "
                 "LEFT JOIN LATERAL (SELECT notification_id, originator_id, "
-                "originator_version, event_digest, log_link, prev_id, prev_version "
+                "originator_version, event_digest, log_link, prev_id, prev_version, prev_link "
                 "FROM {s}.{t} x WHERE x.notification_id > e.notification_id "
                 "ORDER BY x.notification_id LIMIT 1) n ON true "
                 "WHERE e.originator_id = ANY(%s) UNION ALL "
                 "SELECT originator_id, 1, version, NULL, NULL, event_digest, NULL, NULL, "
                 "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
-                "NULL, NULL FROM {s}.ledger_heads WHERE originator_id = ANY(%s) UNION ALL "
-                "SELECT originator_id, 2, version, NULL, NULL, NULL, NULL, NULL, NULL, "
+                "NULL, NULL, NULL, NULL FROM {s}.ledger_heads WHERE originator_id = ANY(%s) "
+                "UNION ALL SELECT originator_id, 2, version, NULL, NULL, NULL, NULL, NULL, "
                 "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
-                "reason FROM {s}.ledger_breaks WHERE originator_id = ANY(%s) "
+                "NULL, NULL, NULL, reason FROM {s}.ledger_breaks "
+                "WHERE originator_id = ANY(%s) "
                 "ORDER BY 1, 2, 3"),
             "heads": q("SELECT originator_id, version, event_digest FROM {s}.ledger_heads "
                        "WHERE originator_id = ANY(%s)"),
@@ -169,9 +172,9 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
                 "SET version = excluded.version, event_digest = excluded.event_digest"),
             "insert": q(
                 "INSERT INTO {s}.{t} (originator_id, originator_version, topic, state, "
-                "event_digest, log_link, prev_id, prev_version) SELECT * FROM unnest("
-                "%s::{i}[], %s::bigint[], %s::text[], %s::bytea[], %s::bytea[], %s::bytea[], "
-                "%s::{i}[], %s::bigint[]) RETURNING notification_id"),
+                "event_digest, log_link, prev_id, prev_version, prev_link) SELECT * FROM "
+                "unnest(%s::{i}[], %s::bigint[], %s::text[], %s::bytea[], %s::bytea[], "
+                "%s::bytea[], %s::{i}[], %s::bigint[], %s::bytea[]) RETURNING notification_id"),
             "last_link": q("SELECT notification_id, log_link, originator_id, "
                            "originator_version FROM {s}.{t} "
                            "ORDER BY notification_id DESC LIMIT 1"),
@@ -179,17 +182,20 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
                          "WHERE (originator_id, originator_version) IN "
                          "(SELECT * FROM unnest(%s::{i}[], %s::bigint[]))"),
             "links": q("SELECT notification_id, originator_id, originator_version, "
-                       "event_digest, log_link, prev_id, prev_version FROM {s}.{t} "
-                       "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"),
+                       "event_digest, log_link, prev_id, prev_version, prev_link "
+                       "FROM {s}.{t} WHERE notification_id > %s "
+                       "ORDER BY notification_id LIMIT %s"),
             "breaks": q("SELECT originator_id, version, position, reason, found_at "
                         "FROM {s}.ledger_breaks ORDER BY originator_id"),
             "put_breaks": q("INSERT INTO {s}.ledger_breaks SELECT * FROM unnest(%s::{i}[], "
                             "%s::bigint[], %s::bigint[], %s::text[], %s::text[]) "
                             "ON CONFLICT (originator_id) DO NOTHING"),
-            "checked": q("SELECT position, log_link FROM {s}.ledger_log_checked"),
-            "set_checked": q("INSERT INTO {s}.ledger_log_checked VALUES (1, %s, %s) "
+            "checked": q("SELECT position, log_link, originator_id, version "
+                         "FROM {s}.ledger_log_checked"),
+            "set_checked": q("INSERT INTO {s}.ledger_log_checked VALUES (1, %s, %s, %s, %s) "
                              "ON CONFLICT (one) DO UPDATE SET position = excluded.position, "
-                             "log_link = excluded.log_link"),
+                             "log_link = excluded.log_link, originator_id = "
+                             "excluded.originator_id, version = excluded.version"),
             "event_there": q("SELECT 1 AS one FROM {s}.{t} WHERE originator_id = %s "
                              "AND originator_version = %s"),
             "log": q("SELECT notification_id, originator_id, originator_version, topic, "
@@ -214,6 +220,7 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
             "originator_id {i} NOT NULL, originator_version bigint NOT NULL, "
             "topic text, state bytea, notification_id bigserial, "
             "event_digest bytea, log_link bytea, prev_id {i}, prev_version bigint, "
+            "prev_link bytea, "
             "PRIMARY KEY (originator_id, originator_version)) "
             "WITH (autovacuum_enabled = true, autovacuum_vacuum_threshold = 100000000, "
             "autovacuum_vacuum_scale_factor = 0.5, autovacuum_analyze_threshold = 1000, "
@@ -227,7 +234,7 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
               "position bigint NOT NULL, reason text NOT NULL, found_at text NOT NULL)"),
             q("CREATE TABLE IF NOT EXISTS {s}.ledger_log_checked ("
               "one integer PRIMARY KEY CHECK (one = 1), position bigint NOT NULL, "
-              "log_link bytea NOT NULL)"),
+              "log_link bytea NOT NULL, originator_id {i} NOT NULL, version bigint NOT NULL)"),
             q("CREATE TABLE IF NOT EXISTS {s}.ledger_deadlines ("
               "originator_id {i} PRIMARY KEY, order_id text NOT NULL, "
               "due timestamptz NOT NULL, rule text NOT NULL, case_no integer)"),
@@ -339,7 +346,8 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
                 [x.topic for x in chained], [x.state for x in chained],
                 [x.digest for x in chained], [x.link for x in chained],
                 [None if x.prev is None else x.prev[0] for x in chained],
-                [None if x.prev is None else x.prev[1] for x in chained]))
+                [None if x.prev is None else x.prev[1] for x in chained],
+                [x.prev_link for x in chained]))
             ids = [r["notification_id"] for r in curs.fetchall()]
             put = sorted(heads.items(), key=lambda x: str(x[0]))
             curs.execute(self._q["put_heads"], ([oid for oid, _ in put],
@@ -425,23 +433,22 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
                                                         bytes(r["state"]), stored))
                     places.setdefault(oid, []).append(Placed(
                         Beside(r["pos"], oid, r["version"], stored, _bytes(r["link"]),
-                               _ref(r["prev_id"], r["prev_version"])),
+                               _ref(r["prev_id"], r["prev_version"]),
+                               _bytes(r["prev_link"])),
                         None if r["p_pos"] is None else Beside(
-                            r["p_pos"], r["p_id"], r["p_v"], None, _bytes(r["p_link"]), None),
+                            r["p_pos"], r["p_id"], r["p_v"], None, _bytes(r["p_link"]), None,
+                            None),
                         None if r["n_pos"] is None else Beside(
                             r["n_pos"], r["n_id"], r["n_v"], _bytes(r["n_digest"]),
-                            _bytes(r["n_link"]), _ref(r["n_prev_id"], r["n_prev_v"]))))
+                            _bytes(r["n_link"]), _ref(r["n_prev_id"], r["n_prev_v"]),
+                            _bytes(r["n_prev_link"]))))
             return checked(rows, heads, self.heads, places, recorded,
-                           lambda ref: self._removed(curs, ref))
+                           lambda ref: self._missing(curs, ref))
 
-    def _removed(self, curs: Cursor[DictRow], ref: Ref) -> bool:
-        """Whether `ref` is an event no longer in the store whose order's head record no
-        longer reaches it (a removal the walks of the log name)."""
+    def _missing(self, curs: Cursor[DictRow], ref: Ref) -> bool:
+        """Whether `ref` is an event not in the store at any position."""
         curs.execute(self._q["event_there"], ref)
-        if curs.fetchone() is not None:
-            return False
-        head = self._heads_in(curs, [ref[0]]).get(ref[0])
-        return head is not None and head.version < ref[1]
+        return curs.fetchone() is None
 
     def heads_of(self, originator_ids: Sequence[UUID]) -> dict[UUID, Head]:
         with self.datastore.transaction(commit=False) as curs:
@@ -494,7 +501,7 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
             curs.execute(self._q["links"], (after, limit), prepare=True)
             return [LinkRow(r["notification_id"], r["originator_id"], r["originator_version"],
                             _bytes(r["event_digest"]), _bytes(r["log_link"]),
-                            _ref(r["prev_id"], r["prev_version"]))
+                            _ref(r["prev_id"], r["prev_version"]), _bytes(r["prev_link"]))
                     for r in curs.fetchall()]
 
     def missing_events(self, refs: Collection[tuple[UUID, int]]) -> set[tuple[UUID, int]]:
@@ -517,15 +524,18 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
             return [BreakRow(r["originator_id"], r["version"], r["position"], r["reason"],
                              r["found_at"]) for r in curs.fetchall()]
 
-    def log_checked(self) -> tuple[int, bytes] | None:
+    def log_checked(self) -> LinkRow | None:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self._q["checked"])
             found = curs.fetchone()
-            return None if found is None else (found["position"], bytes(found["log_link"]))
+            return None if found is None else LinkRow(
+                found["position"], found["originator_id"], found["version"], None,
+                bytes(found["log_link"]))
 
-    def set_log_checked(self, position: int, link: bytes) -> None:
+    def set_log_checked(self, row: LinkRow) -> None:
         with self.datastore.transaction(commit=True) as curs:
-            curs.execute(self._q["set_checked"], (position, link))
+            curs.execute(self._q["set_checked"], (row.id, row.link, row.originator_id,
+                                                  row.version))
 
     def due_orders(self, before: datetime, limit: int, since: datetime | None = None,
                    partition: Partition | None = None) -> list[tuple[UUID, str]]:
@@ -627,7 +637,7 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
                                     Identifier(self.events_table_name))
         with self.datastore.transaction(commit=False) as curs:
             columns = self._columns(curs)
-            if not columns or "prev_id" in columns:
+            if not columns or "prev_link" in columns:
                 return False
             curs.execute(SQL("SELECT 1 FROM {} LIMIT 1").format(table))
             if curs.fetchone() is not None:
@@ -661,7 +671,8 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
             self._lock_table(curs)
             chain = "event_digest" not in self._columns(curs)
             for column, kind in (("event_digest", "bytea"), ("log_link", "bytea"),
-                                 ("prev_id", self.id_type), ("prev_version", "bigint")):
+                                 ("prev_id", self.id_type), ("prev_version", "bigint"),
+                                 ("prev_link", "bytea")):
                 curs.execute(SQL("ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS {} {}")
                              .format(s, t, Identifier(column), SQL(kind)))
             for statement in self.sql_create_statements:
@@ -671,34 +682,40 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
             if chain:
                 done = self._digest_orders(curs, on_progress)
             position, current = 0, ZERO
-            before: tuple[Any, int] | None = None
+            before: tuple[Any, int, bytes] | None = None
             while True:
                 curs.execute(SQL("SELECT notification_id, event_digest, originator_id, "
-                                 "originator_version FROM {}.{} WHERE notification_id > %s "
+                                 "originator_version, log_link FROM {}.{} "
+                                 "WHERE notification_id > %s "
                                  "ORDER BY notification_id LIMIT %s")
                              .format(s, t), (position, UPGRADE_PAGE))
                 page = curs.fetchall()
                 if not page:
                     break
                 links: list[bytes | None] = []
-                refs: list[tuple[Any, int] | None] = []
+                refs: list[tuple[Any, int, bytes] | None] = []
                 for r in page:
                     if chain:
                         current = link(current, bytes(r["event_digest"]))
                     links.append(current if chain else None)
                     refs.append(before)
-                    before = (r["originator_id"], r["originator_version"])
+                    # Each event's predecessor and its link, as the log holds them (copied,
+                    # never computed: a break there stays a break).
+                    stored = current if chain else _bytes(r["log_link"])
+                    before = (r["originator_id"], r["originator_version"], stored or b"")
                 if not chain:
                     done += len(page)
                     on_progress(len(page))
                 curs.execute(SQL(
                     "UPDATE {}.{} AS e SET log_link = coalesce(u.l, e.log_link), "
-                    "prev_id = u.p, prev_version = u.pv FROM unnest(%s::bytea[], "
-                    "%s::bigint[], %s::{}[], %s::bigint[]) AS u(l, n, p, pv) "
-                    "WHERE e.notification_id = u.n").format(s, t, SQL(self.id_type)),
+                    "prev_id = u.p, prev_version = u.pv, prev_link = u.pl FROM "
+                    "unnest(%s::bytea[], %s::bigint[], %s::{}[], %s::bigint[], %s::bytea[]) "
+                    "AS u(l, n, p, pv, pl) WHERE e.notification_id = u.n"
+                ).format(s, t, SQL(self.id_type)),
                     (links, [r["notification_id"] for r in page],
                      [None if x is None else x[0] for x in refs],
-                     [None if x is None else x[1] for x in refs]))
+                     [None if x is None else x[1] for x in refs],
+                     [ZERO if x is None else x[2] or None for x in refs]))
                 position = page[-1]["notification_id"]
         self.heads.clear()
         return done

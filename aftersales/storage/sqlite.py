@@ -135,16 +135,16 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
         self.heads = HeadCache()
         t = self.events_table_name
         self._insert = (f"INSERT INTO {t} (originator_id, originator_version, topic, state, "
-                        "event_digest, log_link, prev_id, prev_version) "
-                        "VALUES (?,?,?,?,?,?,?,?)")
+                        "event_digest, log_link, prev_id, prev_version, prev_link) "
+                        "VALUES (?,?,?,?,?,?,?,?,?)")
         # An order's events with the events on either side of each in the log (a rowid
         # range read each way, stopping at the first row).
         self._placed = (
             f"SELECT e.originator_id, e.originator_version, e.topic, e.state, "
-            f"e.event_digest, e.rowid, e.log_link, e.prev_id, e.prev_version, "
+            f"e.event_digest, e.rowid, e.log_link, e.prev_id, e.prev_version, e.prev_link, "
             f"p.rowid, p.originator_id, p.originator_version, p.log_link, "
             f"n.rowid, n.originator_id, n.originator_version, n.event_digest, n.log_link, "
-            f"n.prev_id, n.prev_version FROM {t} e "
+            f"n.prev_id, n.prev_version, n.prev_link FROM {t} e "
             f"LEFT JOIN {t} p ON p.rowid = (SELECT rowid FROM {t} WHERE rowid < e.rowid "
             "ORDER BY rowid DESC LIMIT 1) "
             f"LEFT JOIN {t} n ON n.rowid = (SELECT rowid FROM {t} WHERE rowid > e.rowid "
@@ -169,6 +169,7 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
             f"CREATE TABLE IF NOT EXISTS {self.events_table_name} ("
             "originator_id TEXT, originator_version INTEGER, topic TEXT, state BLOB, "
             "event_digest BLOB, log_link BLOB, prev_id TEXT, prev_version INTEGER, "
+            "prev_link BLOB, "
             "PRIMARY KEY (originator_id, originator_version))",
             "CREATE TABLE IF NOT EXISTS ledger_breaks ("
             "originator_id TEXT PRIMARY KEY, version INTEGER NOT NULL, "
@@ -176,7 +177,7 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
             "WITHOUT ROWID",
             "CREATE TABLE IF NOT EXISTS ledger_log_checked ("
             "one INTEGER PRIMARY KEY CHECK (one = 1), position INTEGER NOT NULL, "
-            "log_link BLOB NOT NULL)",
+            "log_link BLOB NOT NULL, originator_id TEXT NOT NULL, version INTEGER NOT NULL)",
             "CREATE TABLE IF NOT EXISTS ledger_heads ("
             "originator_id TEXT PRIMARY KEY, version INTEGER NOT NULL, "
             "event_digest BLOB NOT NULL) WITHOUT ROWID",
@@ -252,7 +253,7 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
             c.executemany(self._insert, [
                 (_hex(x.originator_id), x.version, x.topic, x.state, x.digest, x.link,
                  None if x.prev is None else _hex(x.prev[0]),
-                 None if x.prev is None else x.prev[1]) for x in chained])
+                 None if x.prev is None else x.prev[1], x.prev_link) for x in chained])
             c.executemany(
                 "INSERT INTO ledger_heads VALUES (?,?,?) ON CONFLICT (originator_id) DO "
                 "UPDATE SET version=excluded.version, event_digest=excluded.event_digest",
@@ -350,6 +351,12 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
         places: dict[UUID | str, list[Placed]] = {}
         heads: dict[UUID | str, Head] = {}
         recorded: dict[UUID | str, tuple[int, str]] = {}
+        known: dict[str, Any] = {}  # hex -> id, for the neighbours too (made once each)
+
+        def ref(hex_id: str | None, version: int | None) -> Ref | None:
+            return None if hex_id is None or version is None else (
+                self._id(known, hex_id), version)
+
         # One snapshot: the rows, their neighbours in the log, head records and breaks.
         with self.datastore.transaction(commit=False) as c:
             for part in chunks(list(originator_ids)):
@@ -358,6 +365,7 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
                 current = ""
                 events: list[Row] = []
                 placed: list[Placed] = []
+                known.update(ids)
                 for r in c.fetchall():  # by order
                     if r[0] != current:
                         current, events, placed = r[0], [], []
@@ -365,35 +373,30 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
                     oid = ids[current]
                     events.append(Row(r[1], r[2], r[3], r[4]))
                     placed.append(Placed(
-                        Beside(r[5], oid, r[1], r[4], r[6], self._ref(r[7], r[8])),
-                        None if r[9] is None else Beside(
-                            r[9], self.convert_originator_id(r[10]), r[11], None, r[12],
-                            None),
-                        None if r[13] is None else Beside(
-                            r[13], self.convert_originator_id(r[14]), r[15], r[16], r[17],
-                            self._ref(r[18], r[19]))))
+                        Beside(r[5], oid, r[1], r[4], r[6], ref(r[7], r[8]), r[9]),
+                        None if r[10] is None else Beside(
+                            r[10], self._id(known, r[11]), r[12], None, r[13], None, None),
+                        None if r[14] is None else Beside(
+                            r[14], self._id(known, r[15]), r[16], r[17], r[18],
+                            ref(r[19], r[20]), r[21])))
                 heads.update(self._heads_in(c, part))
                 c.execute("SELECT originator_id, version, reason FROM ledger_breaks WHERE "
                           f"originator_id IN ({_marks(len(ids))})", list(ids))
                 recorded.update((ids[r[0]], (r[1], r[2])) for r in c.fetchall())
             return checked(rows, heads, self.heads, places, recorded,
-                           lambda ref: self._removed(c, ref))
+                           lambda ref: self._missing(c, ref))
 
-    def _ref(self, hex_id: str | None, version: int | None) -> Ref | None:
-        return None if hex_id is None or version is None else (
-            self.convert_originator_id(hex_id), version)
+    def _id(self, known: dict[str, Any], hex_id: str) -> Any:
+        found = known.get(hex_id)
+        if found is None:
+            found = known[hex_id] = self.convert_originator_id(hex_id)
+        return found
 
-    def _removed(self, c: SQLiteCursor, ref: Ref) -> bool:
-        """Whether `ref` is an event no longer in the store whose order's head record no
-        longer reaches it (a removal the walks of the log name)."""
-        oid, version = _hex(ref[0]), ref[1]
+    def _missing(self, c: SQLiteCursor, ref: Ref) -> bool:
+        """Whether `ref` is an event not in the store at any position."""
         c.execute(f"SELECT 1 FROM {self.events_table_name} WHERE originator_id=? AND "
-                  "originator_version=?", (oid, version))
-        if c.fetchone() is not None:
-            return False
-        c.execute("SELECT version FROM ledger_heads WHERE originator_id=?", (oid,))
-        head = c.fetchone()
-        return head is not None and head[0] < version
+                  "originator_version=?", (_hex(ref[0]), ref[1]))
+        return c.fetchone() is None
 
     def heads_of(self, originator_ids: Sequence[UUID]) -> dict[UUID, Head]:
         with self.datastore.transaction(commit=False) as c:
@@ -445,12 +448,13 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
     def links_page(self, after: int, limit: int) -> list[LinkRow]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(f"SELECT rowid, originator_id, originator_version, event_digest, "
-                      f"log_link, prev_id, prev_version FROM {self.events_table_name} "
-                      "WHERE rowid > ? ORDER BY rowid LIMIT ?", (after, limit))
-            ids: dict[str, UUID] = {}
-            return [LinkRow(r[0], ids.get(r[1]) or ids.setdefault(r[1], UUID(r[1])), r[2],
-                            r[3], r[4], None if r[5] is None or r[6] is None else (
-                                ids.get(r[5]) or ids.setdefault(r[5], UUID(r[5])), r[6]))
+                      f"log_link, prev_id, prev_version, prev_link FROM "
+                      f"{self.events_table_name} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                      (after, limit))
+            ids: dict[str, Any] = {}
+            return [LinkRow(r[0], self._id(ids, r[1]), r[2], r[3], r[4],
+                            None if r[5] is None or r[6] is None else (
+                                self._id(ids, r[5]), r[6]), r[7])
                     for r in c.fetchall()]
 
     def missing_events(self, refs: Collection[tuple[UUID, int]]) -> set[tuple[UUID, int]]:
@@ -479,17 +483,22 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
                       "FROM ledger_breaks ORDER BY originator_id")
             return [BreakRow(UUID(r[0]), r[1], r[2], r[3], r[4]) for r in c.fetchall()]
 
-    def log_checked(self) -> tuple[int, bytes] | None:
+    def log_checked(self) -> LinkRow | None:
         with self.datastore.transaction(commit=False) as c:
-            c.execute("SELECT position, log_link FROM ledger_log_checked")
+            c.execute("SELECT position, log_link, originator_id, version "
+                      "FROM ledger_log_checked")
             found = c.fetchone()
-            return None if found is None else (int(found[0]), bytes(found[1]))
+            return None if found is None else LinkRow(
+                int(found[0]), UUID(found[2]), int(found[3]), None, bytes(found[1]))
 
-    def set_log_checked(self, position: int, link: bytes) -> None:
+    def set_log_checked(self, row: LinkRow) -> None:
+        assert row.link is not None
         with self.datastore.transaction(commit=True) as c:
-            c.execute("INSERT INTO ledger_log_checked VALUES (1, ?, ?) ON CONFLICT (one) "
-                      "DO UPDATE SET position=excluded.position, log_link=excluded.log_link",
-                      (position, link))
+            c.execute("INSERT INTO ledger_log_checked VALUES (1, ?, ?, ?, ?) ON CONFLICT "
+                      "(one) DO UPDATE SET position=excluded.position, log_link="
+                      "excluded.log_link, originator_id=excluded.originator_id, "
+                      "version=excluded.version",
+                      (row.id, row.link, _hex(row.originator_id), row.version))
 
     def due_orders(self, before: datetime, limit: int, since: datetime | None = None,
                    partition: Partition | None = None) -> list[tuple[UUID, str]]:
@@ -615,7 +624,7 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
         without a digest or link in a chained store are breaks, never an upgrade."""
         with self.datastore.transaction(commit=False) as c:
             columns = self._columns(c)
-            if not columns or "prev_id" in columns:
+            if not columns or "prev_link" in columns:
                 return False
             c.execute(f"SELECT 1 FROM {self.events_table_name} LIMIT 1")
             if c.fetchone() is not None:
@@ -644,35 +653,42 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
             columns = self._columns(c)
             chain = "event_digest" not in columns
             for column, kind in (("event_digest", "BLOB"), ("log_link", "BLOB"),
-                                 ("prev_id", "TEXT"), ("prev_version", "INTEGER")):
+                                 ("prev_id", "TEXT"), ("prev_version", "INTEGER"),
+                                 ("prev_link", "BLOB")):
                 if column not in columns:
                     c.execute(f"ALTER TABLE {t} ADD COLUMN {column} {kind}")
             for statement in self.create_table_statements:
                 c.execute(statement)
             done = self._digest_orders(c, on_progress) if chain else 0
             position, current = 0, ZERO
-            before: tuple[str, int] | None = None
+            before: tuple[str, int, bytes] | None = None
             while True:
-                c.execute(f"SELECT rowid, event_digest, originator_id, originator_version "
-                          f"FROM {t} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                c.execute(f"SELECT rowid, event_digest, originator_id, originator_version, "
+                          f"log_link FROM {t} WHERE rowid > ? ORDER BY rowid LIMIT ?",
                           (position, UPGRADE_PAGE))
                 page = c.fetchall()
                 if not page:
                     break
                 if chain:
                     links = []
-                    for rowid, d, _, _ in page:
+                    for rowid, d, _, _, _ in page:
                         current = link(current, d)
                         links.append((current, rowid))
                     c.executemany(f"UPDATE {t} SET log_link=? WHERE rowid=?", links)
                 else:
                     on_progress(len(page))
                     done += len(page)
+                # Each event's predecessor and its link, as the log holds them (copied,
+                # never computed: a break there stays a break).
+                c.execute(f"SELECT rowid, originator_id, originator_version, log_link "
+                          f"FROM {t} WHERE rowid >= ? AND rowid <= ? ORDER BY rowid",
+                          (page[0][0], page[-1][0]))
                 refs = []
-                for rowid, _, hex_id, version in page:
-                    refs.append((*(before or (None, None)), rowid))
-                    before = (hex_id, version)
-                c.executemany(f"UPDATE {t} SET prev_id=?, prev_version=? WHERE rowid=?", refs)
+                for rowid, hex_id, version, stored in c.fetchall():
+                    refs.append((*(before or (None, None, ZERO)), rowid))
+                    before = (hex_id, version, stored)
+                c.executemany(f"UPDATE {t} SET prev_id=?, prev_version=?, prev_link=? "
+                              "WHERE rowid=?", refs)
                 position = page[-1][0]
         self.heads.clear()
         return done

@@ -119,7 +119,7 @@ class _PostgresRecorder(_IdType, _PostgresSchema):
     def create_recorder(self) -> Any:
         factory = LedgerPostgresFactory(Environment("aftersales", {
             **self.env, "ORIGINATOR_ID_TYPE": self.id_type}))
-        self.addCleanup(factory.close)
+        self.addCleanup(factory.close)  # type: ignore[attr-defined]
         return factory.application_recorder()
 
 
@@ -167,9 +167,9 @@ def test_postgres_head_records_are_paged_with_text_ids() -> None:
         ids = sorted(f"test-{uuid4()}" for _ in range(3))
         recorder.insert_events([StoredEvent(originator_id=i, originator_version=1,
                                             topic="topic", state=b"{}") for i in ids])
-        first = recorder.heads_page(None, 2)
+        first: list[tuple[Any, Any]] = recorder.heads_page(None, 2)
         assert [oid for oid, _ in first] == ids[:2]
-        rest = recorder.heads_page(first[-1][0], 2)  # type: ignore[arg-type]
+        rest: list[tuple[Any, Any]] = recorder.heads_page(first[-1][0], 2)
         assert [(oid, head.version) for oid, head in rest] == [(ids[2], 1)]
     finally:
         factory.close()
@@ -283,7 +283,7 @@ class _FactoryContract(_IdType):
         env = Environment(self.env.name, {**self.env, **settings})
         env.pop(without, None)
         factory = InfrastructureFactory.construct(env)
-        self.addCleanup(factory.close)
+        self.addCleanup(factory.close)  # type: ignore[attr-defined]
         return factory
 
     def test_settings_are_read_as_the_library_reads_them(self) -> None:

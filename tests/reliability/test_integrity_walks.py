@@ -187,3 +187,22 @@ def test_anchor_walks_the_log_first_and_never_vouches_for_a_broken_one(
     assert not target.exists() or target.read_text() == ""
     assert run_cli("status", "C1", "--db", ledger.url, cwd=tmp_path).returncode == 4
     assert run_cli("status", "D2", "--db", ledger.url, cwd=tmp_path).returncode == 0
+
+
+def test_tick_names_an_order_whose_event_was_removed_from_the_logs_end_after_a_walk(
+        store: tuple[Ledger, Store], tmp_path: Path) -> None:
+    """No later event names an event removed from the log's end; the sweep's walk
+    remembers the last event it reached, and says when that one is gone."""
+    ledger, db = store
+    url = ledger.url
+    first = run_cli("tick", "--now", T0.isoformat(), "--db", url, "--no-project",
+                    cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    _truncate(db, "D2")  # D2's last event is the log's last
+    again = run_cli("tick", "--now", T0.isoformat(), "--db", url, "--no-project",
+                    cwd=tmp_path)
+    assert again.returncode == 4, again.stdout + again.stderr
+    assert "which the last walk of the log reached, was removed" in again.stderr
+    assert "refused from now on: order D2" in again.stderr
+    assert run_cli("status", "D2", "--db", url, cwd=tmp_path).returncode == 4
+    assert run_cli("status", "C1", "--db", url, cwd=tmp_path).returncode == 0

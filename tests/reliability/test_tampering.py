@@ -128,10 +128,11 @@ def test_removal_insertion_and_reordering_are_detected(
         with pytest.raises(IntegrityBroken) as broken:  # the log link beside the event
             fresh.get_order("D1")
         assert broken.value.broken.version == where
-        assert "does not follow the event before it" in str(broken.value)
+        assert "does not follow the link it records before it" in str(broken.value)
         assert fresh.get_order("D2") is not None
         assert check.returncode == 4
-        assert "verify: log position" in check.stdout and "log chain breaks" in check.stdout
+        assert "verify: log position" in check.stdout
+        assert "rewritten with its order's digests recomputed" in check.stdout
     else:
         with pytest.raises(IntegrityBroken) as broken:
             fresh.get_order("D1")
@@ -171,9 +172,10 @@ def _recompute_log(db: Store) -> None:
     with db.engine.connect() as conn:
         rows = list(conn.execute(text(
             f"SELECT {db.id} AS n, event_digest FROM {db.events} ORDER BY {db.id}")))
-    for r in rows:
-        current = link(current, bytes(r.event_digest))
-        db.run("UPDATE {events} SET log_link = :l WHERE {id} = :n", l=current, n=r.n)
+    for r in rows:  # each link, and the link each next event records before it
+        before, current = current, link(current, bytes(r.event_digest))
+        db.run("UPDATE {events} SET log_link = :l, prev_link = :p WHERE {id} = :n",
+               l=current, p=before, n=r.n)
 
 
 def test_the_command_line_refuses_a_broken_order_and_reporting_goes_on(
@@ -247,6 +249,7 @@ def test_a_store_written_by_an_earlier_version_is_upgraded_without_loss(
     # no links, no head records).
     db.run("ALTER TABLE {events} DROP COLUMN prev_id")
     db.run("ALTER TABLE {events} DROP COLUMN prev_version")
+    db.run("ALTER TABLE {events} DROP COLUMN prev_link")
     if written == "before the chain":
         db.run("ALTER TABLE {events} DROP COLUMN event_digest")
         db.run("ALTER TABLE {events} DROP COLUMN log_link")
