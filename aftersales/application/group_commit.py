@@ -16,8 +16,12 @@ outcome is recorded already.
 
 If the store reports a conflict (another writer moved an order on, or recorded one of
 these command ids), nothing of the batch was recorded: it is redone one item at a time,
-each retried on fresh state.  A tick that finds more than `TICK_LIMIT` orders due ends
-the batch and is swept on its own, `SWEEP_BATCH` orders a transaction.
+each retried on fresh state.  A conflict, or the cache dropping an order for another
+writer's events, notes the order; a command line that then meets it tells whether another
+process was recording commands for it too (`aftersales.application.other_writers`).
+
+A tick that finds more than `TICK_LIMIT` orders due ends the batch and is swept on its own,
+`SWEEP_BATCH` orders a transaction.
 """
 
 from __future__ import annotations
@@ -285,6 +289,9 @@ class _Batch:
             if known.get(cid) == digest or (cid not in known and (cid, digest) in remembered)}
         self.load({c.order_id for n, c in enumerate(items)
                    if isinstance(c, cmd.OrderCommand) and n not in settled})
+        if uow.others.moved:  # another writer moved on orders this process held
+            uow.note_other_writers(self.orders.get(c.order_id) for n, c in enumerate(items)
+                                   if isinstance(c, cmd.OrderCommand) and n not in settled)
         rows: list[CommandRow] = []
         refusals: list[RefusalRow] = []
         results: list[object] = []

@@ -41,15 +41,19 @@ class OrderCache:
             _, dropped = self._orders.popitem(last=False)
             del self._ids[dropped.id]
 
-    def drop(self, order_id: str) -> None:
+    def drop(self, order_id: str) -> Order | None:
+        """Forget the order; the order as it was held (None: it was not)."""
         dropped = self._orders.pop(order_id, None)
         if dropped is not None:
             del self._ids[dropped.id]
+        return dropped
 
-    def drop_id(self, originator_id: UUID) -> None:
+    def drop_id(self, originator_id: UUID) -> Order | None:
         order_id = self._ids.get(originator_id)
-        if order_id is not None:
-            self.drop(order_id)
+        return None if order_id is None else self.drop(order_id)
+
+    def orders(self) -> list[Order]:
+        return list(self._orders.values())
 
     def clear(self) -> None:
         self._orders.clear()

@@ -10,6 +10,11 @@ changed), the command ids applied, the refusals to remember and the platform mes
 decided go to the store in one transaction, so nothing of a unit is acknowledged before
 all of it is durable, and a conflict (another writer moved an order on, recorded one of
 these command ids or decided one of these messages) leaves nothing of it recorded.
+
+Both note the orders another writer moved on since this process held them (a conflict, or
+an order the cache drops for another writer's events), so that a command line of this
+process that meets such an order can tell whether another process was deciding lines of it
+too (`aftersales.application.other_writers`).
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from uuid import UUID
 
-from eventsourcing.persistence import ApplicationRecorder, Mapper, StoredEvent
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper, StoredEvent
 
 from aftersales.application.order_cache import OrderCache
+from aftersales.application.other_writers import OtherWriters
 from aftersales.domain.events import OrderEvent, OrderPlaced
 from aftersales.domain.order import Order, order_uuid
 from aftersales.errors import IntegrityBroken
@@ -60,6 +66,9 @@ class UnitOfWork:
         self.cache = OrderCache()
         #: The orders found with a broken history by this process's loads, by id.
         self.broken: dict[UUID, IntegrityBroken] = {}
+        #: The orders another writer moved on while this process held them, and those
+        #: another process recorded commands for meanwhile.
+        self.others = OtherWriters()
 
     # --- recording ---------------------------------------------------------------------
 
@@ -74,9 +83,16 @@ class UnitOfWork:
         snapshotting and notification hooks, which the ledger does not use, and their
         per-object costs.)"""
         events = [e for order in orders for e in order.collect_events()]
-        ids = self.recorder.insert_events(
-            [self.mapper.to_stored_event(e) for e in events],
-            **sidecar_kwargs(deadlines, commands, refusals, messages))
+        try:
+            ids = self.recorder.insert_events(
+                [self.mapper.to_stored_event(e) for e in events],
+                **sidecar_kwargs(deadlines, commands, refusals, messages))
+        except IntegrityError:  # a conflict: another writer may have moved these on
+            for e in events:  # (an order's first event here follows the version held)
+                self.others.held(e.originator_id, e.originator_version - 1)
+            for r in refusals:
+                self.others.held(r.originator_id, r.version)
+            raise
         if ids:
             self.cache.recorded(min(ids), max(ids))
 
@@ -91,12 +107,43 @@ class UnitOfWork:
             return
         others = cache.others(top)
         if cache and sum(b - a for a, b in others) > CACHE_CHECK_LIMIT:
+            for order in cache.orders():
+                self.others.held(order.id, order.version)
             cache.clear()
         elif cache:
             for after, upto in others:
                 for _, oid in self.index.recorded_between(after, upto, self.partition):
-                    cache.drop_id(oid)
+                    dropped = cache.drop_id(oid)
+                    if dropped is not None:  # another writer moved it on
+                        self.others.held(oid, dropped.version)
         cache.checked_upto(top)
+
+    def note_other_writers(self, orders: Iterable[Order | None]) -> None:
+        """Of these orders, just loaded for command lines of this process, those another
+        writer moved on since this process held them (`others.moved`): read their events
+        since, and note in `others` those where one carries a command id (another process
+        decided lines of the order meanwhile; a sweep's events carry none).  Only called
+        while some order is noted: a conflict or another writer's events came first."""
+        moved = self.others.moved
+        since: dict[UUID, tuple[str, int]] = {}
+        for order in orders:
+            if order is None:
+                continue
+            held = moved.pop(order.id, None)
+            if held is not None and order.version > held and not self.others.known(order.id):
+                since[order.id] = (order.order_id, held)
+        for part in chunks(list(since)):
+            loaded = self.index.select_events_many(part)
+            for oid in part:  # in the order of the lines
+                stored, (order_id, held) = loaded.get(oid), since[oid]
+                if stored is None or isinstance(stored, Break):
+                    continue  # (a broken history is refused by the order's next load)
+                later = [s for s in stored if s.originator_version > held]
+                try:
+                    if any(e.command_id is not None for e in self.decoded(oid, later)):
+                        self.others.found(oid, order_id)
+                except IntegrityBroken:
+                    continue
 
     def load(self, order_ids: Iterable[str], known: Mapping[str, UUID] | None = None
              ) -> dict[str, Found]:

@@ -153,7 +153,8 @@ def business_time(text: str) -> datetime:
 
 #: What exit code 1 means, for the commands where it means something.
 _EXIT_1 = {
-    "ingest": "some lines were refused (each printed as `line N: CODE: reason`)",
+    "ingest": "some lines were refused (each printed as `line N: CODE: reason`; a "
+              "warning alone changes no exit code)",
     "demo": "some generated lines were refused",
     "status": "the order was not placed (or not yet at --as-of)",
     "history": "the order was not placed",
@@ -246,8 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="platform feeds: the same for money arriving (RefundSuccess; "
                          "default 259200, 72 hours)")
 
-    p = command("ingest", "apply a command file (JSON Lines)", db, projecting, ack, future,
-                feeding)
+    p = command("ingest", "apply a command file (JSON Lines); files ingested at the same "
+                "time must split the orders between them (docs/operations.md, \"What may "
+                "run at once\")", db, projecting, ack, future, feeding)
     p.add_argument("file", help="the command file, or - for standard input")
     p.add_argument("--format", choices=("commands", "douyin"), default="commands",
                    help="commands: JSON Lines of ledger commands (default); douyin: "
@@ -639,6 +641,33 @@ def _json_array(path: str) -> bool:
     return head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"["
 
 
+class _OtherWriters:
+    """`ingest`'s warning of an order another process wrote while this one decided its
+    lines: once per order, the first `NAMED` in full, the rest counted (`close`).  The exit
+    code does not change: the lines were decided and recorded, and a re-run cannot decide
+    them again (docs/operations.md, "What may run at once")."""
+
+    NAMED = 5
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress, self.count = progress, 0
+
+    def __call__(self, order_id: str) -> None:
+        self.count += 1
+        if self.count <= self.NAMED:
+            self.progress.say(
+                f"aftersales: warning: order {order_id} was written by another process while "
+                "this ingest ran: lines of one order must reach the ledger in one stream "
+                '(docs/operations.md, "What may run at once"); its lines here were decided on '
+                "the state after the other writer's")
+
+    def close(self) -> None:
+        if self.count > self.NAMED:
+            print(f"aftersales: warning: {self.count - self.NAMED:,} more orders were written "
+                  f"by another process while this ingest ran ({self.count:,} in all; the "
+                  f"first {self.NAMED} are named above)", file=sys.stderr)
+
+
 def _acknowledge(settled: Settled) -> None:
     print(f"ack {settled.line} {settled.status}", flush=True)
 
@@ -664,11 +693,13 @@ def cmd_ingest(ledger: Ledger, edge: Edge) -> int:
         return _fail(workers, EXIT_USAGE)
     progress = Progress("ingest", total)
     acknowledge = _acknowledge if args.ack else lambda settled: None
+    others = _OtherWriters(progress)
     with source:
         refused = _refusals_beside(progress)
         if workers == 1:
             report = ingest(ledger, _lines_of(source), refused, progress.advance,
-                            acknowledge, batch=args.batch, patience=edge.patience(ledger))
+                            acknowledge, batch=args.batch, patience=edge.patience(ledger),
+                            on_other=others)
         else:
             def done(settled: Settled) -> None:
                 progress.count()
@@ -676,8 +707,10 @@ def cmd_ingest(ledger: Ledger, edge: Edge) -> int:
 
             report = ingest_in_parallel(ledger.url, args.file, workers, refused,
                                         done, progress.reach, batch=args.batch,
-                                        settings=edge.settings, on_wait=waiting)
+                                        settings=edge.settings, on_wait=waiting,
+                                        on_other=others)
     progress.close()
+    others.close()
     print(report.summary())
     if (stopped := report.stop_message()) is not None:
         return _fail(stopped, EXIT_STORE)

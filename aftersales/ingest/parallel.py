@@ -6,7 +6,8 @@ order.  An order's events are therefore exactly those of a one-process ingest; o
 interleaving of different orders in the event log differs.  The calling process is worker
 0; the others run `python -m aftersales.ingest.parallel`.  A thread of the caller merges what the
 workers settle, line by line in file order, and reports it as a one-process ingest does:
-refusals, `--ack` lines (each once the line is durable), the summary.
+refusals, `--ack` lines (each once the line is durable), the orders another process wrote
+meanwhile (never a worker of this ingest: they share no order), the summary.
 
 Two rules keep the outcome that of a one-process ingest where orders meet:
 
@@ -210,7 +211,8 @@ def _run_worker(job: _Job, out: Connection, stop: threading.Event | None = None
                 report = ingest(ledger, reader, lambda number, refusal: None,
                                 on_done=lambda s: settled.append(
                                     (s.line, s.status, s.reason, s.events, s.timeouts)),
-                                batch=job.batch, share=share, patience=patience)
+                                batch=job.batch, share=share, patience=patience,
+                                on_other=lambda order_id: out.send(("other", order_id)))
             finally:
                 ledger.close()
         if report.broken:
@@ -235,6 +237,7 @@ class _Merge:
     on_wait: Callable[[str], None]
     stop: threading.Event
     halt_spawned: Callable[[], None]
+    on_other: Callable[[str], None] = lambda order_id: None
     report: IngestReport = field(default_factory=IngestReport)
     error: BaseException | None = None
 
@@ -283,6 +286,9 @@ class _Merge:
                     self.on_wait(message[1])
                 elif message[0] == "broken":
                     self.report.broken.update(message[1])
+                elif message[0] == "other":  # another process wrote one of its orders
+                    if self.report.other_writer(message[1]):
+                        self.on_other(message[1])
                 elif message[0] == "done":
                     finished[k] = True
                 elif message[0] in ("stopped", "halted"):
@@ -308,10 +314,12 @@ def ingest_in_parallel(
     batch: int = BATCH,
     settings: Settings = DEFAULT_SETTINGS,
     on_wait: Callable[[str], None] = lambda text: None,
+    on_other: Callable[[str], None] = lambda order_id: None,
 ) -> IngestReport:
     """Ingest the file at `path` with `workers` processes (this one included); report as
     `ingest` does.  `on_progress` hears the bytes of the file every worker has settled,
-    `on_wait` what a worker waits for when the store fails."""
+    `on_wait` what a worker waits for when the store fails, `on_other` (once each) the
+    orders another process wrote while a worker decided their lines."""
     job = _Job(url, path, workers, 0, batch, LEAD * max(batch, 1) * workers,
                SettledLines.create(workers), settings)
     read, write = os.pipe()
@@ -329,7 +337,7 @@ def ingest_in_parallel(
         for worker in spawned:
             worker.kill()
 
-    merge = _Merge(pipes, settled, on_progress, on_wait, stop, halt_spawned)
+    merge = _Merge(pipes, settled, on_progress, on_wait, stop, halt_spawned, on_other)
     thread = threading.Thread(target=merge.run, name="aftersales-merge", daemon=True)
     try:
         for k in range(1, workers):

@@ -6,6 +6,13 @@ pass (`aftersales.storage.retry.Patience`); if it does not pass, the ingest stop
 after that unit is decided (a later tick would otherwise decide on a state that lacks
 the failed lines, and a re-run could not repair it), the report names the cause and the
 first line not acknowledged, and running the same file again carries on from there.
+
+Lines of one order must reach the ledger in one stream.  An order this ingest decides lines
+of that another process recorded commands for meanwhile is told once (`on_other`; see
+`aftersales.application.other_writers` for what is seen, and what it costs: nothing unless
+another writer moved an order on) and counted in the report; the lines are decided and
+reported as any others (the exit code does not change: docs/operations.md, "What may run
+at once").
 """
 
 from __future__ import annotations
@@ -72,6 +79,9 @@ class IngestReport:
     stopped: Stop | None = None
     #: The orders found with a broken history (refused, or skipped by sweeps), by name.
     broken: set[str] = field(default_factory=set)
+    #: The orders another process recorded commands for while this ingest decided their
+    #: lines, by name.
+    others: set[str] = field(default_factory=set)
 
     def add(self, settled: Settled) -> None:
         self.lines += 1
@@ -103,7 +113,18 @@ class IngestReport:
             + ("; a store failure was tried again, and what was recorded before it counts "
                "as already applied, without its events: `aftersales db check` gives the "
                "store's total" if self.retried else "")
+            + (f"; {len(self.others):,} "
+               + ("order was" if len(self.others) == 1 else "orders were")
+               + " written by another process while this ingest ran (see the warnings)"
+               if self.others else "")
         )
+
+    def other_writer(self, order_id: str) -> bool:
+        """Count an order another process wrote meanwhile; whether it is new here."""
+        if order_id in self.others:
+            return False
+        self.others.add(order_id)
+        return True
 
     def stop_message(self) -> str | None:
         """What to tell when the ingest stopped early (None: it did not)."""
@@ -154,6 +175,7 @@ def ingest(
     batch: int = BATCH,
     share: Share | None = None,
     patience: Patience | None = None,
+    on_other: Callable[[str], None] = lambda order_id: None,
 ) -> IngestReport:
     """Apply each line; report each refusal and go on.  Blank lines are skipped.
 
@@ -162,8 +184,16 @@ def ingest(
     outcome is durable.  A parallel ingest's worker decides only the lines its `share`
     gives it.  A unit of work the store fails is tried again as `patience` allows (no
     retry if None); if the store still fails, the ingest stops (`IngestReport.stopped`).
+    `on_other` hears, once each, of the orders found written by another process while
+    this one decided their lines (`aftersales.application.other_writers`).
     """
     report = IngestReport()
+    others = ledger.uow.others
+
+    def tell_others() -> None:
+        for order_id in others.take():
+            if report.other_writer(order_id):
+                on_other(order_id)
     pending: list[tuple[int, OrderCommand | Tick | CommandRefused]] = []
     patience = patience or Patience(0.0)
 
@@ -186,6 +216,8 @@ def ingest(
         except StoreUnavailable as e:
             report.stopped = Stop(pending[0][0], str(e))
             raise Halted from e
+        finally:
+            tell_others()
         for number, item in pending:
             if isinstance(item, CommandRefused):
                 settle(number, item, "command")
