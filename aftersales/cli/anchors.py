@@ -44,10 +44,20 @@ from aftersales.storage.retry import Patience
 
 if TYPE_CHECKING:
     from aftersales.application.ledger import Ledger
-    from aftersales.cli.main import Edge
+    from aftersales.settings import Settings
     from aftersales.storage.integrity import Check
 
 T = TypeVar("T")
+
+
+class Edge(Protocol):
+    """What anchoring takes from the command line's run (`aftersales.cli.main.Edge`)."""
+
+    args: argparse.Namespace
+    settings: Settings
+
+    def patience(self, ledger: Ledger | None = None, retry_for: float | None = -1.0
+                 ) -> Patience: ...
 
 
 class Reader(Protocol):

@@ -87,7 +87,7 @@ from aftersales.runtime.garbage import tune_for_batch_work
 from aftersales.settings import Settings, business_zone
 from aftersales.storage.config import DEFAULT_URL, ENV_VAR, redacted, resolve_url, sqlite_path
 from aftersales.storage.integrity import Check, check, order_names, record_breaks, watch_log
-from aftersales.storage.logcheck import LogWalk
+from aftersales.storage.logcheck import LogBreak, LogWalk
 from aftersales.storage.retry import Patience, is_store_error, may_pass
 from aftersales.storage.retry import describe as store_error
 from aftersales.storage.shard import SHARDS
@@ -799,13 +799,17 @@ def cmd_tick(ledger: Ledger, edge: Edge) -> int:
     return broken or anchored
 
 
+def _blamed_names(ledger: Ledger, upto: int, breaks: list[LogBreak]) -> dict[Any, str]:
+    """The order numbers of the orders these breaks of the log name."""
+    return order_names(ledger.index, upto, {oid for b in breaks for oid, _ in b.blamed},
+                       ledger.order_number)
+
+
 def _say_log_breaks(ledger: Ledger, walked: LogWalk) -> None:
     """Warn of the breaks a walk of the log found (recorded: those orders are refused)."""
     if not walked.breaks:
         return
-    names = order_names(ledger.index, walked.position,
-                        {oid for b in walked.breaks for oid, _ in b.blamed},
-                        ledger.order_number)
+    names = _blamed_names(ledger, walked.position, walked.breaks)
     for b in walked.breaks:
         print(f"aftersales: warning: the log chain breaks at position {b.position}: "
               f"{b.reason}; refused from now on: "
@@ -1167,9 +1171,7 @@ def cmd_verify(ledger: Ledger, edge: Edge) -> int:
               f"{broken.describe()}")
     edge.patience(ledger).run(lambda: record_breaks(ledger.index, found.log_breaks,
                                                     wall_clock()), "recording the breaks")
-    names = order_names(ledger.index, found.position,
-                        {oid for b in found.log_breaks for oid, _ in b.blamed},
-                        ledger.order_number)
+    names = _blamed_names(ledger, found.position, found.log_breaks)
     for b in found.log_breaks:
         print(f"verify: log position {b.position} (order {b.originator_id}, version "
               f"{b.version}): {b.reason}; refused from now on: "

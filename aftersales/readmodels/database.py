@@ -5,12 +5,10 @@ atomically with the rows they account for."""
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
 from sqlalchemy import Connection, Engine, create_engine, event, insert, select, text, update
@@ -26,7 +24,7 @@ from aftersales.readmodels.schema import (
 )
 from aftersales.settings import DEFAULT_SETTINGS, Settings, business_zone
 from aftersales.storage.config import PostgresTarget, postgres_target
-from aftersales.storage.postgres import answering, session
+from aftersales.storage.postgres import answering, connect_kwargs
 from aftersales.storage.retry import retry_races
 
 VIEWS_ENV_VAR = "AFTERSALES_VIEWS_DB"
@@ -80,16 +78,8 @@ def make_engine(url: str, settings: Settings = DEFAULT_SETTINGS) -> Engine:
 def _postgres_engine(target: PostgresTarget, settings: Settings) -> Engine:
     """Connections like the ledger's (`aftersales.storage.postgres.session`), with a
     client that stops waiting for a server that does not answer."""
-    u = target.url
     connection = answering(settings.answer_timeout)
-    kwargs: dict[str, Any] = {
-        "host": u.host or "127.0.0.1", "port": u.port or 5432, "dbname": u.database,
-        "user": u.username or os.environ.get("PGUSER") or getpass.getuser(),
-        "password": u.password or os.environ.get("PGPASSWORD", ""),
-        **session(settings.statement_timeout, target.lock_timeout(settings),
-                  float(target.settings.get("connect_timeout", "5")),
-                  target.schema if target.schema != "public" else None),
-    }
+    kwargs = connect_kwargs(target, settings)
     engine_options = {k: v for k, v in target.engine_options().items()
                       if k != "connect_args"}
     return create_engine("postgresql+psycopg://", creator=lambda: connection.connect(**kwargs),

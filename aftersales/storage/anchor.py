@@ -22,7 +22,6 @@ target: whoever can rewrite the events could rewrite the anchors with them.
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import re
@@ -397,17 +396,9 @@ def _engine(url: str, target: PostgresTarget | None, settings: Settings) -> Engi
     if target is None:
         return create_engine(url, poolclass=NullPool,
                              connect_args={"timeout": settings.lock_timeout})
-    from aftersales.storage.postgres import answering, session
-    u = target.url
+    from aftersales.storage.postgres import answering, connect_kwargs
     connection = answering(settings.answer_timeout)
-    kwargs: dict[str, Any] = {
-        "host": u.host or "127.0.0.1", "port": u.port or 5432, "dbname": u.database,
-        "user": u.username or os.environ.get("PGUSER") or getpass.getuser(),
-        "password": u.password or os.environ.get("PGPASSWORD", ""),
-        **session(settings.statement_timeout, target.lock_timeout(settings),
-                  float(target.settings.get("connect_timeout", "5")),
-                  target.schema if target.schema != "public" else None),
-    }
+    kwargs = connect_kwargs(target, settings)
     return create_engine("postgresql+psycopg://", poolclass=NullPool,
                          creator=lambda: connection.connect(**kwargs))
 

@@ -4,10 +4,12 @@ index and the command ids, all written in the events' transaction."""
 
 from __future__ import annotations
 
+import getpass
+import os
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import psycopg
@@ -56,6 +58,10 @@ from aftersales.storage.port import (
 )
 from aftersales.storage.retry import describe, may_pass, retry_races
 from aftersales.storage.shard import POSTGRES_SHARD, Partition
+
+if TYPE_CHECKING:
+    from aftersales.settings import Settings
+    from aftersales.storage.config import PostgresTarget
 
 DDL_ATTEMPTS = 5
 #: The lower bound of a due-orders query without one (before any business time).
@@ -883,6 +889,21 @@ class LedgerPostgresFactory(PostgresFactory):
 
     def _events_table(self) -> str:
         return (self.env.name.lower() or "stored") + "_events"
+
+
+def connect_kwargs(target: PostgresTarget, settings: Settings) -> dict[str, Any]:
+    """psycopg's connection arguments for a PostgreSQL URL, with the ledger's session
+    settings (`session`): for connections made outside the library's pool (the read
+    models, the anchor log)."""
+    u = target.url
+    return {
+        "host": u.host or "127.0.0.1", "port": u.port or 5432, "dbname": u.database,
+        "user": u.username or os.environ.get("PGUSER") or getpass.getuser(),
+        "password": u.password or os.environ.get("PGPASSWORD", ""),
+        **session(settings.statement_timeout, target.lock_timeout(settings),
+                  float(target.settings.get("connect_timeout", "5")),
+                  target.schema if target.schema != "public" else None),
+    }
 
 
 def session(statement_timeout: float, lock_timeout: float, connect_timeout: float,
