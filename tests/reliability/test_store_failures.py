@@ -318,7 +318,10 @@ def test_a_lock_held_past_the_retry_time_stops_tick_and_a_rerun_converges(
         stopped = run("tick", "--now", end, "--retry-for", "1", "--db", db_url,
                       cwd=tmp_path, extra=FAST)
     assert stopped.returncode == 3
-    assert "sweeping the timeouts due before" in stopped.stderr
+    # SQLite's lock stops the walk of the log that comes first (it records how far the
+    # log holds); PostgreSQL's events lock stops the sweep.
+    assert "sweeping the timeouts due before" in stopped.stderr \
+        or "walking the log since its last check" in stopped.stderr
     assert "Traceback" not in stopped.stderr
     assert run("tick", "--now", end, "--db", db_url, cwd=tmp_path).returncode == 0
     assert snapshot(db_url) == snapshot(reference_url)
