@@ -74,6 +74,18 @@ def _hex(oid: UUID | str) -> str:
     return oid.hex if isinstance(oid, UUID) else oid
 
 
+def placements(events: Sequence[Beside], near: Mapping[int, Beside],
+               nearest: Callable[[int, int], Beside | None]) -> list[Placed]:
+    """Each of an order's events with the events before and after it in the log: from
+    `near` (events of the log by position, the order's own among them), else (no event at
+    the position next to it: a removed one, a gap in the ids, the log's end)
+    `nearest(position, step)` looks the nearest one up."""
+    get = near.get
+    return [Placed(e, get(e.position - 1) or (None if e.position <= 1
+                                               else nearest(e.position, -1)),
+                   get(e.position + 1) or nearest(e.position, 1)) for e in events]
+
+
 def check_places(originator_id: UUID | str, places: Sequence[Placed],
                  missing: Callable[[Ref], bool], key: Any = None) -> Break | None:
     """Where an order's events (in version order, their own chain already checked) stop

@@ -41,7 +41,14 @@ from aftersales.storage.chain import (
     link,
 )
 from aftersales.storage.inbox import INDEX, TABLE, PostgresInbox
-from aftersales.storage.logcheck import Beside, BreakRow, LinkRow, Placed, Ref, checked
+from aftersales.storage.logcheck import (
+    Beside,
+    BreakRow,
+    LinkRow,
+    Ref,
+    checked,
+    placements,
+)
 from aftersales.storage.port import (
     REPORTED,
     ChainedNotification,
@@ -138,35 +145,36 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
             "between_mine": q("SELECT notification_id, originator_id FROM {s}.{t} "
                               "WHERE notification_id > %s AND notification_id <= %s "
                               "AND " + POSTGRES_SHARD + " %% %s = %s"),
-            # An order's rows, each with the events either side of it in the log, its
-            # head record and a recorded break, in one statement: one snapshot.
+            # An order's rows, the events either side of each in the log that are not
+            # its own (by id: ids next to its own), its head record and a recorded break,
+            # in one statement: one snapshot.  (A join per event for each neighbour, as a
+            # LATERAL subquery: an order of 200 events as of a time took 4.9 ms, 2.4 ms
+            # before the log checks.)
             "many": q(
-                "SELECT e.originator_id, 0 AS kind, e.originator_version AS version, "
-                "e.topic, e.state, e.event_digest AS digest, e.notification_id AS pos, "
-                "e.log_link AS link, e.prev_id, e.prev_version, e.prev_link, "
-                "p.notification_id AS p_pos, "
-                "p.originator_id AS p_id, p.originator_version AS p_v, p.log_link AS p_link, "
-                "n.notification_id AS n_pos, n.originator_id AS n_id, "
-                "n.originator_version AS n_v, n.event_digest AS n_digest, "
-                "n.log_link AS n_link, n.prev_id AS n_prev_id, n.prev_version AS n_prev_v, "
-                "n.prev_link AS n_prev_link, "
-                "NULL::text AS reason FROM {s}.{t} e "
-                "LEFT JOIN LATERAL (SELECT notification_id, originator_id, "
-                "originator_version, log_link FROM {s}.{t} x WHERE x.notification_id < "
-                "e.notification_id ORDER BY x.notification_id DESC LIMIT 1) p ON true "
-                "LEFT JOIN LATERAL (SELECT notification_id, originator_id, "
-                "originator_version, event_digest, log_link, prev_id, prev_version, prev_link "
-                "FROM {s}.{t} x WHERE x.notification_id > e.notification_id "
-                "ORDER BY x.notification_id LIMIT 1) n ON true "
-                "WHERE e.originator_id = ANY(%s) UNION ALL "
-                "SELECT originator_id, 1, version, NULL, NULL, event_digest, NULL, NULL, "
-                "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+                "WITH own AS (SELECT originator_id, originator_version, topic, state, "
+                "event_digest, notification_id, log_link, prev_id, prev_version, prev_link "
+                "FROM {s}.{t} WHERE originator_id = ANY(%s)) "
+                "SELECT 0 AS kind, originator_id, originator_version AS version, topic, "
+                "state, event_digest AS digest, notification_id AS pos, log_link AS link, "
+                "prev_id, prev_version, prev_link, NULL::text AS reason FROM own UNION ALL "
+                "SELECT 3, originator_id, originator_version, NULL, NULL, event_digest, "
+                "notification_id, log_link, prev_id, prev_version, prev_link, NULL "
+                "FROM {s}.{t} WHERE notification_id = ANY(ARRAY(SELECT notification_id - 1 "
+                "FROM own UNION SELECT notification_id + 1 FROM own EXCEPT "
+                "SELECT notification_id FROM own)) UNION ALL "
+                "SELECT 1, originator_id, version, NULL, NULL, event_digest, NULL, NULL, "
                 "NULL, NULL, NULL, NULL FROM {s}.ledger_heads WHERE originator_id = ANY(%s) "
-                "UNION ALL SELECT originator_id, 2, version, NULL, NULL, NULL, NULL, NULL, "
-                "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+                "UNION ALL SELECT 2, originator_id, version, NULL, NULL, NULL, NULL, NULL, "
                 "NULL, NULL, NULL, reason FROM {s}.ledger_breaks "
-                "WHERE originator_id = ANY(%s) "
-                "ORDER BY 1, 2, 3"),
+                "WHERE originator_id = ANY(%s) ORDER BY 1, 2, 3"),
+            "nearest_before": q("SELECT notification_id, originator_id, originator_version, "
+                                "event_digest, log_link, prev_id, prev_version, prev_link "
+                                "FROM {s}.{t} WHERE notification_id < %s "
+                                "ORDER BY notification_id DESC LIMIT 1"),
+            "nearest_after": q("SELECT notification_id, originator_id, originator_version, "
+                               "event_digest, log_link, prev_id, prev_version, prev_link "
+                               "FROM {s}.{t} WHERE notification_id > %s "
+                               "ORDER BY notification_id LIMIT 1"),
             "heads": q("SELECT originator_id, version, event_digest FROM {s}.ledger_heads "
                        "WHERE originator_id = ANY(%s)"),
             "heads_page": q("SELECT originator_id, version, event_digest "
@@ -421,35 +429,42 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
 
     def select_events_many(self, originator_ids: Sequence[Any]) -> dict[Any, Loaded]:
         rows: dict[UUID | str, list[Row]] = {}
-        places: dict[UUID | str, list[Placed]] = {}
+        own: dict[UUID | str, list[Beside]] = {}
+        near: dict[int, Beside] = {}
         heads: dict[UUID | str, Head] = {}
         recorded: dict[UUID | str, tuple[int, str]] = {}
         ids = list(originator_ids)
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self._q["many"], (ids, ids, ids), prepare=True)
             for r in curs.fetchall():
-                oid = r["originator_id"]
-                if r["kind"] == 1:
+                kind, oid = r["kind"], r["originator_id"]
+                if kind == 1:
                     heads[oid] = Head(r["version"], bytes(r["digest"]))
-                elif r["kind"] == 2:
+                elif kind == 2:
                     recorded[oid] = (r["version"], r["reason"])
                 else:
-                    stored = _bytes(r["digest"])
-                    rows.setdefault(oid, []).append(Row(r["version"], r["topic"],
-                                                        bytes(r["state"]), stored))
-                    places.setdefault(oid, []).append(Placed(
-                        Beside(r["pos"], oid, r["version"], stored, _bytes(r["link"]),
-                               _ref(r["prev_id"], r["prev_version"]),
-                               _bytes(r["prev_link"])),
-                        None if r["p_pos"] is None else Beside(
-                            r["p_pos"], r["p_id"], r["p_v"], None, _bytes(r["p_link"]), None,
-                            None),
-                        None if r["n_pos"] is None else Beside(
-                            r["n_pos"], r["n_id"], r["n_v"], _bytes(r["n_digest"]),
-                            _bytes(r["n_link"]), _ref(r["n_prev_id"], r["n_prev_v"]),
-                            _bytes(r["n_prev_link"]))))
+                    event = near[r["pos"]] = Beside(
+                        r["pos"], oid, r["version"], _bytes(r["digest"]), _bytes(r["link"]),
+                        _ref(r["prev_id"], r["prev_version"]), _bytes(r["prev_link"]))
+                    if kind == 0:  # the order's own, by version
+                        rows.setdefault(oid, []).append(Row(
+                            r["version"], r["topic"], bytes(r["state"]), event.digest))
+                        own.setdefault(oid, []).append(event)
+            places = {oid: placements(events, near,
+                                      lambda p, step: self._nearest(curs, p, step))
+                      for oid, events in own.items()}
             return checked(rows, heads, self.heads, places, recorded,
                            lambda ref: self._missing(curs, ref))
+
+    def _nearest(self, curs: Cursor[DictRow], position: int, step: int) -> Beside | None:
+        """The event nearest to `position` before it (step -1) or after it (1)."""
+        curs.execute(self._q["nearest_before" if step < 0 else "nearest_after"], (position,),
+                     prepare=True)
+        r = curs.fetchone()
+        return None if r is None else Beside(
+            r["notification_id"], r["originator_id"], r["originator_version"],
+            _bytes(r["event_digest"]), _bytes(r["log_link"]),
+            _ref(r["prev_id"], r["prev_version"]), _bytes(r["prev_link"]))
 
     def _missing(self, curs: Cursor[DictRow], ref: Ref) -> bool:
         """Whether `ref` is an event not in the store at any position."""

@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from itertools import groupby
 from typing import Any
 from uuid import UUID
 
@@ -43,7 +44,15 @@ from aftersales.storage.chain import (
     link,
 )
 from aftersales.storage.inbox import INDEX, SQLITE_DDL, TABLE, SQLiteInbox
-from aftersales.storage.logcheck import Beside, BreakRow, LinkRow, Placed, Ref, checked
+from aftersales.storage.logcheck import (
+    Beside,
+    BreakRow,
+    LinkRow,
+    Placed,
+    Ref,
+    checked,
+    placements,
+)
 from aftersales.storage.port import (
     REPORTED,
     ChainedNotification,
@@ -130,30 +139,6 @@ _BESIDE = ("rowid, originator_id, originator_version, event_digest, log_link, pr
 
 def _beside(r: Sequence[Any]) -> Beside:
     return Beside(r[0], r[1], r[2], r[3], r[4], _pair(r[5], r[6]), r[7])
-
-
-class _Around:
-    """Events of the log by position: some orders' own (`rows`), and those next to them,
-    read by rowid in the caller's read transaction; where a rowid next to one is not
-    there (a removed event, or the log's end), the nearest one is looked up."""
-
-    def __init__(self, table: str, c: SQLiteCursor, own: dict[int, Beside]) -> None:
-        self.table, self.c, self.rows = table, c, dict(own)
-        wanted = sorted({p + d for p in own for d in (-1, 1)} - own.keys() - {0})
-        for part in chunks(wanted):
-            c.execute(f"SELECT {_BESIDE} FROM {table} WHERE rowid IN ({_marks(len(part))})",
-                      list(part))
-            self.rows.update((r[0], _beside(r)) for r in c.fetchall())
-
-    def at(self, position: int, step: int) -> Beside | None:
-        found = self.rows.get(position + step)
-        if found is not None or position + step <= 0:
-            return found
-        self.c.execute(f"SELECT {_BESIDE} FROM {self.table} WHERE rowid "
-                       + ("< ? ORDER BY rowid DESC" if step < 0 else "> ? ORDER BY rowid")
-                       + " LIMIT 1", (position,))
-        r = self.c.fetchone()
-        return None if r is None else _beside(r)
 
 
 def _hex(originator_id: UUID | str) -> str:
@@ -391,23 +376,19 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
                 keys.update((x, h) for h, x in ids.items())
                 c.execute(self._own.format(_marks(len(ids))), list(ids))
                 found = c.fetchall()  # by order and version
-                log = _Around(self.events_table_name, c, {
-                    r[5]: Beside(r[5], r[0], r[1], r[4], r[6], _pair(r[7], r[8]), r[9])
-                    for r in found})
-                near, at = log.rows.get, log.at
-                current = None
-                events: list[Row] = []
-                placed: list[Placed] = []
-                for r in found:
-                    if r[0] != current:  # the next order (each id hashed once, not a row)
-                        current = r[0]
-                        events, placed = [], []
-                        rows[ids[current]], places[ids[current]] = events, placed
-                    position = r[5]
-                    events.append(Row(r[1], r[2], r[3], r[4]))
-                    placed.append(Placed(log.rows[position],
-                                         near(position - 1) or at(position, -1),
-                                         near(position + 1) or at(position, 1)))
+                near = {r[5]: Beside(r[5], r[0], r[1], r[4], r[6], _pair(r[7], r[8]), r[9])
+                        for r in found}
+                wanted = sorted({p + d for p in near for d in (-1, 1)} - near.keys() - {0})
+                for chunk in chunks(wanted):
+                    c.execute(f"SELECT {_BESIDE} FROM {self.events_table_name} WHERE rowid "
+                              f"IN ({_marks(len(chunk))})", list(chunk))
+                    near.update((r[0], _beside(r)) for r in c.fetchall())
+                for key, group in groupby(found, key=lambda r: r[0]):
+                    mine = list(group)
+                    oid = ids[key]
+                    rows[oid] = [Row(r[1], r[2], r[3], r[4]) for r in mine]
+                    places[oid] = placements([near[r[5]] for r in mine], near,
+                                             lambda p, step: self._nearest(c, p, step))
                 heads.update(self._heads_in(c, part))
                 c.execute("SELECT originator_id, version, reason FROM ledger_breaks WHERE "
                           f"originator_id IN ({_marks(len(ids))})", list(ids))
@@ -420,6 +401,14 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
         if found is None:
             found = known[hex_id] = self.convert_originator_id(hex_id)
         return found
+
+    def _nearest(self, c: SQLiteCursor, position: int, step: int) -> Beside | None:
+        """The event nearest to `position` before it (step -1) or after it (1)."""
+        c.execute(f"SELECT {_BESIDE} FROM {self.events_table_name} WHERE rowid "
+                  + ("< ? ORDER BY rowid DESC" if step < 0 else "> ? ORDER BY rowid")
+                  + " LIMIT 1", (position,))
+        r = c.fetchone()
+        return None if r is None else _beside(r)
 
     def _missing(self, c: SQLiteCursor, ref: Ref) -> bool:
         """Whether `ref` is an event not in the store at any position."""
