@@ -128,3 +128,16 @@ class Scenario:
 
     def last(self, name: str) -> OrderEvent:
         return [e for e in self.events() if type(e).__name__ == name][-1]
+
+
+def refunded_returns(ledger: Ledger, *order_ids: str) -> None:
+    """Online orders, each with a return refunded by the platform (PlatformRefunded, 5000,
+    R-ON-4) and a second request awaiting the merchant (the tampering tests' orders)."""
+    for order_id in order_ids:
+        s = Scenario(ledger, "online", order_id=order_id)
+        s.to_delivered()
+        s.do("request_return", DAY, reason="half", amount=5000)
+        s.do("approve_return")
+        s.do("submit_tracking", carrier="YTO", tracking_no="YT1")
+        s.do("confirm_receipt", DAY)  # refunded by the platform: PlatformRefunded, 5000
+        s.do("request_return", DAY, reason="again", amount=100)

@@ -39,7 +39,7 @@ from tests.reliability.test_tampering import (
     altered,
     refund_row,
 )
-from tests.scenario import DAY, Scenario
+from tests.scenario import Scenario, refunded_returns
 
 #: How long anything here may take before the test fails (never a pause to wait out).
 PATIENCE = 60.0
@@ -65,16 +65,7 @@ def cli(db_url: str, capsys: pytest.CaptureFixture[str],
     return Cli(db_url, capsys)
 
 
-def _returns(ledger: Ledger, *order_ids: str) -> None:
-    """Orders with a refunded return and a second request each (as the tampering tests)."""
-    for order_id in order_ids:
-        s = Scenario(ledger, "online", order_id=order_id)
-        s.to_delivered()
-        s.do("request_return", DAY, reason="half", amount=5000)
-        s.do("approve_return")
-        s.do("submit_tracking", carrier="YTO", tracking_no="YT1")
-        s.do("confirm_receipt", DAY)  # refunded by the platform: PlatformRefunded, 5000
-        s.do("request_return", DAY, reason="again", amount=100)
+_returns = refunded_returns  # orders with a refunded return and a second request each
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from aftersales.storage.chain import ZERO, link
 from tests.faults import Store
 from tests.faults import recompute_order as _recompute_order
 from tests.reliability.snapshot import run_cli, snapshot
-from tests.scenario import DAY, HOUR, Scenario
+from tests.scenario import DAY, HOUR, refunded_returns
 
 pytestmark = pytest.mark.slow
 
@@ -35,14 +35,7 @@ pytestmark = pytest.mark.slow
 def store(db_url: str) -> Iterator[tuple[Ledger, Store]]:
     """Two orders with a case each: D1 (to be tampered with) and D2."""
     ledger = Ledger(db_url)
-    for order_id in ("D1", "D2"):
-        s = Scenario(ledger, "online", order_id=order_id)
-        s.to_delivered()
-        s.do("request_return", DAY, reason="half", amount=5000)
-        s.do("approve_return")
-        s.do("submit_tracking", carrier="YTO", tracking_no="YT1")
-        s.do("confirm_receipt", DAY)  # refunded by the platform: PlatformRefunded, 5000
-        s.do("request_return", DAY, reason="again", amount=100)
+    refunded_returns(ledger, "D1", "D2")
     db = Store(db_url)
     yield ledger, db
     db.close()
