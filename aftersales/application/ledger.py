@@ -10,8 +10,9 @@ made idempotent by `command_id` and optimistic-concurrency conflicts are retried
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -29,7 +30,9 @@ from aftersales.errors import IntegrityBroken, NeedsUpgrade
 from aftersales.settings import DEFAULT_SETTINGS, Settings
 from aftersales.storage.codec import FastJSONTranscoder
 from aftersales.storage.config import eventsourcing_env, redacted, resolve_url
+from aftersales.storage.integrity import record_breaks, walk_log
 from aftersales.storage.port import LedgerRecorder, MessageRow
+from aftersales.storage.reading import LogReading
 from aftersales.storage.shard import Partition
 
 
@@ -51,6 +54,7 @@ class Ledger(Application[UUID]):
         guard: FutureGuard | None = None,
     ) -> None:
         self.url = resolve_url(url)
+        self.settings = settings
         #: A parallel ingest's worker sweeps only the orders it owns
         #: (`aftersales.storage.shard`).
         self.partition = partition
@@ -84,6 +88,31 @@ class Ledger(Application[UUID]):
     def broken(self) -> dict[UUID, IntegrityBroken]:
         """The orders found with a broken history by this ledger's loads, by id."""
         return self.uow.broken
+
+    # --- the reading port (`aftersales.storage.reading.LedgerReading`) ------------------
+
+    @property
+    def store_log(self) -> LogReading:
+        """The log and the records beside it, as the read side reads them (the recorder:
+        the library's log and the ledger's index are one object)."""
+        return cast(LogReading, self.index)
+
+    def to_domain_event(self, stored: StoredEvent) -> Any:
+        return self.mapper.to_domain_event(stored)
+
+    def walked_limits(self, cut: int) -> dict[str, tuple[int, str]]:
+        """Walk the whole log chain up to `cut` first, as `verify` does, and record the
+        orders its breaks name; every recorded break (these and earlier ones), by
+        order_uuid: a rebuild never adopts a history `verify` calls broken.  (The wall
+        clock is read here, at the edge, for the time the breaks are recorded.)"""
+        walk = walk_log(self.index, cut)
+        record_breaks(self.index, walk.breaks, datetime.now(UTC))
+        return {r.originator_id.hex: (r.version, f"{r.reason} (found by a walk of the log)")
+                for r in self.index.recorded_breaks()}
+
+    def opener(self) -> Callable[[], Ledger]:
+        """This ledger opened again (tables not created), in another process."""
+        return partial(Ledger, self.url, create_tables=False, settings=self.settings)
 
     def store_reason(self) -> str | None:
         """Why the store cannot be reached now, in its own words, if it can say (used when

@@ -56,8 +56,16 @@ from aftersales.errors import (
 )
 from aftersales.ingest.parallel import PARALLEL_FROM, default_workers, ingest_in_parallel
 from aftersales.ingest.serial import BATCH, IngestReport, Settled, broken_names, ingest
-from aftersales.readmodels.database import VIEWS_ENV_VAR, ReadModels, views_url
-from aftersales.readmodels.queries import (
+from aftersales.runtime.garbage import tune_for_batch_work
+from aftersales.settings import Settings, business_zone
+from aftersales.storage.config import DEFAULT_URL, ENV_VAR, redacted, resolve_url, sqlite_path
+from aftersales.storage.integrity import Check, check, order_names, record_breaks, watch_log
+from aftersales.storage.logcheck import LogBreak, LogWalk
+from aftersales.storage.retry import Patience, is_store_error, may_pass
+from aftersales.storage.retry import describe as store_error
+from aftersales.storage.shard import SHARDS
+from projections.database import VIEWS_ENV_VAR, ReadModels, views_url
+from projections.queries import (
     DEMO_SCORECARD,
     DISCREPANCY_COLUMNS,
     DISPUTE_COLUMNS,
@@ -80,17 +88,10 @@ from aftersales.readmodels.queries import (
     scorecard_table,
     scorecard_with_total,
 )
-from aftersales.readmodels.runner import BATCH as PROJECTION_BATCH
-from aftersales.readmodels.runner import Lag, Projected, Runner, lag_behind, projected, verify
-from aftersales.readmodels.schema import SCHEMA_VERSION
-from aftersales.runtime.garbage import tune_for_batch_work
-from aftersales.settings import Settings, business_zone
-from aftersales.storage.config import DEFAULT_URL, ENV_VAR, redacted, resolve_url, sqlite_path
-from aftersales.storage.integrity import Check, check, order_names, record_breaks, watch_log
-from aftersales.storage.logcheck import LogBreak, LogWalk
-from aftersales.storage.retry import Patience, is_store_error, may_pass
-from aftersales.storage.retry import describe as store_error
-from aftersales.storage.shard import SHARDS
+from projections.rebuild import default_workers as rebuild_workers  # noqa: F401 (bench)
+from projections.runner import BATCH as PROJECTION_BATCH
+from projections.runner import Lag, Projected, Runner, lag_behind, projected, verify
+from projections.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from aftersales.devtools.douyin_feed import FeedPlan

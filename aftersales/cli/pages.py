@@ -37,7 +37,7 @@ from aftersales.domain.events import (
     Ruled,
 )
 from aftersales.domain.order import Order
-from aftersales.readmodels.fold import DISCREPANCY_COUNTERS
+from projections.fold import DISCREPANCY_COUNTERS
 
 #: Series colours, in order (distinguishable, and readable on white).
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",

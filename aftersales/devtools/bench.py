@@ -27,11 +27,11 @@ from typing import Any
 
 from aftersales.application.commands import OrderCommand, parse_command
 from aftersales.application.ledger import Ledger
+from aftersales.cli.main import rebuild_workers  # type: ignore[attr-defined]
 from aftersales.devtools.memory import TreePeak
 from aftersales.devtools.workload import START, Workload, generate
 from aftersales.ingest.parallel import default_workers
 from aftersales.ingest.serial import BATCH
-from aftersales.readmodels.rebuild import default_workers as rebuild_workers
 from aftersales.storage.config import postgres_target, redacted
 from aftersales.storage.sqlite import PRAGMAS
 

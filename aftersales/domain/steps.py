@@ -49,7 +49,7 @@ Who reads it: the aggregate (`Order.pending_deadline` names the rule of the step
 and `DeadlineMissed` events record the row's violation or lapse); the status document and
 the read models (`awaiting`, the rule of `next_deadline` and of the deadline index, through
 the aggregate); the read models' violation and lapse rows, their compliance counters and
-the scorecard's violation total (`aftersales.readmodels.fold`, `.schema`, `.queries`).
+the scorecard's violation total (`projections.fold`, `.schema`, `.queries`).
 A deadline's instant is computed once, when the step that starts it is decided, and is kept
 in that event (`tracking_deadline`, …), so a change of policy never rewrites history.
 """

@@ -13,12 +13,25 @@ import math
 from collections.abc import Callable
 from datetime import datetime
 from threading import Thread
+from typing import Protocol
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from aftersales.application.clock import wall_clock
-from aftersales.readmodels.runner import Lag
+
+
+class Lag(Protocol):
+    """The read models' lag as the runner reads it (`projections.runner.Lag`: the service
+    does not import the read side)."""
+
+    @property
+    def position(self) -> int: ...
+
+    @property
+    def events(self) -> int: ...
+
+    def seconds(self, now: datetime) -> float | None: ...
 
 
 class ProjectionMetrics:

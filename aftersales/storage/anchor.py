@@ -396,7 +396,7 @@ def _engine(url: str, target: PostgresTarget | None, settings: Settings) -> Engi
     if target is None:
         return create_engine(url, poolclass=NullPool,
                              connect_args={"timeout": settings.lock_timeout})
-    from aftersales.storage.postgres import answering, connect_kwargs
+    from aftersales.storage.connections import answering, connect_kwargs
     connection = answering(settings.answer_timeout)
     kwargs = connect_kwargs(target, settings)
     return create_engine("postgresql+psycopg://", poolclass=NullPool,

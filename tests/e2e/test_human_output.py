@@ -17,7 +17,7 @@ import pytest
 
 from aftersales.cli.human import cell, heading, local, plain, yuan
 from aftersales.cli.tables import render
-from aftersales.readmodels.queries import (
+from projections.queries import (
     DEMO_SCORECARD,
     DISCREPANCY_CLASSES,
     SCORECARD,

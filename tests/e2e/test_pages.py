@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from aftersales.cli.human import cell, yuan
-from aftersales.readmodels.database import ReadModels
-from aftersales.readmodels.queries import (
+from projections.database import ReadModels
+from projections.queries import (
     SCORECARD,
     compensation_per_month,
     list_lapses,

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import update
 
 from aftersales import Ledger
-from aftersales.readmodels.database import ReadModels
-from aftersales.readmodels.schema import order_status
+from projections.database import ReadModels
+from projections.schema import order_status
 from tests.e2e.test_cli import db, run
 
 __all__ = ["db"]  # the store fixture, shared with test_cli

@@ -21,18 +21,18 @@ import pytest
 from sqlalchemy import text, update
 
 from aftersales import Ledger
-from aftersales.readmodels import rebuild as rebuild_module
-from aftersales.readmodels.database import ReadModels
-from aftersales.readmodels.fold import DISCREPANCY_COUNTERS
-from aftersales.readmodels.queries import (
+from projections import rebuild as rebuild_module
+from projections.database import ReadModels
+from projections.fold import DISCREPANCY_COUNTERS
+from projections.queries import (
     DISCREPANCY_CLASSES,
     SCORECARD,
     list_discrepancies,
     scorecard_table,
     scorecard_with_total,
 )
-from aftersales.readmodels.runner import Runner, verify
-from aftersales.readmodels.schema import SCHEMA_VERSION, merchant_compliance, projection_meta
+from projections.runner import Runner, verify
+from projections.schema import SCHEMA_VERSION, merchant_compliance, projection_meta
 from tests.e2e.test_cli import run
 from tests.integration.test_projections import project, rows, stored, views
 from tests.integration.test_projections_kinds import counters

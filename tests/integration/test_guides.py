@@ -16,8 +16,8 @@ from sqlalchemy import text
 
 from aftersales import Ledger, status_document
 from aftersales.ingest.serial import ingest
-from aftersales.readmodels.database import ReadModels, views_url
-from aftersales.readmodels.runner import Runner
+from projections.database import ReadModels, views_url
+from projections.runner import Runner
 from tests.scenario import CST, DAY, GOODS, HOUR, POSTAGE, T0, Scenario
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"

@@ -43,12 +43,12 @@ from eventsourcing.utils import Environment, get_topic
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from aftersales.readmodels.database import ReadModels
 from aftersales.storage.codec import FastJSONTranscoder
 from aftersales.storage.config import eventsourcing_env
 from aftersales.storage.memory import MemoryLedgerRecorder
 from aftersales.storage.postgres import LedgerPostgresFactory, PostgresLedgerRecorder
 from aftersales.storage.sqlite import LedgerSQLiteFactory, SQLiteLedgerRecorder
+from projections.database import ReadModels
 from tests.conftest import PG_URL, _conninfo, drop_schema, new_schema_url
 
 SQLITE_TOPIC = "aftersales.storage.sqlite:LedgerSQLiteFactory"

@@ -13,11 +13,11 @@ from sqlalchemy import select, update
 
 from aftersales import Ledger
 from aftersales.errors import ViewsMismatch
-from aftersales.readmodels import rebuild as rebuild_module
-from aftersales.readmodels.database import ReadModels, StaleTracking, views_url
-from aftersales.readmodels.queries import business_days
-from aftersales.readmodels.runner import Runner, verify
-from aftersales.readmodels.schema import (
+from projections import rebuild as rebuild_module
+from projections.database import ReadModels, StaleTracking, views_url
+from projections.queries import business_days
+from projections.runner import Runner, verify
+from projections.schema import (
     READ_MODELS,
     SCHEMA_VERSION,
     lapses,

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 
 from aftersales import Ledger
-from aftersales.readmodels.database import ReadModels
-from aftersales.readmodels.queries import list_disputes, list_violations, loss_rate, scorecard
-from aftersales.readmodels.schema import disputes, order_status, pending_deadlines, return_cases
+from projections.database import ReadModels
+from projections.queries import list_disputes, list_violations, loss_rate, scorecard
+from projections.schema import disputes, order_status, pending_deadlines, return_cases
 from tests.integration.test_projections import (
     assert_rebuild_stores_what_was_projected,
     one,

@@ -10,15 +10,15 @@ from __future__ import annotations
 from datetime import date
 
 from aftersales import Ledger
-from aftersales.readmodels.database import ReadModels
-from aftersales.readmodels.queries import (
+from projections.database import ReadModels
+from projections.queries import (
     disputes_by_merchant,
     list_discrepancies,
     list_disputes,
     scorecard_with_total,
 )
-from aftersales.readmodels.runner import verify
-from aftersales.readmodels.schema import (
+from projections.runner import verify
+from projections.schema import (
     discrepancies,
     disputes,
     merchant_compliance,

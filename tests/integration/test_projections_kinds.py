@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from aftersales import Ledger
-from aftersales.readmodels.database import ReadModels
-from aftersales.readmodels.queries import scorecard
-from aftersales.readmodels.runner import Runner
-from aftersales.readmodels.schema import (
+from projections.database import ReadModels
+from projections.queries import scorecard
+from projections.runner import Runner
+from projections.schema import (
     deadline_changes,
     merchant_compliance,
     order_status,

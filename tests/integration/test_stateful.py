@@ -40,18 +40,18 @@ from aftersales.domain.states import CaseKind, CaseStatus, Flow, dispute_result
 from aftersales.domain.steps import TERMINAL_CASE_STATUSES
 from aftersales.errors import IntegrityBroken
 from aftersales.ingest.serial import Settled, ingest
-from aftersales.readmodels.database import ReadModels
-from aftersales.readmodels.runner import Runner, verify
-from aftersales.readmodels.schema import (
+from aftersales.settings import Settings
+from aftersales.storage.integrity import check, record_breaks
+from aftersales.storage.retry import Patience
+from projections.database import ReadModels
+from projections.runner import Runner, verify
+from projections.schema import (
     disputes,
     merchant_compliance,
     order_status,
     return_cases,
     violations,
 )
-from aftersales.settings import Settings
-from aftersales.storage.integrity import check, record_breaks
-from aftersales.storage.retry import Patience
 from tests.conftest import drop_schema, store_url_for
 from tests.faults import Store, StoreLock, recompute_order
 from tests.integration.rules_model import Model

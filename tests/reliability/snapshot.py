@@ -15,8 +15,8 @@ from typing import IO, Any
 from sqlalchemy import select
 
 from aftersales import Ledger
-from aftersales.readmodels.database import ReadModels
-from aftersales.readmodels.schema import READ_MODELS, metadata
+from projections.database import ReadModels
+from projections.schema import READ_MODELS, metadata
 from tests.integration.test_stateful import comparable
 
 #: Columns that depend on how writers interleaved (positions) or when they recorded (the

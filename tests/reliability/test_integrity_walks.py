@@ -26,9 +26,9 @@ from sqlalchemy import select
 from aftersales import Ledger
 from aftersales.cli.main import _failure
 from aftersales.errors import EXIT_INTERRUPTED, IntegrityBroken, RebuildInterrupted
-from aftersales.readmodels.database import ReadModels
-from aftersales.readmodels.schema import integrity_breaks
 from aftersales.storage.chain import ZERO, link
+from projections.database import ReadModels
+from projections.schema import integrity_breaks
 from tests.faults import Store, recompute_order
 from tests.reliability.snapshot import run_cli
 from tests.reliability.test_tampering import altered, refund_row

@@ -20,9 +20,9 @@ from sqlalchemy import select, text
 from aftersales import Ledger
 from aftersales.domain.order import order_uuid
 from aftersales.errors import IntegrityBroken
-from aftersales.readmodels.database import ReadModels
-from aftersales.readmodels.schema import integrity_breaks, order_status
 from aftersales.storage.chain import ZERO, link
+from projections.database import ReadModels
+from projections.schema import integrity_breaks, order_status
 from tests.faults import Store
 from tests.faults import recompute_order as _recompute_order
 from tests.reliability.snapshot import run_cli, snapshot

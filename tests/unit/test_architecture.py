@@ -9,8 +9,12 @@ from functools import cache
 from pathlib import Path
 
 import aftersales
+import projections
 
 PACKAGE = Path(aftersales.__file__).parent
+#: The write side (`aftersales`) and the read side (`projections`), side by side.
+PACKAGES = (PACKAGE, Path(projections.__file__).parent)
+OURS = ("aftersales", "projections")
 
 #: Each layer and what it may import (besides itself, `aftersales.errors` and
 #: `aftersales.settings`); docs/architecture.md draws the same.
@@ -19,27 +23,33 @@ LAYERS: dict[str, set[str]] = {
     "runtime": set(),
     "storage": {"domain", "runtime"},
     "application": {"domain", "storage", "runtime"},
-    "readmodels": {"domain", "storage", "application", "runtime"},
     "ingest": {"domain", "storage", "application", "runtime"},
     "feeds": {"domain", "storage", "application", "ingest", "runtime"},
     # The long-running services' HTTP, metrics and logs (serve-webhook, project --follow).
-    "service": {"domain", "storage", "application", "readmodels", "feeds", "runtime"},
-    "cli": {"domain", "storage", "application", "readmodels", "ingest", "feeds", "runtime",
+    "service": {"domain", "storage", "application", "feeds", "runtime"},
+    # The composition root: the only module of `aftersales` that imports the read side.
+    "cli": {"domain", "storage", "application", "projections", "ingest", "feeds", "runtime",
             "service"},
-    "devtools": {"domain", "storage", "application", "readmodels", "ingest", "feeds",
-                 "runtime", "cli", "service"},
+    "devtools": {"domain", "storage", "application", "ingest", "feeds", "runtime", "cli",
+                 "service"},
+    # The read side: the domain's events, and the store only through its reading port.
+    "projections": {"domain", "runtime"},
 }
 EVERYWHERE = {"errors", "settings"}
+#: All of `aftersales.storage` the read side may import: the reading port, the notifications
+#: it returns, the chain's hashes (to check a folded history), and how to connect.
+READING_PORT = {f"aftersales.storage.{m}" for m in (
+    "reading", "port", "chain", "config", "connections", "retry")}
 
 
 def module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts  # both side by side
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 @cache
 def modules() -> dict[str, Path]:
-    return {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    return {module_name(p): p for root in PACKAGES for p in root.rglob("*.py")}
 
 
 def resolve(name: str) -> str:
@@ -67,13 +77,13 @@ def imports(module: str) -> tuple[frozenset[str], frozenset[str]]:
             found = eager if not in_function else lazy
             if isinstance(child, ast.Import):
                 found.update(resolve(a.name) for a in child.names
-                             if a.name.startswith("aftersales"))
+                             if a.name.startswith(OURS))
             elif isinstance(child, ast.ImportFrom):
                 base = child.module or ""
                 if child.level:  # relative: from the module's own package up
                     up = package.split(".")[: len(package.split(".")) - child.level + 1]
                     base = ".".join([*up, *([base] if base else [])])
-                if base.startswith("aftersales"):
+                if base.startswith(OURS):
                     found.update(resolve(f"{base}.{a.name}") for a in child.names)
             visit(child, in_function or isinstance(
                 child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda))
@@ -83,8 +93,11 @@ def imports(module: str) -> tuple[frozenset[str], frozenset[str]]:
 
 
 def layer(module: str) -> str | None:
-    """`domain` for `aftersales.domain.order`; None for the package itself."""
+    """`domain` for `aftersales.domain.order`, `projections` for any module of the read
+    side; None for the package `aftersales` itself."""
     parts = module.split(".")
+    if parts[0] == "projections":
+        return "projections"
     return parts[1] if len(parts) > 1 else None
 
 
@@ -121,6 +134,8 @@ def test_each_layer_imports_only_the_layers_below_it() -> None:
             other = layer(n)
             if own == "cli" and other == "devtools" and n not in eager:
                 continue  # loaded on use (the next test)
+            if own == "projections" and n in READING_PORT:
+                continue
             if other != own and other not in LAYERS[own] | EVERYWHERE:
                 wrong.append(f"{m} imports {n}")
     assert wrong == []
@@ -154,6 +169,27 @@ def test_development_tools_are_loaded_only_on_use_by_the_command_line() -> None:
         assert not {n for n in eager if layer(n) == "devtools"}, m
         if layer(m) != "cli":
             assert not {n for n in lazy if layer(n) == "devtools"}, m
+
+
+def test_nothing_of_the_write_side_but_the_command_line_imports_the_read_side() -> None:
+    """The layout rule: `aftersales/` (domain, application, storage, ingest, feeds, service)
+    never imports `projections`; the command line, the composition root, hands the read
+    side the ledger through the reading port; `projections` imports of `aftersales` only the
+    domain, the errors, the settings, process helpers and the reading port."""
+    wrong = []
+    for m in modules():
+        eager, lazy = imports(m)
+        side = m.split(".")[0]
+        for n in eager | lazy:
+            if side == "aftersales" and layer(m) != "cli" and n.startswith("projections"):
+                wrong.append(f"{m} imports {n}")
+            if side == "projections" and n.startswith("aftersales.") and not (
+                    layer(n) in {"domain", "runtime", *EVERYWHERE} or n in READING_PORT):
+                wrong.append(f"{m} imports {n}")
+    assert wrong == []
+    assert {m for m in modules() if m.startswith("projections.")} >= {
+        "projections.schema", "projections.runner", "projections.live", "projections.rebuild",
+        "projections.queries"}
 
 
 def test_nothing_of_the_product_imports_the_command_line() -> None:

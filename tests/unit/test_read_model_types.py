@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sqlalchemy import DateTime
 from sqlalchemy.dialects import sqlite
 
-from aftersales.readmodels.schema import UTCDateTime
+from projections.schema import UTCDateTime
 
 DIALECT = sqlite.dialect()
 SQLALCHEMY_TEXT = DateTime().dialect_impl(DIALECT).bind_processor(DIALECT)

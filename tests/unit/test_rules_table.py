@@ -25,7 +25,7 @@ from aftersales.domain.steps import (
     VIOLATION_COUNTERS,
     awaiting,
 )
-from aftersales.readmodels.schema import merchant_compliance, metadata
+from projections.schema import merchant_compliance, metadata
 from tests.scenario import DAY, HOUR, SECOND, Scenario
 
 PACKAGE = Path(aftersales.__file__).parent

@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, case, func, select
 
 from aftersales.domain.steps import VIOLATION_COUNTERS
-from aftersales.readmodels.database import ReadModels
-from aftersales.readmodels.fold import COUNTERS, DISCREPANCY_COUNTERS, median_seconds
-from aftersales.readmodels.schema import (
+from projections.database import ReadModels
+from projections.fold import COUNTERS, DISCREPANCY_COUNTERS, median_seconds
+from projections.schema import (
     deadline_changes,
     discrepancies,
     disputes,

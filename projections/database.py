@@ -16,16 +16,16 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import StaticPool
 
 from aftersales.errors import ViewsConfigError, ViewsMismatch
-from aftersales.readmodels.schema import (
+from aftersales.settings import DEFAULT_SETTINGS, Settings, business_zone
+from aftersales.storage.config import PostgresTarget, postgres_target
+from aftersales.storage.connections import answering, connect_kwargs
+from aftersales.storage.retry import retry_races
+from projections.schema import (
     SCHEMA_VERSION,
     metadata,
     projection_meta,
     projection_tracking,
 )
-from aftersales.settings import DEFAULT_SETTINGS, Settings, business_zone
-from aftersales.storage.config import PostgresTarget, postgres_target
-from aftersales.storage.postgres import answering, connect_kwargs
-from aftersales.storage.retry import retry_races
 
 VIEWS_ENV_VAR = "AFTERSALES_VIEWS_DB"
 PROJECTION_NAME = "reporting"

@@ -17,13 +17,13 @@ from typing import NamedTuple
 
 from sqlalchemy import inspect, select
 
-from aftersales.application.ledger import Ledger
 from aftersales.errors import Unsettled
-from aftersales.readmodels.database import ReadModels, StaleTracking
-from aftersales.readmodels.fold import decoding
-from aftersales.readmodels.live import ReportingProjection
-from aftersales.readmodels.rebuild import rebuild
-from aftersales.readmodels.schema import (
+from aftersales.storage.reading import LedgerReading
+from projections.database import ReadModels, StaleTracking
+from projections.fold import decoding
+from projections.live import ReportingProjection
+from projections.rebuild import rebuild
+from projections.schema import (
     READ_MODELS,
     metadata,
     projection_meta,
@@ -38,13 +38,13 @@ BATCH = 5000
 class Runner:
     """The reporting projection of one ledger."""
 
-    def __init__(self, ledger: Ledger, views: ReadModels, batch: int = BATCH,
+    def __init__(self, ledger: LedgerReading, views: ReadModels, batch: int = BATCH,
                  prepare: bool = True) -> None:
         self.ledger, self.views, self.batch = ledger, views, batch
         if prepare:
             views.create_table()
         self.projection = ReportingProjection(view=views)
-        self.decode = decoding(ledger.mapper.to_domain_event)
+        self.decode = decoding(ledger.to_domain_event)
 
     @property
     def position(self) -> int:
@@ -52,7 +52,7 @@ class Runner:
 
     def lag(self) -> int:
         """Events recorded but not yet projected."""
-        return (self.ledger.recorder.max_notification_id() or 0) - self.position
+        return (self.ledger.store_log.max_notification_id() or 0) - self.position
 
     def catch_up(self, on_batch: Callable[[int], None] = lambda n: None,
                  stop: Event | None = None, upto: int | None = None) -> int:
@@ -63,7 +63,7 @@ class Runner:
             expected = self.views.max_tracking_id(self.ledger.name)
             if upto is not None and (expected or 0) >= upto:
                 return done
-            page = self.ledger.recorder.select_notifications(
+            page = self.ledger.store_log.select_notifications(
                 start=expected, limit=self.batch, stop=upto, inclusive_of_start=False)
             if not page:
                 return done
@@ -89,7 +89,7 @@ class Runner:
 
     @contextmanager
     def _waiter(self, stop: Event) -> Iterator[Callable[[float], object]]:
-        listen = getattr(self.ledger.recorder, "listen", None)
+        listen = getattr(self.ledger.store_log, "listen", None)
         if listen is None:
             yield stop.wait
             return
@@ -100,7 +100,7 @@ class Runner:
                 workers: int | None = None) -> int:
         """Drop every read model and replay all events (with this process's schema version
         and time zone), order by order, by `workers` processes
-        (`aftersales.readmodels.rebuild`)."""
+        (`projections.rebuild`)."""
         return rebuild(self.ledger, self.views, on_batch, workers)
 
 
@@ -130,23 +130,23 @@ class Lag(NamedTuple):
         return max(0.0, (now - self.oldest).total_seconds())
 
 
-def lag_behind(ledger: Ledger, position: int) -> Lag:
+def lag_behind(ledger: LedgerReading, position: int) -> Lag:
     """The ledger's lead over read models at `position`: two indexed reads (the last
     notification id; the first row after `position`)."""
-    head = ledger.recorder.max_notification_id() or 0
+    head = ledger.store_log.max_notification_id() or 0
     return Lag(position, head, recorded_after(ledger, position) if head > position else None)
 
 
-def recorded_after(ledger: Ledger, position: int) -> datetime | None:
+def recorded_after(ledger: LedgerReading, position: int) -> datetime | None:
     """When the first event after log position `position` was recorded: its `timestamp`,
     the wall clock as the ledger recorded it (what `history` shows as recorded_at).  None
     when there is none, or its state cannot be read (`verify` says why)."""
-    page = ledger.recorder.select_notifications(start=position, limit=1,
+    page = ledger.store_log.select_notifications(start=position, limit=1,
                                                 inclusive_of_start=False)
     if not page:
         return None
     try:
-        at = getattr(ledger.mapper.to_domain_event(page[0]), "timestamp", None)
+        at = getattr(ledger.to_domain_event(page[0]), "timestamp", None)
     except Exception:  # a broken record: its lag in time is unknown, not an error here
         return None
     return at if isinstance(at, datetime) else None
@@ -180,7 +180,8 @@ def projected(views: ReadModels, name: str) -> Projected:
     return Projected(True, meta[0], meta[1], position)
 
 
-def verify(ledger: Ledger, views: ReadModels, limit: int = 20, attempts: int = 5) -> list[str]:
+def verify(ledger: LedgerReading, views: ReadModels, limit: int = 20, attempts: int = 5
+           ) -> list[str]:
     """Rebuild into a scratch database and compare row by row with the live read models.
 
     Returns the differences (at most `limit` per table); empty when they agree.  The live

@@ -4,7 +4,7 @@ Replaying the log in its own order touches an order's rows again and again (its 
 spread over weeks of the log), so each batch must read rows back and write them again.  A
 rebuild reads the events grouped by order instead (the event store's key order), up to a
 cut taken when it starts: each order's rows are folded from nothing by the runner's own
-fold (`aftersales.readmodels.fold`) and inserted once, and so are its violations, lapses and
+fold (`projections.fold`) and inserted once, and so are its violations, lapses and
 pending deadline.  The merchants' daily counters each page adds are written to a scratch
 table and summed at the end, where the median response times are computed from the return
 cases, as the runner does.  The rows are those of a replay in log order (`verify`
@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from itertools import groupby, islice, pairwise
 from multiprocessing.connection import Connection as Pipe
 from uuid import UUID
@@ -43,10 +42,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.schema import CreateTable
 
-from aftersales.application.ledger import Ledger
 from aftersales.errors import RebuildFailed, RebuildInterrupted
-from aftersales.readmodels.database import PROJECTION_NAME, ReadModels
-from aftersales.readmodels.fold import (
+from aftersales.runtime.garbage import give_back_memory
+from aftersales.runtime.processes import serve, spawn
+from aftersales.settings import DEFAULT_SETTINGS, Settings
+from aftersales.storage.chain import check_head
+from aftersales.storage.reading import LedgerReading
+from projections.database import PROJECTION_NAME, ReadModels
+from projections.fold import (
     COUNTERS,
     Batch,
     broken,
@@ -56,8 +59,8 @@ from aftersales.readmodels.fold import (
     median_seconds,
     pending_rows,
 )
-from aftersales.readmodels.inserts import RowInserter
-from aftersales.readmodels.schema import (
+from projections.inserts import RowInserter
+from projections.schema import (
     ID,
     SCHEMA_VERSION,
     counter_columns,
@@ -74,11 +77,6 @@ from aftersales.readmodels.schema import (
     return_cases,
     violations,
 )
-from aftersales.runtime.garbage import give_back_memory
-from aftersales.runtime.processes import serve, spawn
-from aftersales.settings import DEFAULT_SETTINGS, Settings
-from aftersales.storage.chain import check_head
-from aftersales.storage.integrity import record_breaks, walk_log
 
 #: Events read per page (the trailing order of a full page waits for the next one).
 PAGE = 20_000
@@ -105,7 +103,8 @@ compliance_deltas = Table(
 class _Range:
     """A rebuild worker's job: the orders whose ids lie in [low, high) (as integers)."""
 
-    store: str
+    #: Opens the ledger in the worker's process (`LedgerReading.opener`).
+    store: Callable[[], LedgerReading]
     views: str
     tz: str
     cut: int
@@ -122,21 +121,21 @@ def default_workers(events: int, shared: bool = True) -> int:
     return min(os.cpu_count() or 1, 4) if shared and events >= PARALLEL_FROM else 1
 
 
-def rebuild(ledger: Ledger, views: ReadModels,
+def rebuild(ledger: LedgerReading, views: ReadModels,
             on_page: Callable[[int], None] = lambda n: None,
             workers: int | None = None) -> int:
     """Drop every read model and replay all events order by order; how many.  With
     several workers each replays the orders of one range of ids (this process the
     first), and this process finishes."""
-    cut = ledger.recorder.max_notification_id() or 0
-    limits = walked_limits(ledger, cut)
+    cut = ledger.store_log.max_notification_id() or 0
+    limits = ledger.walked_limits(cut)
     count = workers or default_workers(
         cut, shared=not ledger.url.startswith("memory:") and views.url != "sqlite://")
     _start(views)
     edges = [(SPACE * k) // count for k in range(count + 1)]
-    jobs = [_Range(ledger.url, views.url, views.tz_name, cut, low, high, views.settings,
+    jobs = [_Range(ledger.opener(), views.url, views.tz_name, cut, low, high, views.settings,
                    limits) for low, high in pairwise(edges)]
-    spawned = [spawn("aftersales.readmodels.rebuild", job) for job in jobs[1:]]
+    spawned = [spawn("projections.rebuild", job) for job in jobs[1:]]
     running = set(range(len(spawned)))
     done = 0
 
@@ -175,7 +174,7 @@ def rebuild(ledger: Ledger, views: ReadModels,
     return done
 
 
-def _replay(ledger: Ledger, views: ReadModels, job: _Range,
+def _replay(ledger: LedgerReading, views: ReadModels, job: _Range,
             on_page: Callable[[int], None]) -> int:
     """Project the orders of the job's range, a page at a time."""
     done = 0
@@ -183,7 +182,7 @@ def _replay(ledger: Ledger, views: ReadModels, job: _Range,
     before = UUID(int=job.high) if job.high < SPACE else None
     page = PAGE
     while True:
-        events = ledger.index.events_by_order(job.cut, after, page, before)
+        events = ledger.store_log.events_by_order(job.cut, after, page, before)
         if not events:
             return done
         if len(events) == page:  # the last order may go on in the next page: leave it
@@ -203,8 +202,8 @@ def _replay(ledger: Ledger, views: ReadModels, job: _Range,
 
 
 def _work(job: _Range, out: Pipe) -> None:
-    """`python -m aftersales.readmodels.rebuild`: a worker replays its range."""
-    ledger = Ledger(job.store, create_tables=False, settings=job.settings)
+    """`python -m projections.rebuild`: a worker replays its range."""
+    ledger = job.store()
     views = ReadModels(job.views, job.tz, job.settings)
     try:
         _replay(ledger, views, job, lambda n: out.send(("page", n)))
@@ -226,20 +225,11 @@ def _start(views: ReadModels) -> None:
             name=PROJECTION_NAME, schema_version=REBUILDING, timezone=views.tz_name))
 
 
-def walked_limits(ledger: Ledger, cut: int) -> dict[str, tuple[int, str]]:
-    """Walk the whole log chain up to `cut` first, as `verify` does, and record the orders
-    its breaks name; every recorded break (these and earlier ones), by order_uuid: a
-    rebuild never adopts a history `verify` calls broken."""
-    walk = walk_log(ledger.index, cut)
-    record_breaks(ledger.index, walk.breaks, datetime.now(UTC))
-    return {r.originator_id.hex: (r.version, f"{r.reason} (found by a walk of the log)")
-            for r in ledger.index.recorded_breaks()}
 
-
-def _project_page(ledger: Ledger, views: ReadModels, page: Sequence[Notification],
+def _project_page(ledger: LedgerReading, views: ReadModels, page: Sequence[Notification],
                   limits: Mapping[str, tuple[int, str]]) -> None:
     batch = Batch(views.tz, limits=limits)
-    decode = decoding(ledger.mapper.to_domain_event)
+    decode = decoding(ledger.to_domain_event)
     for notification in page:
         fold_recorded(batch, notification, decode)
     _check_heads(ledger, batch, page)
@@ -260,7 +250,7 @@ def _project_page(ledger: Ledger, views: ReadModels, page: Sequence[Notification
         RowInserter(compliance_deltas, conn)(deltas)
 
 
-def _check_heads(ledger: Ledger, batch: Batch, page: Sequence[Notification]) -> None:
+def _check_heads(ledger: LedgerReading, batch: Batch, page: Sequence[Notification]) -> None:
     """The orders whose head record does not name the last event the page holds: events
     missing at the end (unless the next one was recorded after the rebuild's cut, to be
     folded later), or a missing or altered head record (`check_head`).  Their rows stay as
@@ -269,10 +259,10 @@ def _check_heads(ledger: Ledger, batch: Batch, page: Sequence[Notification]) -> 
     for n in page:
         assert isinstance(n.originator_id, UUID)
         last[n.originator_id] = n.originator_version
-    heads = ledger.index.heads_of(list(last))
+    heads = ledger.store_log.heads_of(list(last))
     ahead = [(oid, v + 1) for oid, v in last.items()
              if oid in heads and heads[oid].version > v]
-    later = ledger.index.versions_present(ahead) if ahead else set()
+    later = ledger.store_log.versions_present(ahead) if ahead else set()
     for oid, version in last.items():
         key = oid.hex
         if key in batch.frozen:

@@ -12,8 +12,8 @@ from eventsourcing.persistence import Notification, Tracking
 from eventsourcing.projection import Projection
 from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, select, update
 
-from aftersales.readmodels.database import ReadModels
-from aftersales.readmodels.fold import (
+from projections.database import ReadModels
+from projections.fold import (
     Batch,
     Decode,
     Row,
@@ -22,7 +22,7 @@ from aftersales.readmodels.fold import (
     median_seconds,
     pending_rows,
 )
-from aftersales.readmodels.schema import (
+from projections.schema import (
     deadline_changes,
     discrepancies,
     disputes,
@@ -49,7 +49,7 @@ class ReportingProjection(Projection[ReadModels]):
         which folds recorded notifications, each checked."""
         raise NotImplementedError("the reporting projection folds recorded notifications, "
                                   "each checked against the chained record: use "
-                                  "process_batch (aftersales.readmodels.runner.Runner)")
+                                  "process_batch (projections.runner.Runner)")
 
     def process_batch(self, notifications: Sequence[Notification], application: str,
                       expected: int | None, decode: Decode) -> None:

@@ -29,7 +29,7 @@ from sqlalchemy import (
     TypeDecorator,
 )
 
-from aftersales.readmodels.fold import COUNTERS
+from projections.fold import COUNTERS
 
 SCHEMA_VERSION = 8
 
