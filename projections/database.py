@@ -30,6 +30,12 @@ from projections.schema import (
 VIEWS_ENV_VAR = "AFTERSALES_VIEWS_DB"
 PROJECTION_NAME = "reporting"
 DDL_ATTEMPTS = 5
+#: On PostgreSQL the read models live in a schema of their own (unless the read-model URL
+#: names one with `schema=`): the boundary a reporting role is given (`grant_reader`).
+REPORTING_SCHEMA = "reporting"
+#: A rebuild fills shadow tables first: the schema `<schema>_rebuild` on PostgreSQL, the
+#: file `<file>-rebuild` beside a SQLite file.
+SHADOW_SUFFIX = "_rebuild"
 
 
 class StaleTracking(IntegrityError):
@@ -37,11 +43,42 @@ class StaleTracking(IntegrityError):
 
 
 def views_url(store_url: str, url: str | None = None) -> str:
-    """Explicit URL, else $AFTERSALES_VIEWS_DB, else the events' own database."""
+    """Explicit URL, else $AFTERSALES_VIEWS_DB, else the events' own database (on
+    PostgreSQL in the schema `reporting`, or `<ledger's schema>_reporting`)."""
     chosen = url or os.environ.get(VIEWS_ENV_VAR)
     if chosen:
         return chosen
     return "sqlite://" if store_url.startswith("memory:") else store_url
+
+
+def reporting_schema(target: PostgresTarget) -> str:
+    """The schema the read models of a PostgreSQL URL live in: the URL's
+    `reporting_schema=`, else `reporting` (or `<schema>_reporting` when the URL names the
+    ledger's `schema=`)."""
+    chosen = target.settings.get("reporting_schema")
+    if chosen:
+        return chosen
+    return (REPORTING_SCHEMA if target.schema == "public"
+            else f"{target.schema}_{REPORTING_SCHEMA}")
+
+
+def shadow_url(url: str) -> str | None:
+    """Where a rebuild of the read models at `url` fills its shadow tables (None: in
+    place, for read models held in memory)."""
+    target = postgres_target(url)
+    if target is not None:
+        return target.url.update_query_dict(
+            {"reporting_schema": reporting_schema(target) + SHADOW_SUFFIX}
+        ).render_as_string(hide_password=False)
+    path = sqlite_path(url)
+    return None if path is None else f"sqlite:///{path}-rebuild"
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of a SQLite URL (None: in memory, or not SQLite)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    return url.removeprefix("sqlite:///").split("?", 1)[0] or None
 
 
 def make_engine(url: str, settings: Settings = DEFAULT_SETTINGS) -> Engine:
@@ -64,11 +101,13 @@ def make_engine(url: str, settings: Settings = DEFAULT_SETTINGS) -> Engine:
         return engine
     target = postgres_target(url)
     if target is not None:
+        schema = reporting_schema(target)
+        target = PostgresTarget(target.url, {**target.settings, "schema": schema})
         engine = _postgres_engine(target, settings)
-        if target.schema != "public":
+        if schema != "public":
             def create_schema() -> None:
                 with engine.begin() as conn:
-                    conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{target.schema}"'))
+                    conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
 
             retry_races(create_schema, (sa_exc.DBAPIError,), DDL_ATTEMPTS)
         return engine

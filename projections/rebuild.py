@@ -11,11 +11,11 @@ cases, as the runner does.  The rows are those of a replay in log order (`verify
 compares the two).
 
 On a large log, several processes replay at once, each the orders of one range of ids,
-and the one that started them finishes.  Pages are committed as they go; the read models
-say "being rebuilt" (schema version 0)
-until the last transaction writes the tracking position, so that a rebuild that stopped
-midway is replayed again on next use, never continued from a partial state.  Readers see
-the rows a page at a time meanwhile.
+and the one that started them finishes.  They fill shadow tables (`projections.swap`),
+committing pages as they go; the shadow says "being rebuilt" (schema version 0) until the
+last transaction writes the tracking position, and only then are the shadow tables swapped
+in, all in one transaction.  Readers see the old read models, whole, until then; a rebuild
+that stopped midway leaves them serving, and the next one starts its shadow afresh.
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ from projections.schema import (
     return_cases,
     violations,
 )
+from projections.swap import shadow_of, swap_in
 
 #: Events read per page (the trailing order of a full page waits for the next one).
 PAGE = 20_000
@@ -124,11 +125,25 @@ def default_workers(events: int, shared: bool = True) -> int:
 def rebuild(ledger: LedgerReading, views: ReadModels,
             on_page: Callable[[int], None] = lambda n: None,
             workers: int | None = None) -> int:
-    """Drop every read model and replay all events order by order; how many.  With
-    several workers each replays the orders of one range of ids (this process the
-    first), and this process finishes."""
+    """Replay all events order by order into shadow read models and swap them in at once
+    (`projections.swap`); how many.  With several workers each replays the orders of one
+    range of ids (this process the first), and this process finishes."""
     cut = ledger.store_log.max_notification_id() or 0
     limits = ledger.walked_limits(cut)
+    shadow = shadow_of(views)
+    try:
+        done = _build(ledger, shadow, cut, limits, on_page, workers)
+        swap_in(views, shadow)
+    finally:
+        if shadow is not views:
+            shadow.close()
+    return done
+
+
+def _build(ledger: LedgerReading, views: ReadModels, cut: int,
+           limits: Mapping[str, tuple[int, str]], on_page: Callable[[int], None],
+           workers: int | None) -> int:
+    """Replay every order up to `cut` into empty read models (the shadow ones)."""
     count = workers or default_workers(
         cut, shared=not ledger.url.startswith("memory:") and views.url != "sqlite://")
     _start(views)

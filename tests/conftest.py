@@ -66,10 +66,12 @@ def new_schema_url() -> str:
 
 
 def drop_schema(url: str) -> None:
-    schema = make_url(url).query["schema"]
+    """The test's schema, and its read models' (and their rebuild's shadow) beside it."""
+    schema = str(make_url(url).query["schema"])
     with psycopg.connect(_conninfo(make_url(PG_URL).database or ""), autocommit=True) as c:
-        c.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-            sql.Identifier(str(schema))))
+        for name in (schema, f"{schema}_reporting", f"{schema}_reporting_rebuild"):
+            c.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                sql.Identifier(name)))
 
 
 def store_url_for(kind: str, tmp_path: Path) -> str:

@@ -42,6 +42,9 @@ POSTGRES_SETTINGS = {
     "lock_timeout": ("POSTGRES_LOCK_TIMEOUT", ""),  # "": the lock timeout setting
     "pre_ping": ("POSTGRES_PRE_PING", "n"),
     "schema": ("POSTGRES_SCHEMA", ""),
+    # The read models' schema (projections.database.reporting_schema); the ledger's
+    # recorders ignore it.
+    "reporting_schema": ("POSTGRES_REPORTING_SCHEMA", ""),
 }
 
 
@@ -98,10 +101,11 @@ def postgres_target(url: str) -> PostgresTarget | None:
             f"unknown PostgreSQL URL parameter(s) {', '.join(sorted(unknown))}; "
             f"known: {', '.join(POSTGRES_SETTINGS)}")
     settings = {k: str(v if isinstance(v, str) else v[-1]) for k, v in parsed.query.items()}
-    schema = settings.get("schema")
-    if schema and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", schema):
-        raise StoreConfigError(f"schema {schema!r}: a PostgreSQL schema name here is 1-63 "
-                               "letters, digits and _, not starting with a digit")
+    for key in ("schema", "reporting_schema"):
+        schema = settings.get(key)
+        if schema and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,44}", schema):
+            raise StoreConfigError(f"{key} {schema!r}: a PostgreSQL schema name here is 1-45 "
+                                   "letters, digits and _, not starting with a digit")
     for name in ("lock_timeout", "connect_timeout", "pool_size", "max_overflow"):
         value = settings.get(name)
         if value is not None and not re.fullmatch(r"\d+(\.\d+)?", value):
