@@ -134,12 +134,16 @@ class ReadModels(TrackingRecorder):
         self.settings = settings
         self.tz_name, self.tz = business_zone(tz)
         self.engine = make_engine(url, settings)
+        #: Read models of an older schema version were found (`create_table`).
+        self.outdated = False
+        #: A runner rebuilt them for this version.
         self.rebuilt_for_version = False
 
     def create_table(self) -> None:
-        """Create the tables.  Read models of an older schema version are dropped (the
-        runner then replays them); read models of a newer version, or of another business
-        time zone, are refused: never mixed, never silently replaced."""
+        """Create the tables.  Read models of an older schema version are left serving and
+        marked `outdated` (the runner then rebuilds them into shadow tables and swaps them
+        in: the upgrade path); read models of a newer version, or of another business time
+        zone, are refused: never mixed, never silently replaced."""
         retry_races(self._create_table, (sa_exc.DBAPIError,), DDL_ATTEMPTS)
 
     def _create_table(self) -> None:
@@ -148,11 +152,9 @@ class ReadModels(TrackingRecorder):
             meta = self._meta(conn)
         if meta is not None and meta != (SCHEMA_VERSION, self.tz_name):
             if meta[0] < SCHEMA_VERSION:
-                self.drop()
-                self.rebuilt_for_version = True
-                meta = None
-            else:
-                raise ViewsMismatch(self.mismatch(meta))
+                self.outdated = True
+                return
+            raise ViewsMismatch(self.mismatch(meta))
         with self.engine.begin() as conn:
             metadata.create_all(conn)
             if meta is None:

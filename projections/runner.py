@@ -41,10 +41,13 @@ class Runner:
     def __init__(self, ledger: LedgerReading, views: ReadModels, batch: int = BATCH,
                  prepare: bool = True) -> None:
         self.ledger, self.views, self.batch = ledger, views, batch
-        if prepare:
-            views.create_table()
         self.projection = ReportingProjection(view=views)
         self.decode = decoding(ledger.to_domain_event)
+        if prepare:
+            views.create_table()
+            if views.outdated:  # the upgrade path: old tables serve until the swap
+                self.rebuild()
+                views.outdated, views.rebuilt_for_version = False, True
 
     @property
     def position(self) -> int:

@@ -26,7 +26,7 @@ from aftersales.storage.config import postgres_target
 from projections import rebuild as rebuild_module
 from projections.boundary import grant_reader
 from projections.database import ReadModels, reporting_schema, views_url
-from projections.runner import Runner
+from projections.runner import Runner, verify
 from projections.schema import order_status, return_cases
 from tests.conftest import PG_URL, _conninfo, drop_schema, new_schema_url
 from tests.scenario import refunded_returns
@@ -239,3 +239,27 @@ def test_grant_reader_on_sqlite_says_to_give_a_file_of_its_own(tmp_path: Path) -
             grant_reader(views, "bi")
     finally:
         views.close()
+
+
+def test_a_projection_beside_a_rebuild_goes_on_from_the_swapped_in_position(
+        durable_ledger: Ledger, views: ReadModels, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`project --follow` may run while `rebuild` does: it keeps the old tables current
+    meanwhile, and carries on from the rebuilt position after the swap; nothing is counted
+    twice or missed."""
+    follower = Runner(durable_ledger, views, prepare=False)
+    later = iter([f"L{k}" for k in range(3)])
+    projected_meanwhile: list[int] = []
+
+    def on_page(n: int) -> None:  # new events after the rebuild's cut, projected at once
+        order = next(later, None)
+        if order is not None:
+            refunded_returns(durable_ledger, order)
+            projected_meanwhile.append(follower.catch_up())
+
+    monkeypatch.setattr(rebuild_module, "PAGE", 6)
+    Runner(durable_ledger, views, prepare=False).rebuild(on_page, workers=1)
+    assert len(projected_meanwhile) == 3 and all(projected_meanwhile)
+    assert counts(views)[0] == len(ORDERS)  # the swap: the rows up to the cut
+    assert follower.catch_up() > 0  # the later orders' events, again, into the new tables
+    assert counts(views)[0] == len(ORDERS) + 3
+    assert verify(durable_ledger, views) == []
