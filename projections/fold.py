@@ -83,8 +83,19 @@ class Batch:
     #: only up to that version.
     limits: Mapping[str, tuple[int, str]] = field(default_factory=dict)
 
+    #: The first and the last business day the batch's events fall on, or any day its
+    #: rows hold (the span `business_calendar` must cover).
+    first_day: date | None = None
+    last_day: date | None = None
+
     def day(self, at: datetime) -> date:
-        return at.astimezone(self.tz).date()
+        """The business day of an instant (and the batch's span grows to it)."""
+        found = at.astimezone(self.tz).date()
+        if self.first_day is None or found < self.first_day:
+            self.first_day = found
+        if self.last_day is None or found > self.last_day:
+            self.last_day = found
+        return found
 
     def count(self, merchant: str, at: datetime, counter: str, n: int = 1) -> None:
         self.compliance.setdefault((merchant, self.day(at)), Counter())[counter] += n
@@ -175,6 +186,7 @@ def broken(batch: Batch, key: str, notification: Notification | None, version: i
 def fold(batch: Batch, event: ev.OrderEvent, position: int) -> None:
     """Apply one event (at notification `position`) to the batch's rows."""
     key = event.originator_id.hex
+    batch.day(event.at)  # the calendar covers every day an event falls on
     if isinstance(event, ev.OrderPlaced):
         batch.orders[key] = placed_row(batch, event, key)
         batch.new_orders.add(key)
@@ -210,12 +222,13 @@ def placed_row(batch: Batch, e: ev.OrderPlaced, key: str) -> Row:
     return {
         "order_id": e.order_id, "order_uuid": key, "payment": e.payment,
         "merchant_id": e.merchant_id, "user_id": e.user_id, "order_status": status,
-        "goods_amount": e.goods_amount, "postage": e.postage, "currency": e.currency,
-        "placed_at": e.at, "placed_day": batch.day(e.at), "delivered_at": None,
+        "goods_amount_fen": e.goods_amount, "postage_fen": e.postage,
+        "currency": e.currency, "placed_at": e.at, "placed_business_day": batch.day(e.at),
+        "delivered_at": None,
         "cancelled_by": None, "latest_case": None, "case_status": None, "case_kind": None,
         "awaiting": None, "next_deadline": e.payment_deadline,
         "next_deadline_rule": ORDER_DEADLINE_RULE[status] if e.payment_deadline else None,
-        "next_deadline_original": None, "refunded_total": 0, "violations": 0, "lapses": 0,
+        "next_deadline_original": None, "refunded_total_fen": 0, "violations": 0, "lapses": 0,
         "history_digest": ZERO.hex(), "history_broken": False,
     }
 
@@ -240,7 +253,7 @@ def _cancelled(batch: Batch, o: Row, e: Any, position: int) -> None:
     o.update(order_status="cancelled", cancelled_by=e.actor)
     _deadline(o, None, None)
     if isinstance(e, ev.OrderCancelled):
-        o["refunded_total"] += e.refund_amount
+        o["refunded_total_fen"] += e.refund_amount
 
 
 ORDER_HANDLERS: dict[type[ev.OrderEvent], Callable[..., None]] = {
@@ -263,7 +276,8 @@ def _missed(batch: Batch, o: Row, e: ev.DeadlineMissed, position: int) -> None:
     common = {"position": position, "order_id": o["order_id"],
               "merchant_id": o["merchant_id"], "case_no": case,
               "kind": None if case is None else batch.cases[(o["order_uuid"], case)]["kind"],
-              "rule": timeout.missed, "deadline": e.deadline, "day": batch.day(e.deadline)}
+              "rule": timeout.missed, "deadline": e.deadline,
+              "business_day": batch.day(e.deadline)}
     if timeout.is_violation:
         o["violations"] += 1
         batch.violations.append({**common, "consequence": timeout.consequence,
@@ -302,7 +316,7 @@ def _deadline_changed(batch: Batch, o: Row, e: ev.DeadlineChanged, position: int
         "changed_by": e.actor, "deadline_rule": e.deadline_rule,
         "old_deadline": e.old_deadline, "new_deadline": e.new_deadline,
         "shift_seconds": shift, "reason": getattr(e, "reason", ""), "changed_at": e.at,
-        "day": batch.day(e.at)})
+        "business_day": batch.day(e.at)})
 
 
 def _reported(batch: Batch, o: Row, e: ev.PlatformReported, position: int) -> None:
@@ -322,7 +336,7 @@ def _reported(batch: Batch, o: Row, e: ev.PlatformReported, position: int) -> No
         "source": e.source, "ref": e.ref, "fact": e.fact, "discrepancy": e.kind,
         "kinds": ",".join(e.kinds), "ledger": e.ledger, "platform": e.platform,
         "step_at": e.step_at, "tolerance_seconds": e.tolerance, "reported_at": e.at,
-        "day": batch.day(e.at)})
+        "business_day": batch.day(e.at)})
 
 
 def pending_rows(orders: Iterable[Row]) -> list[Row]:
@@ -337,7 +351,28 @@ def pending_rows(orders: Iterable[Row]) -> list[Row]:
 
 def compliance_row(merchant: str, day: date, counts: Mapping[str, int]) -> Row:
     """A merchant's counters of one business day (those not in `counts` are 0)."""
-    return {"merchant_id": merchant, "day": day, **dict.fromkeys(COUNTERS, 0), **counts}
+    return {"merchant_id": merchant, "business_day": day, **dict.fromkeys(COUNTERS, 0),
+            **counts}
+
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def calendar_row(day: date) -> Row:
+    """The `business_calendar` row of a business day: its year, quarter, month, ISO week
+    (weeks from Monday; `iso_year` is the week's year, which differs from `year` in the
+    days around New Year) and weekday."""
+    iso = day.isocalendar()
+    return {
+        "business_day": day, "year": day.year, "quarter": (day.month - 1) // 3 + 1,
+        "month": day.month, "year_month": f"{day:%Y-%m}",
+        "month_start_business_day": day.replace(day=1), "day_of_month": day.day,
+        "iso_year": iso.year, "iso_week": iso.week,
+        "iso_year_week": f"{iso.year:04d}-W{iso.week:02d}",
+        "week_start_business_day": date.fromordinal(day.toordinal() - iso.weekday + 1),
+        "iso_weekday": iso.weekday, "weekday_name": WEEKDAYS[iso.weekday - 1],
+        "is_weekend": iso.weekday >= 6,
+    }
 
 
 _OPENED: dict[type[ev.CaseEvent], tuple[CaseKind, str | None]] = {
@@ -352,9 +387,10 @@ def _new_case(batch: Batch, o: Row, e: Any, kind: CaseKind) -> Row:
         "merchant_id": o["merchant_id"], "user_id": o["user_id"], "payment": o["payment"],
         "kind": kind.value, "case_ref": e.case_ref,
         "before_shipment": getattr(e, "before_shipment", False),
-        "amount": e.amount, "amended_at": None, "reason": e.reason, "status": "requested",
-        "requested_at": e.at, "requested_day": batch.day(e.at), "decided_at": None,
-        "decided_day": None, "decided_by": None, "decision": None, "reject_reason": None,
+        "amount_fen": e.amount, "amended_at": None, "reason": e.reason,
+        "status": "requested", "requested_at": e.at,
+        "requested_business_day": batch.day(e.at), "decided_at": None,
+        "decided_business_day": None, "decided_by": None, "decision": None, "reject_reason": None,
         "response_seconds": None, "tracking_at": None, "carrier": None, "tracking_no": None,
         "received_at": None, "received_by": None, "refunded_at": None, "refunded_by": None,
         "compensated_at": None, "voucher_ref": None, "voucher_at": None,
@@ -362,7 +398,7 @@ def _new_case(batch: Batch, o: Row, e: Any, kind: CaseKind) -> Row:
         "replacement_tracking_no": None, "replacement_shipped_at": None,
         "replacement_delivered_at": None, "converted_to_refund": False,
         "deadline_changes": 0, "deadline_changed_by": None, "deadline_shift_seconds": 0,
-        "voucher_late": None, "ended_at": None, "paid_to_user": 0, "merchant_debt": 0,
+        "voucher_late": None, "ended_at": None, "paid_to_user_fen": 0, "merchant_debt_fen": 0,
         "rejected_at": None, "appealed_at": None, "arbitration": None, "outcome": None,
         "blame": None,
     }
@@ -374,11 +410,12 @@ def _new_dispute(batch: Batch, c: Row, e: ev.Appealed, position: int) -> Row:
         "merchant_id": c["merchant_id"], "user_id": c["user_id"], "payment": c["payment"],
         "kind": c["kind"], "rejected": "goods" if c["receipt_rejected_at"] else "request",
         "rejected_at": c["rejected_at"], "reject_reason": c["reject_reason"],
-        "appeal_reason": e.reason, "opened_at": e.at, "opened_day": batch.day(e.at),
+        "appeal_reason": e.reason, "opened_at": e.at,
+        "opened_business_day": batch.day(e.at),
         "evidence_deadline": e.evidence_deadline, "evidence_at": None, "evidence_count": 0,
         "evidence": None, "evidence_note": None, "status": "open", "withdrawn_at": None,
         "ruled_at": None,
-        "ruled_day": None, "ruled_by": None, "outcome": None, "blame": None,
+        "ruled_business_day": None, "ruled_by": None, "outcome": None, "blame": None,
         "ruling_note": None, "lost": None, "hours_to_ruling": None, "resumed_as": None,
         "last_position": position,
     }
@@ -416,13 +453,13 @@ def _fold_case(batch: Batch, o: Row, e: ev.CaseEvent, position: int) -> None:
         _deadline(o, deadline, CASE_DEADLINE_RULE[(_flow(c), status)] if deadline else None)
 
     def pay_user(amount: int) -> None:
-        c["paid_to_user"] += amount
-        o["refunded_total"] += amount
+        c["paid_to_user_fen"] += amount
+        o["refunded_total_fen"] += amount
 
     if opened is not None:
         move("requested", e.response_deadline)  # type: ignore[attr-defined]
     elif isinstance(e, _DECISIONS):
-        c.update(decided_at=e.at, decided_day=batch.day(e.at), decided_by=e.actor,
+        c.update(decided_at=e.at, decided_business_day=batch.day(e.at), decided_by=e.actor,
                  response_seconds=int((e.at - c["requested_at"]).total_seconds()))
         batch.medians.add((merchant, batch.day(e.at)))
         if isinstance(e, ev.MerchantRejected):
@@ -435,7 +472,7 @@ def _fold_case(batch: Batch, o: Row, e: ev.CaseEvent, position: int) -> None:
         if not isinstance(e, ev.DeadlineMissed):
             batch.count(merchant, e.at, "answered_on_time")
     elif isinstance(e, ev.RequestAmended):
-        c.update(amount=e.new_amount, amended_at=e.at)
+        c.update(amount_fen=e.new_amount, amended_at=e.at)
         if e.reason:
             c["reason"] = e.reason
     elif isinstance(e, ev.ReturnWithdrawn):
@@ -459,7 +496,7 @@ def _fold_case(batch: Batch, o: Row, e: ev.CaseEvent, position: int) -> None:
     elif isinstance(e, ev.RefundVoucherUploaded):
         c.update(voucher_ref=e.voucher_ref, voucher_at=e.at, voucher_late=e.settles_debt)
         if e.settles_debt:
-            c["merchant_debt"] = 0
+            c["merchant_debt_fen"] = 0
         else:
             c.update(refunded_at=e.at, refunded_by=e.actor)
             pay_user(e.amount)
@@ -471,7 +508,7 @@ def _fold_case(batch: Batch, o: Row, e: ev.CaseEvent, position: int) -> None:
         batch.count(merchant, e.at, "compensations_paid")
         batch.count(merchant, e.at, "compensation_fen", e.amount)
     elif isinstance(e, ev.MerchantPenalized):
-        c["merchant_debt"] = e.debt
+        c["merchant_debt_fen"] = e.debt
     elif isinstance(e, ev.ReplacementShipped):
         c.update(replacement_carrier=e.carrier, replacement_tracking_no=e.tracking_no,
                  replacement_shipped_at=e.at)
@@ -480,7 +517,7 @@ def _fold_case(batch: Batch, o: Row, e: ev.CaseEvent, position: int) -> None:
         c["replacement_delivered_at"] = e.at
         move("exchanged")
     elif isinstance(e, ev.ExchangeConvertedToRefund):
-        c.update(converted_to_refund=True, merchant_debt=e.debt)
+        c.update(converted_to_refund=True, merchant_debt_fen=e.debt)
     elif isinstance(e, (ev.Appealed, ev.EvidenceSubmitted, ev.Ruled, ev.AppealWithdrawn,
                         ev.BlameRecorded)):
         _dispute(batch, o, c, e, position, move)
@@ -534,7 +571,8 @@ def _dispute(batch: Batch, o: Row, c: Row, e: ev.CaseEvent, position: int,
     assert isinstance(e, ev.Ruled)
     result = dispute_result(e.outcome, e.blame)
     hours = (e.at - d["opened_at"]).total_seconds() / 3600
-    d.update(status="ruled", ruled_at=e.at, ruled_day=batch.day(e.at), ruled_by=e.actor,
+    d.update(status="ruled", ruled_at=e.at, ruled_business_day=batch.day(e.at),
+             ruled_by=e.actor,
              outcome=e.outcome, blame=e.blame, ruling_note=e.note,
              lost=None if result == "unknown" else result == "lost",
              hours_to_ruling=hours, resumed_as=e.resumes)

@@ -12,6 +12,7 @@ from eventsourcing.persistence import Notification, Tracking
 from eventsourcing.projection import Projection
 from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, select, update
 
+from projections.calendar import cover_days
 from projections.database import ReadModels
 from projections.fold import (
     Batch,
@@ -136,6 +137,7 @@ def write(conn: Connection, batch: Batch) -> None:
     if batch.breaks:
         conn.execute(insert(integrity_breaks), list(batch.breaks.values()))
     _write_compliance(conn, batch)
+    cover_days(conn, batch.first_day, batch.last_day)
     ids = [o["order_id"] for o in orders]
     for chunk in _chunks(ids):
         conn.execute(delete(pending_deadlines).where(pending_deadlines.c.order_id.in_(chunk)))
@@ -154,8 +156,8 @@ def _write_compliance(conn: Connection, batch: Batch) -> None:
     for chunk in _chunks(merchants):
         for stored in conn.execute(select(merchant_compliance).where(
                 merchant_compliance.c.merchant_id.in_(chunk),
-                merchant_compliance.c.day.in_(days))).mappings():
-            existing[(stored["merchant_id"], stored["day"])] = dict(stored)
+                merchant_compliance.c.business_day.in_(days))).mappings():
+            existing[(stored["merchant_id"], stored["business_day"])] = dict(stored)
     new: list[Row] = []
     changed: list[Row] = []
     for pair in sorted(pairs):
@@ -171,6 +173,6 @@ def _write_compliance(conn: Connection, batch: Batch) -> None:
         if pair in batch.medians:
             times = conn.execute(select(return_cases.c.response_seconds).where(
                 return_cases.c.merchant_id == pair[0],
-                return_cases.c.decided_day == pair[1])).scalars().all()
+                return_cases.c.decided_business_day == pair[1])).scalars().all()
             row["median_response_seconds"] = median_seconds(times)
-    _upsert(conn, merchant_compliance, changed, new, ("merchant_id", "day"))
+    _upsert(conn, merchant_compliance, changed, new, ("merchant_id", "business_day"))

@@ -147,7 +147,7 @@ def business_days(tz: tzinfo, since: datetime | None,
 
 def _on_days(views: ReadModels, q: Select[Any], day: ColumnElement[date],
              since: datetime | None, until: datetime | None) -> Select[Any]:
-    """`q` over the business days [since, until) touches, by the column `day`."""
+    """`q` over the business days [since, until) touches, by the date column `day`."""
     first, end = business_days(views.tz, since, until)
     if first:
         q = q.where(day >= first)
@@ -173,9 +173,10 @@ def scorecard_with_total(views: ReadModels, since: datetime | None = None,
     sums = [func.sum(m[c]).label(c) for c in COUNTERS]
     q = select(m.merchant_id, *sums).group_by(m.merchant_id)
     r = return_cases.c
-    q = _on_days(views, q, m.day, since, until)
+    q = _on_days(views, q, m.business_day, since, until)
     times = _on_days(views, select(r.merchant_id, r.response_seconds)
-                     .where(r.response_seconds.is_not(None)), r.decided_day, since, until)
+                     .where(r.response_seconds.is_not(None)), r.decided_business_day, since,
+                     until)
     with views.engine.connect() as conn:
         # Integers on every database (PostgreSQL's SUM of a bigint is a numeric).
         rows: list[dict[str, Any]] = [
@@ -282,8 +283,9 @@ def per_day(views: ReadModels, table: str, since: datetime | None = None,
     """How many `violations` or `lapses` there are per business day (of their deadline) and
     rule, over the business days [since, until) touches; by day, then rule."""
     t = {"violations": violations, "lapses": lapses}[table].c
-    q = _on_days(views, select(t.day, t.rule, func.count().label("count"))
-                 .group_by(t.day, t.rule).order_by(t.day, t.rule), t.day, since, until)
+    q = _on_days(views, select(t.business_day, t.rule, func.count().label("count"))
+                 .group_by(t.business_day, t.rule).order_by(t.business_day, t.rule),
+                 t.business_day, since, until)
     with views.engine.connect() as conn:
         return [dict(x) for x in conn.execute(q).mappings()]
 
@@ -293,10 +295,10 @@ def compensation_per_month(views: ReadModels, since: datetime | None = None,
     """The platform's advance compensations per business month (YYYY-MM): how many, and
     how much in fen; over the business days [since, until) touches, by month."""
     m = merchant_compliance.c
-    q = _on_days(views, select(m.day, func.sum(m.compensations_paid).label("paid"),
+    q = _on_days(views, select(m.business_day, func.sum(m.compensations_paid).label("paid"),
                                func.sum(m.compensation_fen).label("fen"))
-                 .where(m.compensations_paid > 0).group_by(m.day).order_by(m.day),
-                 m.day, since, until)
+                 .where(m.compensations_paid > 0).group_by(m.business_day)
+                 .order_by(m.business_day), m.business_day, since, until)
     months: dict[str, dict[str, Any]] = {}
     with views.engine.connect() as conn:
         for day, paid, fen in conn.execute(q):

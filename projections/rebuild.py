@@ -48,6 +48,7 @@ from aftersales.runtime.processes import serve, spawn
 from aftersales.settings import DEFAULT_SETTINGS, Settings
 from aftersales.storage.chain import check_head
 from aftersales.storage.reading import LedgerReading
+from projections.calendar import cover_days
 from projections.database import PROJECTION_NAME, ReadModels
 from projections.fold import (
     COUNTERS,
@@ -95,7 +96,7 @@ _scratch = MetaData()
 compliance_deltas = Table(
     "projection_rebuild_compliance", _scratch,
     Column("merchant_id", ID, nullable=False),
-    Column("day", Date, nullable=False),
+    Column("business_day", Date, nullable=False),
     *counter_columns(),
 )
 
@@ -263,6 +264,7 @@ def _project_page(ledger: LedgerReading, views: ReadModels, page: Sequence[Notif
         RowInserter(pending_deadlines, conn)(pending_rows(orders))
         RowInserter(integrity_breaks, conn)(list(batch.breaks.values()))
         RowInserter(compliance_deltas, conn)(deltas)
+        cover_days(conn, batch.first_day, batch.last_day)
 
 
 def _check_heads(ledger: LedgerReading, batch: Batch, page: Sequence[Notification]) -> None:
@@ -307,9 +309,10 @@ def _finish(views: ReadModels, application: str, cut: int) -> None:
         _check(conn, views)
         sums = [func.sum(compliance_deltas.c[name]).label(name) for name in COUNTERS]
         conn.execute(insert(merchant_compliance).from_select(
-            ["merchant_id", "day", *COUNTERS],
-            select(compliance_deltas.c.merchant_id, compliance_deltas.c.day, *sums)
-            .group_by(compliance_deltas.c.merchant_id, compliance_deltas.c.day)))
+            ["merchant_id", "business_day", *COUNTERS],
+            select(compliance_deltas.c.merchant_id, compliance_deltas.c.business_day, *sums)
+            .group_by(compliance_deltas.c.merchant_id, compliance_deltas.c.business_day)))
+        cover_days(conn)  # the days between the pages' spans
         _scratch.drop_all(conn)
         for table in metadata.sorted_tables:
             for index in table.indexes:
@@ -325,14 +328,14 @@ def _medians(conn: Connection) -> None:
     """Each merchant's median response time per day of decision, from the return cases
     (the runner's `_write_compliance` computes the same, a day at a time)."""
     rows = conn.execute(
-        select(return_cases.c.merchant_id, return_cases.c.decided_day,
+        select(return_cases.c.merchant_id, return_cases.c.decided_business_day,
                return_cases.c.response_seconds)
-        .where(return_cases.c.decided_day.is_not(None))
-        .order_by(return_cases.c.merchant_id, return_cases.c.decided_day)
+        .where(return_cases.c.decided_business_day.is_not(None))
+        .order_by(return_cases.c.merchant_id, return_cases.c.decided_business_day)
         .execution_options(yield_per=MEDIANS_CHUNK))  # streamed (PostgreSQL: server-side)
     setting = update(merchant_compliance).where(
         merchant_compliance.c.merchant_id == bindparam("m"),
-        merchant_compliance.c.day == bindparam("d")).values(
+        merchant_compliance.c.business_day == bindparam("d")).values(
         median_response_seconds=bindparam("v"))
     groups = groupby(rows, key=lambda row: (row[0], row[1]))
     medians = ({"m": merchant, "d": day, "v": median_seconds(r[2] for r in group)}

@@ -1,9 +1,18 @@
 """The read models: plain SQL tables for reporting tools (see docs/reporting.md).
 
-Timestamps are stored as UTC (`timestamptz` on PostgreSQL; ISO text in SQLite) and come
-back timezone-aware; money is integer fen; statuses are text.  `SCHEMA_VERSION` changes
-whenever a table or the meaning of a column changes: a store built by another version is
-rebuilt from the events, never mixed.
+Types a BI tool cannot misread (docs/reporting.md, "Types for BI tools"):
+- timestamps are instants stored in UTC: `timestamptz` on PostgreSQL; on SQLite ISO 8601
+  text with its offset, always `+00:00` (`2026-03-09T17:33:50.000000+00:00`), in a column
+  declared `TIMESTAMP(6)`, so that text order is time order and pandas' `read_sql_table`
+  reads aware datetimes; both come back timezone-aware here;
+- money is integer fen, in columns named `…_fen`;
+- business dates (in the business zone) are `business_day`, or `<what>_business_day` in a
+  table with several;
+- booleans are `boolean` on PostgreSQL, 0/1 integers on SQLite; statuses are text.
+
+`SCHEMA_VERSION` changes whenever a table or the meaning of a column changes: read models
+built by an older version are dropped and replayed from the events (the upgrade path),
+never mixed.
 """
 
 from __future__ import annotations
@@ -28,14 +37,25 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
 )
+from sqlalchemy.ext.compiler import compiles
 
 from projections.fold import COUNTERS
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """An aware datetime stored as UTC, returned aware (UTC) on every database."""
+    """An aware datetime stored as UTC, returned aware (UTC) on every database.
+
+    On SQLite the column holds ISO 8601 text with the offset `+00:00` and six decimals,
+    one width for every value, so that comparing and ordering the text compares and
+    orders the instants.  It is declared `TIMESTAMP(6)` (six decimals, as stored), which
+    SQLAlchemy's reflection, and so pandas' `read_sql_table`, reads as a timestamp with a
+    time zone: pandas gives aware (UTC) datetimes for every such column, one that holds
+    only nulls too (a column declared `DATETIME` is aware only from its values, parsed by
+    `datetime.fromisoformat`: an all-null one comes back naive).  Pinned by
+    tests/unit/test_read_model_types.py and tests/integration/test_read_models_pandas.py.
+    """
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -51,11 +71,11 @@ class UTCDateTime(TypeDecorator[datetime]):
             return super().bind_processor(dialect)
 
         def text(value: Any) -> str | None:
-            # SQLite's DATETIME text of the UTC time ("2026-03-01 02:00:00.000000"), as
-            # SQLAlchemy writes it, in one step (tests/unit/test_read_model_types.py).
+            # ISO 8601 of the UTC time with its offset ("2026-03-01T02:00:00.000000+00:00"),
+            # in one step (tests/unit/test_read_model_types.py).
             if value is None:
                 return None
-            return str(value.astimezone(UTC).isoformat(" ", "microseconds")[:26])
+            return utc_text(value)
 
         return text
 
@@ -63,6 +83,17 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@compiles(UTCDateTime, "sqlite")
+def _sqlite_instant(type_: UTCDateTime, compiler: Any, **kw: Any) -> str:
+    """SQLite's declaration of an instant column (see `UTCDateTime`)."""
+    return "TIMESTAMP(6)"
+
+
+def utc_text(at: datetime) -> str:
+    """How SQLite's read models store an instant: '2026-03-01T02:00:00.000000+00:00'."""
+    return str(at.astimezone(UTC).isoformat("T", "microseconds"))
 
 
 TS = UTCDateTime
@@ -77,11 +108,11 @@ order_status = Table(
     Column("merchant_id", ID, nullable=False, index=True),
     Column("user_id", ID, nullable=False),
     Column("order_status", String(24), nullable=False, index=True),
-    Column("goods_amount", BigInteger, nullable=False),
-    Column("postage", BigInteger, nullable=False),
+    Column("goods_amount_fen", BigInteger, nullable=False),
+    Column("postage_fen", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("placed_at", TS, nullable=False),
-    Column("placed_day", Date, nullable=False, index=True),
+    Column("placed_business_day", Date, nullable=False, index=True),
     Column("delivered_at", TS),
     Column("cancelled_by", String(16)),
     Column("latest_case", Integer),
@@ -91,7 +122,7 @@ order_status = Table(
     Column("next_deadline", TS, index=True),
     Column("next_deadline_rule", String(16)),
     Column("next_deadline_original", TS),
-    Column("refunded_total", BigInteger, nullable=False),
+    Column("refunded_total_fen", BigInteger, nullable=False),
     Column("violations", Integer, nullable=False),
     Column("lapses", Integer, nullable=False),
     Column("last_event_at", TS, nullable=False),
@@ -112,14 +143,14 @@ return_cases = Table(
     Column("kind", String(16), nullable=False, index=True),
     Column("case_ref", ID, index=True),
     Column("before_shipment", Boolean, nullable=False),
-    Column("amount", BigInteger, nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
     Column("amended_at", TS),
     Column("reason", Text, nullable=False),
     Column("status", String(24), nullable=False, index=True),
     Column("requested_at", TS, nullable=False),
-    Column("requested_day", Date, nullable=False, index=True),
+    Column("requested_business_day", Date, nullable=False, index=True),
     Column("decided_at", TS),
-    Column("decided_day", Date),
+    Column("decided_business_day", Date),
     Column("decided_by", String(16)),
     Column("decision", String(16)),
     Column("reject_reason", Text),
@@ -145,15 +176,15 @@ return_cases = Table(
     Column("deadline_shift_seconds", BigInteger, nullable=False),
     Column("voucher_late", Boolean),
     Column("ended_at", TS),
-    Column("paid_to_user", BigInteger, nullable=False),
-    Column("merchant_debt", BigInteger, nullable=False),
+    Column("paid_to_user_fen", BigInteger, nullable=False),
+    Column("merchant_debt_fen", BigInteger, nullable=False),
     Column("rejected_at", TS),
     Column("appealed_at", TS),
     Column("arbitration", String(16)),
     Column("outcome", String(16)),
     Column("blame", String(16)),
     Column("last_position", BigInteger, nullable=False),
-    Index("return_cases_merchant_decided", "merchant_id", "decided_day"),
+    Index("return_cases_merchant_decided", "merchant_id", "decided_business_day"),
 )
 
 disputes = Table(
@@ -170,7 +201,7 @@ disputes = Table(
     Column("reject_reason", Text),
     Column("appeal_reason", Text, nullable=False),
     Column("opened_at", TS, nullable=False, index=True),
-    Column("opened_day", Date, nullable=False, index=True),
+    Column("opened_business_day", Date, nullable=False, index=True),
     Column("evidence_deadline", TS, nullable=False),
     Column("evidence_at", TS),
     Column("evidence_count", Integer, nullable=False),
@@ -179,7 +210,7 @@ disputes = Table(
     Column("status", String(16), nullable=False, index=True),
     Column("withdrawn_at", TS),
     Column("ruled_at", TS),
-    Column("ruled_day", Date, index=True),
+    Column("ruled_business_day", Date, index=True),
     Column("ruled_by", String(16)),
     Column("outcome", String(16)),
     Column("blame", String(16)),
@@ -199,7 +230,7 @@ violations = Table(
     Column("kind", String(16), nullable=False, index=True),
     Column("rule", String(32), nullable=False, index=True),
     Column("deadline", TS, nullable=False, index=True),
-    Column("day", Date, nullable=False, index=True),
+    Column("business_day", Date, nullable=False, index=True),
     Column("consequence", String(24), nullable=False),
     Column("penalty", Boolean, nullable=False),
 )
@@ -219,7 +250,7 @@ deadline_changes = Table(
     Column("shift_seconds", BigInteger, nullable=False),
     Column("reason", Text, nullable=False),
     Column("changed_at", TS, nullable=False),
-    Column("day", Date, nullable=False, index=True),
+    Column("business_day", Date, nullable=False, index=True),
 )
 
 discrepancies = Table(
@@ -239,7 +270,7 @@ discrepancies = Table(
     Column("step_at", TS),
     Column("tolerance_seconds", BigInteger, nullable=False),
     Column("reported_at", TS, nullable=False, index=True),
-    Column("day", Date, nullable=False, index=True),
+    Column("business_day", Date, nullable=False, index=True),
 )
 
 lapses = Table(
@@ -252,22 +283,43 @@ lapses = Table(
     Column("kind", String(16)),
     Column("rule", String(32), nullable=False, index=True),
     Column("deadline", TS, nullable=False),
-    Column("day", Date, nullable=False, index=True),
+    Column("business_day", Date, nullable=False, index=True),
 )
 
 def counter_columns() -> list[Column[int]]:
     """The columns of the merchants' daily counters (`fold.COUNTERS`: one per violation
     of the rules table beside the cases, answers and compensations)."""
-    return [Column(name, BigInteger if name == "compensation_fen" else Integer,
+    return [Column(name, BigInteger if name.endswith("_fen") else Integer,
                    nullable=False) for name in COUNTERS]
 
 
 merchant_compliance = Table(
     "merchant_compliance", metadata,
     Column("merchant_id", ID, primary_key=True),
-    Column("day", Date, primary_key=True, index=True),
+    Column("business_day", Date, primary_key=True, index=True),
     *counter_columns(),
     Column("median_response_seconds", Float),
+)
+
+#: One row per business day from the first to the last that the ledger's events fall on
+#: (none skipped: `projections.calendar`), to LEFT JOIN the daily tables to for charts
+#: that show the days without rows as zeros (docs/reporting.md, "The business calendar").
+business_calendar = Table(
+    "business_calendar", metadata,
+    Column("business_day", Date, primary_key=True),
+    Column("year", Integer, nullable=False),
+    Column("quarter", Integer, nullable=False),
+    Column("month", Integer, nullable=False),
+    Column("year_month", String(7), nullable=False, index=True),
+    Column("month_start_business_day", Date, nullable=False),
+    Column("day_of_month", Integer, nullable=False),
+    Column("iso_year", Integer, nullable=False),
+    Column("iso_week", Integer, nullable=False),
+    Column("iso_year_week", String(8), nullable=False, index=True),
+    Column("week_start_business_day", Date, nullable=False, index=True),
+    Column("iso_weekday", Integer, nullable=False),
+    Column("weekday_name", String(9), nullable=False),
+    Column("is_weekend", Boolean, nullable=False),
 )
 
 pending_deadlines = Table(
@@ -313,7 +365,8 @@ READ_MODELS: dict[str, tuple[str, ...]] = {
     "lapses": ("position",),
     "deadline_changes": ("position",),
     "discrepancies": ("position",),
-    "merchant_compliance": ("merchant_id", "day"),
+    "merchant_compliance": ("merchant_id", "business_day"),
+    "business_calendar": ("business_day",),
     "pending_deadlines": ("order_id",),
     "integrity_breaks": ("order_uuid",),
 }

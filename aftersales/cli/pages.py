@@ -181,8 +181,8 @@ def per_rule_per_day(name: str, title: str, rows: Sequence[dict[str, Any]],
     last, none skipped), stacked by rule."""
     if not rows:
         return stacked_columns(name, title, [], {}, {}, empty)
-    days = _days(min(r["day"] for r in rows), max(r["day"] for r in rows))
-    found = {(r["day"], r["rule"]): int(r["count"]) for r in rows}
+    days = _days(min(r["business_day"] for r in rows), max(r["business_day"] for r in rows))
+    found = {(r["business_day"], r["rule"]): int(r["count"]) for r in rows}
     present = [rule for rule in rules if any(r["rule"] == rule for r in rows)]
     series = {rule: [found.get((day, rule), 0) for day in days] for rule in present}
     label = "%m-%d" if len(days) <= 366 else "%Y-%m-%d"  # a longer span repeats days

@@ -93,7 +93,7 @@ def test_a_discrepancy_counts_once_under_its_most_serious_class(
     assert Counter((d["merchant_id"], d["discrepancy"]) for d in listed) == Counter(
         {("M1", kind): n for kind, n in M1.items()} | {("M2", "outcome"): 1})
     # per business day, each day's classes add up to its total
-    days = {r["day"]: r for r in rows(views, merchant_compliance, merchant_id="M1")
+    days = {r["business_day"]: r for r in rows(views, merchant_compliance, merchant_id="M1")
             if r["discrepancies"] or r["platform_agreed"]}
     assert {day: by_class(r) for day, r in days.items()} == {
         date(2026, 3, 3): {"outcome": 1, "actor": 1, "amount": 0, "deadline": 0, "time": 1},

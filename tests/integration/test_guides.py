@@ -223,3 +223,50 @@ def test_the_dated_examples_answer_on_the_demo_s_dates(views: ReadModels) -> Non
         # T1's deadline set 145 hours after the extended one, in March.
         [(merchant, moves, hours)] = ask("platform_moves")
         assert (merchant, moves, float(str(hours))) == ("M1", 1, 145.0)
+
+
+def calendar_examples(dialect: str) -> dict[str, str]:
+    """The guide's zero-filled charts (`business_calendar` LEFT JOIN
+    `merchant_compliance`), by period: `day` and `week`."""
+    found: dict[str, str] = {}
+    for statement in examples(dialect):
+        if "business_calendar" in statement:
+            found["week" if "iso_year_week" in statement else "day"] = statement
+    return found
+
+
+def test_the_calendar_examples_fill_the_days_without_rows_with_zeros(
+        views: ReadModels) -> None:
+    """The guide's calendar joins, as written, on both databases: a row for every merchant
+    on every business day (or week) of the window, holding its counters where
+    `merchant_compliance` has a row and zeros on the days it has none (M2's whole March,
+    and the days M1 did nothing)."""
+    statements = calendar_examples(views.engine.dialect.name)
+    assert sorted(statements) == ["day", "week"]
+    with views.engine.connect() as conn:
+        counted = {(str(day), merchant): (cases, orders, fen)
+                   for day, merchant, cases, orders, fen in conn.execute(text(
+                       "SELECT business_day, merchant_id, cases_opened, orders_placed, "
+                       "compensation_fen FROM merchant_compliance"))}
+        daily = [tuple(row) for row in conn.execute(text(statements["day"]))]
+        weekly = [tuple(row) for row in conn.execute(text(statements["week"]))]
+    fortnight = [f"2026-03-{d:02d}" for d in range(1, 15)]
+    assert [(str(r[0]), r[2]) for r in daily] == [
+        (day, merchant) for day in fortnight for merchant in ("M1", "M2")]
+    assert daily[0][1] == "Sunday" and daily[2][1] == "Monday"
+    for day, _, merchant, *values in daily:
+        assert tuple(int(v) for v in values) == counted.get((str(day), merchant), (0, 0, 0))
+    quiet = [r for r in daily if (str(r[0]), r[2]) not in counted]
+    assert {r[2] for r in quiet} == {"M1", "M2"} and all(
+        tuple(r[3:]) == (0, 0, 0) for r in quiet)
+    assert any(r[2] == "M1" and r[3] for r in daily)  # and the days with counts keep them
+    weeks = ["2026-W10", "2026-W11", "2026-W12", "2026-W13"]
+    assert [(r[0], r[1]) for r in weekly] == [(w, m) for w in weeks for m in ("M1", "M2")]
+    by_week = {(r[0], r[1]): (int(r[2]), int(r[3])) for r in weekly}
+    assert all(by_week[(w, "M2")] == (0, 0) for w in weeks)
+    assert by_week[("2026-W10", "M1")] == (
+        sum(o for (d, m), (_, o, _) in counted.items()
+            if m == "M1" and "2026-03-02" <= d <= "2026-03-08"),
+        sum(c for (d, m), (c, _, _) in counted.items()
+            if m == "M1" and "2026-03-02" <= d <= "2026-03-08"))
+    assert 0 in {v for key, pair in by_week.items() if key[1] == "M1" for v in pair}

@@ -63,15 +63,15 @@ def test_order_status_row_for_an_online_order_awaiting_payment(
     assert project(durable_ledger, views) == 1
     row = one(views, order_status, order_id="D1")
     assert {k: row[k] for k in ("payment", "merchant_id", "user_id", "order_status",
-                                "awaiting", "next_deadline_rule", "refunded_total",
+                                "awaiting", "next_deadline_rule", "refunded_total_fen",
                                 "violations", "lapses", "latest_case", "version",
                                 "last_position")} == {
         "payment": "online", "merchant_id": "M1", "user_id": "U1",
         "order_status": "awaiting_payment", "awaiting": "user", "next_deadline_rule": "C-ON-4",
-        "refunded_total": 0, "violations": 0, "lapses": 0, "latest_case": None, "version": 1,
+        "refunded_total_fen": 0, "violations": 0, "lapses": 0, "latest_case": None, "version": 1,
         "last_position": 1}
     assert row["next_deadline"] == T0 + 24 * HOUR  # the same instant, returned in UTC
-    assert row["placed_day"] == date(2026, 3, 1)  # Asia/Shanghai business day
+    assert row["placed_business_day"] == date(2026, 3, 1)  # Asia/Shanghai business day
     assert one(views, pending_deadlines, order_id="D1")["rule"] == "C-ON-4"
 
 
@@ -80,12 +80,12 @@ def test_online_return_refunded_rows(durable_ledger: Ledger, views: ReadModels) 
     project(durable_ledger, views)
     case = one(views, return_cases, order_id="D1", case_no=1)
     assert (case["status"], case["decision"], case["decided_by"], case["refunded_by"],
-            case["paid_to_user"], case["received_by"]) == (
+            case["paid_to_user_fen"], case["received_by"]) == (
         "refunded", "approved", "merchant", "platform", GOODS, "merchant")
     assert case["response_seconds"] == 3600  # requested, then approved an hour later
     assert case["ended_at"] == s.now
     order = one(views, order_status, order_id="D1")
-    assert (order["case_status"], order["refunded_total"], order["awaiting"],
+    assert (order["case_status"], order["refunded_total_fen"], order["awaiting"],
             order["next_deadline"]) == ("refunded", GOODS, None, None)
     assert rows(views, pending_deadlines) == []
     assert rows(views, violations) == [] and rows(views, lapses) == []
@@ -112,10 +112,10 @@ def test_cod_violations_compensation_and_late_voucher_counted_once(
     assert deadlines["RETURN_RESPONSE_48H"] == requested + 48 * HOUR
     assert deadlines["COD_REFUND_VOUCHER_48H"] == tracked + 7 * DAY + 48 * HOUR
     case = one(views, return_cases, order_id="D1", case_no=1)
-    assert (case["status"], case["paid_to_user"], case["merchant_debt"], case["voucher_late"],
-            case["decided_by"], case["received_by"]) == (
+    assert (case["status"], case["paid_to_user_fen"], case["merchant_debt_fen"],
+            case["voucher_late"], case["decided_by"], case["received_by"]) == (
         "compensated", GOODS, 0, True, "system", "system")
-    assert one(views, order_status, order_id="D1")["refunded_total"] == GOODS  # once
+    assert one(views, order_status, order_id="D1")["refunded_total_fen"] == GOODS  # once
     days = rows(views, merchant_compliance, merchant_id="M1")
     totals = {k: sum(d[k] for d in days) for k in (
         "cases_opened", "answered_on_time", "auto_approved", "receipts_auto_confirmed",
@@ -140,11 +140,11 @@ def test_lapses_and_partial_returns(durable_ledger: Ledger, views: ReadModels) -
     project(durable_ledger, views)
     assert sorted((x["order_id"], x["rule"], x["case_no"]) for x in rows(views, lapses)) == [
         ("P1", "RETURN_TRACKING_7D", 1), ("UNPAID", "UNPAID_24H", None)]
-    cases = sorted((c["case_no"], c["status"], c["amount"], c["paid_to_user"])
+    cases = sorted((c["case_no"], c["status"], c["amount_fen"], c["paid_to_user_fen"])
                    for c in rows(views, return_cases, order_id="P1"))
     assert cases == [(1, "closed", 3000, 0), (2, "refunded", 2000, 2000)]
     order = one(views, order_status, order_id="P1")
-    assert (order["latest_case"], order["case_status"], order["refunded_total"],
+    assert (order["latest_case"], order["case_status"], order["refunded_total_fen"],
             order["lapses"]) == (2, "refunded", 2000, 1)
     unpaid = one(views, order_status, order_id="UNPAID")
     assert (unpaid["order_status"], unpaid["cancelled_by"]) == ("cancelled", "system")
@@ -156,7 +156,7 @@ def test_cancellation_refund_in_order_status(durable_ledger: Ledger, views: Read
     s.do("cancel", by="platform")
     project(durable_ledger, views)
     row = one(views, order_status, order_id="D1")
-    assert (row["order_status"], row["cancelled_by"], row["refunded_total"]) == (
+    assert (row["order_status"], row["cancelled_by"], row["refunded_total_fen"]) == (
         "cancelled", "platform", GOODS + POSTAGE)
 
 
@@ -224,10 +224,10 @@ def test_verify_detects_a_corrupted_row(durable_ledger: Ledger, views: ReadModel
     assert verify(durable_ledger, views) == []
     with views.engine.begin() as conn:
         conn.execute(update(order_status).where(order_status.c.order_id == "D1")
-                     .values(refunded_total=1))
+                     .values(refunded_total_fen=1))
     differences = verify(durable_ledger, views)
     assert differences == [
-        f"order_status ('D1',): refunded_total is 1, rebuild says {GOODS}"]
+        f"order_status ('D1',): refunded_total_fen is 1, rebuild says {GOODS}"]
 
 
 def test_verify_reports_missing_and_extra_rows(durable_ledger: Ledger,

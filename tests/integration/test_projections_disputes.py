@@ -76,7 +76,7 @@ def test_missed_evidence_is_a_violation_and_a_lost_dispute(
             d["resumed_as"]) == ("refund", "system", deadline, "user", "merchant", True,
                                  "refunded")
     case = one(views, return_cases, order_id="D1")
-    assert (case["status"], case["paid_to_user"]) == ("refunded", GOODS)
+    assert (case["status"], case["paid_to_user_fen"]) == ("refunded", GOODS)
     assert [(v["rule"], v["consequence"]) for v in list_violations(
         views, rule="ARBITRATION_EVIDENCE_48H")] == [
         ("ARBITRATION_EVIDENCE_48H", "ruled_for_user")]

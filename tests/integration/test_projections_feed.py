@@ -48,12 +48,12 @@ def test_the_case_row_keeps_its_ref_follows_an_amendment_and_shows_unknown_track
     s.do("request_return", amount=5000, reason="one broken", case_ref=REF)
     project(durable_ledger, views)
     case = one(views, return_cases, order_id="D1")
-    assert (case["case_ref"], case["amount"], case["amended_at"]) == (REF, 5000, None)
+    assert (case["case_ref"], case["amount_fen"], case["amended_at"]) == (REF, 5000, None)
     s.do("amend_request", amount=7000, reason="two broken")
     amended = s.now
     project(durable_ledger, views)
     case = one(views, return_cases, order_id="D1")
-    assert (case["amount"], case["reason"], case["amended_at"], case["status"]) == (
+    assert (case["amount_fen"], case["reason"], case["amended_at"], case["status"]) == (
         7000, "two broken", amended, "requested")
     assert one(views, pending_deadlines, order_id="D1")["deadline"] == amended - HOUR + 48 * HOUR
     s.do("approve_return")
@@ -61,7 +61,7 @@ def test_the_case_row_keeps_its_ref_follows_an_amendment_and_shows_unknown_track
     s.do("confirm_receipt", DAY)
     project(durable_ledger, views)
     case = one(views, return_cases, order_id="D1")
-    assert (case["carrier"], case["tracking_no"], case["status"], case["paid_to_user"]) == (
+    assert (case["carrier"], case["tracking_no"], case["status"], case["paid_to_user_fen"]) == (
         None, None, "refunded", 7000)
 
 
@@ -121,7 +121,7 @@ def test_an_unknown_blame_is_counted_apart_then_moves_on_the_ruling_s_day(
             one(views, return_cases, order_id="W1")["blame"]) == (False, "user")
     c = counters(views)
     assert (c["disputes_lost"], c["disputes_won"], c["disputes_unknown_blame"]) == (1, 1, 0)
-    day = one(views, merchant_compliance, merchant_id="M1", day=ruled_day)
+    day = one(views, merchant_compliance, merchant_id="M1", business_day=ruled_day)
     assert (day["disputes_lost"], day["disputes_won"], day["disputes_unknown_blame"]) == (
         1, 1, 0)  # on the ruling's business day, not the blame's
     assert ruled_day == date(2026, 3, 4)

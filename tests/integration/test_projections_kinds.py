@@ -42,9 +42,9 @@ def test_refund_before_shipment_rows(durable_ledger: Ledger, views: ReadModels) 
     project(durable_ledger, views)
     case = one(views, return_cases, order_id="D1")
     assert (case["kind"], case["before_shipment"], case["status"], case["decided_by"],
-            case["paid_to_user"]) == ("refund", True, "refunded", "system", GOODS + POSTAGE)
+            case["paid_to_user_fen"]) == ("refund", True, "refunded", "system", GOODS + POSTAGE)
     order = one(views, order_status, order_id="D1")
-    assert (order["order_status"], order["case_kind"], order["refunded_total"],
+    assert (order["order_status"], order["case_kind"], order["refunded_total_fen"],
             order["next_deadline"]) == ("cancelled", "refund", GOODS + POSTAGE, None)
     v = one(views, violations, order_id="D1")
     assert (v["kind"], v["rule"], v["consequence"], v["penalty"]) == (
@@ -67,7 +67,7 @@ def test_refund_after_shipment_keeps_the_order_and_its_deadline(
     s.do("approve_return")
     project(durable_ledger, views)
     case = one(views, return_cases, order_id="D1")
-    assert (case["kind"], case["before_shipment"], case["status"], case["paid_to_user"]) == (
+    assert (case["kind"], case["before_shipment"], case["status"], case["paid_to_user_fen"]) == (
         "refund", False, "refunded", 3000)
     assert rows(views, pending_deadlines, order_id="D1") == []
     assert counters(views)["answered_on_time"] == 1
@@ -84,13 +84,13 @@ def test_exchange_steps_and_a_late_replacement(durable_ledger: Ledger, views: Re
     project(durable_ledger, views)
     x1 = one(views, return_cases, order_id="X1")
     assert (x1["kind"], x1["status"], x1["replacement_carrier"],
-            x1["replacement_tracking_no"], x1["converted_to_refund"], x1["paid_to_user"]) == (
+            x1["replacement_tracking_no"], x1["converted_to_refund"], x1["paid_to_user_fen"]) == (
         "exchange", "exchanged", "SF", "SF2", False, 0)
     assert x1["replacement_shipped_at"] < x1["replacement_delivered_at"] == x1["ended_at"]
     x2 = one(views, return_cases, order_id="X2")
-    assert (x2["status"], x2["converted_to_refund"], x2["paid_to_user"]) == (
+    assert (x2["status"], x2["converted_to_refund"], x2["paid_to_user_fen"]) == (
         "refunded" if payment == "online" else "compensated", True, GOODS)
-    assert x2["merchant_debt"] == (GOODS if payment == "cod" else 0)
+    assert x2["merchant_debt_fen"] == (GOODS if payment == "cod" else 0)
     v = one(views, violations, order_id="X2")
     assert (v["kind"], v["rule"], v["consequence"], v["penalty"]) == (
         "exchange", "EXCHANGE_RESHIP_48H", "converted_to_refund", payment == "cod")

@@ -574,12 +574,12 @@ class LedgerMachine(RuleBasedStateMachine):
             found = sorted((r.order_id, r.case_no, r.rule, r.deadline, r.penalty) for r in
                            conn.execute(violations.select()))
             rows = {r.order_id: (r.order_status, r.case_status, r.case_kind, r.awaiting,
-                                 r.refunded_total, r.violations, r.lapses, r.next_deadline,
+                                 r.refunded_total_fen, r.violations, r.lapses, r.next_deadline,
                                  r.next_deadline_rule, r.version)
                     for r in conn.execute(order_status.select())}
-            cases = {(r.order_id, r.case_no): (r.kind, r.status, r.amount, r.paid_to_user,
-                                               r.merchant_debt, r.deadline_changes,
-                                               r.arbitration)
+            cases = {(r.order_id, r.case_no): (r.kind, r.status, r.amount_fen,
+                                               r.paid_to_user_fen, r.merchant_debt_fen,
+                                               r.deadline_changes, r.arbitration)
                      for r in conn.execute(return_cases.select())}
             found_disputes = {
                 (r.order_id, r.case_no): (r.status, r.opened_at, r.evidence_deadline,

@@ -201,7 +201,7 @@ def test_the_command_line_refuses_a_broken_order_and_reporting_goes_on(
                           ).mappings().one()
     views.close()
     assert [(b["order_id"], b["version"]) for b in breaks] == [("D1", row.v)]
-    assert d1["history_broken"] and d1["refunded_total"] == 0  # up to the break only
+    assert d1["history_broken"] and d1["refunded_total_fen"] == 0  # up to the break only
     report = run_cli("report", "--db", url, cwd=tmp_path)
     assert report.returncode == 4 and "M1" in report.stdout
     assert "broken history" in report.stderr and "Traceback" not in report.stderr
