@@ -36,6 +36,8 @@ REPORTING_SCHEMA = "reporting"
 #: A rebuild fills shadow tables first: the schema `<schema>_rebuild` on PostgreSQL, the
 #: file `<file>-rebuild` beside a SQLite file.
 SHADOW_SUFFIX = "_rebuild"
+#: The rebuild's scratch table, as an earlier version may have left it.
+LEGACY_SCRATCH = ("projection_rebuild_compliance",)
 
 
 class StaleTracking(IntegrityError):
@@ -147,6 +149,7 @@ class ReadModels(TrackingRecorder):
         retry_races(self._create_table, (sa_exc.DBAPIError,), DDL_ATTEMPTS)
 
     def _create_table(self) -> None:
+        self._drop_legacy()
         with self.engine.begin() as conn:
             metadata.create_all(conn, tables=[projection_meta])
             meta = self._meta(conn)
@@ -161,6 +164,26 @@ class ReadModels(TrackingRecorder):
                 conn.execute(insert(projection_meta).values(
                     name=PROJECTION_NAME, schema_version=SCHEMA_VERSION,
                     timezone=self.tz_name))
+
+    def _drop_legacy(self) -> None:
+        """PostgreSQL: drop the read models an earlier version kept beside the ledger's
+        tables (in the ledger's schema), now that they live in a schema of their own: a
+        dashboard still pointed at them fails, rather than showing rows that no longer
+        move."""
+        target = postgres_target(self.url)
+        if target is None or target.schema == reporting_schema(target):
+            return
+        legacy = target.schema
+        with self.engine.begin() as conn:
+            found = conn.execute(text(
+                "SELECT 1 FROM pg_tables WHERE schemaname = :s AND tablename = :t"),
+                {"s": legacy, "t": projection_meta.name}).first()
+            if found is None or conn.execute(text(
+                    f'SELECT 1 FROM "{legacy}".{projection_meta.name} WHERE name = :n'),
+                    {"n": PROJECTION_NAME}).first() is None:
+                return
+            for table in [*(t.name for t in reversed(metadata.sorted_tables)), *LEGACY_SCRATCH]:
+                conn.execute(text(f'DROP TABLE IF EXISTS "{legacy}"."{table}"'))
 
     @staticmethod
     def _meta(conn: Connection) -> tuple[int, str] | None:

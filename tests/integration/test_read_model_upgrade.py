@@ -1,26 +1,31 @@
 """The upgrade path of the read models: a store whose read models were built by schema
 version 8 (`day`, `placed_day`, `goods_amount`, ..., SQLite times without offset; the
-tables as that version made them, from tests/fixtures/read_models_v8/) is dropped and
-replayed by the next run, never mixed: afterwards it holds the rows of this version,
-the calendar among them, exactly what a rebuild stores, and `verify` agrees."""
+tables as that version made them, from tests/fixtures/read_models_v8/) is rebuilt by the
+next run (into shadow tables, swapped in at once), never mixed: afterwards it holds the
+rows of this version, the calendar among them, exactly what a rebuild stores, and `verify`
+agrees."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import inspect, select
 
 from aftersales import Ledger
-from projections.database import ReadModels, views_url
+from aftersales.storage.config import postgres_target
+from projections.database import ReadModels, reporting_schema, views_url
 from projections.runner import Runner, projected, verify
 from projections.schema import (
+    READ_MODELS,
     SCHEMA_VERSION,
     business_calendar,
     order_status,
     return_cases,
 )
+from tests.conftest import _conninfo, drop_schema, new_schema_url
 from tests.integration.test_projections import stored
 from tests.reliability.snapshot import run_cli
 from tests.scenario import DAY, T0, Scenario
@@ -54,7 +59,7 @@ def version_8(durable_ledger: Ledger) -> Iterator[ReadModels]:
     views.close()
 
 
-def test_read_models_of_version_8_are_dropped_and_replayed(durable_ledger: Ledger,
+def test_read_models_of_version_8_are_rebuilt(durable_ledger: Ledger,
                                                            version_8: ReadModels) -> None:
     before = projected(version_8, durable_ledger.name)
     assert (before.schema_version, before.position) == (
@@ -63,10 +68,10 @@ def test_read_models_of_version_8_are_dropped_and_replayed(durable_ledger: Ledge
     assert {"placed_day", "goods_amount"} <= columns  # version 8's names
 
     views = ReadModels(version_8.url)
-    runner = Runner(durable_ledger, views)  # what every command does first
+    runner = Runner(durable_ledger, views)  # what every command does first: a rebuild
     assert views.rebuilt_for_version
-    assert runner.position == 0
-    assert runner.catch_up() == durable_ledger.recorder.max_notification_id()
+    assert runner.position == durable_ledger.recorder.max_notification_id()
+    assert runner.catch_up() == 0
     after = projected(views, durable_ledger.name)
     assert (after.schema_version, after.timezone) == (SCHEMA_VERSION, "Asia/Shanghai")
     with views.engine.connect() as conn:
@@ -108,3 +113,44 @@ def test_the_next_command_upgrades_them(durable_ledger: Ledger, version_8: ReadM
     after = projected(version_8, durable_ledger.name)
     assert (after.schema_version, after.position) == (
         SCHEMA_VERSION, durable_ledger.recorder.max_notification_id())
+
+
+def test_version_8_read_models_beside_the_ledger_are_dropped_for_the_reporting_schema(
+) -> None:
+    """PostgreSQL: version 8 kept the read models in the ledger's own schema; this one
+    keeps them in `<schema>_reporting`.  The old ones are dropped (a dashboard still
+    pointed at them fails rather than showing rows that no longer move), the new ones
+    built from the events."""
+    url = new_schema_url()
+    ledger = Ledger(url)
+    try:
+        the_fixture_s_orders(ledger)
+        target = postgres_target(url)
+        assert target is not None
+        script = (FIXTURES / "postgresql.sql").read_text()
+        with psycopg.connect(_conninfo(target.url.database or ""), autocommit=True,
+                             options=f"-c search_path={target.schema}") as c:
+            for statement in script.split(";\n"):
+                body = "\n".join(line for line in statement.splitlines()
+                                 if not line.startswith("--")).strip()
+                if body:
+                    c.execute(body)  # type: ignore[call-overload]
+            assert c.execute("SELECT count(*) FROM order_status").fetchone() == (3,)
+        views = ReadModels(views_url(url))
+        try:
+            Runner(ledger, views).catch_up()
+            assert projected(views, ledger.name).position == (
+                ledger.recorder.max_notification_id())
+            with psycopg.connect(_conninfo(target.url.database or "")) as c:
+                left = c.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s",
+                                 (target.schema,)).fetchall()
+                moved = c.execute("SELECT count(*) FROM pg_tables WHERE schemaname = %s",
+                                  (reporting_schema(target),)).fetchone()
+            assert not {t for (t,) in left} & set(READ_MODELS)
+            assert moved is not None and moved[0] >= len(READ_MODELS)
+            assert verify(ledger, views) == []
+        finally:
+            views.close()
+    finally:
+        ledger.close()
+        drop_schema(url)

@@ -18,7 +18,8 @@ from sqlalchemy import Boolean, Date, Engine, Float, Integer, create_engine, sel
 from sqlalchemy.engine import make_url
 
 from aftersales import Ledger
-from projections.database import ReadModels, views_url
+from aftersales.storage.config import postgres_target
+from projections.database import ReadModels, reporting_schema, views_url
 from projections.runner import Runner
 from projections.schema import READ_MODELS, UTCDateTime, metadata
 from tests.faults import Store
@@ -71,9 +72,10 @@ def plain_engine(url: str) -> tuple[Engine, str | None]:
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         return create_engine(u), None
-    schema = u.query.get("schema")
+    target = postgres_target(url)
+    assert target is not None
     plain = u.set(drivername="postgresql+psycopg", query={})
-    return create_engine(plain), str(schema) if schema else None
+    return create_engine(plain), reporting_schema(target)
 
 
 def read_back(views: ReadModels, name: str) -> list[dict[str, Any]]:
