@@ -51,7 +51,7 @@ T = TypeVar("T")
 
 
 class Edge(Protocol):
-    """What anchoring takes from the command line's run (`aftersales.cli.main.Edge`)."""
+    """What anchoring takes from the command line's run (`aftersales.cli.edge.Edge`)."""
 
     args: argparse.Namespace
     settings: Settings
