@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from aftersales.application.clock import wall_clock
+from aftersales.cli.edge import waiting
 from aftersales.errors import (
     EXIT_INTEGRITY,
     EXIT_STORE,
@@ -51,7 +52,7 @@ T = TypeVar("T")
 
 
 class Edge(Protocol):
-    """What anchoring takes from the command line's run (`aftersales.cli.main.Edge`)."""
+    """What anchoring takes from the command line's run (`aftersales.cli.edge.Edge`)."""
 
     args: argparse.Namespace
     settings: Settings
@@ -133,13 +134,9 @@ def check_options(args: argparse.Namespace, ledger_url: str) -> str | None:
     return None
 
 
-def _waiting(text: str) -> None:
-    print(f"\raftersales: waiting: {text}", file=sys.stderr, flush=True)
-
-
 def _patience(target: str, retry_for: float | None) -> Patience:
     """How long the anchor log's store is waited for."""
-    return Patience(retry_for, redacted_or(target), on_wait=_waiting)
+    return Patience(retry_for, redacted_or(target), on_wait=waiting)
 
 
 def _name(target: str) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from aftersales.application.clock import wall_clock
 from aftersales.application.ledger import Ledger
+from aftersales.cli.edge import fail
 from aftersales.cli.human import local
 from aftersales.feeds.douyin import Tolerance
 from aftersales.storage.config import redacted
@@ -51,8 +52,8 @@ def serve_webhook(ledger: Ledger, args: Namespace, open_ledger: Callable[[], Led
     try:
         sock = listen(args.host, args.port)
     except OSError as e:
-        return _fail(f"cannot listen on {args.host}:{args.port}: {e.strerror}",
-                     EXIT_USAGE)
+        return fail(f"cannot listen on {args.host}:{args.port}: {e.strerror}",
+                    EXIT_USAGE)
     metrics = WebhookMetrics()
     lateness = timedelta(seconds=args.lateness)
 
@@ -141,9 +142,3 @@ def _span(d: timedelta) -> str:
     if seconds < 7200:
         return f"{seconds // 60} min"
     return f"{seconds // 3600} h"
-
-
-def _fail(text: str, code: int) -> int:
-    print(f"aftersales: {text}", file=sys.stderr)
-    return code
-

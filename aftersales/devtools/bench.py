@@ -27,7 +27,7 @@ from typing import Any
 
 from aftersales.application.commands import OrderCommand, parse_command
 from aftersales.application.ledger import Ledger
-from aftersales.cli.main import rebuild_workers  # type: ignore[attr-defined]
+from aftersales.cli.projecting import rebuild_workers
 from aftersales.devtools.memory import TreePeak
 from aftersales.devtools.workload import START, Workload, generate
 from aftersales.ingest.parallel import default_workers

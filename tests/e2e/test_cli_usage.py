@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from aftersales.application.commands import parse_command
-from aftersales.cli.main import build_parser
+from aftersales.cli.parser import build_parser
 from aftersales.cli.progress import Progress
 from aftersales.errors import CommandRefused
 from tests.e2e.test_cli import db, run

@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import select
 
 from aftersales import Ledger
-from aftersales.cli.main import _failure
+from aftersales.cli.edge import failure
 from aftersales.errors import EXIT_INTERRUPTED, IntegrityBroken, RebuildInterrupted
 from aftersales.storage.chain import ZERO, link
 from projections.database import ReadModels
@@ -172,7 +172,7 @@ def test_verify_head_never_calls_a_broken_record_unchanged(store: tuple[Ledger, 
 
 def test_an_interrupted_rebuild_exits_with_its_own_code() -> None:
     """Not 2 (a bad option): 5, run it again."""
-    code, text = _failure(RebuildInterrupted("the read models were replaced"))
+    code, text = failure(RebuildInterrupted("the read models were replaced"))
     assert code == EXIT_INTERRUPTED == 5 and "replaced" in text
 
 

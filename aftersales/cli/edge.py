@@ -1,0 +1,123 @@
+"""What every command of the command line shares: the run's arguments and settings
+(`Edge`), saying what it waits for, and how an error becomes a line and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TypeVar
+
+from aftersales.application.clock import guard_for
+from aftersales.application.ledger import Ledger
+from aftersales.errors import (
+    EXIT_INTEGRITY,
+    EXIT_INTERRUPTED,
+    EXIT_STORE,
+    EXIT_USAGE,
+    AftersalesError,
+    IntegrityBroken,
+    LedgerMissing,
+    LogBroken,
+    RebuildInterrupted,
+    StoreUnavailable,
+    Unsettled,
+)
+from aftersales.settings import Settings, business_zone
+from aftersales.storage.config import ENV_VAR, redacted, resolve_url, sqlite_path
+from aftersales.storage.retry import Patience, is_store_error
+from aftersales.storage.retry import describe as store_error
+
+T = TypeVar("T")
+
+
+class Edge:
+    """What one run of the command line works with: its arguments, its settings, and how
+    it tells what it waits for."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        settings = Settings.from_env()
+        if getattr(args, "retry_for", None) is not None:
+            settings = replace(settings, retry_for=max(0.0, args.retry_for))
+        if getattr(args, "allow_future", False):
+            settings = replace(settings, future_margin=None)
+        self.settings = settings
+        self.url = resolve_url(getattr(args, "db", None))
+        self.tz_name, self.zone = business_zone()  # where a person reads business times
+
+    def ledger(self, create: bool, patient: bool = True) -> Ledger:
+        """The ledger at the URL; a command that does not create one needs it there.  A
+        store that cannot be reached is waited for (`--retry-for`), unless not `patient`
+        (a service's own loop waits, and hears its stop signal meanwhile)."""
+        path = sqlite_path(self.url)
+        if not create and path is not None and not Path(path).exists():
+            raise LedgerMissing(self.missing())
+
+        def open_it() -> Ledger:
+            return Ledger(self.url, create_tables=create, settings=self.settings,
+                          guard=guard_for(self.settings))
+
+        ledger = self.patience().run(open_it, "opening the ledger") if patient else open_it()
+        if not create and not ledger.index.has_ledger():
+            ledger.close()
+            raise LedgerMissing(self.missing())
+        return ledger
+
+    def missing(self) -> str:
+        return (f"no ledger at {redacted(self.url)}: nothing was created (give --db or "
+                f"${ENV_VAR}, or start one with `aftersales ingest FILE` or `aftersales db "
+                "init`)")
+
+    def patience(self, ledger: Ledger | None = None, retry_for: float | None = -1.0
+                 ) -> Patience:
+        return Patience(self.settings.retry_for if retry_for == -1.0 else retry_for,
+                        redacted(self.url), on_wait=waiting,
+                        explain=ledger.store_reason if ledger is not None else lambda: None)
+
+
+def waiting(text: str) -> None:
+    """Say what is waited for (on a line of its own, even when a progress bar shows)."""
+    print(f"\raftersales: waiting: {text}", file=sys.stderr, flush=True)
+
+
+def fail(text: str, code: int) -> int:
+    print(f"aftersales: {text}", file=sys.stderr)
+    return code
+
+
+def failure(error: Exception) -> tuple[int, str]:
+    """The exit code and the line `main` gives for an error (`db check --json` says it in
+    its object as well)."""
+    if isinstance(error, (IntegrityBroken, LogBroken)):
+        return EXIT_INTEGRITY, str(error)
+    if isinstance(error, (RebuildInterrupted, Unsettled)):
+        return EXIT_INTERRUPTED, str(error)
+    if isinstance(error, StoreUnavailable):
+        return EXIT_STORE, str(error)
+    if isinstance(error, AftersalesError):
+        return EXIT_USAGE, str(error)
+    if is_store_error(error):
+        return EXIT_STORE, f"the store failed: {store_error(error)}"
+    raise error
+
+
+def read(ledger: Ledger, edge: Edge, step: Callable[[], T], doing: str) -> T:
+    """A read of the ledger, tried again while a store failure may pass."""
+    return edge.patience(ledger).run(step, doing)
+
+
+def report_broken(names: set[str]) -> int:
+    """Say which orders this run found broken; the exit code that goes with it."""
+    if not names:
+        return 0
+    print(f"aftersales: {len(names)} order(s) with a broken history were refused or "
+          f"skipped: {few(sorted(names))}; run `aftersales verify`", file=sys.stderr)
+    return EXIT_INTEGRITY
+
+
+def few(names: list[str], most: int = 5) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more"
+                                      if len(names) > most else "")

@@ -1,0 +1,102 @@
+"""`verify`: the chained record and the log checked (and against a head digest kept
+elsewhere, and the anchor log), then the read models compared with a rebuild; and which
+orders a break of the log names."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import closing
+from typing import Any
+
+from aftersales.application.clock import wall_clock
+from aftersales.application.ledger import Ledger
+from aftersales.cli.anchors import verify_anchors
+from aftersales.cli.edge import Edge, fail
+from aftersales.cli.progress import Progress
+from aftersales.cli.projecting import open_views
+from aftersales.errors import EXIT_INTEGRITY, EXIT_USAGE
+from aftersales.storage.integrity import Check, check, order_names, record_breaks
+from aftersales.storage.logcheck import LogBreak
+from projections.runner import verify
+
+
+def blamed_names(ledger: Ledger, upto: int, breaks: list[LogBreak]) -> dict[Any, str]:
+    """The order numbers of the orders these breaks of the log name."""
+    return order_names(ledger.index, upto, {oid for b in breaks for oid, _ in b.blamed},
+                       ledger.order_number)
+
+
+def cmd_verify(ledger: Ledger, edge: Edge) -> int:
+    args = edge.args
+    kept = None
+    if args.head is not None:
+        try:
+            kept = bytes.fromhex(args.head)
+            if len(kept) != 32:
+                raise ValueError
+        except ValueError:
+            return fail(f"--head {args.head!r}: expected the 64 hex digits verify printed",
+                        EXIT_USAGE)
+
+    def chains() -> Check:
+        upto = ledger.recorder.max_notification_id() or 0
+        progress = Progress("verify", 2 * upto, unit="events")
+        found = check(ledger.index, upto, ledger.order_number, kept, progress.advance_by)
+        progress.close()
+        return found
+
+    found = edge.patience(ledger).run(chains, "checking the chained record")
+    code = 0
+    for broken, order_id in found.breaks:
+        print(f"verify: order {order_id or broken.originator_id}: its history is broken at "
+              f"{broken.describe()}")
+    edge.patience(ledger).run(lambda: record_breaks(ledger.index, found.log_breaks,
+                                                    wall_clock()), "recording the breaks")
+    names = blamed_names(ledger, found.position, found.log_breaks)
+    for b in found.log_breaks:
+        print(f"verify: log position {b.position} (order {b.originator_id}, version "
+              f"{b.version}): {b.reason}; refused from now on: "
+              + ", ".join(f"order {names.get(oid, oid)} (from version {v})"
+                          for oid, v in b.blamed))
+    if found.intact:
+        print(f"verify: the chained record holds: {found.events} events of {found.orders} "
+              "orders, and the log")
+    else:
+        print(f"verify: the chained record is broken: {len(found.breaks)} order(s), "
+              f"{len(found.log_breaks)} log position(s)", file=sys.stderr)
+        code = EXIT_INTEGRITY
+    print(f"verify: log head {found.head.hex()} at position {found.position} (keep it "
+          "elsewhere; `verify --head` checks it later)")
+    if kept is not None:
+        if found.kept_at is None:
+            print("verify: the digest kept is not in the log: the history up to it was "
+                  "changed (or it is not this ledger's)", file=sys.stderr)
+            code = EXIT_INTEGRITY
+        elif any(b.position <= found.kept_at for b in found.log_breaks):
+            print(f"verify: the digest kept is the log's link at position {found.kept_at}, "
+                  "but the log breaks before it", file=sys.stderr)
+            code = EXIT_INTEGRITY
+        elif not found.intact:
+            print(f"verify: the digest kept is the log's link at position {found.kept_at}, "
+                  "but the chained record is broken (above): the history up to it was "
+                  "changed", file=sys.stderr)
+            code = EXIT_INTEGRITY
+        else:
+            print(f"verify: the digest kept is the log's link at position {found.kept_at}: "
+                  "the history up to it is unchanged")
+    code = max(code, verify_anchors(ledger, edge, found))  # against the anchor log, if any
+    differences = edge.patience(ledger).run(lambda: _compare(ledger, edge),
+                                            "comparing the read models with a rebuild")
+    for line in differences:
+        print(line)
+    if differences:
+        print(f"verify: the read models differ from a rebuild ({len(differences)} lines)",
+              file=sys.stderr)
+        return code or 1
+    print("verify: the read models equal a rebuild from the events")
+    return code
+
+
+def _compare(ledger: Ledger, edge: Edge) -> list[str]:
+    with closing(open_views(ledger, edge)) as views:
+        return verify(ledger, views)

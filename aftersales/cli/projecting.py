@@ -1,0 +1,222 @@
+"""The read models kept up to date: after each command that writes (unless
+--no-project), by `project` (`--follow`: a service), and by `rebuild`; and a warning of
+the orders they could not vouch for."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from contextlib import closing
+from typing import TYPE_CHECKING
+
+from aftersales.application.ledger import Ledger
+from aftersales.cli.anchors import FollowAnchors
+from aftersales.cli.edge import Edge, fail, failure, few
+from aftersales.cli.progress import Progress
+from aftersales.errors import EXIT_INTEGRITY, EXIT_USAGE, AftersalesError, StoreUnavailable
+from aftersales.storage.config import redacted
+from projections.database import ReadModels, views_url
+from projections.queries import broken_orders
+from projections.rebuild import default_workers as rebuild_workers
+from projections.runner import Runner, lag_behind
+
+if TYPE_CHECKING:
+    from aftersales.service.projection_metrics import ProjectionMetrics
+
+#: `rebuild_workers`, how many processes a rebuild of so many events takes, is handed on
+#: for `aftersales bench` (only the command line imports the read side).
+__all__ = ["broken_in_read_models", "cmd_project", "cmd_rebuild", "open_views", "project",
+           "rebuild_workers"]
+
+
+def open_views(ledger: Ledger, edge: Edge) -> ReadModels:
+    return ReadModels(views_url(ledger.url, getattr(edge.args, "views", None)),
+                      settings=edge.settings)
+
+
+def project(ledger: Ledger, edge: Edge, label: str = "project", closing_line: bool = True
+            ) -> int:
+    """Bring the read models up to date (unless --no-project); return events projected,
+    saying so after a command that wrote (`closing_line`; a query's output is its rows
+    alone).  The ledger is recorded whatever happens here: if the read models' store
+    fails, say so, and how to catch up."""
+    if getattr(edge.args, "no_project", False):
+        return 0
+
+    def catch_up() -> int:
+        with closing(open_views(ledger, edge)) as views:
+            runner = Runner(ledger, views)
+            progress = Progress(label, runner.lag(), unit="events")
+            done = runner.catch_up(progress.advance_by)
+            progress.close()
+            return done
+
+    try:
+        done = edge.patience(ledger).run(catch_up, "bringing the read models up to date")
+    except StoreUnavailable as e:
+        raise StoreUnavailable(f"{e}.  The ledger itself is recorded; run `aftersales "
+                               "project` when the store is back") from e
+    if done and closing_line:
+        print(f"projected {done:,} events into the read models")
+    return done
+
+
+def broken_in_read_models(ledger: Ledger, edge: Edge) -> int:
+    """Warn of orders the read models could not vouch for; the exit code that goes with
+    it."""
+    with closing(open_views(ledger, edge)) as views:
+        broken = broken_orders(views)
+    if not broken:
+        return 0
+    names = [b["order_id"] or b["order_uuid"] for b in broken]
+    print(f"aftersales: warning: {len(names)} order(s) have a broken history and are counted "
+          f"only up to the break (table integrity_breaks): {few(names)}; run `aftersales "
+          "verify`", file=sys.stderr)
+    return EXIT_INTEGRITY
+
+
+def cmd_project(ledger: Ledger, edge: Edge) -> int:
+    args = edge.args
+    if not args.follow:
+        if args.metrics_port is not None:
+            return fail("--metrics-port is for `project --follow` (a service to scrape)",
+                        EXIT_USAGE)
+        return _project_once(ledger, edge)
+    metrics = None
+    if args.metrics_port is not None:
+        if not 0 <= args.metrics_port <= 65535:
+            return fail(f"--metrics-port {args.metrics_port}: a port is 0 to 65535",
+                        EXIT_USAGE)
+        from aftersales.service.projection_metrics import ProjectionMetrics
+        metrics = ProjectionMetrics()
+        try:
+            metrics.serve(args.metrics_host, args.metrics_port)
+        except OSError as e:
+            return fail(f"cannot serve metrics on {args.metrics_host}:{args.metrics_port}: "
+                        f"{e.strerror or e}", EXIT_USAGE)
+    try:
+        return _follow(ledger, edge, metrics)
+    finally:
+        if metrics is not None:
+            metrics.close()
+
+
+def _follow(ledger: Ledger, edge: Edge, metrics: ProjectionMetrics | None) -> int:
+    """`project --follow`: a service.  Its stdout lines as ever (`following …`, `ack
+    position N`, `stopped at position N`); JSON log lines on stderr (started, each store
+    failure waited out, stopped); with `metrics`, its Prometheus metrics kept."""
+    import logging
+
+    from aftersales.service.logs import configure, log
+    args = edge.args
+    logger = configure(args.log_level)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    # A service: after a store failure that may pass it reconnects, with growing pauses,
+    # for as long as it takes (--retry-for bounds it, counted from the first failure since
+    # it last projected anything), and stops at once on SIGTERM, even while it waits.
+    print(f"following {redacted(ledger.url)}", flush=True)
+    position = [0]
+    before = [0]
+    said = [""]
+    patience = edge.patience(ledger, retry_for=getattr(args, "retry_for", None))
+
+    def waiting_for(text: str) -> None:
+        said[0] = text
+
+    def pause(seconds: float) -> object:
+        """Each store failure waited out: a warning, and the metric, then the pause."""
+        if metrics is not None:
+            metrics.retried()
+        log(logger, logging.WARNING, "store failure: waiting", position=position[0],
+            retries=patience.retries, pause_seconds=round(seconds, 3),
+            message=f"aftersales: waiting: {said[0].rstrip()}")
+        return stop.wait(seconds)
+
+    patience.on_wait, patience.waits, patience.sleep = waiting_for, "reconnecting to", pause
+    served = {} if metrics is None else {"metrics": metrics.url}
+    anchor = None if args.anchor_every is None else FollowAnchors(ledger, edge, logger)
+
+    def session() -> None:
+        if stop.is_set():
+            return
+        before[0] = position[0]
+        with closing(open_views(ledger, edge)) as views:
+            runner = Runner(ledger, views, batch=max(1, args.batch))
+            position[0] = runner.position
+            print(f"projecting from position {position[0]}", flush=True)
+            log(logger, logging.INFO, "following", store=redacted(ledger.url),
+                position=position[0], **served)
+
+            def observe() -> None:
+                if metrics is not None:
+                    metrics.observe(lag_behind(ledger, position[0]))
+                if anchor is not None:
+                    anchor()  # on its own timer: between batches, and when caught up
+
+            def acknowledge(n: int, runner: Runner = runner) -> None:
+                position[0] = runner.position
+                if args.ack:
+                    print(f"ack position {position[0]}", flush=True)
+                if metrics is not None:
+                    metrics.projected(n)  # before the position: a scrape that sees the
+                    observe()             # new position sees these events counted
+                elif anchor is not None:
+                    anchor()
+
+            observe()
+            runner.follow(stop, args.poll, acknowledge, on_idle=observe)
+
+    try:
+        patience.run(session, "following", progressed=lambda: position[0] > before[0])
+    except AftersalesError as e:
+        code, text = failure(e)
+        log(logger, logging.ERROR, "stopped: failed", position=position[0], error=text)
+        return code
+    finally:
+        if anchor is not None:
+            anchor.close()
+    log(logger, logging.INFO, "stopped", position=position[0], retries=patience.retries)
+    print(f"stopped at position {position[0]}")
+    return 0
+
+
+def _project_once(ledger: Ledger, edge: Edge) -> int:
+    def once() -> int:
+        with closing(open_views(ledger, edge)) as views:
+            runner = Runner(ledger, views, batch=max(1, edge.args.batch))
+
+            def acknowledge(n: int) -> None:
+                if edge.args.ack:
+                    print(f"ack position {runner.position}", flush=True)
+
+            done = runner.catch_up(acknowledge)
+            print(f"projected {done} events; position {runner.position}")
+            return done
+
+    edge.patience(ledger).run(once, "bringing the read models up to date")
+    return broken_in_read_models(ledger, edge)
+
+
+def cmd_rebuild(ledger: Ledger, edge: Edge) -> int:
+    args = edge.args
+    if args.workers is not None and not 1 <= args.workers <= 16:
+        return fail("--workers takes 1 to 16", EXIT_USAGE)
+
+    def rebuild() -> tuple[int, float]:
+        with closing(open_views(ledger, edge)) as views:
+            runner = Runner(ledger, views, prepare=False)  # whatever is there is replaced
+            total = ledger.recorder.max_notification_id() or 0
+            progress = Progress("rebuild", total, unit="events")
+            started = time.perf_counter()
+            done = runner.rebuild(progress.advance_by, args.workers)
+            progress.close()
+            return done, time.perf_counter() - started
+
+    done, elapsed = edge.patience(ledger).run(rebuild, "rebuilding the read models")
+    print(f"rebuilt the read models from {done} events in {elapsed:.1f}s "
+          f"({done / max(elapsed, 1e-9):,.0f} events/s)")
+    return broken_in_read_models(ledger, edge)

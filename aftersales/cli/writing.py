@@ -1,0 +1,237 @@
+"""The commands that write the ledger: `ingest` (a command file, or a platform's pushes
+with --format douyin), `feed` (the webhook's inbox; `feed retry`), `tick` (the sweep of
+due timeouts, after a walk of the log) and `serve-webhook`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import TYPE_CHECKING, BinaryIO
+
+from aftersales.application.clock import wall_clock
+from aftersales.application.ledger import Ledger
+from aftersales.cli.anchors import anchor_if_due
+from aftersales.cli.edge import Edge, fail, report_broken, waiting
+from aftersales.cli.human import local
+from aftersales.cli.integrity import blamed_names
+from aftersales.cli.progress import Progress
+from aftersales.cli.projecting import project
+from aftersales.errors import EXIT_INTEGRITY, EXIT_STORE, EXIT_USAGE, CommandRefused
+from aftersales.ingest.parallel import default_workers, ingest_in_parallel
+from aftersales.ingest.serial import Settled, broken_names, ingest
+from aftersales.storage.integrity import watch_log
+from aftersales.storage.logcheck import LogWalk
+from aftersales.storage.shard import SHARDS
+
+if TYPE_CHECKING:
+    from aftersales.feeds.douyin import Tolerance
+
+
+def unreadable(path: str) -> int:
+    try:
+        open(path, "rb").close()
+        reason = "cannot be read"
+    except OSError as e:
+        reason = e.strerror or "cannot be read"
+    return fail(f"cannot read {path}: {reason}", EXIT_USAGE)
+
+
+def refusals_beside(progress: Progress) -> Callable[[int, CommandRefused], None]:
+    """Refusals written on lines of their own, the progress bar drawn again after each."""
+    def say(number: int, refusal: CommandRefused) -> None:
+        progress.say(f"line {number}: {refusal.code}: {refusal.reason}")
+    return say
+
+
+def json_array(path: str) -> bool:
+    """Whether a command file (`-`: standard input, read without consuming it) starts as
+    a JSON array: commands that are not JSON Lines."""
+    if path == "-":
+        head = getattr(sys.stdin.buffer, "peek", lambda n: b"")(512)[:512]
+    else:
+        try:
+            with open(path, "rb") as f:
+                head = f.read(512)
+        except OSError:
+            return False  # said when it is opened
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"["
+
+
+class _OtherWriters:
+    """`ingest`'s warning of an order another process wrote while this one decided its
+    lines: once per order, the first `NAMED` in full, the rest counted (`close`).  The exit
+    code does not change: the lines were decided and recorded, and a re-run cannot decide
+    them again (docs/operations.md, "What may run at once")."""
+
+    NAMED = 5
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress, self.count = progress, 0
+
+    def __call__(self, order_id: str) -> None:
+        self.count += 1
+        if self.count <= self.NAMED:
+            self.progress.say(
+                f"aftersales: warning: order {order_id} was written by another process while "
+                "this ingest ran: lines of one order must reach the ledger in one stream "
+                '(docs/operations.md, "What may run at once"); its lines here were decided on '
+                "the state after the other writer's")
+
+    def close(self) -> None:
+        if self.count > self.NAMED:
+            print(f"aftersales: warning: {self.count - self.NAMED:,} more orders were written "
+                  f"by another process while this ingest ran ({self.count:,} in all; the "
+                  f"first {self.NAMED} are named above)", file=sys.stderr)
+
+
+def _acknowledge(settled: Settled) -> None:
+    print(f"ack {settled.line} {settled.status}", flush=True)
+
+
+def _lines_of(stream: BinaryIO) -> Iterator[bytes]:
+    yield from stream
+
+
+def cmd_ingest(ledger: Ledger, edge: Edge) -> int:
+    args = edge.args
+    if args.file == "-":
+        source, total = sys.stdin.buffer, None
+    else:
+        try:
+            source, total = open(args.file, "rb"), os.path.getsize(args.file)  # noqa: SIM115
+        except OSError:
+            return unreadable(args.file)
+    if args.format == "douyin":
+        return _ingest_feed(ledger, edge, source)
+    workers = _workers(args, ledger, total)
+    if isinstance(workers, str):
+        source.close()
+        return fail(workers, EXIT_USAGE)
+    progress = Progress("ingest", total)
+    acknowledge = _acknowledge if args.ack else lambda settled: None
+    others = _OtherWriters(progress)
+    with source:
+        refused = refusals_beside(progress)
+        if workers == 1:
+            report = ingest(ledger, _lines_of(source), refused, progress.advance,
+                            acknowledge, batch=args.batch, patience=edge.patience(ledger),
+                            on_other=others)
+        else:
+            def done(settled: Settled) -> None:
+                progress.count()
+                acknowledge(settled)
+
+            report = ingest_in_parallel(ledger.url, args.file, workers, refused,
+                                        done, progress.reach, batch=args.batch,
+                                        settings=edge.settings, on_wait=waiting,
+                                        on_other=others)
+    progress.close()
+    others.close()
+    print(report.summary())
+    if (stopped := report.stop_message()) is not None:
+        return fail(stopped, EXIT_STORE)
+    project(ledger, edge)
+    broken = report_broken(report.broken)
+    return broken or (1 if report.refused else 0)
+
+
+def _ingest_feed(ledger: Ledger, edge: Edge, source: BinaryIO) -> int:
+    """`ingest --format douyin`: a platform's push messages, in business-time order."""
+    from aftersales.feeds.run import ingest_feed
+    # A store failure stops it (exit 3); run it again: what was applied is skipped by
+    # its message id, the rest applied.
+    with source:
+        report = ingest_feed(ledger, _lines_of(source),
+                             lateness=timedelta(seconds=edge.args.lateness),
+                             on_refused=lambda text: print(text, file=sys.stderr),
+                             tolerance=_tolerance(edge.args),
+                             received_at=edge.args.received_at)
+    print(report.summary())
+    project(ledger, edge)
+    return report_broken(broken_names(ledger)) or (
+        1 if report.refused or report.reported else 0)
+
+
+def _tolerance(args: argparse.Namespace) -> Tolerance:
+    from aftersales.feeds.douyin import Tolerance
+    return Tolerance(timedelta(seconds=args.tolerance),
+                     timedelta(seconds=args.refund_tolerance))
+
+
+def cmd_feed(ledger: Ledger, edge: Edge) -> int:
+    """`feed` (`feed inbox`): what the webhook received and applied; `feed retry`: the
+    reported messages decided again, on the ledger as it is now."""
+    from aftersales.feeds.run import retry
+    ledger.index.create_table()  # a store older than the messages' table gets it
+    if edge.args.action == "inbox":
+        from aftersales.cli.webhook import show_inbox
+        return show_inbox(ledger, edge.zone)
+    report = retry(ledger, tolerance=_tolerance(edge.args),
+                   on_refused=lambda text: print(text, file=sys.stderr))
+    print(f"{report.messages:,} reported messages decided again: {report.applied:,} applied "
+          f"({report.reconciled:,} reconciled), {report.ignored:,} ignored, "
+          f"{report.reported:,} still reported, {sum(report.refused.values()):,} refused; "
+          f"{report.events:,} events recorded")
+    project(ledger, edge)
+    return report_broken(broken_names(ledger)) or (
+        1 if report.refused or report.reported else 0)
+
+
+def _workers(args: argparse.Namespace, ledger: Ledger, size: int | None) -> int | str:
+    """How many processes ingest the file (or why the number asked for cannot be)."""
+    if args.workers is not None:
+        if not 1 <= args.workers <= SHARDS:
+            return f"--workers takes 1 to {SHARDS}"
+        if args.workers > 1 and (size is None or ledger.url.startswith("memory:")):
+            return "parallel ingest reads a file into a durable store, not standard input " \
+                   "or memory:"
+        return int(args.workers)
+    if args.batch <= 1 or ledger.url.startswith("memory:"):
+        return 1
+    return default_workers(size)
+
+
+def cmd_tick(ledger: Ledger, edge: Edge) -> int:
+    now = edge.args.now or wall_clock()
+
+    def acknowledge(oid: object, n: int) -> None:
+        if edge.args.ack:
+            print(f"ack swept {getattr(oid, 'hex', oid)} {n}", flush=True)
+
+    patience = edge.patience(ledger)
+    walked = patience.run(lambda: watch_log(ledger.index, wall_clock()),
+                          "walking the log since its last check")
+    _say_log_breaks(ledger, walked)
+    swept = patience.run(lambda: ledger.sweep(now, acknowledge),
+                         f"sweeping the timeouts due before {now.isoformat()}")
+    print(f"swept {swept.timeouts} timeouts due before {local(now, edge.zone)} "
+          f"({swept.events} events recorded, with the refunds, penalties and compensations "
+          "that follow)" + ("; a store failure was tried again, and what the sweep had "
+                            "recorded before it is not counted here" if patience.retries
+                            else ""))
+    project(ledger, edge)
+    broken = report_broken(broken_names(ledger)) or (EXIT_INTEGRITY if walked.breaks else 0)
+    anchored = anchor_if_due(ledger, edge) if edge.args.anchor_every is not None else 0
+    return broken or anchored
+
+
+def _say_log_breaks(ledger: Ledger, walked: LogWalk) -> None:
+    """Warn of the breaks a walk of the log found (recorded: those orders are refused)."""
+    if not walked.breaks:
+        return
+    names = blamed_names(ledger, walked.position, walked.breaks)
+    for b in walked.breaks:
+        print(f"aftersales: warning: the log chain breaks at position {b.position}: "
+              f"{b.reason}; refused from now on: "
+              + ", ".join(f"order {names.get(oid, oid)}" for oid, _ in b.blamed)
+              + " (run `aftersales verify`)", file=sys.stderr)
+
+
+def cmd_serve_webhook(ledger: Ledger, edge: Edge) -> int:
+    """Serve Douyin's pushes until SIGTERM or Ctrl-C (aftersales/cli/webhook.py)."""
+    from aftersales.cli.webhook import serve_webhook
+    return serve_webhook(ledger, edge.args, lambda: edge.ledger(create=False, patient=False),
+                         _tolerance(edge.args))
