@@ -41,9 +41,11 @@ def grant_reader(views: ReadModels, role: str) -> list[str]:
         statements = []
         for name in (schema, schema + SHADOW_SUFFIX):
             statements += [f'CREATE SCHEMA IF NOT EXISTS "{name}"',
-                           f'GRANT USAGE ON SCHEMA "{name}" TO {found}',
                            f'ALTER DEFAULT PRIVILEGES IN SCHEMA "{name}" '
                            f"GRANT SELECT ON TABLES TO {found}"]
+        # USAGE on the read models' schema only: the shadow's half-built tables stay out
+        # of sight, and carry the SELECT above into the schema when they are swapped in.
+        statements.append(f'GRANT USAGE ON SCHEMA "{schema}" TO {found}')
         statements.append(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO {found}')
         for statement in statements:
             conn.execute(text(statement))

@@ -1,6 +1,7 @@
 """`db`, for operators: `init` creates the store's tables, `check` says whether the store
 is ready (`--json` for a monitor; `--max-lag`, `--max-overdue`: exit 1 beyond them), and
-`upgrade` adds the chained record to a store written before it."""
+`upgrade` adds the chained record to a store written before it; `grant-reader ROLE` gives a
+PostgreSQL role SELECT on the read models and nothing on the ledger."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from aftersales.storage.config import redacted, sqlite_path
 from aftersales.storage.integrity import check
 from aftersales.storage.retry import Patience, is_store_error, may_pass
 from aftersales.storage.retry import describe as store_error
+from projections.boundary import grant_reader
+from projections.database import ReadModels, views_url
 from projections.runner import Lag, Projected, lag_behind, projected
 from projections.schema import SCHEMA_VERSION
 
@@ -30,6 +33,13 @@ def cmd_db(edge: Edge) -> int:
     (`--json` for a monitor; `--max-lag`, `--max-overdue`: exit 1 beyond them); `db
     upgrade` adds the chained record to a store written before it."""
     args = edge.args
+    if (args.action == "grant-reader") != (args.role is not None):
+        return fail("a role is named by `db grant-reader ROLE` only", EXIT_USAGE)
+    if args.action == "grant-reader":
+        if args.json or args.max_lag is not None or args.max_overdue is not None:
+            return fail("--json, --max-lag and --max-overdue are for `db check`",
+                        EXIT_USAGE)
+        return _grant_reader(edge, args.role)
     if args.action == "upgrade":
         if args.json or args.max_lag is not None or args.max_overdue is not None:
             return fail("--json, --max-lag and --max-overdue are for `db check`",
@@ -61,6 +71,23 @@ def cmd_db(edge: Edge) -> int:
         return health.code
     _say_health(health, init)
     return health.code
+
+
+def _grant_reader(edge: Edge, role: str) -> int:
+    """`db grant-reader ROLE`: the role reads the read models (now and after every
+    rebuild) and nothing of the ledger (docs/reporting.md, "The reporting boundary")."""
+    views = ReadModels(views_url(edge.url, getattr(edge.args, "views", None)),
+                       settings=edge.settings)
+    try:
+        done = edge.patience(None).run(lambda: grant_reader(views, role),
+                                       "granting the reporting role")
+    finally:
+        views.close()
+    for statement in done:
+        print(statement)
+    print(f"{role} may read the read models in {redacted(views.url)}, and nothing of the "
+          "ledger")
+    return 0
 
 
 @dataclass

@@ -50,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     tune_for_batch_work()
     try:
         edge = Edge(args)
+        if getattr(args, "excel", False) and args.format != "csv":
+            return fail("--excel is for --format csv (a spreadsheet's CSV)", EXIT_USAGE)
         if args.cmd == "gen":
             return cmd_gen(args)
         if args.cmd == "db":

@@ -133,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
         found.add_argument("--format", choices=formats, default="table",
                            help="an aligned table for a person (default), or JSON or CSV "
                            "for a program" + page)
+        found.add_argument("--excel", action="store_true",
+                           help="with --format csv: CSV for a spreadsheet (UTF-8 with a "
+                           "byte order mark, CRLF, times in the business zone without "
+                           "offset, money in yuan with two decimals)")
         return found
 
     since_until = listing(("table", "json", "csv"))
@@ -301,10 +305,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "postgresql://USER@HOST/DB (the table ledger_anchors), never the "
                    "ledger's own database; - : the anchor's line to standard output "
                    "(default: $AFTERSALES_ANCHOR)")
-    p = command("db", "operators: create, check or upgrade the store", db)
-    p.add_argument("action", choices=("init", "check", "upgrade"),
+    p = command("db", "operators: create, check or upgrade the store; give a reporting "
+                "role read access", db)
+    p.add_argument("action", choices=("init", "check", "upgrade", "grant-reader"),
                    help="init: create the store's tables; check: say whether the store is "
-                   "ready; upgrade: add the chained record to a store written before it")
+                   "ready; upgrade: add the chained record to a store written before it; "
+                   "grant-reader ROLE (PostgreSQL): SELECT on the read models, now and "
+                   "after every rebuild, and nothing on the ledger's tables")
+    p.add_argument("role", nargs="?", default=None,
+                   help="grant-reader: the PostgreSQL role (create it first)")
+
     p.add_argument("--json", action="store_true",
                    help="check: one JSON object (events, deadlines, the read models' lag, "
                    "the inbox, problems), for a program or a monitor")

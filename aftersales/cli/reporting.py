@@ -18,7 +18,7 @@ from aftersales.cli.edge import Edge, read
 from aftersales.cli.human import CURRENCY
 from aftersales.cli.parser import LAPSE_RULES, VIOLATION_RULES
 from aftersales.cli.projecting import broken_in_read_models, open_views, project
-from aftersales.cli.tables import render
+from aftersales.cli.tables import EXCEL_CSV, emit, render
 from aftersales.storage.config import redacted
 from projections.database import ReadModels
 from projections.queries import (
@@ -49,10 +49,16 @@ def _listing(ledger: Ledger, edge: Edge, ask: Callable[[ReadModels], list[dict[s
              what: str, columns: Sequence[str]) -> int:
     """A query command: the read models brought up to date, asked, printed in the
     chosen format; exit 4 if they hold orders with a broken history."""
+    fmt = output_format(edge)
     project(ledger, edge, closing_line=False)
     rows = read(ledger, edge, lambda: _query(ledger, edge, ask), f"reading the {what}")
-    print(render(rows, edge.args.format, columns, edge.zone))
+    emit(render(rows, fmt, columns, edge.zone), fmt)
     return broken_in_read_models(ledger, edge)
+
+
+def output_format(edge: Edge) -> str:
+    """The format asked for: `--format csv --excel` is the spreadsheet's CSV."""
+    return EXCEL_CSV if edge.args.excel else str(edge.args.format)
 
 
 def cmd_violations(ledger: Ledger, edge: Edge) -> int:
@@ -92,8 +98,10 @@ def cmd_report(ledger: Ledger, edge: Edge) -> int:
             print(textwrap.fill(f"{_window(a.since, a.until, edge)}.  {card.note}", 88)
                   + "\n")
         table = a.format == "table"
-        print(render(card.rows, a.format, scorecard_table(card.total) if table else SCORECARD,
-                     edge.zone, currency=card.currency, total=card.total if table else None))
+        fmt = output_format(edge)
+        emit(render(card.rows, fmt, scorecard_table(card.total) if table else SCORECARD,
+                    edge.zone, currency=card.currency, total=card.total if table else None),
+             fmt)
     return broken_in_read_models(ledger, edge)
 
 

@@ -6,6 +6,7 @@ rebuild, and nothing of the ledger."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,6 +30,7 @@ from projections.database import ReadModels, reporting_schema, views_url
 from projections.runner import Runner, verify
 from projections.schema import order_status, return_cases
 from tests.conftest import PG_URL, _conninfo, drop_schema, new_schema_url
+from tests.reliability.snapshot import cli, env, run_cli
 from tests.scenario import refunded_returns
 
 ORDERS = [f"B{k}" for k in range(8)]
@@ -263,3 +265,48 @@ def test_a_projection_beside_a_rebuild_goes_on_from_the_swapped_in_position(
     assert follower.catch_up() > 0  # the later orders' events, again, into the new tables
     assert counts(views)[0] == len(ORDERS) + 3
     assert verify(durable_ledger, views) == []
+
+
+def test_db_grant_reader_on_the_command_line_survives_a_rebuild(
+        pg_ledger: Ledger, pg_views: ReadModels, role: str, tmp_path: Path) -> None:
+    url = pg_ledger.url
+    granted = run_cli("db", "grant-reader", role, "--db", url, cwd=tmp_path)
+    assert granted.returncode == 0, granted.stderr
+    assert f"{role} may read the read models" in granted.stdout
+
+    def merchants() -> list[tuple[str, int]]:
+        with as_role(role) as c:
+            return [(str(m), int(n)) for m, n in c.execute(
+                "SELECT merchant_id, count(*) FROM order_status GROUP BY 1").fetchall()]
+
+    assert merchants() == [("M1", len(ORDERS))]
+    rebuilt = run_cli("rebuild", "--db", url, cwd=tmp_path)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert merchants() == [("M1", len(ORDERS))]
+
+
+def test_db_grant_reader_on_sqlite_and_its_argument_mistakes_exit_2(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    for args, said in ((("db", "grant-reader", "bi"), "file of their own"),
+                       (("db", "grant-reader"), "a role is named by"),
+                       (("db", "check", "bi"), "a role is named by")):
+        done = run_cli(*args, "--db", db, cwd=tmp_path)
+        assert done.returncode == 2 and said in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_the_spreadsheet_csv_from_the_command_line(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    ledger = Ledger(db)
+    refunded_returns(ledger, *ORDERS)
+    ledger.close()
+    done = subprocess.run(cli("report", "--format", "csv", "--excel", "--db", db),
+                          cwd=tmp_path, capture_output=True, env=env(), timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("\ufeff".encode()) and b"\r\n" in done.stdout
+    heading = done.stdout.decode("utf-8-sig").splitlines()[0]
+    assert "merchant_id" in heading and "(CNY)" in heading
+    plain = run_cli("report", "--format", "csv", "--db", db, cwd=tmp_path)
+    assert not plain.stdout.startswith("\ufeff") and "\r\n" not in plain.stdout
+    wrong = run_cli("report", "--excel", "--db", db, cwd=tmp_path)
+    assert wrong.returncode == 2 and "--excel is for --format csv" in wrong.stderr
