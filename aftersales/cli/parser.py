@@ -277,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="inbox (default): what the webhook received and applied; retry: "
                    "decide every reported message again, on the ledger as it is now, in "
                    "business-time order")
-    p = command("rebuild", "drop the read models and replay all events", db)
+    p = command("rebuild", "replay all events into new read models and swap them in at "
+                "once (readers see the old ones until then)", db)
     p.add_argument("--workers", type=int, default=None,
                    help="processes, each replaying a range of orders (default: one per core, "
                    "up to 4, for 100,000 events or more; else 1)")
