@@ -36,13 +36,22 @@ from tests.scenario import refunded_returns
 ORDERS = [f"B{k}" for k in range(8)]
 
 
+@contextmanager
+def projected_orders(ledger: Ledger) -> Iterator[ReadModels]:
+    """The ledger with ORDERS in it, and its read models caught up."""
+    refunded_returns(ledger, *ORDERS)
+    models = ReadModels(views_url(ledger.url))
+    Runner(ledger, models).catch_up()
+    try:
+        yield models
+    finally:
+        models.close()
+
+
 @pytest.fixture
 def views(durable_ledger: Ledger) -> Iterator[ReadModels]:
-    refunded_returns(durable_ledger, *ORDERS)
-    models = ReadModels(views_url(durable_ledger.url))
-    Runner(durable_ledger, models).catch_up()
-    yield models
-    models.close()
+    with projected_orders(durable_ledger) as models:
+        yield models
 
 
 def counts(views: ReadModels) -> tuple[int, int]:
@@ -157,11 +166,8 @@ def pg_ledger() -> Iterator[Ledger]:
 
 @pytest.fixture
 def pg_views(pg_ledger: Ledger) -> Iterator[ReadModels]:
-    refunded_returns(pg_ledger, *ORDERS)
-    models = ReadModels(views_url(pg_ledger.url))
-    Runner(pg_ledger, models).catch_up()
-    yield models
-    models.close()
+    with projected_orders(pg_ledger) as models:
+        yield models
 
 
 def test_a_view_over_a_read_model_stops_the_swap_and_the_old_tables_serve(
