@@ -11,8 +11,8 @@ Types a BI tool cannot misread (docs/reporting.md, "Types for BI tools"):
 - booleans are `boolean` on PostgreSQL, 0/1 integers on SQLite; statuses are text.
 
 `SCHEMA_VERSION` changes whenever a table or the meaning of a column changes: read models
-built by an older version are dropped and replayed from the events (the upgrade path),
-never mixed.
+built by an older version are rebuilt from the events into shadow tables and swapped in
+(the upgrade path; `projections.swap`), never mixed.
 """
 
 from __future__ import annotations
