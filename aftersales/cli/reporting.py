@@ -8,14 +8,12 @@ import sys
 import textwrap
 from collections.abc import Callable, Sequence
 from contextlib import closing
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from aftersales.application.clock import wall_clock
 from aftersales.application.ledger import Ledger
 from aftersales.cli.edge import Edge, read
-from aftersales.cli.human import CURRENCY
 from aftersales.cli.parser import LAPSE_RULES, VIOLATION_RULES
 from aftersales.cli.projecting import broken_in_read_models, open_views, project
 from aftersales.cli.tables import EXCEL_CSV, emit, render
@@ -26,18 +24,14 @@ from projections.queries import (
     DISPUTE_COLUMNS,
     LAPSE_COLUMNS,
     SCORECARD,
-    SCORECARD_CAPTION,
     business_days,
-    compensation_per_month,
-    currencies,
     list_discrepancies,
     list_disputes,
     list_lapses,
     list_violations,
-    per_day,
     scorecard_table,
-    scorecard_with_total,
 )
+from projections.reports import Scorecard
 
 T = TypeVar("T")
 
@@ -91,6 +85,7 @@ def cmd_report(ledger: Ledger, edge: Edge) -> int:
     project(ledger, edge, closing_line=False)
     card = read(ledger, edge, lambda: _query(ledger, edge, lambda views: Scorecard.read(
         views, a.since, a.until, charts=a.format == "html")), "reading the scorecard")
+    warn_currencies(card)
     if a.format == "html":
         print(scorecard_html(ledger, edge, card, a.since, a.until))
     else:
@@ -105,36 +100,11 @@ def cmd_report(ledger: Ledger, edge: Edge) -> int:
     return broken_in_read_models(ledger, edge)
 
 
-@dataclass
-class Scorecard:
-    """What the scorecard shows, read at once: its rows and totals, the currency of its
-    money, and (for the page) the charts' figures."""
-
-    rows: list[dict[str, Any]]
-    total: dict[str, Any]
-    currency: str
-    #: violations and lapses per day and rule, compensation per month (for the page)
-    charts: tuple[list[dict[str, Any]], ...] = ()
-
-    @property
-    def note(self) -> str:
-        return f"{SCORECARD_CAPTION}  Money in {self.currency}; response times in hours."
-
-    @classmethod
-    def read(cls, views: ReadModels, since: datetime | None, until: datetime | None,
-             charts: bool) -> Scorecard:
-        rows, total = scorecard_with_total(views, since, until)
-        found = currencies(views)
-        if len(found) > 1:
-            print(f"aftersales: warning: the orders are in several currencies "
-                  f"({', '.join(found)}): the money columns sum fen of them all; split them "
-                  "by order_status.currency in SQL (docs/reporting.md)", file=sys.stderr)
-        card = cls(rows, total, "+".join(found) or CURRENCY)
-        if charts:
-            card.charts = (per_day(views, "violations", since, until),
-                           per_day(views, "lapses", since, until),
-                           compensation_per_month(views, since, until))
-        return card
+def warn_currencies(card: Scorecard) -> None:
+    if len(card.currencies) > 1:
+        print(f"aftersales: warning: the orders are in several currencies "
+              f"({', '.join(card.currencies)}): the money columns sum fen of them all; split "
+              "them by order_status.currency in SQL (docs/reporting.md)", file=sys.stderr)
 
 
 def scorecard_html(ledger: Ledger, edge: Edge, card: Scorecard,

@@ -19,7 +19,7 @@ from aftersales.cli.edge import Edge, fail, report_broken
 from aftersales.cli.human import local
 from aftersales.cli.progress import Progress
 from aftersales.cli.projecting import open_views, project
-from aftersales.cli.reporting import Scorecard, scorecard_html
+from aftersales.cli.reporting import scorecard_html, warn_currencies
 from aftersales.cli.tables import render
 from aftersales.cli.writing import refusals_beside
 from aftersales.errors import EXIT_STORE, EXIT_USAGE
@@ -34,6 +34,7 @@ from projections.queries import (
     list_discrepancies,
     list_violations,
 )
+from projections.reports import Scorecard
 
 if TYPE_CHECKING:
     from aftersales.devtools.douyin_feed import FeedPlan
@@ -86,6 +87,7 @@ def _demo_douyin(ledger: Ledger, edge: Edge) -> int:
     with closing(open_views(ledger, edge)) as views:
         found = list_discrepancies(views)
         card = Scorecard.read(views, None, None, charts=False)
+    warn_currencies(card)
     total = card.total
     print(f"\nreconciliation: {total['platform_agreed'] + total['discrepancies']:,} of the "
           f"platform's accounts held against the ledger: {total['platform_agreed']:,} "
@@ -128,6 +130,7 @@ def cmd_demo(ledger: Ledger, edge: Edge) -> int:
         zone = edge.zone
         with closing(open_views(ledger, edge)) as views:
             card = Scorecard.read(views, None, None, charts=bool(args.page))
+            warn_currencies(card)
             rows = card.rows
             found = list_violations(views)
             kinds = cases_by_kind(views)
