@@ -30,8 +30,8 @@ from projections.schema import (
 VIEWS_ENV_VAR = "AFTERSALES_VIEWS_DB"
 PROJECTION_NAME = "reporting"
 DDL_ATTEMPTS = 5
-#: On PostgreSQL the read models live in a schema of their own (unless the read-model URL
-#: names one with `schema=`): the boundary a reporting role is given (`grant_reader`).
+#: On PostgreSQL the read models live in a schema of their own (`reporting_schema`): the
+#: boundary a reporting role is given (`projections.boundary.grant_reader`).
 REPORTING_SCHEMA = "reporting"
 #: A rebuild fills shadow tables first: the schema `<schema>_rebuild` on PostgreSQL, the
 #: file `<file>-rebuild` beside a SQLite file.
@@ -117,7 +117,7 @@ def make_engine(url: str, settings: Settings = DEFAULT_SETTINGS) -> Engine:
 
 
 def _postgres_engine(target: PostgresTarget, settings: Settings) -> Engine:
-    """Connections like the ledger's (`aftersales.storage.postgres.session`), with a
+    """Connections like the ledger's (`aftersales.storage.connections.session`), with a
     client that stops waiting for a server that does not answer."""
     connection = answering(settings.answer_timeout)
     kwargs = connect_kwargs(target, settings)
