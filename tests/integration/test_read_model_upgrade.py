@@ -42,19 +42,23 @@ def the_fixture_s_orders(ledger: Ledger) -> None:
     appealed.do("arbitrate", outcome="user", blame="merchant", note="sold used")
 
 
+def fixture_statements(dialect: str) -> list[str]:
+    """The statements of the version-8 fixture for a dialect, comments left out."""
+    script = (FIXTURES / f"{dialect}.sql").read_text()
+    bodies = ("\n".join(line for line in statement.splitlines()
+                        if not line.startswith("--")).strip()
+              for statement in script.split(";\n"))
+    return [body for body in bodies if body]
+
+
 @pytest.fixture
 def version_8(durable_ledger: Ledger) -> Iterator[ReadModels]:
     """The ledger with the read models version 8 built of it."""
     the_fixture_s_orders(durable_ledger)
     views = ReadModels(views_url(durable_ledger.url))
-    dialect = views.engine.dialect.name
-    script = (FIXTURES / f"{dialect}.sql").read_text()
     with views.engine.begin() as conn:
-        for statement in script.split(";\n"):
-            body = "\n".join(line for line in statement.splitlines()
-                             if not line.startswith("--")).strip()
-            if body:
-                conn.exec_driver_sql(body)
+        for statement in fixture_statements(views.engine.dialect.name):
+            conn.exec_driver_sql(statement)
     yield views
     views.close()
 
@@ -127,14 +131,10 @@ def test_version_8_read_models_beside_the_ledger_are_dropped_for_the_reporting_s
         the_fixture_s_orders(ledger)
         target = postgres_target(url)
         assert target is not None
-        script = (FIXTURES / "postgresql.sql").read_text()
         with psycopg.connect(_conninfo(target.url.database or ""), autocommit=True,
                              options=f"-c search_path={target.schema}") as c:
-            for statement in script.split(";\n"):
-                body = "\n".join(line for line in statement.splitlines()
-                                 if not line.startswith("--")).strip()
-                if body:
-                    c.execute(body)  # type: ignore[call-overload]
+            for statement in fixture_statements("postgresql"):
+                c.execute(statement)  # type: ignore[call-overload]
             assert c.execute("SELECT count(*) FROM order_status").fetchone() == (3,)
         views = ReadModels(views_url(url))
         try:
