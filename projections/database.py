@@ -16,7 +16,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import StaticPool
 
 from aftersales.errors import ViewsConfigError, ViewsMismatch
-from aftersales.settings import DEFAULT_SETTINGS, Settings, business_zone
+from aftersales.settings import DEFAULT_SETTINGS, VIEWS_ENV_VAR, Settings, business_zone
 from aftersales.storage.config import PostgresTarget, postgres_target
 from aftersales.storage.connections import answering, connect_kwargs
 from aftersales.storage.retry import retry_races
@@ -27,7 +27,6 @@ from projections.schema import (
     projection_tracking,
 )
 
-VIEWS_ENV_VAR = "AFTERSALES_VIEWS_DB"
 PROJECTION_NAME = "reporting"
 DDL_ATTEMPTS = 5
 #: On PostgreSQL the read models live in a schema of their own (`reporting_schema`): the

@@ -50,11 +50,6 @@ DEMO_SCORECARD = ("merchant_id", "cases_opened", "violations", "compensation_fen
 #: The merchant_id of the scorecard's totals row (no merchant's id can be: ids have no
 #: parentheses).
 TOTAL = "(total)"
-#: What `report` counts, and over which days (its --help and its table's caption).
-SCORECARD_CAPTION = (
-    "Counts are by the business day of each event: a window counts what happened in it, "
-    "so a case opened before the window and decided in it counts as decided but not as "
-    "opened.")
 
 
 def _listed(views: ReadModels, q: Select[Any], when: ColumnElement[datetime],

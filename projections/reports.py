@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from projections.captions import SCORECARD_CAPTION
 from projections.database import ReadModels
 from projections.queries import (
-    SCORECARD_CAPTION,
     compensation_per_month,
     currencies,
     per_day,

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from functools import partial
-from typing import Any, cast
+from functools import cached_property, partial
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import StoredEvent, Transcoder
 
-from aftersales.application import commands as cmd
 from aftersales.application.clock import FutureGuard
-from aftersales.application.decisions import Outcome
-from aftersales.application.group_commit import Choose, GroupCommit, MessageOutcome
 from aftersales.application.unit_of_work import UnitOfWork
 from aftersales.domain.events import OrderEvent
 from aftersales.domain.order import Order
@@ -34,6 +31,11 @@ from aftersales.storage.integrity import record_breaks, walk_log
 from aftersales.storage.port import LedgerRecorder, MessageRow
 from aftersales.storage.reading import LogReading
 from aftersales.storage.shard import Partition
+
+if TYPE_CHECKING:
+    from aftersales.application import commands as cmd
+    from aftersales.application.decisions import Outcome
+    from aftersales.application.group_commit import Choose, GroupCommit, MessageOutcome
 
 
 class Ledger(Application[UUID]):
@@ -63,15 +65,22 @@ class Ledger(Application[UUID]):
         env["CREATE_TABLE"] = "y" if create_tables else "n"
         super().__init__(env=env)
         self.uow = UnitOfWork(self.recorder, self.mapper, partition)
-        #: The one write path; `guard` refuses business times too far ahead of the wall
-        #: clock (None: no limit): the edge that reads the clock gives it.
-        self.writer = GroupCommit(self.uow, policy, guard, max_retries)
+        self._guard, self._max_retries = guard, max_retries
         if not upgrading and self.index.needs_upgrade():
             self.close()
             raise NeedsUpgrade(
                 f"the ledger at {redacted(self.url)} was written by an earlier version of "
                 "aftersales, before the chained record: run `aftersales db upgrade` once "
                 "(it keeps every event and adds the chain)")
+
+    @cached_property
+    def writer(self) -> GroupCommit:
+        """The one write path; the guard refuses business times too far ahead of the wall
+        clock (None: no limit): the edge that reads the clock gives it.  Made at the first
+        write: a command that only reads loads no command models (docs/performance.md,
+        "Starting a command")."""
+        from aftersales.application.group_commit import GroupCommit
+        return GroupCommit(self.uow, self.policy, self._guard, self._max_retries)
 
     def construct_transcoder(self) -> Transcoder:
         """The library's JSON format, through orjson (see `aftersales.storage.codec`)."""
@@ -134,85 +143,85 @@ class Ledger(Application[UUID]):
 
     # One method per command, for callers in Python.
     def place_order(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.PlaceOrder, fields))
+        return self.execute(_build("PlaceOrder", fields))
 
     def pay(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.Pay, fields))
+        return self.execute(_build("Pay", fields))
 
     def confirm_order(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.ConfirmOrder, fields))
+        return self.execute(_build("ConfirmOrder", fields))
 
     def ship(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.Ship, fields))
+        return self.execute(_build("Ship", fields))
 
     def deliver(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.Deliver, fields))
+        return self.execute(_build("Deliver", fields))
 
     def cancel(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.Cancel, fields))
+        return self.execute(_build("Cancel", fields))
 
     def request_return(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.RequestReturn, fields))
+        return self.execute(_build("RequestReturn", fields))
 
     def approve_return(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.ApproveReturn, fields))
+        return self.execute(_build("ApproveReturn", fields))
 
     def reject_return(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.RejectReturn, fields))
+        return self.execute(_build("RejectReturn", fields))
 
     def withdraw_return(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.WithdrawReturn, fields))
+        return self.execute(_build("WithdrawReturn", fields))
 
     def submit_tracking(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.SubmitTracking, fields))
+        return self.execute(_build("SubmitTracking", fields))
 
     def confirm_receipt(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.ConfirmReceipt, fields))
+        return self.execute(_build("ConfirmReceipt", fields))
 
     def upload_refund_voucher(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.UploadRefundVoucher, fields))
+        return self.execute(_build("UploadRefundVoucher", fields))
 
     def request_refund(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.RequestRefund, fields))
+        return self.execute(_build("RequestRefund", fields))
 
     def request_exchange(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.RequestExchange, fields))
+        return self.execute(_build("RequestExchange", fields))
 
     def amend_request(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.AmendRequest, fields))
+        return self.execute(_build("AmendRequest", fields))
 
     def reject_receipt(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.RejectReceipt, fields))
+        return self.execute(_build("RejectReceipt", fields))
 
     def ship_replacement(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.ShipReplacement, fields))
+        return self.execute(_build("ShipReplacement", fields))
 
     def deliver_replacement(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.DeliverReplacement, fields))
+        return self.execute(_build("DeliverReplacement", fields))
 
     def extend_deadline(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.ExtendDeadline, fields))
+        return self.execute(_build("ExtendDeadline", fields))
 
     def set_deadline(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.SetDeadline, fields))
+        return self.execute(_build("SetDeadline", fields))
 
     def appeal(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.Appeal, fields))
+        return self.execute(_build("Appeal", fields))
 
     def submit_evidence(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.SubmitEvidence, fields))
+        return self.execute(_build("SubmitEvidence", fields))
 
     def arbitrate(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.Arbitrate, fields))
+        return self.execute(_build("Arbitrate", fields))
 
     def withdraw_appeal(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.WithdrawAppeal, fields))
+        return self.execute(_build("WithdrawAppeal", fields))
 
     def record_blame(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.RecordBlame, fields))
+        return self.execute(_build("RecordBlame", fields))
 
     def reconcile(self, **fields: Any) -> Outcome:
-        return self.execute(cmd.build(cmd.Reconcile, fields))
+        return self.execute(_build("Reconcile", fields))
 
     # Platform messages, each decided once (SPEC section 10).
     def execute_message(self, items: Sequence[cmd.OrderCommand] | Choose, key: str,
@@ -275,3 +284,10 @@ class Ledger(Application[UUID]):
                 break
             order = event.mutate(order)
         return order
+
+
+def _build(kind: str, fields: dict[str, Any]) -> cmd.OrderCommand:
+    """The command of that class with these fields (validated as a line's would be)."""
+    from aftersales.application import commands as cmd  # the models: loaded for a command
+    built: cmd.OrderCommand = cmd.build(getattr(cmd, kind), fields)
+    return built

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from aftersales.application.clock import wall_clock
 from aftersales.cli.edge import waiting
+from aftersales.cli.parser import ANCHOR_TARGETS
 from aftersales.errors import (
     EXIT_INTEGRITY,
     EXIT_STORE,
@@ -24,8 +25,8 @@ from aftersales.errors import (
     AnchorLogError,
     StoreUnavailable,
 )
+from aftersales.settings import ANCHOR_ENV_VAR
 from aftersales.storage.anchor import (
-    ANCHOR_ENV_VAR,
     Anchor,
     AnchorFailure,
     AnchorLog,
@@ -76,31 +77,6 @@ def _direct(step: Callable[[], T], doing: str) -> T:
 MOST = 10
 #: How soon the follower tries again after the anchor log failed (seconds, at most).
 FOLLOW_RETRY = 60.0
-_TARGETS = "a file, sqlite:///PATH or postgresql://USER@HOST/DB, outside the ledger's database"
-
-
-def _minutes(text: str) -> float:
-    """--anchor-every: more than 0 minutes (at most about two years)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 1_000_000:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected more than 0 minutes")
-    return value
-
-
-def add_anchor_every(p: argparse.ArgumentParser, follow: bool) -> None:
-    """The options of a command that anchors as it goes (`tick`, `project --follow`)."""
-    p.add_argument("--anchor-every", metavar="MINUTES", type=_minutes, default=None,
-                   help=("with --follow, between batches" if follow else "after the sweep")
-                   + ": append an anchor (the log's position and head digest, with the "
-                   "time) to the anchor log when its last anchor is this many minutes old "
-                   "or older" + (", then every MINUTES" if follow else "")
-                   + " (docs/operations.md, \"Anchoring the head outside the store\")")
-    p.add_argument("--anchor-to", metavar="TARGET", default=None,
-                   help=f"the anchor log of --anchor-every: {_TARGETS} (default: "
-                   f"${ANCHOR_ENV_VAR})")
 
 
 def check_options(args: argparse.Namespace, ledger_url: str) -> str | None:
@@ -121,7 +97,7 @@ def check_options(args: argparse.Namespace, ledger_url: str) -> str | None:
         return None
     target = anchor_target(given)
     if target is None:
-        return (f"no anchor log: give {option} TARGET or set ${ANCHOR_ENV_VAR} ({_TARGETS})"
+        return (f"no anchor log: give {option} TARGET or set ${ANCHOR_ENV_VAR} ({ANCHOR_TARGETS})"
                 if needed else None)
     if target == "-":
         return (None if args.cmd in ("anchor", "verify") else

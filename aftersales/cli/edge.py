@@ -8,10 +8,9 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from aftersales.application.clock import guard_for
-from aftersales.application.ledger import Ledger
 from aftersales.errors import (
     EXIT_INTEGRITY,
     EXIT_INTERRUPTED,
@@ -25,10 +24,13 @@ from aftersales.errors import (
     StoreUnavailable,
     Unsettled,
 )
-from aftersales.settings import Settings, business_zone
-from aftersales.storage.config import ENV_VAR, redacted, resolve_url, sqlite_path
+from aftersales.settings import ENV_VAR, Settings, business_zone
+from aftersales.storage.config import redacted, resolve_url, sqlite_path
 from aftersales.storage.retry import Patience, is_store_error
 from aftersales.storage.retry import describe as store_error
+
+if TYPE_CHECKING:
+    from aftersales.application.ledger import Ledger
 
 T = TypeVar("T")
 
@@ -47,11 +49,15 @@ class Edge:
         self.settings = settings
         self.url = resolve_url(getattr(args, "db", None))
         self.tz_name, self.zone = business_zone()  # where a person reads business times
+        #: How far the work got, for the line Ctrl-C prints ("line 1,234", say).
+        self.reached: str | None = None
 
     def ledger(self, create: bool, patient: bool = True) -> Ledger:
         """The ledger at the URL; a command that does not create one needs it there.  A
         store that cannot be reached is waited for (`--retry-for`), unless not `patient`
         (a service's own loop waits, and hears its stop signal meanwhile)."""
+        from aftersales.application.ledger import Ledger  # the store: loaded to open one
+
         path = sqlite_path(self.url)
         if not create and path is not None and not Path(path).exists():
             raise LedgerMissing(self.missing())

@@ -1,41 +1,30 @@
 """The `aftersales` command line (SPEC section 6): the arguments read (cli/parser.py),
 the command run (each group of commands in a module of its own: writing, reading,
 projecting, integrity, reporting, database, anchors, tools), and an error said with its
-exit code (cli/edge.py)."""
+exit code (cli/edge.py).
+
+A command's module is imported when the command runs, not before: `--help` and a bad
+option load nothing but the parser, and `status` loads neither the read side nor the
+SQL toolkit (docs/performance.md, "Starting a command"; pinned by
+tests/e2e/test_startup.py).
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import closing
+from importlib import import_module
+from typing import TYPE_CHECKING
 
-from aftersales.cli.anchors import check_options as anchor_problem
-from aftersales.cli.anchors import cmd_anchor
-from aftersales.cli.database import cmd_db
-from aftersales.cli.edge import Edge, fail, failure
-from aftersales.cli.integrity import cmd_verify
 from aftersales.cli.parser import build_parser
-from aftersales.cli.projecting import cmd_project, cmd_rebuild
-from aftersales.cli.reading import cmd_history, cmd_status
-from aftersales.cli.reporting import (
-    cmd_discrepancies,
-    cmd_disputes,
-    cmd_lapses,
-    cmd_report,
-    cmd_violations,
-)
-from aftersales.cli.tools import cmd_bench, cmd_demo, cmd_gen
-from aftersales.cli.writing import (
-    cmd_feed,
-    cmd_ingest,
-    cmd_serve_webhook,
-    cmd_tick,
-    json_array,
-    unreadable,
-)
 from aftersales.errors import EXIT_USAGE
-from aftersales.runtime.garbage import tune_for_batch_work
+
+if TYPE_CHECKING:
+    import argparse
+
+    from aftersales.cli.edge import Edge
 
 #: Commands that may create a ledger; every other one needs one already there.
 CREATING = {"ingest", "demo", "serve-webhook"}
@@ -44,52 +33,118 @@ CREATING = {"ingest", "demo", "serve-webhook"}
 WRITING = {"ingest", "tick", "demo", "project", "rebuild", "db", "serve-webhook", "feed",
            "anchor"}
 
+#: Each command's handler: (module in aftersales.cli, function).
+HANDLERS = {
+    "ingest": ("writing", "cmd_ingest"), "tick": ("writing", "cmd_tick"),
+    "feed": ("writing", "cmd_feed"), "serve-webhook": ("writing", "cmd_serve_webhook"),
+    "status": ("reading", "cmd_status"), "history": ("reading", "cmd_history"),
+    "project": ("projecting", "cmd_project"), "rebuild": ("projecting", "cmd_rebuild"),
+    "verify": ("integrity", "cmd_verify"), "anchor": ("anchors", "cmd_anchor"),
+    "violations": ("reporting", "cmd_violations"), "lapses": ("reporting", "cmd_lapses"),
+    "disputes": ("reporting", "cmd_disputes"),
+    "discrepancies": ("reporting", "cmd_discrepancies"), "report": ("reporting", "cmd_report"),
+    "demo": ("tools", "cmd_demo"),
+}
+
+#: What to do after Ctrl-C, by command (the others: run it again to carry on).
+AFTER_INTERRUPT = {
+    "demo": "the demo's store is incomplete: remove it (or give another --db) and run the "
+            "demo again",
+    "rebuild": "the read models are as they were (the unfinished rebuild is not used: "
+               "the next one starts afresh); run `aftersales rebuild` again",
+    "gen": "the output is incomplete",
+    "bench": "no figures were kept",
+}
+
+
+def handler(command: str) -> Callable[..., int]:
+    module, name = HANDLERS[command]
+    found: Callable[..., int] = getattr(import_module(f"aftersales.cli.{module}"), name)
+    return found
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    tune_for_batch_work()
+    edge: Edge | None = None
     try:
+        from aftersales.cli.edge import Edge
+        from aftersales.runtime.garbage import tune_for_batch_work
+        tune_for_batch_work()
         edge = Edge(args)
-        if getattr(args, "excel", False) and args.format != "csv":
-            return fail("--excel is for --format csv (a spreadsheet's CSV)", EXIT_USAGE)
+        if (problem := _before_any_work(args, edge)) is not None:
+            return _fail(problem, EXIT_USAGE)
         if args.cmd == "gen":
+            from aftersales.cli.tools import cmd_gen
             return cmd_gen(args)
         if args.cmd == "db":
+            from aftersales.cli.database import cmd_db
             return cmd_db(edge)
         if args.cmd == "bench":
+            from aftersales.cli.tools import cmd_bench
             return cmd_bench(args, getattr(args, "db", None))
-        if args.cmd == "ingest" and args.file != "-" and not os.access(args.file, os.R_OK):
-            return unreadable(args.file)  # before any store is opened (or created)
-        if args.cmd == "ingest" and args.format == "commands" and json_array(args.file):
-            name = "standard input" if args.file == "-" else args.file
-            return fail(f"{name} is a JSON array: a command file is JSON Lines, one "
-                        "command (a JSON object) per line; nothing was applied (convert "
-                        "it with `jq -c '.[]'`)", EXIT_USAGE)
-        if args.cmd == "serve-webhook":  # before a store is opened (or created)
-            from aftersales.cli.webhook import check_options
-            if (problem := check_options(args)) is not None:
-                return fail(problem, EXIT_USAGE)
-        if (problem := anchor_problem(args, edge.url)) is not None:  # before any work
-            return fail(problem, EXIT_USAGE)
+        if args.cmd == "ingest" and (refused := _unreadable_input(args)) is not None:
+            return refused
+        if args.cmd == "demo":
+            from aftersales.cli.tools import demo_store_problem
+            if (problem := demo_store_problem(edge)) is not None:
+                return _fail(problem, EXIT_USAGE)
+        run = handler(args.cmd)
         with closing(edge.ledger(create=args.cmd in CREATING)) as ledger:
-            handler = {"ingest": cmd_ingest, "tick": cmd_tick, "status": cmd_status,
-                       "history": cmd_history, "demo": cmd_demo, "project": cmd_project,
-                       "rebuild": cmd_rebuild, "verify": cmd_verify,
-                       "serve-webhook": cmd_serve_webhook, "feed": cmd_feed,
-                       "anchor": cmd_anchor,
-                       "violations": cmd_violations, "lapses": cmd_lapses,
-                       "disputes": cmd_disputes, "discrepancies": cmd_discrepancies,
-                       "report": cmd_report}[args.cmd]
-            return handler(ledger, edge)
+            return run(ledger, edge)
+    except KeyboardInterrupt:  # Ctrl-C: one line, where it stopped and how to go on
+        where = f" after {edge.reached}" if edge is not None and edge.reached else ""
+        then = AFTER_INTERRUPT.get(args.cmd, (
+            "what was committed is recorded; run the same command again to carry on"
+            if args.cmd in WRITING else "nothing was changed"))
+        return _fail(f"interrupted (Ctrl-C){where}: {then}", 130)
     except BrokenPipeError:  # the reader went away (`| head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         if args.cmd in WRITING:  # work was cut short: say so (what is recorded stays)
-            return fail("standard output was closed: stopped.  What was acknowledged is "
-                        "recorded; run the same command again to carry on", 1)
+            return _fail("standard output was closed: stopped.  What was acknowledged is "
+                         "recorded; run the same command again to carry on", 1)
         return 0  # a reader that has seen enough is not an error
     except Exception as e:
+        from aftersales.cli.edge import failure
         code, text = failure(e)  # an error of ours or the store's; any other is raised
-        return fail(text, code)
+        return _fail(text, code)
+
+
+def _fail(text: str, code: int) -> int:
+    print(f"aftersales: {text}", file=sys.stderr)
+    return code
+
+
+def _before_any_work(args: argparse.Namespace, edge: Edge) -> str | None:
+    """What is wrong with options that the parser cannot judge alone (said before a store
+    is opened or created)."""
+    if getattr(args, "excel", False) and args.format != "csv":
+        return "--excel is for --format csv (a spreadsheet's CSV)"
+    since, until = getattr(args, "since", None), getattr(args, "until", None)
+    if since is not None and until is not None and since >= until:
+        return (f"--since {since.isoformat()} is not before --until {until.isoformat()}: "
+                "the window is empty")
+    if args.cmd == "serve-webhook":
+        from aftersales.cli.webhook import check_options
+        if (problem := check_options(args)) is not None:
+            return problem
+    if args.cmd in ("anchor", "tick", "project", "verify"):
+        from aftersales.cli.anchors import check_options as anchor_problem
+        return anchor_problem(args, edge.url)
+    return None
+
+
+def _unreadable_input(args: argparse.Namespace) -> int | None:
+    """An ingest's file that cannot be read, or is not a command file: said before any
+    store is opened (or created)."""
+    from aftersales.cli.writing import json_array, unreadable
+    if args.file != "-" and not os.access(args.file, os.R_OK):
+        return unreadable(args.file)
+    if args.format == "commands" and json_array(args.file):
+        name = "standard input" if args.file == "-" else args.file
+        return _fail(f"{name} is a JSON array: a command file is JSON Lines, one command "
+                     "(a JSON object) per line; nothing was applied (convert it with "
+                     "`jq -c '.[]'`)", EXIT_USAGE)
+    return None
 
 
 if __name__ == "__main__":

@@ -4,14 +4,16 @@ stood at a business time) and `history` (its audit trail)."""
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from aftersales.application.clock import wall_clock
-from aftersales.application.ledger import Ledger
 from aftersales.application.status import history_entry, status_document
 from aftersales.cli.edge import Edge, fail, read
 from aftersales.cli.render import render_history, render_status
-from aftersales.errors import EXIT_USAGE
 from aftersales.storage.config import redacted
+
+if TYPE_CHECKING:
+    from aftersales.application.ledger import Ledger
 
 
 def cmd_status(ledger: Ledger, edge: Edge) -> int:
@@ -27,7 +29,8 @@ def cmd_status(ledger: Ledger, edge: Edge) -> int:
     if order is None:
         return fail(f"order {args.order_id} was not placed{when}", 1)
     doc = status_document(order)
-    print(json.dumps(doc, ensure_ascii=False) if args.json else render_status(doc, edge.zone))
+    print(json.dumps(doc, ensure_ascii=False) if args.format == "json"
+          else render_status(doc, edge.zone))
     return 0
 
 
@@ -37,9 +40,7 @@ def cmd_history(ledger: Ledger, edge: Edge) -> int:
                   f"reading order {args.order_id}")
     if not events:
         return fail(f"order {args.order_id} was not placed", 1)
-    if args.json and args.format not in ("text", "json"):
-        return fail(f"--json and --format {args.format}: give one of them", EXIT_USAGE)
-    fmt = "json" if args.json else args.format
+    fmt = args.format
     if fmt == "html":
         from aftersales.cli.pages import timeline_page  # Jinja2: loaded for a page only
         print(timeline_page(events, edge.zone, wall_clock(), redacted(ledger.url)))

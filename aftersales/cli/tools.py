@@ -22,9 +22,9 @@ from aftersales.cli.projecting import open_views, project
 from aftersales.cli.reporting import scorecard_html, warn_currencies
 from aftersales.cli.tables import render
 from aftersales.cli.writing import refusals_beside
-from aftersales.errors import EXIT_STORE, EXIT_USAGE
+from aftersales.errors import EXIT_STORE, EXIT_USAGE, LedgerMissing
 from aftersales.ingest.serial import IngestReport, broken_names, ingest
-from aftersales.storage.config import redacted
+from aftersales.storage.config import redacted, sqlite_path
 from projections.queries import (
     DEMO_SCORECARD,
     cases_by_kind,
@@ -50,6 +50,26 @@ def _workload(args: argparse.Namespace) -> Workload:
 def _feed_plan(args: argparse.Namespace) -> FeedPlan:
     from aftersales.devtools.douyin_feed import FeedPlan  # a development tool
     return FeedPlan(orders=args.orders or 300, seed=args.seed, days=min(args.days, 28))
+
+
+def demo_store_problem(edge: Edge) -> str | None:
+    """Why the demo may not write into the store at the URL (None: it may): the demo's
+    orders are made up, so it writes only into a store that holds no event yet, never
+    beside real orders or an earlier demo's."""
+    path = sqlite_path(edge.url)
+    if path is not None and not Path(path).exists():
+        return None
+    try:
+        with closing(edge.ledger(create=False)) as ledger:
+            if not ledger.store_log.max_notification_id():
+                return None
+    except LedgerMissing:
+        return None
+    instead = (f"remove {path} (with its -wal and -shm files) or give another --db, e.g. "
+               "--db sqlite:///demo.db" if path is not None else
+               "give the URL of an empty database with --db")
+    return (f"the store at {redacted(edge.url)} already holds events: the demo writes its "
+            f"made-up orders only into an empty store; nothing was written ({instead})")
 
 
 def cmd_gen(args: argparse.Namespace) -> int:

@@ -111,7 +111,12 @@ def cmd_ingest(ledger: Ledger, edge: Edge) -> int:
         source.close()
         return fail(workers, EXIT_USAGE)
     progress = Progress("ingest", total)
-    acknowledge = _acknowledge if args.ack else lambda settled: None
+    ack = _acknowledge if args.ack else lambda settled: None
+    name = "standard input" if args.file == "-" else args.file
+
+    def acknowledge(settled: Settled) -> None:
+        edge.reached = f"line {settled.line:,} of {name}"  # for the line Ctrl-C prints
+        ack(settled)
     others = _OtherWriters(progress)
     with source:
         refused = refusals_beside(progress)

@@ -48,7 +48,7 @@ from aftersales.errors import CommandRefused, StoreUnavailable, WorkerFailed
 from aftersales.ingest.routing import EVERY, route
 from aftersales.ingest.serial import BATCH, Halted, IngestReport, Settled, Stop, ingest
 from aftersales.runtime.processes import Spawned, serve, spawn
-from aftersales.settings import DEFAULT_SETTINGS, Settings
+from aftersales.settings import DEFAULT_SETTINGS, PARALLEL_INGEST_FROM, Settings
 from aftersales.storage.config import redacted
 from aftersales.storage.retry import Patience
 from aftersales.storage.shard import Partition
@@ -58,9 +58,8 @@ from aftersales.storage.shard import Partition
 LEAD = 3
 #: The progress of a worker that has settled the whole file.
 END = 2**62
-#: Files this large are ingested by several processes by default (one per core, up to
-#: four): below it, starting a worker costs more than it saves.
-PARALLEL_FROM = 4 << 20
+#: Files this large are ingested by several processes by default (settings.py says why).
+PARALLEL_FROM = PARALLEL_INGEST_FROM
 
 
 def default_workers(size: int | None) -> int:

@@ -28,14 +28,11 @@ from aftersales.application.ledger import Ledger
 from aftersales.domain import rules
 from aftersales.errors import CommandRefused, StoreUnavailable
 from aftersales.runtime.garbage import give_back_memory
+from aftersales.settings import INGEST_BATCH
 from aftersales.storage.retry import Patience
 
-#: Lines (commands and ticks) recorded per transaction (group commit).  With the order
-#: cache, it sets the memory of an ingest: measured at 1,000,000 orders (two processes),
-#: 309 MB in all with batches of 10,000 lines and 15,000 cached orders, 287 MB with 10,000
-#: and 10,000, 264 MB with 7,500 and 10,000; at 100,000 orders 7,500 and 10,000 lines ran
-#: at the same speed.
-BATCH = 7_500
+#: Lines (commands and ticks) recorded per transaction (the measured reason: settings.py).
+BATCH = INGEST_BATCH
 #: A longer line is refused unread (see docs/rules.md, limits).
 MAX_LINE_BYTES = 16 * 1024
 

@@ -59,6 +59,7 @@ def serve(run: Callable[[Any, Connection], tuple[object, ...] | None]) -> None:
     """A worker's `__main__`: read the job, `run(job, pipe)`, then say how it ended (what
     `run` returned, else ("done",))."""
     _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops us
     tune_for_batch_work()
     job, fd = pickle.load(sys.stdin.buffer)
     out = Connection(fd, readable=False)

@@ -50,12 +50,11 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import NullPool
 
 from aftersales.errors import AnchorLogError, StoreConfigError
-from aftersales.settings import DEFAULT_SETTINGS, Settings
+from aftersales.settings import ANCHOR_ENV_VAR, DEFAULT_SETTINGS, Settings
 from aftersales.storage.config import PostgresTarget, postgres_target, redacted, sqlite_path
 from aftersales.storage.port import LedgerRecorder
 from aftersales.storage.retry import retry_races
 
-ANCHOR_ENV_VAR = "AFTERSALES_ANCHOR"
 TABLE = "ledger_anchors"
 #: Anchored positions this close together are read in one page of the log.
 WINDOW = 256

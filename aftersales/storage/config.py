@@ -27,10 +27,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from aftersales.errors import StoreConfigError
-from aftersales.settings import DEFAULT_SETTINGS, Settings
-
-DEFAULT_URL = "sqlite:///aftersales.db"
-ENV_VAR = "AFTERSALES_DB"
+from aftersales.settings import DEFAULT_SETTINGS, DEFAULT_URL, ENV_VAR, Settings
 
 #: PostgreSQL URL query parameters: name -> (eventsourcing setting, default).
 POSTGRES_SETTINGS = {

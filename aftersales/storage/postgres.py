@@ -39,7 +39,7 @@ from aftersales.storage.chain import (
     link,
 )
 from aftersales.storage.connections import answering, session
-from aftersales.storage.inbox import INDEX, TABLE, PostgresInbox
+from aftersales.storage.inbox import INDEX, TABLE
 from aftersales.storage.logcheck import (
     Beside,
     BreakRow,
@@ -62,6 +62,7 @@ from aftersales.storage.port import (
     message_row,
     prefix_bounds,
 )
+from aftersales.storage.postgres_inbox import PostgresInbox
 from aftersales.storage.retry import describe, may_pass, retry_races
 from aftersales.storage.shard import POSTGRES_SHARD, Partition
 

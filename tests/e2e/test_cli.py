@@ -178,5 +178,13 @@ def test_demo_runs_and_prints_a_compliance_summary(tmp_path: Path) -> None:
     assert "RETURN_RESPONSE_48H" in out.stdout and "worst merchants" in out.stdout
     assert "projected" in out.stdout
     assert (tmp_path / "aftersales.db").exists()
-    again = run("demo", "--orders", "300", "--days", "25", cwd=tmp_path)
-    assert " 0 applied" in again.stdout  # the same workload again changes nothing
+    before = (tmp_path / "aftersales.db").read_bytes()
+    for again in (("--orders", "300", "--days", "25"), ("--platform", "douyin")):
+        refused = run("demo", *again, cwd=tmp_path)  # never into a store with events
+        assert refused.returncode == 2 and refused.stdout == ""
+        assert refused.stderr == (
+            "aftersales: the store at sqlite:///aftersales.db already holds events: the "
+            "demo writes its made-up orders only into an empty store; nothing was written "
+            "(remove aftersales.db (with its -wal and -shm files) or give another --db, "
+            "e.g. --db sqlite:///demo.db)\n")
+    assert (tmp_path / "aftersales.db").read_bytes() == before
