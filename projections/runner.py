@@ -183,20 +183,21 @@ def projected(views: ReadModels, name: str) -> Projected:
     return Projected(True, meta[0], meta[1], position)
 
 
-def verify(ledger: LedgerReading, views: ReadModels, limit: int = 20, attempts: int = 5
-           ) -> list[str]:
+def verify(ledger: LedgerReading, views: ReadModels, limit: int = 20, attempts: int = 5,
+           on_page: Callable[[int], None] = lambda n: None) -> list[str]:
     """Rebuild into a scratch database and compare row by row with the live read models.
 
     Returns the differences (at most `limit` per table); empty when they agree.  The live
     models are first caught up; the scratch ones are built up to the live position, and the
-    comparison counts only if no batch was projected while it ran (else it is repeated)."""
+    comparison counts only if no batch was projected while it ran (else it is repeated).
+    `on_page` hears how many events each batch of the scratch rebuild replayed."""
     Runner(ledger, views).catch_up()
     for _ in range(attempts):
         position = views.max_tracking_id(ledger.name) or 0
         with tempfile.TemporaryDirectory() as tmp:
             scratch = ReadModels(f"sqlite:///{Path(tmp) / 'verify.db'}", views.tz_name)
             try:
-                Runner(ledger, scratch).catch_up(upto=position)
+                Runner(ledger, scratch).catch_up(on_page, upto=position)
                 differences = _compare(views, scratch, limit)
             finally:
                 scratch.close()

@@ -254,19 +254,19 @@ def _say_health(health: Health, init: bool) -> None:
     if health.problems:
         state += f", but {len(health.problems)} problem(s) (below)"
     print(f"store {health.store}: {state}")
-    print(f"  events recorded: {health.events}")
+    print(f"  events recorded: {health.events:,}")
     if health.overdue:
-        print(f"  pending deadlines: {health.pending} ({health.overdue} past due, the "
+        print(f"  pending deadlines: {health.pending:,} ({health.overdue:,} past due, the "
               f"oldest by {_duration(health.oldest_overdue or 0.0)}: run `aftersales tick`)")
     else:
-        print(f"  pending deadlines: {health.pending}")
+        print(f"  pending deadlines: {health.pending:,}")
     models, lag = health.read_models, health.lag
     if models is None or lag is None:
         print("  read models: cannot be read (below)")
     elif not models.created:
         print("  read models: not created (run `aftersales project`)")
     else:
-        behind = f"lag {lag.events}"
+        behind = f"lag {lag.events:,}"
         if lag.events:
             behind += (", the oldest recorded "
                        + ("at a time that cannot be read" if health.lag_seconds is None
@@ -324,6 +324,6 @@ def _upgrade(edge: Edge) -> int:
     with closing(edge.ledger(create=False)) as ledger:
         found = check(ledger.index, ledger.recorder.max_notification_id() or 0,
                       ledger.order_number)
-    print(f"store {where}: upgraded: {done} events, none changed; log head "
+    print(f"store {where}: upgraded: {done:,} events, none changed; log head "
           f"{found.head.hex()} at position {found.position} (keep it elsewhere)")
     return 0 if found.intact else EXIT_INTEGRITY

@@ -38,14 +38,18 @@ def cmd_verify(ledger: Ledger, edge: Edge) -> int:
             return fail(f"--head {args.head!r}: expected the 64 hex digits verify printed",
                         EXIT_USAGE)
 
+    # One bar for the whole run: each event is read three times (its order's chain, the
+    # log's chain, and the rebuild the read models are compared with).
+    upto: int = edge.patience(ledger).run(
+        lambda: ledger.recorder.max_notification_id() or 0, "reading the log's end")
+    progress = Progress("verify", 3 * upto, unit="events")
+
     def chains() -> Check:
-        upto = ledger.recorder.max_notification_id() or 0
-        progress = Progress("verify", 2 * upto, unit="events")
-        found = check(ledger.index, upto, ledger.order_number, kept, progress.advance_by)
-        progress.close()
-        return found
+        progress.done = 0  # (a store failure that passed: checked again from the start)
+        return check(ledger.index, upto, ledger.order_number, kept, progress.advance_by)
 
     found = edge.patience(ledger).run(chains, "checking the chained record")
+    progress.clear()
     code = 0
     for broken, order_id in found.breaks:
         print(f"verify: order {order_id or broken.originator_id}: its history is broken at "
@@ -59,7 +63,7 @@ def cmd_verify(ledger: Ledger, edge: Edge) -> int:
               + ", ".join(f"order {names.get(oid, oid)} (from version {v})"
                           for oid, v in b.blamed))
     if found.intact:
-        print(f"verify: the chained record holds: {found.events} events of {found.orders} "
+        print(f"verify: the chained record holds: {found.events:,} events of {found.orders:,} "
               "orders, and the log")
     else:
         print(f"verify: the chained record is broken: {len(found.breaks)} order(s), "
@@ -85,8 +89,9 @@ def cmd_verify(ledger: Ledger, edge: Edge) -> int:
             print(f"verify: the digest kept is the log's link at position {found.kept_at}: "
                   "the history up to it is unchanged")
     code = max(code, verify_anchors(ledger, edge, found))  # against the anchor log, if any
-    differences = edge.patience(ledger).run(lambda: _compare(ledger, edge),
+    differences = edge.patience(ledger).run(lambda: _compare(ledger, edge, progress),
                                             "comparing the read models with a rebuild")
+    progress.close()
     for line in differences:
         print(line)
     if differences:
@@ -97,6 +102,6 @@ def cmd_verify(ledger: Ledger, edge: Edge) -> int:
     return code
 
 
-def _compare(ledger: Ledger, edge: Edge) -> list[str]:
+def _compare(ledger: Ledger, edge: Edge, progress: Progress) -> list[str]:
     with closing(open_views(ledger, edge)) as views:
-        return verify(ledger, views)
+        return verify(ledger, views, on_page=progress.advance_by)

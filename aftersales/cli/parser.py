@@ -87,7 +87,7 @@ def seconds(positive: bool = False, most: float = 7 * 86400.0) -> Callable[[str]
         low = value > 0 if positive else value >= 0
         if not (low and value <= most):  # (NaN is neither)
             lower = "more than 0" if positive else "0"
-            raise argparse.ArgumentTypeError(f"{text!r}: expected {lower} to {most:g} "
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {lower} to {most:,.0f} "
                                              "seconds")
         return value
     read.__name__ = "seconds"
@@ -200,7 +200,8 @@ class _Version(argparse.Action):
             found = version("aftersales")
         except PackageNotFoundError:  # run from a checkout that was never installed
             found = "(not installed)"
-        parser.exit(message=f"aftersales {found}\n")
+        print(f"aftersales {found}")
+        parser.exit()
 
 
 #: What exit code 1 means, for the commands where it means something.

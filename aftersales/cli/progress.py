@@ -55,6 +55,13 @@ class Progress:
         self.stream.write(f"\r{text}  {rate:,.0f} {self.unit}/s ")
         self.stream.flush()
 
+    def clear(self) -> None:
+        """Take the bar off the terminal (lines printed next start clean; the next advance
+        draws it again)."""
+        if self.enabled and self._shown:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+
     def say(self, text: str) -> None:
         """A line of its own (a refusal, say): on a terminal the bar is cleared first and
         drawn again after it."""

@@ -194,7 +194,7 @@ def _project_once(ledger: Ledger, edge: Edge) -> int:
                     print(f"ack position {runner.position}", flush=True)
 
             done = runner.catch_up(acknowledge)
-            print(f"projected {done} events; position {runner.position}")
+            print(f"projected {done:,} events; position {runner.position}")
             return done
 
     edge.patience(ledger).run(once, "bringing the read models up to date")
@@ -217,6 +217,6 @@ def cmd_rebuild(ledger: Ledger, edge: Edge) -> int:
             return done, time.perf_counter() - started
 
     done, elapsed = edge.patience(ledger).run(rebuild, "rebuilding the read models")
-    print(f"rebuilt the read models from {done} events in {elapsed:.1f}s "
+    print(f"rebuilt the read models from {done:,} events in {elapsed:.1f}s "
           f"({done / max(elapsed, 1e-9):,.0f} events/s)")
     return broken_in_read_models(ledger, edge)

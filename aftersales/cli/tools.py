@@ -93,7 +93,7 @@ def _demo_douyin(ledger: Ledger, edge: Edge) -> int:
     from aftersales.feeds.run import ingest_feed
     plan = _feed_plan(edge.args)
     lines = [text.encode() for text in generate(plan)]
-    print(f"demo: a Douyin feed of {plan.orders} orders of one shop over {plan.days} days "
+    print(f"demo: a Douyin feed of {plan.orders:,} orders of one shop over {plan.days} days "
           f"(seed {plan.seed}), {len(lines):,} lines, into {redacted(ledger.url)}")
     report = ingest_feed(ledger, lines, lateness=plan.lateness,
                          on_refused=lambda text: print(text, file=sys.stderr))
@@ -106,7 +106,7 @@ def _demo_douyin(ledger: Ledger, edge: Edge) -> int:
         return 0
     with closing(open_views(ledger, edge)) as views:
         found = list_discrepancies(views)
-        card = Scorecard.read(views, None, None, charts=False)
+        card = Scorecard.read(views, None, None, charts=bool(edge.args.page))
     warn_currencies(card)
     total = card.total
     print(f"\nreconciliation: {total['platform_agreed'] + total['discrepancies']:,} of the "
@@ -119,7 +119,16 @@ def _demo_douyin(ledger: Ledger, edge: Edge) -> int:
     print("\nthe first of them (`aftersales discrepancies` lists them all):")
     print(render(found[:5], "table", ("reported_at", "discrepancy", "order_id", "ledger",
                                       "platform"), edge.zone))
+    _write_page(ledger, edge, card)
     return 1 if report.refused else 0
+
+
+def _write_page(ledger: Ledger, edge: Edge, card: Scorecard) -> None:
+    """The demo's scorecard page, unless --page ''."""
+    if edge.args.page:
+        Path(edge.args.page).write_text(scorecard_html(ledger, edge, card), encoding="utf-8")
+        print(f"\nthe scorecard page: {Path(edge.args.page).resolve()} (open it in a "
+              "browser; `aftersales report --format html` writes it again)")
 
 
 def cmd_demo(ledger: Ledger, edge: Edge) -> int:
@@ -128,7 +137,7 @@ def cmd_demo(ledger: Ledger, edge: Edge) -> int:
         return _demo_douyin(ledger, edge)
     from aftersales.devtools.workload import generate
     w = _workload(args)
-    print(f"demo: {w.orders} orders over {w.days} days (seed {w.seed}) into "
+    print(f"demo: {w.orders:,} orders over {w.days} days (seed {w.seed}) into "
           f"{redacted(ledger.url)}")
     lines = [json.dumps(line).encode() for line in generate(w)]
     progress = Progress("ingest", len(lines))
@@ -176,11 +185,7 @@ def cmd_demo(ledger: Ledger, edge: Edge) -> int:
         print("\nworst merchants (read model `merchant_compliance`; all of them: "
               "`aftersales report`):")
         print(render(rows[:8], "table", DEMO_SCORECARD, zone, currency=card.currency))
-        if args.page:
-            Path(args.page).write_text(scorecard_html(ledger, edge, card),
-                                       encoding="utf-8")
-            print(f"\nthe scorecard page: {Path(args.page).resolve()} (open it in a "
-                  "browser; `aftersales report --format html` writes it again)")
+        _write_page(ledger, edge, card)
     return report_broken(report.broken | broken_names(ledger)) or (
         1 if report.refused else 0)
 

@@ -83,7 +83,7 @@ def serve_webhook(ledger: Ledger, args: Namespace, open_ledger: Callable[[], Led
     host, port = sock.getsockname()[:2]
     stats = ledger.index.inbox_stats()
     print(f"listening on http://{_host(host)}:{port}/ (inbox of {redacted(ledger.url)}: "
-          f"{stats.received} bodies, {stats.backlog} not yet applied)", flush=True)
+          f"{stats.received:,} bodies, {stats.backlog:,} not yet applied)", flush=True)
     log.info("listening", extra={"fields": {"host": host, "port": port,
                                             "pid": os.getpid()}})
     try:

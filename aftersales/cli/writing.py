@@ -105,7 +105,7 @@ def cmd_ingest(ledger: Ledger, edge: Edge) -> int:
         except OSError:
             return unreadable(args.file)
     if args.format == "douyin":
-        return _ingest_feed(ledger, edge, source)
+        return _ingest_feed(ledger, edge, source, total)
     workers = _workers(args, ledger, total)
     if isinstance(workers, str):
         source.close()
@@ -143,17 +143,27 @@ def cmd_ingest(ledger: Ledger, edge: Edge) -> int:
     return broken or (1 if report.refused else 0)
 
 
-def _ingest_feed(ledger: Ledger, edge: Edge, source: BinaryIO) -> int:
-    """`ingest --format douyin`: a platform's push messages, in business-time order."""
+def _ingest_feed(ledger: Ledger, edge: Edge, source: BinaryIO, total: int | None) -> int:
+    """`ingest --format douyin`: a platform's push messages, in business-time order (the
+    bar shows the share of the file read: a message is decided once the lateness window
+    has passed it)."""
     from aftersales.feeds.run import ingest_feed
+    progress = Progress("ingest", total)
+
+    def read(lines: Iterator[bytes]) -> Iterator[bytes]:
+        for line in lines:
+            progress.advance(len(line))
+            yield line
+
     # A store failure stops it (exit 3); run it again: what was applied is skipped by
     # its message id, the rest applied.
     with source:
-        report = ingest_feed(ledger, _lines_of(source),
+        report = ingest_feed(ledger, read(_lines_of(source)),
                              lateness=timedelta(seconds=edge.args.lateness),
-                             on_refused=lambda text: print(text, file=sys.stderr),
+                             on_refused=progress.say,
                              tolerance=_tolerance(edge.args),
                              received_at=edge.args.received_at)
+    progress.close()
     print(report.summary())
     project(ledger, edge)
     return report_broken(broken_names(ledger)) or (
@@ -212,8 +222,8 @@ def cmd_tick(ledger: Ledger, edge: Edge) -> int:
     _say_log_breaks(ledger, walked)
     swept = patience.run(lambda: ledger.sweep(now, acknowledge),
                          f"sweeping the timeouts due before {now.isoformat()}")
-    print(f"swept {swept.timeouts} timeouts due before {local(now, edge.zone)} "
-          f"({swept.events} events recorded, with the refunds, penalties and compensations "
+    print(f"swept {swept.timeouts:,} timeouts due before {local(now, edge.zone)} "
+          f"({swept.events:,} events recorded, with the refunds, penalties and compensations "
           "that follow)" + ("; a store failure was tried again, and what the sweep had "
                             "recorded before it is not counted here" if patience.retries
                             else ""))

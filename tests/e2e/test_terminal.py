@@ -1,4 +1,5 @@
-"""Ctrl-C, as a person at a terminal presses it: the command runs under a pseudo-terminal
+"""Long work on a terminal: its progress bar runs to the end, and Ctrl-C, as a person
+presses it.  For Ctrl-C the command runs under a pseudo-terminal
 of the test's own and the test types ^C into it, so the terminal sends SIGINT to the whole
 foreground process group (parallel workers included).  Each command then prints one line,
 where it stopped and how to go on, exits 130 with no traceback, and running it again
@@ -154,3 +155,40 @@ def test_ctrl_c_during_a_rebuild_leaves_the_read_models_as_they_were(
     assert run("verify", "--db", db, cwd=tmp_path).returncode == 0
     again = run("rebuild", "--db", db, cwd=tmp_path)
     assert again.returncode == 0 and read_models(db, tmp_path) == before
+
+
+def bars(output: str) -> list[float]:
+    """The shares the progress bar showed, in order."""
+    return [float(x) for x in re.findall(r"\] +(\d+\.\d)%", output)]
+
+
+def test_verify_shows_one_bar_through_the_comparison_to_the_end(
+    tmp_path: Path, workload: Path,
+) -> None:
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    assert run("ingest", str(workload), "--db", db, cwd=tmp_path).returncode == 0
+    code, output, _ = under_terminal(["verify", "--db", db], tmp_path, lambda seen: False)
+    assert code == 0, output
+    shown = bars(output)
+    assert shown == sorted(shown) and shown[-1] == 100.0
+    chained = output.index("verify: the chained record holds")
+    assert output[:chained].endswith("\r\x1b[2K")  # the bar cleared before the lines
+    # the chains are two thirds of the bar; the comparison with a rebuild the rest
+    assert bars(output[:chained]) and max(bars(output[:chained])) <= 66.7
+    assert output.rindex("100.0%") > output.index("verify: log head")
+    assert "the read models equal a rebuild" in output[output.rindex("100.0%"):]
+
+
+def test_a_douyin_feed_shows_its_progress_on_a_terminal_and_none_when_piped(
+    tmp_path: Path,
+) -> None:
+    feed = run("gen", "--platform", "douyin", "--orders", "100", cwd=tmp_path)
+    (tmp_path / "feed.jsonl").write_text(feed.stdout)
+    code, output, _ = under_terminal(
+        ["ingest", "--format", "douyin", "feed.jsonl", "--db", "sqlite:///t.db"],
+        tmp_path, lambda seen: False)
+    assert code in (0, 1), output
+    assert bars(output)[-1] == 100.0
+    piped = run("ingest", "--format", "douyin", "feed.jsonl", "--db", "sqlite:///p.db",
+                cwd=tmp_path)
+    assert "%" not in piped.stderr and "ingest [" not in piped.stderr
