@@ -31,7 +31,6 @@ from aftersales.cli.writing import (
     cmd_ingest,
     cmd_serve_webhook,
     cmd_tick,
-    json_array,
     unreadable,
 )
 from aftersales.errors import EXIT_USAGE
@@ -60,11 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_bench(args, getattr(args, "db", None))
         if args.cmd == "ingest" and args.file != "-" and not os.access(args.file, os.R_OK):
             return unreadable(args.file)  # before any store is opened (or created)
-        if args.cmd == "ingest" and args.format == "commands" and json_array(args.file):
-            name = "standard input" if args.file == "-" else args.file
-            return fail(f"{name} is a JSON array: a command file is JSON Lines, one "
-                        "command (a JSON object) per line; nothing was applied (convert "
-                        "it with `jq -c '.[]'`)", EXIT_USAGE)
+        if args.cmd == "ingest":  # a file of the wrong kind: said before any store
+            from aftersales.ingest.sniff import wrong_kind
+            if (kind := wrong_kind(args.file, args.format, acked=args.ack)) is not None:
+                return fail(kind, EXIT_USAGE)
         if args.cmd == "serve-webhook":  # before a store is opened (or created)
             from aftersales.cli.webhook import check_options
             if (problem := check_options(args)) is not None:
