@@ -294,9 +294,10 @@ def _stdin_head(first_line: bool) -> tuple[bytes, bool]:
     if sys.stdin is None:  # (no standard input at all: nothing to read)
         return b"", True
     source = sys.stdin.buffer
+    read = getattr(source, "read1", source.read)  # (a buffered reader: what has come)
     head, ended = b"", False
     while len(head) < HEAD:
-        chunk = source.read1(HEAD - len(head))
+        chunk = read(HEAD - len(head))
         if not chunk:
             ended = True
             break
@@ -327,7 +328,7 @@ class _Replayed(io.RawIOBase):
             buffer[:n] = self._head[:n]
             self._head = self._head[n:]
             return n
-        data = self._rest.read1(len(buffer)) if hasattr(self._rest, "read1") \
-            else self._rest.read(len(buffer))
+        read = getattr(self._rest, "read1", self._rest.read)
+        data = read(len(buffer))
         buffer[:len(data)] = data
         return len(data)
