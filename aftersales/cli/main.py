@@ -69,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return fail(problem, EXIT_USAGE)
         if (problem := anchor_problem(args, edge.url)) is not None:  # before any work
             return fail(problem, EXIT_USAGE)
+        if args.cmd == "serve-webhook" or getattr(args, "follow", False):
+            from aftersales.storage.retry import FirstContact  # a service waits for a
+            FirstContact.wait_at_start()  # store not up yet (a command: says so at once)
         with closing(edge.ledger(create=args.cmd in CREATING)) as ledger:
             handler = {"ingest": cmd_ingest, "tick": cmd_tick, "status": cmd_status,
                        "history": cmd_history, "demo": cmd_demo, "project": cmd_project,
