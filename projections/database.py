@@ -17,7 +17,7 @@ from sqlalchemy.pool import StaticPool
 
 from aftersales.errors import ViewsConfigError, ViewsMismatch
 from aftersales.settings import DEFAULT_SETTINGS, VIEWS_ENV_VAR, Settings, business_zone
-from aftersales.storage.config import PostgresTarget, postgres_target
+from aftersales.storage.config import PostgresTarget, postgres_target, sqlite_name
 from aftersales.storage.connections import answering, connect_kwargs
 from aftersales.storage.retry import retry_races
 from projections.schema import (
@@ -88,7 +88,12 @@ def make_engine(url: str, settings: Settings = DEFAULT_SETTINGS) -> Engine:
         return create_engine(url, poolclass=StaticPool,
                              connect_args={"check_same_thread": False})
     if url.startswith("sqlite:"):
-        engine = create_engine(url, connect_args={"timeout": settings.lock_timeout})
+        name = sqlite_name(url)  # a read-only file: opened read-only
+        engine = (create_engine(url, connect_args={"timeout": settings.lock_timeout})
+                  if not name.startswith("file:") else
+                  create_engine("sqlite://", creator=lambda: sqlite3.connect(
+                      name, uri=True, timeout=settings.lock_timeout,
+                      check_same_thread=False)))
 
         @event.listens_for(engine, "connect")
         def _wal(dbapi_connection, _record):  # type: ignore[no-untyped-def]

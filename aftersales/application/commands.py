@@ -76,9 +76,11 @@ def _plain_offset(at: datetime) -> datetime:
     return plain
 
 
+#: What an identifier may hold (order, merchant, user, command ids; carriers, tracking).
+ID_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
 At = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_plain_offset)]
 Identifier = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)
 ]
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT, pattern=r"\S")]
@@ -412,6 +414,8 @@ def describe(error: ValidationError, *, tagged: bool = True) -> str:
         return (f"field 'command': unknown command {first['input'].get('command')!r}; "
                 f"expected one of {', '.join(COMMAND_NAMES)}")
     msg = msg.removeprefix("Value error, ")
+    if kind == "string_pattern_mismatch":
+        msg = _pattern_words(str(first["ctx"]["pattern"]), first["input"])
     if kind == "timezone_aware":
         msg = "a timestamp needs an offset, e.g. 2026-03-01T10:00:00+08:00"
     if not loc:
@@ -425,3 +429,34 @@ def describe(error: ValidationError, *, tagged: bool = True) -> str:
     if kind == "missing":
         return f"field '{field}': required"
     return f"field '{field}': {msg}"
+
+
+#: What the other patterns ask, in words (an identifier's: `_pattern_words`).
+_PATTERNS = {r"\S": "must not be blank", r"^\S+$": "must hold no spaces",
+             r"^[A-Z]{3}$": "must be three capital letters, a currency code such as CNY"}
+
+
+def _pattern_words(pattern: str, value: object) -> str:
+    """A pattern a text did not match, said in words (the first character an identifier
+    may not hold named, escaped: a terminal shows it as it is)."""
+    if pattern != ID_PATTERN:
+        return f"{_PATTERNS.get(pattern, 'is not of the form expected')}, got {_shown(value)}"
+    text = str(value)
+    at, bad = next(((n, ch) for n, ch in enumerate(text, 1)
+                    if not (ch.isascii() and (ch.isalnum() or ch in "_.:-"))), (0, ""))
+    return (f"{_shown(value)} holds {_character(bad)} at character {at}: an id holds only "
+            "letters A-Z and a-z, digits 0-9 and the signs _ . : - (no spaces)")
+
+
+def _character(ch: str) -> str:
+    names = {" ": "a space", "\t": "a tab", "\n": "a line break", "\r": "a carriage return"}
+    if ch in names:
+        return names[ch]
+    shown = repr(ch) if ch.isprintable() else ascii(ch)
+    return shown if ch.isascii() else f"{shown} (U+{ord(ch):04X})"
+
+
+def _shown(value: object, most: int = 40) -> str:
+    text = ascii(value) if not isinstance(value, str) or not value.isprintable() \
+        else repr(value)
+    return text if len(text) <= most else text[:most - 3] + "..."

@@ -157,6 +157,21 @@ UNREMEMBERED = frozenset({rules.FUTURE, rules.INTEGRITY, rules.DUPLICATE_ID,
                           rules.UNKNOWN_ORDER})
 
 
+def remembered_refusal(command: cmd.OrderCommand, command_id: str, code: str, reason: str
+                       ) -> CommandRefused:
+    """A remembered refusal, given again (SPEC section 6): its rule and reason as they
+    were decided, saying that they are remembered, since the order may have moved on so
+    that the reason no longer holds, and how to have the command decided anew."""
+    if command.command_id is None:
+        which = "this line (its command_id derived from its content)"
+        anew = "give the line a command_id of its own"
+    else:
+        which, anew = f"command_id {command_id}", "send it with a new command_id"
+    return CommandRefused(code, f"{reason} (remembered: {which} was refused so when first "
+                          "decided, and a command is decided once; to have it decided on "
+                          f"the order as it is now, {anew})")
+
+
 def refusal_row(row: CommandRow, order: Order | None, refused: CommandRefused) -> RefusalRow:
     """How a refusal decided on this order (None: never placed), its revealed timeouts
     included, is remembered."""

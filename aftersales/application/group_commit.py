@@ -47,6 +47,7 @@ from aftersales.application.decisions import (
     duplicate_id,
     refusal_of,
     refusal_row,
+    remembered_refusal,
 )
 from aftersales.application.unit_of_work import UnitOfWork
 from aftersales.domain.order import Order, order_uuid
@@ -332,8 +333,8 @@ class _Batch:
                             order.apply_due_timeouts(c.at, policy)
                         raise duplicate_id(cid)
                     if (cid, digest) in remembered:  # refused before: refused again, as it
-                        results.append(CommandRefused(*remembered[(cid, digest)]))  # was
-                        continue
+                        results.append(remembered_refusal(c, cid, *remembered[(cid, digest)]))
+                        continue  # (was, saying so)
                     if c.order_id in self.broken:
                         raise refusal_of(self.broken[c.order_id])
                     if order is None:

@@ -25,7 +25,7 @@ from aftersales.errors import (
     Unsettled,
 )
 from aftersales.settings import ENV_VAR, Settings, business_zone
-from aftersales.storage.config import redacted, resolve_url, sqlite_path
+from aftersales.storage.config import redacted, resolve_url, sqlite_hint, sqlite_path
 from aftersales.storage.retry import Patience, is_store_error
 from aftersales.storage.retry import describe as store_error
 
@@ -73,7 +73,8 @@ class Edge:
         return ledger
 
     def missing(self) -> str:
-        return (f"no ledger at {redacted(self.url)}: nothing was created (give --db or "
+        return (f"no ledger at {redacted(self.url)}{sqlite_hint(self.url)}: nothing was "
+                f"created (give --db or "
                 f"${ENV_VAR}, or start one with `aftersales ingest FILE` or `aftersales db "
                 "init`)")
 

@@ -88,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from aftersales.cli.tools import demo_store_problem
             if (problem := demo_store_problem(edge)) is not None:
                 return _fail(problem, EXIT_USAGE)
+        if args.cmd == "serve-webhook" or getattr(args, "follow", False):
+            from aftersales.storage.retry import FirstContact  # a service waits for a
+            FirstContact.wait_at_start()  # store not up yet (a command: says so at once)
         run = handler(args.cmd)
         with closing(edge.ledger(create=args.cmd in CREATING)) as ledger:
             return run(ledger, edge)
@@ -136,14 +139,12 @@ def _before_any_work(args: argparse.Namespace, edge: Edge) -> str | None:
 def _unreadable_input(args: argparse.Namespace) -> int | None:
     """An ingest's file that cannot be read, or is not a command file: said before any
     store is opened (or created)."""
-    from aftersales.cli.writing import json_array, unreadable
+    from aftersales.cli.writing import unreadable
+    from aftersales.ingest.sniff import wrong_kind
     if args.file != "-" and not os.access(args.file, os.R_OK):
         return unreadable(args.file)
-    if args.format == "commands" and json_array(args.file):
-        name = "standard input" if args.file == "-" else args.file
-        return _fail(f"{name} is a JSON array: a command file is JSON Lines, one command "
-                     "(a JSON object) per line; nothing was applied (convert it with "
-                     "`jq -c '.[]'`)", EXIT_USAGE)
+    if (kind := wrong_kind(args.file, args.format, acked=args.ack)) is not None:
+        return _fail(kind, EXIT_USAGE)
     return None
 
 

@@ -46,20 +46,6 @@ def refusals_beside(progress: Progress) -> Callable[[int, CommandRefused], None]
     return say
 
 
-def json_array(path: str) -> bool:
-    """Whether a command file (`-`: standard input, read without consuming it) starts as
-    a JSON array: commands that are not JSON Lines."""
-    if path == "-":
-        head = getattr(sys.stdin.buffer, "peek", lambda n: b"")(512)[:512]
-    else:
-        try:
-            with open(path, "rb") as f:
-                head = f.read(512)
-        except OSError:
-            return False  # said when it is opened
-    return head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"["
-
-
 class _OtherWriters:
     """`ingest`'s warning of an order another process wrote while this one decided its
     lines: once per order, the first `NAMED` in full, the rest counted (`close`).  The exit

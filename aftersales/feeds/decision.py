@@ -50,6 +50,9 @@ class Message:
     #: The message as read, with its time, as JSON (ASCII): kept with a reported
     #: message's outcome, for `feed retry`.
     kept: str = field(default="", compare=False)
+    #: The field its time was read from (`pay_time`, `update_time`, ...; `received_at`:
+    #: it carries none, and took the body's receive time): what a refusal names.
+    time_field: str = field(default="received_at", compare=False)
 
     @property
     def key(self) -> str:

@@ -83,10 +83,10 @@ def message(n: int, raw: object, received_at: datetime | None) -> Message | Skip
         data = load(data, f"{where}: field 'data'")
     if not isinstance(data, dict):
         raise refuse(f"{where}: field 'data': expected an object")
-    at = None
+    at, time_field = None, "received_at"
     for name in (*spec.time, "update_time"):
         if data.get(name) not in (None, "", 0, "0"):
-            at = time_of(data[name], f"{where}: field {name!r}")
+            at, time_field = time_of(data[name], f"{where}: field {name!r}"), name
             break
     if at is None:
         if received_at is None:
@@ -106,7 +106,7 @@ def message(n: int, raw: object, received_at: datetime | None) -> Message | Skip
     case_ref = None if ref in (None, "", 0) else identifier(ref, f"{where}: field "
                                                              "'aftersale_id'")
     return Message(tag, msg_id, data, at, order_ids, case_ref, spec.name,
-                   _kept(tag, msg_id, raw.get("data"), data, at, where))
+                   _kept(tag, msg_id, raw.get("data"), data, at, where), time_field)
 
 
 def _kept(tag: int, msg_id: str, given: object, data: dict[str, Any], at: datetime,

@@ -165,7 +165,7 @@ class Feed:
             report.by_tag[m.name] += 1
             if (ahead := self.ledger.writer.too_far_ahead(m.at)) is not None:
                 report.refused[ahead.code] += 1  # said, and kept out of the window's clock
-                self.say(number, _what(m), ahead.code, ahead.reason)
+                self.say(number, _what(m), ahead.code, in_its_terms(m, ahead).reason)
                 continue
             if m.key in self._seen:  # delivered twice in this feed
                 report.duplicates += 1
@@ -263,7 +263,7 @@ class Feed:
             return None
         except CommandRefused as ahead:  # FUTURE
             report.refused[ahead.code] += 1
-            self.say(number, what, ahead.code, ahead.reason)
+            self.say(number, what, ahead.code, in_its_terms(m, ahead).reason)
             return None
         if done.results is None:  # another writer decided it meanwhile
             report.duplicates += 1
@@ -274,7 +274,7 @@ class Feed:
         for result in done.results:
             if isinstance(result, CommandRefused):
                 report.events += result.events
-                self.say(number, what, result.code, result.reason)
+                self.say(number, what, result.code, in_its_terms(m, result).reason)
             elif isinstance(result, Outcome):
                 report.events += result.events
         for skip in chosen.skipped:
@@ -313,6 +313,23 @@ def _unreadable(e: Exception, what: str) -> CommandRefused:
     return CommandRefused(rules.INPUT, f"{what} cannot be read: {type(e).__name__}: {e}")
 
 
+def in_its_terms(m: Message, refusal: CommandRefused) -> CommandRefused:
+    """A refusal of a command a message became, naming the message's own time field where
+    it speaks of the command's business time: the platform's `pay_time` (as the message
+    gave it), not the ledger's `at`."""
+    said = f"business time {m.at.isoformat()} "
+    if not refusal.reason.startswith(said):
+        return refusal
+    given = m.data.get(m.time_field)
+    field = (f"{m.time_field} {m.at.isoformat()} (the body's receive time: the message "
+             "carries no time)" if m.time_field == "received_at" else
+             f"{m.time_field} {m.at.isoformat()}" if str(given) == m.at.isoformat() else
+             f"{m.time_field} {given} ({m.at.isoformat()})")
+    named = CommandRefused(refusal.code, f"{field} {refusal.reason.removeprefix(said)}")
+    named.events = refusal.events
+    return named
+
+
 def _what(m: Message) -> str:
     return f" (msg {m.msg_id}, tag {m.tag} {m.name})"
 
@@ -328,7 +345,7 @@ def _row(m: Message, chosen: _Chosen, results: list[object]) -> MessageRow:
         found.append((skip.status, "", skip.reason))
     for c, result in zip(chosen.commands, results, strict=True):
         if isinstance(result, CommandRefused):
-            found.append(("refused", result.code, result.reason))
+            found.append(("refused", result.code, in_its_terms(m, result).reason))
         elif isinstance(result, Outcome):
             if isinstance(c, Reconcile):
                 found.append(("reconciled", "", ""))

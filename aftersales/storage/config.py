@@ -2,6 +2,11 @@
 
     sqlite:///aftersales.db      a SQLite file (the default, relative to the working dir)
     sqlite:////abs/path.db       a SQLite file by absolute path
+    sqlite:////abs/path.db?mode=ro       the same, only read (`immutable=1`: read, and
+                                 taken as unchanging: no -wal or -shm file is made
+                                 beside it; a file on a read-only file system is read so,
+                                 and one this user cannot write is read with mode=ro,
+                                 without asking: `sqlite_name`)
     postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME[?pool_size=5&max_overflow=10&schema=S]
                                  PostgreSQL through psycopg 3 (the scale-out store)
     memory:                      in-process only (fast tests)
@@ -22,6 +27,7 @@ import os
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, unquote
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -116,14 +122,14 @@ def eventsourcing_env(url: str, settings: Settings = DEFAULT_SETTINGS) -> dict[s
     if url in ("memory:", "memory://"):
         return {"PERSISTENCE_MODULE": "aftersales.storage.memory:LedgerPOPOFactory"}
     if url.startswith("sqlite://"):
-        path = url.removeprefix("sqlite://")
+        path = url.removeprefix("sqlite://").split("?", 1)[0]
         if path in ("", "/", "/:memory:"):
             raise StoreConfigError("use 'memory:' for an in-process store")
         if not path.startswith("/"):
             raise StoreConfigError(f"bad SQLite URL {url!r}: expected sqlite:///PATH")
         return {
             "PERSISTENCE_MODULE": "aftersales.storage.sqlite:LedgerSQLiteFactory",
-            "SQLITE_DBNAME": path[1:],
+            "SQLITE_DBNAME": sqlite_name(url),
             "LEDGER_LOCK_TIMEOUT": str(settings.lock_timeout),
         }
     target = postgres_target(url)
@@ -154,10 +160,111 @@ def sqlite_path(url: str) -> str | None:
     """The file a SQLite URL names (None for other stores)."""
     if not url.startswith("sqlite:///"):
         return None
-    return url.removeprefix("sqlite:///")
+    return url.removeprefix("sqlite:///").split("?", 1)[0]
+
+
+#: A SQLite URL's parameters: how its file is opened.
+SQLITE_READING = {"mode": ("ro", "rw"), "immutable": ("0", "1")}
+
+
+def sqlite_name(url: str) -> str:
+    """What SQLite opens for a SQLite URL: its file's path, or a `file:` URI that opens it
+    read-only (`mode=ro`), or read-only and taken as unchanging (`immutable=1`: no -wal or
+    -shm file is made beside it), as the URL asks or, without asking, where writing cannot
+    be: a file on a read-only file system is read immutable (nothing can change it); a
+    file (or its directory) this user cannot write, read-only (a WAL file needs its -shm
+    beside it, made by the reader if it is not there)."""
+    path = sqlite_path(url) or ""
+    query = url.split("?", 1)[1] if "?" in url else ""
+    asked: dict[str, str] = {}
+    for pair in filter(None, query.split("&")):
+        name, _, value = pair.partition("=")
+        if value not in SQLITE_READING.get(name, ()):
+            raise StoreConfigError(
+                f"SQLite URL parameter {pair!r}: known ones are mode=ro (read only) and "
+                "immutable=1 (read only, the file taken as unchanging: for a copy on "
+                "read-only media)")
+        asked[name] = value
+    if asked.get("immutable") == "1":
+        return _uri(path, "mode=ro&immutable=1")
+    if asked.get("mode") == "ro":
+        return _uri(path, "mode=ro")
+    if not os.path.exists(path):
+        return path
+    where = os.path.dirname(os.path.abspath(path))
+    if _read_only_file_system(where):  # (a WAL not yet folded in must be read: not that)
+        return _uri(path, "mode=ro" if _pending_wal(path) else "mode=ro&immutable=1")
+    if not os.access(path, os.W_OK) or (not os.access(where, os.W_OK) and not all(
+            os.access(path + end, os.W_OK) for end in ("-wal", "-shm"))):
+        return _uri(path, "mode=ro")
+    return path
+
+
+def _pending_wal(path: str) -> bool:
+    """Whether the file's -wal holds transactions (not yet folded into the file)."""
+    try:
+        return os.path.getsize(path + "-wal") > 0
+    except OSError:
+        return False
+
+
+def _uri(path: str, query: str) -> str:
+    return f"file:{quote(os.path.abspath(path))}?{query}"
+
+
+def _read_only_file_system(directory: str) -> bool:
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def sqlite_hint(url: str) -> str:
+    """For a SQLite URL with a relative path: the file it names, resolved, and the
+    four-slash form where the path was perhaps meant as absolute ("" for other URLs)."""
+    path = sqlite_path(url)
+    if not path or os.path.isabs(path):
+        return ""
+    resolved = os.path.abspath(path)
+    said = f" (a relative path: the file {resolved}, in the working directory"
+    absolute = "/" + path
+    if os.path.exists(absolute) or (os.sep in path and not os.path.exists(
+            os.path.dirname(resolved)) and os.path.isdir(os.path.dirname(absolute))):
+        said += (f"; for {absolute}, give four slashes: "
+                 f"sqlite:///{absolute}{url[len('sqlite:///') + len(path):]}")
+    return said + ")"
 
 
 def redacted(url: str) -> str:
     """The URL without its password, for messages and logs."""
     target = postgres_target(url)
     return url if target is None else target.url.render_as_string(hide_password=True)
+
+
+def cannot_open(name: str) -> str:
+    """Why SQLite could not open the file `name` (a path, or a `file:` URI) for the
+    ledger: its directory missing, or a directory it cannot write the -wal and -shm
+    files in."""
+    path = unquote(name.removeprefix("file:").split("?", 1)[0])
+    resolved = os.path.abspath(path)
+    where = os.path.dirname(resolved)
+    hint = sqlite_hint(f"sqlite:///{path}")
+    read_only = _read_only_file_system(where)
+    unwritable = f"its directory {where} cannot be written" + (
+        " (a read-only file system)" if read_only else "")
+    if not os.path.isdir(where):
+        why = f"its directory {where} does not exist{hint}"
+    elif (read_only or not os.access(where, os.W_OK)) and not os.path.exists(resolved):
+        why = f"{resolved} cannot be made: {unwritable}"
+    elif (read_only or not os.access(where, os.W_OK)) and _pending_wal(resolved):
+        base = os.path.basename(resolved)
+        why = (f"{unwritable}, and SQLite needs {base}-shm beside {base}-wal to read the "
+               "transactions the -wal file holds: copy the file with both, or open it once "
+               "where it can be written, which folds them into the file")
+    elif read_only or not os.access(where, os.W_OK):
+        why = (f"{unwritable}, and SQLite keeps {os.path.basename(resolved)}-wal and -shm "
+               "beside the file, even to read it (a read-only copy: give the URL "
+               "?immutable=1)")
+    else:
+        why = f"{resolved} cannot be opened"
+    return f"unable to open database file: {why}"

@@ -63,7 +63,7 @@ from aftersales.storage.port import (
     prefix_bounds,
 )
 from aftersales.storage.postgres_inbox import PostgresInbox
-from aftersales.storage.retry import describe, may_pass, retry_races
+from aftersales.storage.retry import FirstContact, describe, may_pass, retry_races
 from aftersales.storage.shard import POSTGRES_SHARD, Partition
 
 if TYPE_CHECKING:
@@ -836,11 +836,20 @@ class LedgerPostgresFactory(PostgresFactory):
     def _probe(self, kwargs: dict[str, Any]) -> None:
         """Connect once: a server that is down or restarting is an `OperationalError` (a
         failure that may pass: the caller waits, saying why); a missing database, a wrong
-        role or an unknown host is `StoreUnavailable` at once."""
+        role or an unknown host is `StoreUnavailable` at once, and so is a server that
+        refuses the first connection of a command (`FirstContact`)."""
         found = self._connect_once()
+        server = (str(kwargs.get("host")), str(kwargs.get("port")))
         if found is None:
+            FirstContact.connected(*server)
             return
         reason, error = found
+        if FirstContact.refused_at_once(*server, error):
+            raise StoreUnavailable(
+                f"{reason.split(': ', 1)[0]}: Connection refused: nothing accepts "
+                f"connections at {server[0]} port {server[1]}; check the host and port of "
+                "the URL (a server still starting: run the command again once it is up, "
+                "as `pg_isready` tells)") from None
         if may_pass(error):
             raise OperationalError(reason) from None  # (its text is the reason to show)
         raise StoreUnavailable(reason) from None

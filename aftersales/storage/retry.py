@@ -19,7 +19,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError
@@ -37,10 +37,42 @@ _PASSING_CODES = {"55P03", "55006", "58000", "58030", "XX000"}
 _LASTING_CONNECT = ("does not exist", "authentication failed", "pg_hba.conf",
                     "no password supplied", "translate host name", "resolve host",
                     "Name or service not known", "nodename nor servname")
+#: What psycopg says of a server that refused the connection: nothing listens there.
+_REFUSED = ("Connection refused", "No such file or directory")
 #: SQLite messages of failures that may pass.
 _PASSING_SQLITE = ("locked", "busy", "disk is full", "disk i/o error", "out of memory")
 #: Pauses between attempts: the first, and the longest.
 FIRST_PAUSE, LONGEST_PAUSE = 0.1, 5.0
+
+
+class FirstContact:
+    """Which PostgreSQL servers (host, port) this process has connected to, and whether
+    it waits for one that refuses its first connection.
+
+    A server that refuses a connection after this process was connected to it is most
+    likely restarting: that is waited for, as any failure that may pass.  One that
+    refused the very first connection may as well never have been there (a wrong port,
+    or no server started): a command says so at once, rather than wait a minute for
+    nothing; a service (`serve-webhook`, `project --follow`: `wait_at_start`), started
+    perhaps before its database, waits for it as for any failure that may pass."""
+
+    reached: ClassVar[set[tuple[str, str]]] = set()
+    waits: ClassVar[bool] = False
+
+    @classmethod
+    def wait_at_start(cls) -> None:
+        cls.waits = True
+
+    @classmethod
+    def connected(cls, host: str, port: str) -> None:
+        cls.reached.add((host, port))
+
+    @classmethod
+    def refused_at_once(cls, host: str, port: str, error: BaseException) -> bool:
+        """Whether a failure to connect is given up on at once: refused by a server this
+        process never reached, and this process does not wait at start."""
+        return (not cls.waits and (host, port) not in cls.reached
+                and any(x in str(error) for x in _REFUSED))
 
 
 def retrying(step: Callable[[], T], errors: tuple[type[BaseException], ...],
@@ -120,6 +152,14 @@ def may_pass(error: BaseException) -> bool:
     return isinstance(error, (OperationalError, InterfaceError))
 
 
+#: What SQLite's words for a file it may not write mean, and what to do.
+READ_ONLY_MEANING = (
+    "it is read here only: a read-only file system, a file or directory this user cannot "
+    "write, or mode=ro or immutable=1 in the URL; the commands that only read (status, "
+    "history, verify, the reports once the read models are up to date) read it as it is; "
+    "to write, copy it (with its -wal file, if there is one) where it can be written")
+
+
 def describe(error: BaseException) -> str:
     """The store's own words for a failure, on one line."""
     for cause in _causes(error):
@@ -127,6 +167,8 @@ def describe(error: BaseException) -> str:
             text = " ".join(str(cause).split())
             for noise in ("connection failed: ", "FATAL: "):
                 text = text.replace(noise, "")
+            if "readonly database" in text:
+                text += f" ({READ_ONLY_MEANING})"
             return text or type(cause).__name__
     if isinstance(error, sa_exc.SQLAlchemyError):
         return str(error).splitlines()[0]

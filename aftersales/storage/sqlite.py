@@ -15,6 +15,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import (
     IntegrityError,
+    InterfaceError,
     Notification,
     OperationalError,
     StoredEvent,
@@ -43,6 +44,7 @@ from aftersales.storage.chain import (
     id_bytes,
     link,
 )
+from aftersales.storage.config import cannot_open
 from aftersales.storage.inbox import INDEX, SQLITE_DDL, TABLE, SQLiteInbox
 from aftersales.storage.logcheck import (
     Beside,
@@ -119,6 +121,13 @@ class TunedConnectionPool(SQLiteConnectionPool):
             # (here: the pool does not give its writer lock back when this fails).
             plain = retrying(super()._create_connection, (sqlite3.OperationalError,),
                              FIRST_USE_ATTEMPTS, pause=0.01)
+        except (sqlite3.OperationalError, InterfaceError) as e:
+            cause = e if isinstance(e, sqlite3.Error) else e.__cause__
+            if not isinstance(cause, sqlite3.Error) or "unable to open" not in str(cause):
+                raise
+            said = sqlite3.OperationalError(cannot_open(self.db_name))  # which, and why
+            raise OperationalError(said) from said
+        try:
             raw = plain._sqlite_conn  # rewrapped, with our transactions
             for pragma in PRAGMAS:
                 raw.execute(pragma)

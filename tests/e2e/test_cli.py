@@ -66,10 +66,17 @@ def test_ingest_reports_refused_lines_goes_on_and_exits_non_zero(tmp_path: Path,
         "line 11: UNKNOWN-ORDER: order NOPE was never placed",
     ]
     assert first.stdout.startswith("10 lines: 6 applied, 0 already applied, 1 ticks, 3 refused")
-    # Re-ingesting: applied lines are skipped silently, refused ones are refused again.
+    # Re-ingesting: applied lines are skipped silently, refused ones are refused again
+    # (a refusal decided on the order's history is remembered, and says so).
     again = run("ingest", "c.jsonl", "--db", db, cwd=tmp_path)
     assert again.returncode == 1
-    assert again.stderr == first.stderr
+    assert again.stderr.splitlines() == [
+        first.stderr.splitlines()[0],
+        first.stderr.splitlines()[1] + " (remembered: this line (its command_id derived "
+        "from its content) was refused so when first decided, and a command is decided "
+        "once; to have it decided on the order as it is now, give the line a command_id "
+        "of its own)",
+        first.stderr.splitlines()[2]]
     assert again.stdout.startswith("10 lines: 0 applied, 6 already applied, 1 ticks, 3 refused")
 
 
