@@ -120,6 +120,10 @@ def _fail(text: str, code: int) -> int:
 def _before_any_work(args: argparse.Namespace, edge: Edge) -> str | None:
     """What is wrong with options that the parser cannot judge alone (said before a store
     is opened or created)."""
+    if getattr(args, "json", None) is True and hasattr(args, "format"):  # --json: a synonym
+        if args.format not in ("json", "table", "text"):  # (the defaults)
+            return f"--json and --format {args.format}: give one of them"
+        args.format = "json"
     if getattr(args, "excel", False) and args.format != "csv":
         return "--excel is for --format csv (a spreadsheet's CSV)"
     since, until = getattr(args, "since", None), getattr(args, "until", None)

@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         found.add_argument("--format", choices=formats, default="table",
                            help="an aligned table for a person (default), or JSON or CSV "
                            "for a program" + page)
-        found.add_argument("--json", dest="format", action="store_const", const="json",
+        found.add_argument("--json", action="store_true",
                            help="the same as --format json")
         found.add_argument("--excel", action="store_true",
                            help="with --format csv: CSV for a spreadsheet (UTF-8 with a "
@@ -338,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("order_id", help="the platform's order number")
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="text for a person (default), or json: the status document")
-    p.add_argument("--json", dest="format", action="store_const", const="json",
+    p.add_argument("--json", action="store_true",
                    help="the same as --format json")
     p.add_argument("--as-of", metavar="T", type=business_time,
                    help="the state as it stood at business time T")
@@ -346,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("history", "an order's audit trail: every event with its actor, business "
                 "time, recorded time, and the rule behind a system act", db)
     p.add_argument("order_id", help="the platform's order number")
-    p.add_argument("--json", dest="format", action="store_const", const="json",
+    p.add_argument("--json", action="store_true",
                    help="the same as --format json")
     p.add_argument("--format", choices=("text", "json", "html"), default="text",
                    help="text for a person (default), json for a program, or html: the "
