@@ -1,6 +1,7 @@
 """The status document and the audit trail as text for a person at a terminal (the data
 is `aftersales.application.status`'s; `--json` prints that as it is): money in yuan,
-times in the business zone (`aftersales.cli.human`)."""
+times in the business zone, control characters escaped, lines fitted to the terminal
+(`aftersales.cli.human`, `aftersales.cli.fitting`)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,29 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from aftersales.application.status import history_entry
-from aftersales.cli.human import CURRENCY, MONEY_FIELDS, local, yuan
+from aftersales.cli.fitting import words, wrap
+from aftersales.cli.human import (
+    ACCOUNT_FIELDS,
+    CURRENCY,
+    MONEY_FIELDS,
+    local,
+    output_width,
+    printable,
+    readable,
+    yuan,
+)
 from aftersales.domain.events import OrderEvent
 
+#: Where a status line wrapped to the terminal goes on (under the text of its first line).
+STATUS_INDENT = 4
+#: Where an event wrapped to the terminal goes on: under its name, so that no part of its
+#: details can pass for an event's line (those start with the version and the time).
+HISTORY_INDENT = 31
 
-def render_status(doc: dict[str, Any], zone: tzinfo) -> str:
-    """The status document for a person."""
+
+def render_status(doc: dict[str, Any], zone: tzinfo, width: int | None = None) -> str:
+    """The status document for a person, each line fitted to `width` (None: the
+    terminal's, `output_width()`; 0: no limit)."""
     money = doc["currency"]
     lines = [
         f"order {doc['order_id']} ({doc['payment']}, merchant {doc['merchant_id']}, "
@@ -46,7 +64,10 @@ def render_status(doc: dict[str, Any], zone: tzinfo) -> str:
     for x in doc["lapses"]:
         case = f" (case {x['case']})" if x["case"] else ""
         lines.append(f"  user lapse {x['rule']}{case} at {local(x['deadline'], zone)}")
-    return "\n".join(lines)
+    limit = output_width() if width is None else width
+    return "\n".join(part for line in map(printable, lines) for part in wrap(
+        words(line.lstrip(" "), " " * (len(line) - len(line.lstrip(" ")))), limit,
+        STATUS_INDENT))
 
 
 def _dispute(d: dict[str, Any], zone: tzinfo) -> str:
@@ -61,28 +82,39 @@ def _dispute(d: dict[str, Any], zone: tzinfo) -> str:
     return f"open, the merchant's evidence due by {local(d['evidence_deadline'], zone)}"
 
 
-def render_history(events: Sequence[OrderEvent], zone: tzinfo) -> str:
-    """The audit trail for a person: one line per event."""
-    out = []
+def render_history(events: Sequence[OrderEvent], zone: tzinfo,
+                   width: int | None = None) -> str:
+    """The audit trail for a person: one line per event (wrapped to `width`, None: the
+    terminal's, 0: no limit; what goes on is indented under the event's name)."""
+    out: list[str] = []
     currency = getattr(events[0], "currency", CURRENCY) if events else CURRENCY
+    limit = output_width() if width is None else width
     for event in events:
         e = history_entry(event)
-        why = (f"  [{e['rule']}" + (f", deadline {local(e['deadline'], zone)}]"
-                                    if e["deadline"] else "]"))
-        shown = ", ".join(f"{k}={detail(event, k, v, zone, currency)}"
-                           for k, v in e["details"].items() if v not in (None, ""))
-        out.append(
-            f"{e['version']:>3} {local(e['at'], zone)}  {e['event']:<24} by "
-            f"{e['actor']:<8} recorded {local(e['recorded_at'], zone)}"
-            + (f"  {shown}" if shown else "") + (why if e["rule"] else "")
-        )
+        shown = [f"{k}={detail(event, k, v, zone, currency)}"
+                 for k, v in e["details"].items() if v not in (None, "")]
+        line = [("", f"{e['version']:>3} {local(e['at'], zone)}  {e['event']:<24} by "
+                     f"{e['actor']:<8}"),
+                (" ", f"recorded {local(e['recorded_at'], zone)}")]
+        room = (limit or 0) - HISTORY_INDENT
+        for i, text in enumerate(shown):
+            text += "," if i < len(shown) - 1 else ""
+            sep = "  " if i == 0 else " "
+            line += words(text, sep) if len(text) > room > 0 else [(sep, text)]
+        if e["rule"]:
+            line.append(("  ", f"[{e['rule']}" + (
+                f", deadline {local(e['deadline'], zone)}]" if e["deadline"] else "]")))
+        out += wrap(line, limit, HISTORY_INDENT)
     return "\n".join(out)
 
 
 def detail(event: OrderEvent, name: str, value: Any, zone: tzinfo, currency: str) -> str:
-    """A field of an event, as a person reads it (its value as `history_entry` has it)."""
+    """A field of an event, as a person reads it (its value as `history_entry` has it),
+    on one line: its control characters escaped (`printable`)."""
     if name in MONEY_FIELDS and isinstance(value, int):
         return yuan(value, currency)
     if isinstance(getattr(event, name, None), datetime):
         return local(value, zone)
-    return str(value)
+    if name in ACCOUNT_FIELDS and isinstance(value, str):
+        return printable(readable(value, zone, currency))
+    return printable(str(value))

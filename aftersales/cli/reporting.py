@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from aftersales.application.clock import wall_clock
 from aftersales.application.ledger import Ledger
 from aftersales.cli.edge import Edge, read
+from aftersales.cli.human import CURRENCY, output_width
 from aftersales.cli.parser import LAPSE_RULES, VIOLATION_RULES
 from aftersales.cli.projecting import broken_in_read_models, open_views, project
 from aftersales.cli.tables import EXCEL_CSV, emit, render
@@ -25,6 +26,7 @@ from projections.queries import (
     LAPSE_COLUMNS,
     SCORECARD,
     business_days,
+    currencies,
     list_discrepancies,
     list_disputes,
     list_lapses,
@@ -35,8 +37,26 @@ from projections.reports import Scorecard
 
 T = TypeVar("T")
 
+#: The widest a paragraph of text is printed (narrower on a narrower terminal).
+PARAGRAPH = 88
+
 VIOLATION_COLUMNS = ("deadline", "rule", "merchant_id", "order_id", "case_no",
                      "consequence", "penalty")
+#: The columns a table narrower than all of them keeps first (`aftersales.cli.fitting`):
+#: which order, what happened, then when; the others follow while they fit.
+KEEP = {
+    "violations": ("order_id", "rule", "deadline", "merchant_id", "consequence"),
+    "lapses": ("order_id", "rule", "deadline", "user_id", "merchant_id"),
+    "disputes": ("order_id", "merchant_id", "status", "outcome", "blame", "lost",
+                 "opened_at", "kind", "case_no", "ruled_by", "hours_to_ruling"),
+    "discrepancies": ("order_id", "discrepancy", "ledger", "platform", "reported_at",
+                      "merchant_id", "case_no", "fact"),
+    "scorecard": ("merchant_id", "orders_placed", "cases_opened", "violations",
+                  "compensation_fen", "disputes_lost", "dispute_loss_per_1000_orders",
+                  "median_response_hours", "answered_on_time", "auto_approved",
+                  "receipts_auto_confirmed", "refunds_auto_approved", "reships_late",
+                  "vouchers_late", "evidence_missed", "discrepancies"),
+}
 
 
 def _listing(ledger: Ledger, edge: Edge, ask: Callable[[ReadModels], list[dict[str, Any]]],
@@ -45,9 +65,18 @@ def _listing(ledger: Ledger, edge: Edge, ask: Callable[[ReadModels], list[dict[s
     chosen format; exit 4 if they hold orders with a broken history."""
     fmt = output_format(edge)
     project(ledger, edge, closing_line=False)
-    rows = read(ledger, edge, lambda: _query(ledger, edge, ask), f"reading the {what}")
-    emit(render(rows, fmt, columns, edge.zone), fmt)
+    rows, money = read(ledger, edge, lambda: _query(ledger, edge, lambda views: (
+        ask(views), _currency(views) if what == "discrepancies" else CURRENCY)),
+        f"reading the {what}")
+    emit(render(rows, fmt, columns, edge.zone, currency=money, keep=KEEP[what]), fmt)
     return broken_in_read_models(ledger, edge)
+
+
+def _currency(views: ReadModels) -> str:
+    """The currency a discrepancy's amounts are read in: the orders' one, or none named
+    when they are in several."""
+    found = currencies(views)
+    return found[0] if len(found) == 1 else ""
 
 
 def output_format(edge: Edge) -> str:
@@ -90,13 +119,13 @@ def cmd_report(ledger: Ledger, edge: Edge) -> int:
         print(scorecard_html(ledger, edge, card, a.since, a.until))
     else:
         if a.format == "table":
-            print(textwrap.fill(f"{_window(a.since, a.until, edge)}.  {card.note}", 88)
-                  + "\n")
+            print(textwrap.fill(f"{_window(a.since, a.until, edge)}.  {card.note}",
+                                min(PARAGRAPH, output_width() or PARAGRAPH)) + "\n")
         table = a.format == "table"
         fmt = output_format(edge)
         emit(render(card.rows, fmt, scorecard_table(card.total) if table else SCORECARD,
-                    edge.zone, currency=card.currency, total=card.total if table else None),
-             fmt)
+                    edge.zone, currency=card.currency, total=card.total if table else None,
+                    keep=KEEP["scorecard"], every="--format html, csv or json"), fmt)
     return broken_in_read_models(ledger, edge)
 
 

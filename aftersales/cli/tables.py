@@ -23,7 +23,8 @@ from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any, TextIO
 
-from aftersales.cli.human import CURRENCY, FEN, cell, heading, is_number, plain
+from aftersales.cli.fitting import Table
+from aftersales.cli.human import CURRENCY, FEN, cell, heading, is_number, output_width, plain
 
 #: The spreadsheet's flavour of CSV (`render(..., EXCEL_CSV, ...)`).
 EXCEL_CSV = "excel-csv"
@@ -36,10 +37,15 @@ FORMULA_FIRST = ("=", "+", "-", "@", "\t", "\r")
 
 
 def render(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str], zone: tzinfo,
-           total: dict[str, Any] | None = None, currency: str = CURRENCY) -> str:
+           total: dict[str, Any] | None = None, currency: str = CURRENCY, *,
+           width: int | None = None, keep: Sequence[str] = (),
+           every: str = "--format csv or json") -> str:
     """As an aligned table (numbers to the right; `total`, a last row under a rule), JSON
     (a list of objects), CSV (a heading line; true/false for flags), or the spreadsheet's
-    CSV (`EXCEL_CSV`: write it with `emit`, which keeps its bytes as they are)."""
+    CSV (`EXCEL_CSV`: write it with `emit`, which keeps its bytes as they are).
+
+    The table fits `width` columns (None: `output_width()`, the terminal's; 0: no limit)
+    as `fit` says, keeping the columns of `keep` first (`every`: how to see them all)."""
     if fmt == "json":
         return json.dumps([{c: plain(r[c]) for c in columns} for r in rows],
                           ensure_ascii=False, indent=1)
@@ -52,19 +58,13 @@ def render(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str], zon
     if fmt == EXCEL_CSV:
         return excel_csv(rows, columns, zone, currency)
     body = [*rows, total] if total is not None else list(rows)
-    cells = [[heading(c, currency) for c in columns]] + [[cell(c, r.get(c), zone) for c in columns]
-                                               for r in body]
-    right = [any(is_number(r.get(c)) for r in body) for c in columns]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-
-    def line(row: list[str]) -> str:
-        return "  ".join(v.rjust(w) if r else v.ljust(w)
-                         for v, w, r in zip(row, widths, right, strict=True)).rstrip()
-
-    lines = [line(row) for row in cells]
-    if total is not None:
-        lines.insert(len(lines) - 1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    table = Table([heading(c, currency) for c in columns],
+                  [[cell(c, r.get(c), zone, currency) for c in columns] for r in body],
+                  [any(is_number(r.get(c)) for r in body) for c in columns],
+                  totals=total is not None)
+    limit = output_width() if width is None else width
+    return "\n".join(table.fit(limit, [list(columns).index(c) for c in keep
+                                        if c in columns], every))
 
 
 def _csv(value: Any) -> Any:
