@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from aftersales.application.ledger import Ledger
 from aftersales.cli.edge import Edge, fail, report_broken
-from aftersales.cli.human import local
+from aftersales.cli.human import local, printable
 from aftersales.cli.progress import Progress
 from aftersales.cli.projecting import open_views, project
 from aftersales.cli.reporting import scorecard_html, warn_currencies
@@ -96,7 +96,7 @@ def _demo_douyin(ledger: Ledger, edge: Edge) -> int:
     print(f"demo: a Douyin feed of {plan.orders:,} orders of one shop over {plan.days} days "
           f"(seed {plan.seed}), {len(lines):,} lines, into {redacted(ledger.url)}")
     report = ingest_feed(ledger, lines, lateness=plan.lateness,
-                         on_refused=lambda text: print(text, file=sys.stderr))
+                         on_refused=lambda text: print(printable(text), file=sys.stderr))
     print(report.summary())
     swept = edge.patience(ledger).run(lambda: ledger.sweep(end_of(plan)), "sweeping")
     print(f"final sweep at {local(end_of(plan), edge.zone)}: {swept.timeouts:,} timeouts, "

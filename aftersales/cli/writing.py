@@ -15,7 +15,7 @@ from aftersales.application.clock import wall_clock
 from aftersales.application.ledger import Ledger
 from aftersales.cli.anchors import anchor_if_due
 from aftersales.cli.edge import Edge, fail, report_broken, waiting
-from aftersales.cli.human import local
+from aftersales.cli.human import local, printable
 from aftersales.cli.integrity import blamed_names
 from aftersales.cli.progress import Progress
 from aftersales.cli.projecting import project
@@ -42,7 +42,7 @@ def unreadable(path: str) -> int:
 def refusals_beside(progress: Progress) -> Callable[[int, CommandRefused], None]:
     """Refusals written on lines of their own, the progress bar drawn again after each."""
     def say(number: int, refusal: CommandRefused) -> None:
-        progress.say(f"line {number}: {refusal.code}: {refusal.reason}")
+        progress.say(printable(f"line {number}: {refusal.code}: {refusal.reason}"))
     return say
 
 
@@ -146,7 +146,7 @@ def _ingest_feed(ledger: Ledger, edge: Edge, source: BinaryIO, total: int | None
     with source:
         report = ingest_feed(ledger, read(_lines_of(source)),
                              lateness=timedelta(seconds=edge.args.lateness),
-                             on_refused=progress.say,
+                             on_refused=lambda text: progress.say(printable(text)),
                              tolerance=_tolerance(edge.args),
                              received_at=edge.args.received_at)
     progress.close()
@@ -171,7 +171,7 @@ def cmd_feed(ledger: Ledger, edge: Edge) -> int:
         from aftersales.cli.webhook import show_inbox
         return show_inbox(ledger, edge.zone)
     report = retry(ledger, tolerance=_tolerance(edge.args),
-                   on_refused=lambda text: print(text, file=sys.stderr))
+                   on_refused=lambda text: print(printable(text), file=sys.stderr))
     print(f"{report.messages:,} reported messages decided again: {report.applied:,} applied "
           f"({report.reconciled:,} reconciled), {report.ignored:,} ignored, "
           f"{report.reported:,} still reported, {sum(report.refused.values()):,} refused; "

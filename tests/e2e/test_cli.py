@@ -19,7 +19,7 @@ AT = "2026-03-01T10:00:00+08:00"
 
 def run(*args: str, cwd: Path, stdin: str | None = None,
         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if k != "AFTERSALES_DB"}
+    full_env = {k: v for k, v in os.environ.items() if k not in ("AFTERSALES_DB", "COLUMNS")}
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "aftersales", *args], cwd=cwd, input=stdin,
                           capture_output=True, text=True, env=full_env, timeout=300)

@@ -220,3 +220,15 @@ def test_a_terminal_gets_its_own_width(examples: tuple[str, Path]) -> None:
     assert any(line.startswith("(") and "columns left out to fit 100 columns" in line
                for line in lines)
 
+
+
+def test_a_refused_line_is_printed_with_its_control_characters_escaped(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "c.jsonl").write_text(
+        '{"command":"pay","order_id":"X1","at":"2026-03-01T10:00:00+08:00",'
+        '"\\u001b[31mevil\\nline 2: fake":1}\n')
+    out = run("ingest", "c.jsonl", "--db", "sqlite:///l.db", cwd=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr == ("line 1: INPUT: field '\\x1b[31mevil\\nline 2: fake': unknown "
+                          "field\n")
