@@ -26,14 +26,14 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
-
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
 
 from aftersales.errors import StoreConfigError
 from aftersales.settings import DEFAULT_SETTINGS, DEFAULT_URL, ENV_VAR, Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 #: PostgreSQL URL query parameters: name -> (eventsourcing setting, default).
 POSTGRES_SETTINGS = {
@@ -91,6 +91,8 @@ def postgres_target(url: str) -> PostgresTarget | None:
     """The PostgreSQL target a URL names, or None for other stores."""
     if not url.startswith(("postgresql:", "postgres:", "postgresql+psycopg:")):
         return None
+    from sqlalchemy.engine import make_url  # (loaded for a PostgreSQL store only)
+    from sqlalchemy.exc import ArgumentError
     try:
         parsed = make_url(url.replace("postgres:", "postgresql:", 1)
                           if url.startswith("postgres:") else url)

@@ -16,14 +16,13 @@ it needs): then trying it again cannot decide anything twice.
 from __future__ import annotations
 
 import sqlite3
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, TypeVar
 
-import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError
-from sqlalchemy import exc as sa_exc
 
 from aftersales.errors import ConflictError, StoreUnavailable
 
@@ -121,11 +120,31 @@ def _causes(error: BaseException) -> list[BaseException]:
     return found
 
 
+class _Never(Exception):
+    """Stands for the error classes of a driver this process never loaded (no error of
+    it can have been raised)."""
+
+
+def _loaded(module: str, name: str) -> type[BaseException]:
+    """An error class of PostgreSQL's driver or of SQLAlchemy, if the process loaded it:
+    they are imported by the stores that use them, never here (`status` on SQLite loads
+    neither: docs/performance.md, "Starting a command")."""
+    found = sys.modules.get(module)
+    cls = getattr(found, name, None) if found is not None else None
+    return cls if isinstance(cls, type) and issubclass(cls, BaseException) else _Never
+
+
+def _psycopg_errors() -> tuple[type[BaseException], type[BaseException]]:
+    """psycopg's Error and OperationalError."""
+    return _loaded("psycopg", "Error"), _loaded("psycopg", "OperationalError")
+
+
 def is_store_error(error: BaseException) -> bool:
     """Whether the error came from the store (its driver, the library's persistence, or
     SQLAlchemy), rather than from the ledger's rules."""
-    return isinstance(error, (PersistenceError, sa_exc.SQLAlchemyError, sqlite3.Error,
-                              psycopg.Error, StoreUnavailable, ConnectionError))
+    return isinstance(error, (PersistenceError, _loaded("sqlalchemy.exc", "SQLAlchemyError"),
+                              sqlite3.Error, _loaded("psycopg", "Error"), StoreUnavailable,
+                              ConnectionError))
 
 
 def may_pass(error: BaseException) -> bool:
@@ -134,18 +153,20 @@ def may_pass(error: BaseException) -> bool:
         return False
     if isinstance(error, ConflictError):  # writers kept conflicting: try the unit again
         return True
+    pg_error, pg_operational = _psycopg_errors()
+    disconnected = _loaded("sqlalchemy.exc", "DisconnectionError")
     for cause in _causes(error):
         if isinstance(cause, sqlite3.Error):
             text = str(cause).lower()
             return any(x in text for x in _PASSING_SQLITE)
-        if isinstance(cause, psycopg.Error):
+        if isinstance(cause, pg_error):
             code = getattr(cause, "sqlstate", None)
             if code is None:  # connecting: refused or timed out may pass; the rest not
                 text = str(cause)
-                return isinstance(cause, psycopg.OperationalError) and not any(
+                return isinstance(cause, pg_operational) and not any(
                     x in text for x in _LASTING_CONNECT)
             return code[:2] in _PASSING_CLASSES or code in _PASSING_CODES
-        if isinstance(cause, (sa_exc.DisconnectionError, ConnectionError, TimeoutError)):
+        if isinstance(cause, (disconnected, ConnectionError, TimeoutError)):
             return True
     # The library's own, with no driver error behind it: a connection it could not get
     # (a pool's timeout), or a server the ledger could not reach when it opened.
@@ -163,14 +184,14 @@ READ_ONLY_MEANING = (
 def describe(error: BaseException) -> str:
     """The store's own words for a failure, on one line."""
     for cause in _causes(error):
-        if isinstance(cause, (sqlite3.Error, psycopg.Error)):
+        if isinstance(cause, (sqlite3.Error, _loaded("psycopg", "Error"))):
             text = " ".join(str(cause).split())
             for noise in ("connection failed: ", "FATAL: "):
                 text = text.replace(noise, "")
             if "readonly database" in text:
                 text += f" ({READ_ONLY_MEANING})"
             return text or type(cause).__name__
-    if isinstance(error, sa_exc.SQLAlchemyError):
+    if isinstance(error, _loaded("sqlalchemy.exc", "SQLAlchemyError")):
         return str(error).splitlines()[0]
     return " ".join(str(error).split()) or type(error).__name__
 
