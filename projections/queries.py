@@ -151,6 +151,18 @@ def _on_days(views: ReadModels, q: Select[Any], day: ColumnElement[date],
     return q
 
 
+def recorded_days(views: ReadModels, since: datetime | None = None,
+                  until: datetime | None = None) -> tuple[date | None, date | None]:
+    """The first and the last business day the scorecard over [since, until) counts
+    anything on (None, None: nothing recorded there): the days the scorecard page states."""
+    m = merchant_compliance.c
+    q = _on_days(views, select(func.min(m.business_day), func.max(m.business_day)),
+                 m.business_day, since, until)
+    with views.engine.connect() as conn:
+        first, last = conn.execute(q).one()
+    return first, last
+
+
 def scorecard(views: ReadModels, since: datetime | None = None,
               until: datetime | None = None) -> list[dict[str, Any]]:
     """Per merchant over every business day that [since, until) touches: the counts of

@@ -1,17 +1,16 @@
 """The two pages in a real headless browser (Debian's chromium, driven by Playwright): each
 loads with no console error and no request beyond its own file, and the figures it shows
-are the read models' (read back from the page's `data-*` attributes and its text).  A
-screenshot of each is saved in the test's temporary folder (CI keeps it as an artefact).
-
-Without chromium these tests skip, saying so; in CI ($CI set) they fail instead: `.ci/run`
-installs Debian's `chromium`."""
+are the read models' (read back from the page's `data-*` attributes and its text); what
+comes from outside is shown as text, its control characters as escapes.  A screenshot of
+each is saved in the test's temporary folder (CI keeps it as an artefact).  The browser
+and the demo's stores are `tests/e2e/conftest.py`'s; the layouts are measured in
+`test_scorecard_layout.py` and `test_timeline_layout.py`, the timeline's deadlines
+against the status documents in `test_timeline_deadlines.py`."""
 
 from __future__ import annotations
 
-import os
-import shutil
+import json
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -28,63 +27,13 @@ from projections.queries import (
     list_violations,
     scorecard_with_total,
 )
+from tests.e2e.browser import Browser
 from tests.e2e.test_cli import db, jsonl, run
 
 __all__ = ["db"]  # the store fixture, shared with test_cli
 
 pytestmark = pytest.mark.slow
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-
-
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        reason = "no chromium on this machine (Debian: apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI runs the browser tests, never skips them: {reason}")
-        pytest.skip(reason)
-    return found
-
-
-class Browser:
-    """A page loaded in headless chromium, with what it said and asked for."""
-
-    def __init__(self, page: Any) -> None:
-        self.page = page
-        self.errors: list[str] = []
-        self.requests: list[str] = []
-        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error"
-                else None)
-        page.on("pageerror", lambda e: self.errors.append(str(e)))
-        page.on("request", lambda r: self.requests.append(r.url))
-
-    def open(self, path: Path) -> None:
-        self.page.goto(path.as_uri())
-        self.page.wait_for_load_state("load")
-        assert self.errors == []
-        assert [u for u in self.requests if u != path.as_uri()] == []  # it loads nothing
-
-    def all(self, selector: str, script: str) -> list[Any]:
-        return list(self.page.eval_on_selector_all(selector, script))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    path = chromium()
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=path,
-                                     args=["--no-sandbox", "--disable-gpu"])
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def tab(browser: Any) -> Iterator[Browser]:
-    context = browser.new_context(viewport={"width": 1300, "height": 1000},
-                                  java_script_enabled=True)
-    yield Browser(context.new_page())
-    context.close()
 
 
 def _expected(value: Any) -> str:
@@ -100,7 +49,7 @@ def test_the_scorecard_page_shows_the_read_models_figures(
     page = tmp_path / "scorecard.html"
     page.write_text(out.stdout)
     tab.open(page)
-    tab.page.screenshot(path=str(tmp_path / "scorecard.png"), full_page=True)
+    tab.shot(tmp_path / "scorecard.png")
 
     with closing(ReadModels(db)) as views:
         rows, total = scorecard_with_total(views)
@@ -113,9 +62,10 @@ def test_the_scorecard_page_shows_the_read_models_figures(
             td => [td.dataset.column, td.dataset.value, td.textContent])])""")
     assert [m for m, _ in cells] == [r["merchant_id"] for r in rows] + ["(total)"]
     for (_, shown), row in zip(cells, [*rows, total], strict=True):
-        assert [c for c, _, _ in shown] == list(SCORECARD)
-        assert [v for _, v, _ in shown] == [_expected(row[c]) for c in SCORECARD]
-        assert [t for _, _, t in shown] == [cell(c, row[c], SHANGHAI) for c in SCORECARD]
+        columns = [c for c, _, _ in shown]
+        assert sorted(columns) == sorted(SCORECARD) and columns[0] == "merchant_id"
+        assert [v for _, v, _ in shown] == [_expected(row[c]) for c in columns]
+        assert [t for _, _, t in shown] == [cell(c, row[c], SHANGHAI) for c in columns]
     assert total["violations"] == len(found) > 0
     # ...and against the violations listed one by one (another table, another query).
     per_merchant = Counter(v["merchant_id"] for v in found)
@@ -151,7 +101,6 @@ def test_the_scorecard_page_shows_the_read_models_figures(
     lost = {b["category"]: float(b["value"]) for b in bars("dispute-loss")}
     assert lost == {r["merchant_id"]: r["dispute_loss_per_1000_orders"] for r in rows
                     if r["dispute_loss_per_1000_orders"]}
-    assert (tmp_path / "scorecard.png").stat().st_size > 10_000
 
 
 #: An online refund the merchant rejects; the user appeals; the platform moves the
@@ -188,7 +137,7 @@ def test_the_timeline_page_draws_every_event_deadline_timeout_and_the_arbitratio
     page = tmp_path / "timeline.html"
     page.write_text(out.stdout)
     tab.open(page)
-    tab.page.screenshot(path=str(tmp_path / "timeline.png"), full_page=True)
+    tab.shot(tmp_path / "timeline.png")
 
     events = tab.all("g.event", "gs => gs.map(g => [g.dataset.version, g.dataset.event, "
                                 "g.dataset.actor, g.dataset.at, g.dataset.rule || null])")
@@ -217,7 +166,6 @@ def test_the_timeline_page_draws_every_event_deadline_timeout_and_the_arbitratio
     assert "reason=broken <b>glass</b>" in text  # shown as text, never as markup
     assert tab.page.eval_on_selector_all("main b", "bs => bs.length") == 0
     assert "goods 99.00 CNY + postage 8.00 CNY; refunded 99.00 CNY" in text
-    assert (tmp_path / "timeline.png").stat().st_size > 10_000
 
 
 def test_a_page_of_an_order_never_placed_is_refused(tmp_path: Path, db: str) -> None:
@@ -233,8 +181,47 @@ def test_the_money_axis_reads_in_yuan_to_the_fen() -> None:
     from aftersales.cli.pages import stacked_columns
     chart = stacked_columns("m", "t", ["2026-03"], {"x": [250]}, {"x": "#000"}, "none",
                             unit=100)
-    axis = [label.text for label in chart.labels if label.anchor == "end"]
+    axis = [label.text for label in chart.axis]
     assert axis == ["0.00", "0.50", "1.00", "1.50", "2.00", "2.50"]
     counts = stacked_columns("c", "t", ["03-01"], {"x": [7]}, {"x": "#000"}, "none")
-    assert [label.text for label in counts.labels if label.anchor == "end"] == [
-        "0", "2", "4", "6", "8"]
+    assert [label.text for label in counts.axis] == ["0", "2", "4", "6", "8"]
+
+
+#: What a reason could hide or fake: a new line that looks like another event of the
+#: audit trail, a terminal's colour escape, a right-to-left override, markup.
+FORGED = ("wrong\n  2 2026-03-01 FAKE EVENT by platform\x1b[31m red \u202eesrever"
+          " <script>document.title='x'</script>")
+
+
+def test_the_pages_show_what_comes_from_outside_as_text_with_escapes_visible(
+        tmp_path: Path, tab: Browser) -> None:
+    """Reasons, notes and ids reach the pages from outside: the pages escape them as
+    HTML (no element of theirs) and show control and bidirectional characters as escapes
+    (`\\n`, `\\x1b`, `\\u202e`), in the text and in the tooltips alike."""
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    lines = DISPUTED.replace('"broken <b>glass</b>"', json.dumps(FORGED))
+    lines = lines.replace('"it was not used"', json.dumps(FORGED))
+    (tmp_path / "f.jsonl").write_text(lines)
+    assert run("ingest", "f.jsonl", "--db", url, "--allow-future",
+               cwd=tmp_path).returncode == 0
+    out = run("history", "T1", "--format", "html", "--db", url, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert not any(c in out.stdout for c in "\x1b\u202e")
+    page = tmp_path / "forged.html"
+    page.write_text(out.stdout)
+    tab.open(page)
+    tab.shot(tmp_path / "forged.png")
+    assert tab.page.title() == "Order T1 — timeline — aftersales"  # no script ran
+    assert tab.page.eval_on_selector_all("script", "s => s.length") == 0
+    shown = ("wrong\\n  2 2026-03-01 FAKE EVENT by platform\\x1b[31m red \\u202eesrever"
+             " <script>document.title='x'</script>")
+    trail = tab.all("#audit-trail tbody tr", "rs => rs.map(r => r.textContent)")
+    assert len(trail) == 10  # no line of its own
+    assert [i for i, row in enumerate(trail) if shown in row] == [4, 6]  # request, appeal
+    assert shown in tab.all("#arbitration p", "ps => ps.map(p => p.textContent)")[0]
+    tooltips = tab.all("title", "ts => ts.map(t => t.textContent)")
+    assert all("\x1b" not in t and "\n  2" not in t for t in tooltips)
+    # The scorecard's ids are identifiers (no markup can reach it), its caption and
+    # window the command line's own: the same templates escape them all the same.
+    report = run("report", "--format", "html", "--db", url, cwd=tmp_path)
+    assert report.returncode == 0 and "<script" not in report.stdout
