@@ -5,7 +5,7 @@ renders them as a table, JSON, CSV or the page)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from projections.captions import SCORECARD_CAPTION
@@ -14,6 +14,7 @@ from projections.queries import (
     compensation_per_month,
     currencies,
     per_day,
+    recorded_days,
     scorecard_with_total,
 )
 
@@ -32,6 +33,8 @@ class Scorecard:
     currencies: tuple[str, ...]
     #: violations and lapses per day and rule, compensation per month (for the page)
     charts: tuple[list[dict[str, Any]], ...] = ()
+    #: the first and the last business day counted (for the page; None: none recorded)
+    days: tuple[date | None, date | None] = (None, None)
 
     @property
     def currency(self) -> str:
@@ -50,4 +53,5 @@ class Scorecard:
             card.charts = (per_day(views, "violations", since, until),
                            per_day(views, "lapses", since, until),
                            compensation_per_month(views, since, until))
+            card.days = recorded_days(views, since, until)
         return card

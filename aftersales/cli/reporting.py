@@ -145,7 +145,7 @@ def scorecard_html(ledger: Ledger, edge: Edge, card: Scorecard,
         lapses=lapsed, months=months, violation_rules=VIOLATION_RULES,
         lapse_rules=LAPSE_RULES, window=_window(since, until, edge), caption=card.note,
         zone=edge.zone, generated=wall_clock(), source=redacted(ledger.url),
-        currency=card.currency)
+        currency=card.currency, days=card.days)
 
 
 def _window(since: datetime | None, until: datetime | None, edge: Edge) -> str:
