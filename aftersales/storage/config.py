@@ -167,7 +167,7 @@ def sqlite_path(url: str) -> str | None:
 
 
 #: A SQLite URL's parameters: how its file is opened.
-SQLITE_READING = {"mode": ("ro", "rw"), "immutable": ("0", "1")}
+SQLITE_READING = {"mode": ("ro",), "immutable": ("1",)}
 
 
 def sqlite_name(url: str) -> str:
