@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
 from sqlalchemy import Connection, Engine, create_engine, event, insert, select, text, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import QueuePool, StaticPool
 
 from aftersales.errors import ViewsConfigError, ViewsMismatch
 from aftersales.settings import DEFAULT_SETTINGS, VIEWS_ENV_VAR, Settings, business_zone
@@ -88,12 +88,13 @@ def make_engine(url: str, settings: Settings = DEFAULT_SETTINGS) -> Engine:
         return create_engine(url, poolclass=StaticPool,
                              connect_args={"check_same_thread": False})
     if url.startswith("sqlite:"):
-        name = sqlite_name(url)  # a read-only file: opened read-only
-        engine = (create_engine(url, connect_args={"timeout": settings.lock_timeout})
-                  if not name.startswith("file:") else
-                  create_engine("sqlite://", creator=lambda: sqlite3.connect(
-                      name, uri=True, timeout=settings.lock_timeout,
-                      check_same_thread=False)))
+        name = sqlite_name(url)
+        if name.startswith("file:"):  # a file read only (asked, or where it cannot be written)
+            engine = create_engine("sqlite://", poolclass=QueuePool, creator=lambda: (
+                sqlite3.connect(name, uri=True, timeout=settings.lock_timeout,
+                                check_same_thread=False)))
+        else:
+            engine = create_engine(url, connect_args={"timeout": settings.lock_timeout})
 
         @event.listens_for(engine, "connect")
         def _wal(dbapi_connection, _record):  # type: ignore[no-untyped-def]

@@ -144,9 +144,12 @@ def find_push(stream: BinaryIO, carry: bytes, number: int) -> int | None:
     none is), reading on from `stream`; `carry` is the start of line `number`, read
     already."""
     for block in _blocks(stream, carry):
+        looked = -1
         for hit in _candidates(block):
             begin = block.rfind(b"\n", 0, hit) + 1
-            end = block.find(b"\n", hit)
+            if begin == looked:
+                continue  # (another mark of a line looked at)
+            looked, end = begin, block.find(b"\n", hit)
             line = block[begin:] if end < 0 else block[begin:end]
             if _shape(line.decode("utf-8", "replace").strip()) == "push":
                 return number + block.count(b"\n", 0, begin)
@@ -252,8 +255,11 @@ def _load(line: str) -> Any:
 
 
 def _shown(line: str, most: int = 60) -> str:
-    shown = line.replace("`", "'")
-    return shown if len(shown) <= most else shown[:most - 3] + "..."
+    """A line of the file as a message shows it: shortened, its control characters
+    escaped (a terminal would act on them)."""
+    shown = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in line[:most])
+    shown = shown.replace("`", "'")
+    return shown if len(line) <= most and len(shown) <= most else shown[:most - 3] + "..."
 
 
 def _blocks(stream: BinaryIO, carry: bytes) -> Iterator[bytes]:
@@ -271,13 +277,12 @@ def _blocks(stream: BinaryIO, carry: bytes) -> Iterator[bytes]:
         yield carry
 
 
-def _candidates(block: bytes) -> Iterator[int]:
-    """Offsets in a block of the lines that may be push bodies, in order (a line may be
-    pointed at twice: it is then looked at twice, and found the first time)."""
-    found = sorted({i for mark in PUSH_MARKS for i in _all(block, mark)}
-                   | {i + 1 for i in _all(block, b"\n[")}
-                   | ({0} if block[:1] == b"[" else set()))
-    yield from found
+def _candidates(block: bytes) -> list[int]:
+    """Offsets in a block, in order, of what may make a line a push body (a line may be
+    pointed at more than once)."""
+    return sorted({i for mark in PUSH_MARKS for i in _all(block, mark)}
+                  | {i + 1 for i in _all(block, b"\n[")}
+                  | ({0} if block[:1] == b"[" else set()))
 
 
 def _all(block: bytes, mark: bytes) -> Iterator[int]:

@@ -2,11 +2,11 @@
 
     sqlite:///aftersales.db      a SQLite file (the default, relative to the working dir)
     sqlite:////abs/path.db       a SQLite file by absolute path
-    sqlite:////abs/path.db?mode=ro       the same, only read (`immutable=1`: read, and
-                                 taken as unchanging: no -wal or -shm file is made
-                                 beside it; a file on a read-only file system is read so,
-                                 and one this user cannot write is read with mode=ro,
-                                 without asking: `sqlite_name`)
+    sqlite:////abs/path.db?mode=ro   the same, only read; `?immutable=1`: only read, and
+                                 taken as unchanging (no -wal or -shm file made beside
+                                 it).  A file on a read-only file system, or one this
+                                 user cannot write, is read so without asking
+                                 (`sqlite_name`)
     postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME[?pool_size=5&max_overflow=10&schema=S]
                                  PostgreSQL through psycopg 3 (the scale-out store)
     memory:                      in-process only (fast tests)
@@ -166,7 +166,7 @@ def sqlite_path(url: str) -> str | None:
 
 
 #: A SQLite URL's parameters: how its file is opened.
-SQLITE_READING = {"mode": ("ro", "rw"), "immutable": ("0", "1")}
+SQLITE_READING = {"mode": ("ro",), "immutable": ("1",)}
 
 
 def sqlite_name(url: str) -> str:

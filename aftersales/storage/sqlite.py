@@ -123,10 +123,12 @@ class TunedConnectionPool(SQLiteConnectionPool):
                              FIRST_USE_ATTEMPTS, pause=0.01)
         except (sqlite3.OperationalError, InterfaceError) as e:
             cause = e if isinstance(e, sqlite3.Error) else e.__cause__
-            if not isinstance(cause, sqlite3.Error) or "unable to open" not in str(cause):
-                raise
-            said = sqlite3.OperationalError(cannot_open(self.db_name))  # which, and why
-            raise OperationalError(said) from said
+            if isinstance(cause, sqlite3.Error) and "unable to open" in str(cause):
+                said = sqlite3.OperationalError(cannot_open(self.db_name))  # which, and why
+                raise OperationalError(said) from said
+            if isinstance(e, sqlite3.OperationalError):
+                raise OperationalError(e) from e
+            raise
         try:
             raw = plain._sqlite_conn  # rewrapped, with our transactions
             for pragma in PRAGMAS:

@@ -78,7 +78,10 @@ def test_a_line_or_two_of_another_encoding_is_refused_alone_not_the_file() -> No
 def test_csv_and_other_text_without_a_json_object() -> None:
     assert kind_of(b"order_id,at,command\nD1,2026-03-01T10:00:00+08:00,pay\n") == Kind(
         CSV, 1, "order_id,at,command")
-    assert kind_of(b"\n\norder_id\tat\nD1\t2026\n") == Kind(CSV, 3, "order_id\tat")
+    assert kind_of(b"\n\norder_id\tat\nD1\t2026\n") == Kind(CSV, 3, "order_id\\tat")
+    # What a message shows of the file: control characters escaped, and shortened.
+    assert kind_of(b"id,\x1b[31mred\n").seen == "id,\\x1b[31mred"
+    assert kind_of(b"x" * 100 + b",\n").seen == "x" * 57 + "..."
     assert kind_of(b"hello\nworld\n") == Kind(TEXT, 1, "hello")
     assert kind_of(b"") == Kind(EMPTY) and kind_of(b"\n \n") == Kind(EMPTY)
 
