@@ -98,7 +98,7 @@ class IngestReport:
 
     def summary(self) -> str:
         refused = sum(self.refused.values())
-        by_code = ", ".join(f"{code} {n}" for code, n in sorted(self.refused.items()))
+        by_code = ", ".join(f"{code} {n:,}" for code, n in sorted(self.refused.items()))
         return (
             f"{self.lines:,} lines: {self.applied:,} applied, {self.duplicates:,} already "
             f"applied, {self.ticks:,} ticks, {refused:,} refused"
