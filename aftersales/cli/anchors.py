@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from aftersales.application.clock import wall_clock
 from aftersales.cli.edge import waiting
-from aftersales.cli.parser import ANCHOR_TARGETS
+from aftersales.cli.options import ANCHOR_TARGETS
 from aftersales.errors import (
     EXIT_INTEGRITY,
     EXIT_STORE,

@@ -15,9 +15,9 @@ from aftersales.application.clock import wall_clock
 from aftersales.application.ledger import Ledger
 from aftersales.cli.edge import Edge, read
 from aftersales.cli.human import CURRENCY, output_width
-from aftersales.cli.parser import LAPSE_RULES, VIOLATION_RULES
 from aftersales.cli.projecting import broken_in_read_models, open_views, project
 from aftersales.cli.tables import EXCEL_CSV, emit, render
+from aftersales.domain.steps import LAPSE_RULES, VIOLATION_RULES
 from aftersales.storage.config import redacted
 from projections.database import ReadModels
 from projections.queries import (

@@ -255,6 +255,12 @@ CASE_DEADLINE_RULE: Final = {(flow.value, status.value): step.timeout.rule
 #: The rules whose deadline belongs to a case (the others belong to the order).
 CASE_DEADLINE_RULES: Final = frozenset(CASE_DEADLINE_RULE.values())
 
+#: The violations and the lapses of the rules table, by name, in the table's order.
+VIOLATION_RULES: Final = tuple(dict.fromkeys(t.missed for t in TIMEOUTS.values()
+                                             if t.is_violation))
+LAPSE_RULES: Final = tuple(dict.fromkeys(t.missed for t in TIMEOUTS.values()
+                                         if not t.is_violation))
+
 #: The `merchant_compliance` counters of the violations, in the table's order.
 VIOLATION_COUNTERS: Final = tuple(dict.fromkeys(
     t.counter for t in TIMEOUTS.values() if t.is_violation and t.counter is not None))

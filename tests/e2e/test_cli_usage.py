@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from aftersales.application.commands import parse_command
-from aftersales.cli.parser import build_parser
+from aftersales.cli.parser import build_parser, every_command
 from aftersales.cli.progress import Progress
 from aftersales.errors import CommandRefused
 from tests.e2e.test_cli import db, run
@@ -21,9 +21,7 @@ __all__ = ["db"]  # the store fixture, shared with test_cli
 
 
 def commands() -> dict[str, argparse.ArgumentParser]:
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return dict(sub.choices)
+    return every_command(build_parser())
 
 
 @pytest.mark.parametrize("name", sorted(commands()))

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from aftersales.cli.pages import scorecard_page
-from aftersales.cli.parser import LAPSE_RULES, VIOLATION_RULES
+from aftersales.domain.steps import LAPSE_RULES, VIOLATION_RULES
 from projections.database import ReadModels
 from projections.queries import SCORECARD, list_lapses, list_violations, recorded_days
 from projections.reports import Scorecard
