@@ -25,6 +25,9 @@ if TYPE_CHECKING:
         StoreConfigError,
     )
 
+#: The version (the package's metadata reads it from here: pyproject.toml).
+__version__ = "0.1.0"
+
 #: Where each public name lives.
 _HOMES = {
     "Command": "aftersales.application.commands",

@@ -171,7 +171,7 @@ def anchor_every(p: argparse.ArgumentParser, follow: bool) -> None:
 
 
 class Version(argparse.Action):
-    """--version: the installed package's version (read only when asked)."""
+    """--version: the package's version."""
 
     def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
@@ -179,12 +179,8 @@ class Version(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
-        from importlib.metadata import PackageNotFoundError, version
-        try:
-            found = version("aftersales")
-        except PackageNotFoundError:  # run from a checkout that was never installed
-            found = "(not installed)"
-        print(f"aftersales {found}")
+        from aftersales import __version__
+        print(f"aftersales {__version__}")
         parser.exit()
 
 

@@ -4,6 +4,7 @@ exit code 2, one line naming the option, no traceback, and nothing created."""
 
 from __future__ import annotations
 
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -71,7 +72,8 @@ def test_a_window_that_ends_before_it_starts_is_refused(tmp_path: Path,
 
 def test_version_and_json_are_alike_on_every_command_that_prints_data(tmp_path: Path) -> None:
     version = run("--version", cwd=tmp_path)
-    assert version.returncode == 0 and version.stdout.startswith("aftersales ")
+    assert version.returncode == 0
+    assert version.stdout == f"aftersales {metadata.version('aftersales')}\n"
     lines = ('{"command":"place_order","order_id":"D1","at":"2026-03-01T10:00:00+08:00",'
              '"payment":"online","merchant_id":"M1","user_id":"U1","goods_amount":100}\n')
     (tmp_path / "c.jsonl").write_text(lines)
