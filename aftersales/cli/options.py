@@ -86,6 +86,15 @@ def port(text: str) -> int:
     return value
 
 
+def listening_port(text: str) -> int:
+    """A port to listen on: 1 to 65535, or 0 for a free one the system picks (the
+    server prints the address it listens on)."""
+    value = int(_number(text, int))
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: a port is 1 to 65535 (0: a free one)")
+    return value
+
+
 def new_file(text: str) -> str:
     """A file the command will write: not a directory, in a directory that exists and may
     be written (checked before any work, so that a long run does not end in a failure to

@@ -184,7 +184,8 @@ def _serve_webhook(p: argparse.ArgumentParser) -> None:
     options.store(p)
     options.ack(p)
     options.feeding(p)
-    p.add_argument("--port", type=options.port, required=True, help="the port to listen on")
+    p.add_argument("--port", type=options.listening_port, required=True,
+                   help="the port to listen on (0: a free one, printed as it starts)")
     p.add_argument("--host", default="127.0.0.1",
                    help="the address to listen on (default 127.0.0.1)")
     p.add_argument("--spool", metavar="FILE", type=options.spool,

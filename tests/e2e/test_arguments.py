@@ -15,13 +15,16 @@ STORE = "sqlite:///l.db"
 SINCE, UNTIL = "2026-03-05T00:00:00+08:00", "2026-03-01T00:00:00+08:00"
 
 MISTAKES = [
-    (["serve-webhook", "--port", "99999"], "argument --port: '99999': a port is 1 to 65535"),
+    (["serve-webhook", "--port", "99999"],
+     "argument --port: '99999': a port is 1 to 65535 (0: a free one)"),
     (["serve-webhook", "--port", "8080", "--spool", "/nonexistent/dir/x"],
      "argument --spool: '/nonexistent/dir/x': there is no directory '/nonexistent/dir'"),
     (["serve-webhook", "--port", "8080", "--spool", "/tmp"],
      "argument --spool: '/tmp' is a directory: give the spool file"),
     (["project", "--follow", "--metrics-port", "0"],
      "argument --metrics-port: '0': a port is 1 to 65535"),
+    (["serve-webhook", "--port", "-1"],
+     "argument --port: '-1': a port is 1 to 65535 (0: a free one)"),
     (["demo", "--page", "/nonexistent/x.html"],
      "argument --page: '/nonexistent/x.html': there is no directory '/nonexistent'"),
     (["demo", "--page", "."], "argument --page: '.' is a directory: give a file's path"),
