@@ -145,29 +145,30 @@ def test_the_page_states_the_days_it_covers_and_when_it_was_written(
                       for x in [*list_violations(views), *list_lapses(views)])
         first, last = recorded_days(views)
         card = Scorecard.read(views, None, None, charts=True)
+    # The days the table counts (`recorded_days`), as `report --format html` states them.
+    assert (first, last) == (days[0].replace(day=1), datetime(2026, 4, 11).date())
     shown = tab.all("header p.range", "ps => ps.map(p => [p.dataset.first, "
                     "p.dataset.last, p.textContent])")
-    assert shown == [[f"{days[0]}", f"{days[-1]}", f"Violations and lapses recorded: "
-                      f"{days[0]} to {days[-1]} ({(days[-1] - days[0]).days + 1} days)"]]
+    assert shown == [[f"{first}", f"{last}", f"Business days counted: {first} to {last} "
+                      f"({(last - first).days + 1} days)"]]
     footer = tab.page.inner_text("footer")
     assert GENERATED.match(footer) and not re.search(r"\d\d:\d\d:\d\d\.\d", footer)
     # A window: its days, from the command line's options.
     report_page(tmp_path, demo_store, tab, "--since", "2026-03-10T12:00:00+08:00",
                 "--until", "2026-03-20T00:00:00+08:00")
     assert "the business days from 2026-03-10 to 2026-03-19" in tab.page.inner_text("header")
-    # With the days the table counts (`recorded_days`), the page states those.
-    assert (first, last) == (days[0].replace(day=1), datetime(2026, 4, 11).date())
+    # Without the days the table counts, the page states those its charts span.
     found, lapsed, months = card.charts
     page = tmp_path / "days.html"
     page.write_text(scorecard_page(
         rows=card.rows, total=card.total, columns=SCORECARD, violations=found,
         lapses=lapsed, months=months, violation_rules=VIOLATION_RULES,
         lapse_rules=LAPSE_RULES, window="Scorecard of every business day recorded",
-        caption=card.note, zone=SHANGHAI, generated=datetime.now(UTC), source="demo",
-        days=(first, last)))
+        caption=card.note, zone=SHANGHAI, generated=datetime.now(UTC), source="demo"))
     tab.open(page)
     assert tab.all("header p.range", "ps => ps.map(p => p.textContent)") == [
-        f"Business days counted: {first} to {last} ({(last - first).days + 1} days)"]
+        f"Violations and lapses recorded: {days[0]} to {days[-1]} "
+        f"({(days[-1] - days[0]).days + 1} days)"]
 
 
 def test_the_timeline_page_too_is_written_to_the_second(
