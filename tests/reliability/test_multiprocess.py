@@ -52,7 +52,8 @@ def test_writers_on_overlapping_orders_equal_a_sequential_run(
     results = [w.communicate(timeout=600) for w in writers]
     for w, (_, err) in zip(writers, results, strict=True):
         assert w.returncode == 0, err[-2000:]
-    applied = sum(int(out.split(" applied")[0].split()[-1]) for out, _ in results)
+    applied = sum(int(out.split(" applied")[0].split()[-1].replace(",", ""))
+                  for out, _ in results)
     assert applied == len(commands)  # each command applied by exactly one writer
     run_cli("tick", "--now", end, "--db", db_url, cwd=tmp_path)
     assert snapshot(db_url) == snapshot(sequential)
@@ -71,6 +72,7 @@ def test_sweeps_running_at_once_apply_each_timeout_once(
                                  env=env()) for _ in range(3)]
     outs = [s.communicate(timeout=600) for s in sweepers]
     assert all(s.returncode == 0 for s in sweepers), [e for _, e in outs]
-    swept = sum(int(out.split()[1]) for out, _ in outs)
-    assert swept == int(alone.stdout.split()[1]) > 0  # together they did one sweep's work
+    swept = sum(int(out.split()[1].replace(",", "")) for out, _ in outs)
+    # together they did one sweep's work
+    assert swept == int(alone.stdout.split()[1].replace(",", "")) > 0
     assert snapshot(db_url) == snapshot(single)

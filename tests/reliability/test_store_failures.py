@@ -384,7 +384,7 @@ def test_project_follow_reconnects_after_its_connections_are_terminated(
         assert run("ingest", str(rest), "--no-project", "--db", url,
                    cwd=tmp_path).returncode == 0
         top = run("db", "check", "--db", url, cwd=tmp_path).stdout
-        events = int(top.split("events recorded: ")[1].split()[0])
+        events = int(top.split("events recorded: ")[1].split()[0].replace(",", ""))
         follow.until(follow.out, f"ack position {events}")
         follow.proc.send_signal(signal.SIGTERM)
         assert follow.wait() == 0
