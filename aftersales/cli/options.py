@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -188,8 +189,8 @@ class Version(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
-        from aftersales import __version__
-        print(f"aftersales {__version__}")
+        package = sys.modules[__name__.partition(".")[0]]  # loaded before this module
+        print(f"aftersales {package.__version__}")
         parser.exit()
 
 
