@@ -35,7 +35,12 @@ from aftersales.storage.shard import Partition
 if TYPE_CHECKING:
     from aftersales.application import commands as cmd
     from aftersales.application.decisions import Outcome
-    from aftersales.application.group_commit import Choose, GroupCommit, MessageOutcome
+    from aftersales.application.group_commit import (
+        Choose,
+        GroupCommit,
+        MessageItem,
+        MessageOutcome,
+    )
 
 
 class Ledger(Application[UUID]):
@@ -135,10 +140,11 @@ class Ledger(Application[UUID]):
         """Apply one command; raise `CommandRefused` when a rule forbids it."""
         return self.writer.execute(command)
 
-    def execute_batch(self, items: Sequence[cmd.OrderCommand | cmd.Tick]) -> list[object]:
-        """Group commit: the outcomes of commands and ticks (or their refusals and store
-        errors) as if executed one by one, recorded in one transaction (see
-        `aftersales.application.group_commit`)."""
+    def execute_batch(self, items: Sequence[cmd.OrderCommand | cmd.Tick | MessageItem]
+                      ) -> list[object]:
+        """Group commit: the outcomes of commands, ticks and platform messages (or their
+        refusals and store errors) as if executed one by one, recorded in one transaction
+        (see `aftersales.application.group_commit`)."""
         return self.writer.execute_batch(items)
 
     # One method per command, for callers in Python.

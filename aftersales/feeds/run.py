@@ -2,10 +2,14 @@
 file) applied in business-time order within a lateness window, one message at a time,
 each decided once.
 
-A message is decided on the ledger's state as of its time (each order it names read from
-the store, its due timeouts applied to that copy), into the commands its meaning needs;
-those commands and the message's outcome (applied, reconciled, refused, reported,
-ignored) are recorded in one transaction, under the message's key (`douyin:<msg_id>`).
+A message is decided on the ledger's state as of its time (each order it names as the
+ledger holds it, its due timeouts applied to a copy), into the commands its meaning
+needs; those commands and the message's outcome (applied, reconciled, refused, reported,
+ignored) are recorded in the same transaction, under the message's key
+(`douyin:<msg_id>`).  Messages leaving the window, and command lines, are decided in
+order against the orders held in memory and recorded `BATCH` to a transaction, as
+`ingest` records command lines (`aftersales.application.group_commit`): each decided on
+the state its predecessors left; a conflict redoes the batch one item at a time.
 A message whose outcome is recorded is never decided again, whether it comes again in
 the same feed, in another file, or after a crash and restart: so a feed applied with
 interruptions leaves the ledger it leaves uninterrupted.  Only `retry` decides reported
@@ -18,14 +22,16 @@ refusals decided afresh by rule (FUTURE, INTEGRITY).
 
 from __future__ import annotations
 
+import copy
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from aftersales.application.commands import OrderCommand, Reconcile, Tick, parse_command
 from aftersales.application.decisions import Outcome
+from aftersales.application.group_commit import MessageItem, MessageOutcome
 from aftersales.application.ledger import Ledger
 from aftersales.domain import rules
 from aftersales.domain.order import Order
@@ -50,13 +56,27 @@ LATENESS = timedelta(minutes=10)
 #: The longest feed line: a push body as large as the webhook accepts (1 MiB), with the
 #: receive time around it; what was acknowledged is applied, whatever its size.
 MAX_FEED_LINE = MAX_BODY + 1024
-#: Command lines recorded per transaction (an order export of thousands of orders).
-COMMAND_BATCH = 1000
+#: Messages and command lines recorded per transaction.  One message a transaction
+#: spent 2/3 of a feed's time in SQLite's commit and the rest reading each order twice
+#: (docs/performance.md, "Feeds"); at 1,000 a batch the commit is a few per cent.
+BATCH = 1000
 #: The outcomes of a message, most telling first: a message with a reported part is
 #: reported (so that `feed retry` decides it again); one with a refused command, refused.
 OUTCOMES = ("reported", "refused", "reconciled", "applied", "ignored")
 
 Item = tuple[int, Message]  # a message held, with its line
+
+
+@dataclass
+class _Queued:
+    """A line's item waiting for the next batch: a command line, or a message out of the
+    window (with what choosing its commands gave, once chosen)."""
+
+    number: int
+    position: int  # in the queue
+    item: OrderCommand | Tick | MessageItem | None = None
+    message: Message | None = None
+    chosen: _Chosen | None = None
 
 
 @dataclass
@@ -107,8 +127,11 @@ class Feed:
         #: The receive time of bare bodies (`--received-at`; None: unknown).
         self.received_at = received_at
         self._seen: set[str] = set()
-        #: Ledger command lines read, not yet recorded (an order export: group commits).
-        self._pending: list[tuple[int, OrderCommand | Tick]] = []
+        #: Command lines read and messages out of the window, not yet recorded.
+        self._queue: list[_Queued] = []
+        #: While a batch is recorded: for each of its items, the first line of the items
+        #: after it (none: 0), which the inbox rows before its message's are not.
+        self._later: list[int] = []
 
     def say(self, number: int, what: str, code: str, reason: str) -> None:
         self.on_refused(f"line {number}{what}: {code}: {reason}")
@@ -126,8 +149,12 @@ class Feed:
         """The first line some message of which is not yet decided (held, or not yet
         read): every line before it is decided whole."""
         held = self.first_held()
-        read = self._last + 1 if self._adding is None else self._adding
+        read = self._reading()
         return read if held is None else min(held, read)
+
+    def _reading(self) -> int:
+        """The first line not read whole."""
+        return self._last + 1 if self._adding is None else self._adding
 
     def _add(self, number: int, raw: bytes) -> None:
         report = self.report
@@ -139,11 +166,9 @@ class Feed:
             if not is_push(text):
                 command = parse_command(text)
                 report.commands += 1  # applied in file order (an order export comes
-                self.release(command.at)  # before the pushes about its orders), after
-                self._pending.append((number, command))  # the messages held that
-                if len(self._pending) >= COMMAND_BATCH:  # precede it
-                    self._flush()
-                return
+                self._release(command.at)  # before the pushes about its orders), after
+                self._enqueue(_Queued(number, 0, command))  # the messages held that
+                return  # precede it
             body = read_body(text, self.received_at)
         except CommandRefused as refused:
             report.refused[refused.code] += 1
@@ -175,40 +200,60 @@ class Feed:
                 self._apply(due, late)
 
     def drain(self) -> None:
+        """Apply everything held (the end of the input)."""
         for due, late in self.window.drain():
             self._apply(due, late)
-        self._flush()
+        self.flush()
 
     def release(self, upto: datetime) -> None:
-        """Apply what is held up to business time `upto`."""
+        """Apply what is held up to business time `upto`, and record it."""
+        self._release(upto)
+        self.flush()
+
+    def _release(self, upto: datetime) -> None:
         for due, late in self.window.release(upto):
             self._apply(due, late)
 
     def first_held(self) -> int | None:
-        """The first line with a message still held, or a command line not yet recorded
-        (None: nothing is)."""
+        """The first line with a message still held, or a message or command line not
+        yet recorded (None: nothing is)."""
         return min([number for number, _ in self.window.held()]
-                   + [number for number, _ in self._pending], default=None)
+                   + [q.number for q in self._queue], default=None)
 
     def _apply(self, item: Item, late: bool) -> None:
         number, m = item
         self.report.late += late
         self.decide(number, m)
 
-    def _flush(self) -> None:
-        """Record the command lines read so far, in one transaction (as `ingest` does: a
-        line's outcome is what it would be one by one), counting what each did or saying
-        why it was refused."""
-        if not self._pending:
+    def _enqueue(self, queued: _Queued) -> None:
+        queued.position = len(self._queue)
+        self._queue.append(queued)
+        if len(self._queue) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Record the queued command lines and messages in one transaction (each line's
+        and each message's outcome what it would be one by one), counting what each did
+        or saying why it was refused."""
+        queue = self._queue
+        if not queue:
             return
-        pending, self._pending = self._pending, []
-        report = self.report
-        results = self.ledger.execute_batch([c for _, c in pending])
-        for (number, _), result in zip(pending, results, strict=True):
+        if self.inbox:
+            later, self._later = 0, [0] * len(queue)
+            for q in reversed(queue):
+                self._later[q.position] = later
+                later = q.number if not later else min(later, q.number)
+        results = self.ledger.execute_batch([_item(q) for q in queue])
+        self._queue = []
+        for q, result in zip(queue, results, strict=True):
+            if q.message is not None:
+                self._told(q, result)
+                continue
+            report = self.report
             if isinstance(result, CommandRefused):
                 report.refused[result.code] += 1
                 report.events += result.events
-                self.say(number, "", result.code, result.reason)
+                self.say(q.number, "", result.code, result.reason)
             elif isinstance(result, Outcome):
                 report.events += result.events
                 if result.duplicate:
@@ -216,28 +261,27 @@ class Feed:
                 else:
                     report.applied += 1
 
-    def decide(self, number: int, m: Message, *, again: bool = False) -> str | None:
-        """Decide a message on its orders' state at its time and record what it becomes,
-        with its outcome, in one transaction; the outcome (None: not recorded).  A
-        message decided before is not decided again, unless `again` (a reported one,
-        `retry`)."""
-        self._flush()  # the command lines before it first
-        ledger, report, what = self.ledger, self.report, _what(m)
-        if not again and ledger.message_outcomes([m.key]):
-            report.duplicates += 1
-            return None
-        last = [_Chosen()]  # what the latest choice gave
+    def decide(self, number: int, m: Message, *, again: bool = False) -> None:
+        """Queue a message to be decided on its orders' state at its time and recorded
+        with what it becomes, once.  A message decided before is not decided again,
+        unless `again` (a reported one, `retry`)."""
+        q = _Queued(number, 0, message=m)
+        ledger, tolerance = self.ledger, self.tolerance
 
-        def choose() -> list[OrderCommand]:
-            """The commands on the orders as stored now (asked again after a conflict)."""
-            orders: dict[str, Order | None] = {}
+        def choose(orders: Mapping[str, Order | None]) -> list[OrderCommand]:
+            """The commands on the orders as they are held (asked again, on the orders as
+            stored, after a conflict)."""
+            as_of: dict[str, Order | None] = {}
             for order_id in m.order_ids:
-                order = orders[order_id] = ledger.get_order(order_id)
-                if order is not None:  # the state at the message's time: a copy, never
-                    order.apply_due_timeouts(m.at, ledger.policy)  # recorded
-            chosen = last[0] = _Chosen()
+                order = orders.get(order_id)
+                if order is not None and (due := order.pending_deadline) is not None \
+                        and due.at < m.at:  # the state at the message's time: a copy,
+                    order = copy.deepcopy(order)  # never recorded
+                    order.apply_due_timeouts(m.at, ledger.policy)
+                as_of[order_id] = order
+            chosen = q.chosen = _Chosen()
             try:
-                decided = decide(m, orders, self.tolerance)
+                decided = decide(m, as_of, tolerance)
             except UNREADABLE as e:  # a field no rule can read, in this state: recorded
                 chosen.unread = _unreadable(e, "the message")
                 return []
@@ -251,44 +295,68 @@ class Feed:
             return chosen.commands
 
         def row(results: list[object]) -> MessageRow:
-            found = _row(m, last[0], results)  # (this message is out of the window)
-            return found._replace(inbox_before=self.complete_before()) if self.inbox \
+            assert q.chosen is not None
+            found = _row(m, q.chosen, results)  # (this message is out of the window)
+            return found._replace(inbox_before=self._inbox_before(q)) if self.inbox \
                 else found
 
-        try:
-            done = ledger.execute_message(choose, m.key, row, replaces=again)
-        except IntegrityBroken as broken:
+        q.item = MessageItem(m.key, m.order_ids, choose, row, replaces=again,
+                             ids=tuple(m.command_id(o, step) for o in m.order_ids
+                                       for step in (1, 2)))
+        self._enqueue(q)
+
+    def _inbox_before(self, q: _Queued) -> int:
+        """The first line some message of which is not recorded by the time `q`'s is
+        (recorded with the items before it in its batch, or after them): one held in
+        the window, one not read whole yet, or one of the items queued after it."""
+        firsts = [number for number, _ in self.window.held()] + [self._reading()]
+        if later := self._later[q.position]:
+            firsts.append(later)
+        return min(firsts)
+
+    def _told(self, q: _Queued, result: object) -> None:
+        """Count what deciding a message did and say why a part of it was not applied."""
+        m, report = q.message, self.report
+        assert m is not None
+        what = _what(m)
+        if isinstance(result, IntegrityBroken):
             report.refused[rules.INTEGRITY] += 1
-            self.say(number, what, rules.INTEGRITY, broken.describe())
-            return None
-        except CommandRefused as ahead:  # FUTURE
-            report.refused[ahead.code] += 1
-            self.say(number, what, ahead.code, in_its_terms(m, ahead).reason)
-            return None
-        if done.results is None:  # another writer decided it meanwhile
+            self.say(q.number, what, rules.INTEGRITY, result.describe())
+            return
+        if isinstance(result, CommandRefused):  # FUTURE
+            report.refused[result.code] += 1
+            self.say(q.number, what, result.code, in_its_terms(m, result).reason)
+            return
+        assert isinstance(result, MessageOutcome)
+        if result.results is None:  # decided before (or by another writer meanwhile)
             report.duplicates += 1
-            return done.row.outcome
-        chosen = last[0]
+            return
+        chosen = q.chosen
+        assert chosen is not None
         if chosen.unread is not None:
-            self.say(number, what, chosen.unread.code, chosen.unread.reason)
-        for result in done.results:
-            if isinstance(result, CommandRefused):
-                report.events += result.events
-                self.say(number, what, result.code, in_its_terms(m, result).reason)
-            elif isinstance(result, Outcome):
-                report.events += result.events
+            self.say(q.number, what, chosen.unread.code, chosen.unread.reason)
+        for done in result.results:
+            if isinstance(done, CommandRefused):
+                report.events += done.events
+                self.say(q.number, what, done.code, in_its_terms(m, done).reason)
+            elif isinstance(done, Outcome):
+                report.events += done.events
         for skip in chosen.skipped:
             if skip.status == "reported":
-                self.say(number, what, "REPORTED", skip.reason)
-        outcome = done.row.outcome
+                self.say(q.number, what, "REPORTED", skip.reason)
+        outcome = result.row.outcome
         if outcome == "refused":
-            report.refused[done.row.code] += 1
+            report.refused[result.row.code] += 1
         elif outcome in ("applied", "reconciled"):
             report.applied += 1
             report.reconciled += outcome == "reconciled"
         else:
             setattr(report, outcome, getattr(report, outcome) + 1)
-        return outcome
+
+
+def _item(q: _Queued) -> OrderCommand | Tick | MessageItem:
+    assert q.item is not None
+    return q.item
 
 
 @dataclass
@@ -401,6 +469,7 @@ def retry(ledger: Ledger, *, tolerance: Tolerance = TOLERANCE,
     for n, m in enumerate(sorted(kept, key=lambda m: (m.at, RANK.get(m.tag, m.tag))), 1):
         feed.report.messages += 1
         feed.decide(n, m, again=True)
+    feed.flush()
     return feed.report
 
 

@@ -128,6 +128,7 @@ class MemoryLedgerRecorder(CheckedReads, InboxOf, POPOApplicationRecorder):
         self._deadlines: dict[UUID, DeadlineRow] = {}
         self._commands: dict[str, str] = {}
         self._refusals: dict[tuple[str, str], tuple[str, str]] = {}
+        self._refused: dict[str, set[str]] = {}  # the digests refused, by command id
         self._messages: dict[str, MessageRow] = {}
         self._digests: list[bytes] = []  # beside `_stored_events`, by position
         self._links: list[bytes] = []
@@ -168,6 +169,7 @@ class MemoryLedgerRecorder(CheckedReads, InboxOf, POPOApplicationRecorder):
             ids = self._update_table(stored_events, **kwargs)
             for r in refusals:
                 self._refusals[(r.command_id, r.digest)] = (r.code, r.reason)
+                self._refused.setdefault(r.command_id, set()).add(r.digest)
             for m in messages:
                 self._messages[m.key] = m._replace(replaces=False, inbox_before=0)
                 if m.inbox_before:
@@ -329,6 +331,12 @@ class MemoryLedgerRecorder(CheckedReads, InboxOf, POPOApplicationRecorder):
                        ) -> dict[tuple[str, str], tuple[str, str]]:
         with self._database_lock:
             return {x: self._refusals[x] for x in commands if x in self._refusals}
+
+    def refusals_of(self, command_ids: Sequence[str]
+                    ) -> dict[tuple[str, str], tuple[str, str]]:
+        with self._database_lock:
+            return {(cid, d): self._refusals[(cid, d)] for cid in command_ids
+                    for d in self._refused.get(cid, ())}
 
     def message_outcomes(self, keys: Sequence[str]) -> dict[str, MessageRow]:
         with self._database_lock:

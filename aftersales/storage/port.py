@@ -232,6 +232,11 @@ class LedgerRecorder(Protocol):
                        ) -> dict[tuple[str, str], tuple[str, str]]:
         """The remembered refusals of these (command id, digest): (code, reason)."""
 
+    def refusals_of(self, command_ids: Sequence[str]
+                    ) -> dict[tuple[str, str], tuple[str, str]]:
+        """The remembered refusals of these command ids, whatever their digests, by
+        (command id, digest): (code, reason)."""
+
     def message_outcomes(self, keys: Sequence[str]) -> dict[str, MessageRow]:
         """The recorded decisions of these messages, by key (those never decided are left
         out)."""

@@ -582,11 +582,15 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
     def known_refusals(self, commands: Sequence[tuple[str, str]]
                        ) -> dict[tuple[str, str], tuple[str, str]]:
         wanted = set(commands)
+        return {k: v for k, v in self.refusals_of(sorted({cid for cid, _ in wanted})).items()
+                if k in wanted}
+
+    def refusals_of(self, command_ids: Sequence[str]
+                    ) -> dict[tuple[str, str], tuple[str, str]]:
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(self._q["refusals"], (sorted({cid for cid, _ in wanted}),),
-                         prepare=True)
+            curs.execute(self._q["refusals"], (list(command_ids),), prepare=True)
             return {(str(r["command_id"]), str(r["digest"])): (str(r["code"]), str(r["reason"]))
-                    for r in curs.fetchall() if (r["command_id"], r["digest"]) in wanted}
+                    for r in curs.fetchall()}
 
     def message_outcomes(self, keys: Sequence[str]) -> dict[str, MessageRow]:
         with self.datastore.transaction(commit=False) as curs:

@@ -562,14 +562,19 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
 
     def known_refusals(self, commands: Sequence[tuple[str, str]]
                        ) -> dict[tuple[str, str], tuple[str, str]]:
-        found: dict[tuple[str, str], tuple[str, str]] = {}
         wanted = set(commands)
+        return {k: v for k, v in self.refusals_of(sorted({cid for cid, _ in wanted})).items()
+                if k in wanted}
+
+    def refusals_of(self, command_ids: Sequence[str]
+                    ) -> dict[tuple[str, str], tuple[str, str]]:
+        found: dict[tuple[str, str], tuple[str, str]] = {}
         with self.datastore.transaction(commit=False) as c:
-            for part in chunks(sorted({cid for cid, _ in wanted})):
+            for part in chunks(command_ids):
                 c.execute("SELECT command_id, digest, code, reason FROM ledger_refusals "
                           f"WHERE command_id IN ({_marks(len(part))})", list(part))
                 found.update(((str(r[0]), str(r[1])), (str(r[2]), str(r[3])))
-                             for r in c.fetchall() if (r[0], r[1]) in wanted)
+                             for r in c.fetchall())
         return found
 
     def message_outcomes(self, keys: Sequence[str]) -> dict[str, MessageRow]:

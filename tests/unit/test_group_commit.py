@@ -6,7 +6,7 @@ import pytest
 
 from aftersales import CommandRefused, Ledger
 from aftersales.application import commands as cmd
-from aftersales.application import group_commit
+from aftersales.application import batch
 from aftersales.application.order_cache import OrderCache
 from aftersales.domain.order import order_uuid
 from aftersales.storage.port import DeadlineRow, RefusalRow, sidecar_kwargs
@@ -132,7 +132,7 @@ def test_a_tick_in_a_batch_sweeps_the_batchs_orders_and_the_stores(ledger: Ledge
 def test_a_tick_with_more_orders_due_than_the_limit_is_swept_on_its_own(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(group_commit, "TICK_LIMIT", 2)
+    monkeypatch.setattr(batch, "TICK_LIMIT", 2)
     ledger.execute_batch([place(f"O{n}") for n in range(5)])
     results = ledger.execute_batch([place("P", 1), cmd.Tick(at=T0 + 26 * HOUR),
                                     place("Q", 27), cmd.Tick(at=T0 + 52 * HOUR)])
