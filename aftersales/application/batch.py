@@ -270,7 +270,8 @@ class Batch:
             if not isinstance(item, cmd.OrderCommand):
                 raise TypeError(f"a message's items are order commands, not "
                                 f"{type(item).__name__}")
-        self.load({c.order_id for c in chosen})
+        if any(c.order_id not in self.orders for c in chosen):
+            self.load({c.order_id for c in chosen})
         idents = [c.identity() for c in chosen]
         index = self.uow.index
         if ids := sorted({cid for cid, _ in idents if cid not in self.asked}):

@@ -114,7 +114,12 @@ def _kept(tag: int, msg_id: str, given: object, data: dict[str, Any], at: dateti
     """The message as read, as ASCII JSON: `data` as the platform's own text where it sent
     text; INPUT where a text of it is no text (a lone surrogate, which no store can hold)."""
     try:
-        text = json.dumps(data, ensure_ascii=False, default=_jsonable)
+        if isinstance(given, str):  # the platform's text: a lone surrogate in `data` is
+            given.encode("utf-8")  # one in it, or an escape of one (`\ud800`)
+            text = given if "\\u" not in given else json.dumps(
+                data, ensure_ascii=False, default=_jsonable)
+        else:
+            text = json.dumps(data, ensure_ascii=False, default=_jsonable)
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise refuse(f"{where}: field 'data': holds a lone surrogate (\\ud800-\\udfff), "
