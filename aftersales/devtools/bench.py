@@ -28,6 +28,7 @@ from typing import Any
 from aftersales.application.commands import OrderCommand, parse_command
 from aftersales.application.ledger import Ledger
 from aftersales.cli.projecting import rebuild_workers
+from aftersales.devtools.feed_bench import feed_figures
 from aftersales.devtools.memory import TreePeak
 from aftersales.devtools.workload import START, Workload, generate
 from aftersales.ingest.parallel import default_workers
@@ -42,7 +43,10 @@ TARGETS = {
     "sweep_seconds": 1.0,
     "asof_p50_ms_200_events": 2.0,
     "peak_memory_mb": 300,
+    "feed_cpu_ratio": 1.5,
 }
+#: The feed's orders (at most): a Douyin feed has about seven messages an order.
+FEED_ORDERS = 10_000
 
 
 @dataclass
@@ -307,6 +311,10 @@ class Bench:
         self.say(f"raw executemany baseline: {baseline:,.0f} rows/s; storage floor "
                  f"{floor:,.0f} commands/s")
 
+        feed_orders = min(self.orders, FEED_ORDERS)
+        report["feed_sqlite"] = feed_figures(feed_orders, self.workdir, self.repeat,
+                                             self.fresh_sqlite, self.say)
+
         rebuilds = [self.rebuild(url) for _ in range(self.repeat)]
         rebuild_rate = len(rows) / statistics.median(s for s, _ in rebuilds)
         decode = statistics.median(self.read_and_decode(url) for _ in range(self.repeat))
@@ -430,8 +438,8 @@ def machine(db: str | None) -> dict[str, Any]:
 
 def render(report: dict[str, Any]) -> str:
     """The figures beside their targets and same-run baselines."""
-    i, r, s, a = (report["ingest_sqlite"], report["rebuild_sqlite"], report["sweep"],
-                  report["as_of"])
+    i, r, s, a, f = (report["ingest_sqlite"], report["rebuild_sqlite"], report["sweep"],
+                     report["as_of"], report["feed_sqlite"])
     lines = [
         f"aftersales bench, {report['date']}: {report['machine']['cores']} cores, Python "
         f"{report['machine']['python']}, SQLite {report['machine']['sqlite']}",
@@ -443,6 +451,11 @@ def render(report: dict[str, Any]) -> str:
         f"{i['ratio']:.2f}, target 0.33; {i['workers']} processes)",
         f"storage floor     {i['storage_floor_commands_per_s']:>10,.0f} commands/s  (the "
         f"ingest's rows through sqlite3 alone; ratio {i['floor_ratio']:.2f})",
+        f"feed SQLite       {f['messages_per_s']:>10,.0f} messages/s  ({f['commands_per_s']:,.0f}"
+        f" commands/s; the same commands as command lines {f['baseline_commands_per_s']:,.0f}"
+        f"/s; CPU per command {f['cpu_us_per_command']:.0f} us against "
+        f"{f['baseline_cpu_us_per_command']:.0f} us, ratio {f['cpu_ratio']:.2f}, target "
+        f"1.5; {f['orders']:,} orders, one process each)",
         f"rebuild SQLite    {r['events_per_s']:>10,.0f} events/s    (target 60,000; "
         f"read+decode {r['baseline_read_decode_events_per_s']:,.0f}/s, ratio "
         f"{r['ratio']:.2f}, target 0.5; {r['workers']} processes)",

@@ -48,6 +48,7 @@ from aftersales.feeds.douyin import (
 from aftersales.feeds.pushes import MAX_BODY, read_line
 from aftersales.feeds.window import Window
 from aftersales.ingest.serial import decode_line
+from aftersales.settings import INGEST_BATCH
 from aftersales.storage.port import MessageRow
 
 #: How far behind the latest business time a message may arrive and still be put in its
@@ -56,10 +57,11 @@ LATENESS = timedelta(minutes=10)
 #: The longest feed line: a push body as large as the webhook accepts (1 MiB), with the
 #: receive time around it; what was acknowledged is applied, whatever its size.
 MAX_FEED_LINE = MAX_BODY + 1024
-#: Messages and command lines recorded per transaction.  One message a transaction
-#: spent 2/3 of a feed's time in SQLite's commit and the rest reading each order twice
-#: (docs/performance.md, "Feeds"); at 1,000 a batch the commit is a few per cent.
-BATCH = 1000
+#: Messages and command lines recorded per transaction, as many as `ingest` records.
+#: One message a transaction spent 2/3 of a feed's time in SQLite's commit and most of
+#: the rest reading each order twice; 1,000 a transaction still spent a fifth of it
+#: recording (docs/performance.md, "Feeds").
+BATCH = INGEST_BATCH
 #: The outcomes of a message, most telling first: a message with a reported part is
 #: reported (so that `feed retry` decides it again); one with a refused command, refused.
 OUTCOMES = ("reported", "refused", "reconciled", "applied", "ignored")

@@ -24,7 +24,8 @@ def test_bench_report_is_complete_and_ingest_equals_the_per_command_path(
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads((tmp_path / "bench.json").read_text())
     assert set(report) >= {"date", "machine", "workload", "targets", "ingest_sqlite",
-                           "rebuild_sqlite", "postgres", "sweep", "as_of", "scaling"}
+                           "rebuild_sqlite", "postgres", "sweep", "as_of", "scaling",
+                           "feed_sqlite"}
     assert set(report["machine"]) >= {"cores", "python", "sqlite", "postgresql"}
     assert report["ingest_sqlite"]["commands_per_s"] > 0
     assert report["ingest_sqlite"]["workers"] >= 1 and report["rebuild_sqlite"]["workers"] >= 1
@@ -38,6 +39,10 @@ def test_bench_report_is_complete_and_ingest_equals_the_per_command_path(
     assert set(report["scaling"]) == {"30", "300"}
     assert "ingest SQLite" in out.stdout and "as-of 200 events" in out.stdout
     assert "storage floor" in out.stdout
+    feed = report["feed_sqlite"]
+    assert feed["orders"] == 300 and feed["messages"] > feed["orders"]
+    assert feed["commands"] > 0 and feed["cpu_ratio"] > 0 and feed["baseline_commands_per_s"] > 0
+    assert "feed SQLite" in out.stdout
 
     batched = f"sqlite:///{work / 'ingest.db'}"
     one_by_one = f"sqlite:///{tmp_path / 'plain.db'}"
