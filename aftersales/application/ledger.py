@@ -283,13 +283,9 @@ class Ledger(Application[UUID]):
         return self.uow.all_events(page)
 
     def order_as_of(self, order_id: str, as_of: datetime) -> Order | None:
-        """The order as it stood at business time `as_of` (events with at <= as_of)."""
-        order: Order | None = None
-        for event in self.order_events(order_id):
-            if event.at > as_of:
-                break
-            order = event.mutate(order)
-        return order
+        """The order as it stood at business time `as_of` (events with at <= as_of); its
+        whole history checked, `IntegrityBroken` if it is broken."""
+        return self.uow.as_of(order_id, as_of)
 
 
 def _build(kind: str, fields: dict[str, Any]) -> cmd.OrderCommand:
