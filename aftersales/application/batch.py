@@ -114,7 +114,7 @@ def _checked_row(m: MessageItem, results: list[object], again: bool) -> MessageR
                          f"{', '.join(sorted(MESSAGE_OUTCOMES))}")
     if not isinstance(made.tag, int) or made.tag not in _TAG_RANGE:
         raise ValueError(f"message {m.key}: tag {made.tag!r} is not a 64-bit integer")
-    return made._replace(replaces=again)
+    return made if made.replaces == again else made._replace(replaces=again)
 
 
 class Batch:
@@ -286,7 +286,9 @@ class Batch:
             results.append(self.decide_command(c, cid, digest)[0])
         row = _checked_row(m, results, again=found is not None)
         self.messages.append(row)
-        decided[m.key] = row = row._replace(replaces=False)
+        if row.replaces:
+            row = row._replace(replaces=False)
+        decided[m.key] = row
         return MessageOutcome(results, row)
 
     def sweep_due(self, now: datetime, skipped: set[UUID]) -> dict[UUID, Outcome | None]:

@@ -22,6 +22,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from aftersales.application import commands as cmd
 from aftersales.domain.order import Order
 from aftersales.domain.states import OrderStatus, Payment
@@ -111,7 +113,7 @@ def message(n: int, raw: object, received_at: datetime | None) -> Message | Skip
 
 def _kept(tag: int, msg_id: str, given: object, data: dict[str, Any], at: datetime,
           where: str) -> str:
-    """The message as read, as ASCII JSON: `data` as the platform's own text where it sent
+    """The message as read, as JSON text: `data` as the platform's own text where it sent
     text; INPUT where a text of it is no text (a lone surrogate, which no store can hold)."""
     try:
         if isinstance(given, str):  # the platform's text: a lone surrogate in `data` is
@@ -124,9 +126,10 @@ def _kept(tag: int, msg_id: str, given: object, data: dict[str, Any], at: dateti
     except UnicodeEncodeError:
         raise refuse(f"{where}: field 'data': holds a lone surrogate (\\ud800-\\udfff), "
                      "which is no text") from None
-    return json.dumps({"tag": tag, "msg_id": msg_id,
-                       "data": given if isinstance(given, str) else text,
-                       "at": at.isoformat()})
+    # orjson: json.dumps escaping every character beyond ASCII cost 6 % of a feed.
+    return orjson.dumps({"tag": tag, "msg_id": msg_id,
+                         "data": given if isinstance(given, str) else text,
+                         "at": at.isoformat()}).decode()
 
 
 def _jsonable(value: object) -> object:

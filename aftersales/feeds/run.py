@@ -1,6 +1,6 @@
 """A platform feed into the ledger: push bodies (and ledger command lines, mixed in one
-file) applied in business-time order within a lateness window, one message at a time,
-each decided once.
+file) applied in business-time order within a lateness window, each message decided
+once.
 
 A message is decided on the ledger's state as of its time (each order it names as the
 ledger holds it, its due timeouts applied to a copy), into the commands its meaning
@@ -60,7 +60,7 @@ MAX_FEED_LINE = MAX_BODY + 1024
 #: Messages and command lines recorded per transaction, as many as `ingest` records.
 #: One message a transaction spent 2/3 of a feed's time in SQLite's commit and most of
 #: the rest reading each order twice; 1,000 a transaction still spent a fifth of it
-#: recording (docs/performance.md, "Feeds").
+#: recording (docs/performance.md, "Platform feeds").
 BATCH = INGEST_BATCH
 #: The outcomes of a message, most telling first: a message with a reported part is
 #: reported (so that `feed retry` decides it again); one with a refused command, refused.
