@@ -47,7 +47,7 @@ class Message:
     order_ids: tuple[str, ...] = ()
     case_ref: str | None = None
     name: str = ""  # the tag's name (TradePaid, RefundCreated, ...)
-    #: The message as read, with its time, as JSON (ASCII): kept with a reported
+    #: The message as read, with its time, as JSON text: kept with a reported
     #: message's outcome, for `feed retry`.
     kept: str = field(default="", compare=False)
     #: The field its time was read from (`pay_time`, `update_time`, ...; `received_at`:

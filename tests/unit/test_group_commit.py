@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from aftersales import CommandRefused, Ledger
-from aftersales.application import commands as cmd
 from aftersales.application import batch
+from aftersales.application import commands as cmd
 from aftersales.application.order_cache import OrderCache
 from aftersales.domain.order import order_uuid
 from aftersales.storage.port import DeadlineRow, RefusalRow, sidecar_kwargs
