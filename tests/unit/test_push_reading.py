@@ -5,13 +5,14 @@ reader: every poison is refused INPUT naming its message, and its neighbours app
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pytest
 
 from aftersales import Ledger
 from aftersales.errors import CommandRefused
 from aftersales.feeds.douyin import Message, message
-from aftersales.feeds.pushes import read_body
+from aftersales.feeds.pushes import load, read_body
 from aftersales.feeds.run import ingest_feed
 from tests.douyin_bodies import BIG, HOUR, T0, body, paid, place, ts
 
@@ -155,3 +156,16 @@ def test_a_body_nested_to_the_limit_is_read_bare_and_as_a_received_line() -> Non
         "s_ids": [1], "pay_type": 1, "pay_time": 1794002561, "x": deep}}]).encode()
     assert len(read(raw)) == 1
     assert len(read(received_line(raw, T0))) == 1
+
+
+@pytest.mark.parametrize(("number", "value"), [
+    ("18446744073709551615", 18446744073709551615),  # 2^64 - 1: the largest orjson keeps
+    ("18446744073709551616", 18446744073709551616),  # 2^64: orjson reads it as a float
+    ("-9223372036854775809", -9223372036854775809),  # below -2^63: as a float too
+    ("99.90", Decimal("99.90")),  # a fraction, kept exact
+    ("1e3", Decimal("1E+3")),  # an exponent
+])
+def test_every_number_of_a_body_is_read_exactly(number: str, value: object) -> None:
+    found = load(f'[{{"tag":101,"data":{{"n":{number},"s_ids":[{BIG}]}}}}]', "the body")
+    assert found[0]["data"]["n"] == value and type(found[0]["data"]["n"]) is type(value)
+    assert found[0]["data"]["s_ids"] == [BIG]
