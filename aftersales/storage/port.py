@@ -346,6 +346,18 @@ def sidecar_kwargs(deadlines: Mapping[UUID, DeadlineRow | None],
             "messages": messages}
 
 
+def message_values(messages: Sequence[MessageRow]
+                   ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The messages' columns (outcome, code, reason, tag, order_ids, message, key), in key
+    order: those recorded new, and those that replace a reported row."""
+    new: list[tuple[Any, ...]] = []
+    again: list[tuple[Any, ...]] = []
+    for m in sorted(messages):
+        (again if m.replaces else new).append(
+            (m.outcome, m.code, m.reason, m.tag, m.order_ids, m.message, m.key))
+    return new, again
+
+
 def message_row(key: str, outcome: str, code: str, reason: str, tag: int,
                 order_ids: str, message: str) -> MessageRow:
     """A message row as a store reads it back (typed, never `replaces`)."""

@@ -60,6 +60,7 @@ from aftersales.storage.port import (
     RefusalRow,
     check_refusals,
     message_row,
+    message_values,
     prefix_bounds,
 )
 from aftersales.storage.postgres_inbox import PostgresInbox
@@ -386,17 +387,16 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
         """Record decided messages: a new key is inserted (one there already is another
         writer's decision: `IntegrityError`); one that `replaces` must find its key
         recorded as reported (else it was decided again meanwhile: `IntegrityError`)."""
-        for m in sorted(messages):
-            values = (m.outcome, m.code, m.reason, m.tag, m.order_ids, m.message, m.key)
-            if m.replaces:
-                curs.execute(self._q["message_again"], values, prepare=True)
-                if curs.rowcount != 1:
-                    raise IntegrityError(f"message {m.key} is no longer recorded as "
-                                         "reported: decided again meanwhile")
-            else:
-                curs.execute(self._q["message"], values, prepare=True)
-            if m.inbox_before:
-                self.inbox.mark_in(curs, m.inbox_before)
+        new, again = message_values(messages)
+        for values in again:
+            curs.execute(self._q["message_again"], values, prepare=True)
+            if curs.rowcount != 1:
+                raise IntegrityError(f"message {values[-1]} is no longer recorded as "
+                                     "reported: decided again meanwhile")
+        if new:  # a feed's batch records thousands: one statement for them all
+            curs.executemany(self._q["message"], new)
+        if before := max(m.inbox_before for m in messages):
+            self.inbox.mark_in(curs, before)
 
     def _heads_in(self, curs: Cursor[DictRow], originator_ids: Sequence[UUID | str]
                   ) -> dict[UUID | str, Head]:

@@ -69,6 +69,7 @@ from aftersales.storage.port import (
     check_refusals,
     chunks,
     message_row,
+    message_values,
     prefix_bounds,
     to_micros,
 )
@@ -306,20 +307,18 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
         """Record decided messages: a new key is inserted (one there already is another
         writer's decision: `IntegrityError`); one that `replaces` must find its key
         recorded as reported (else it was decided again meanwhile: `IntegrityError`)."""
-        for m in sorted(messages):
-            values = (m.outcome, m.code, m.reason, m.tag, m.order_ids, m.message, m.key)
-            if m.replaces:
-                c.execute("UPDATE ledger_messages SET outcome=?, code=?, reason=?, tag=?, "
-                          "order_ids=?, message=? WHERE key=? AND outcome=?",
-                          (*values, REPORTED))
-                if c.sqlite_cursor.rowcount != 1:
-                    raise IntegrityError(f"message {m.key} is no longer recorded as "
-                                         "reported: decided again meanwhile")
-            else:
-                c.execute("INSERT INTO ledger_messages (outcome, code, reason, tag, "
-                          "order_ids, message, key) VALUES (?,?,?,?,?,?,?)", values)
-            if m.inbox_before:
-                SQLiteInbox.mark_in(c, m.inbox_before)
+        new, again = message_values(messages)
+        for values in again:
+            c.execute("UPDATE ledger_messages SET outcome=?, code=?, reason=?, tag=?, "
+                      "order_ids=?, message=? WHERE key=? AND outcome=?", (*values, REPORTED))
+            if c.sqlite_cursor.rowcount != 1:
+                raise IntegrityError(f"message {values[-1]} is no longer recorded as "
+                                     "reported: decided again meanwhile")
+        if new:  # a feed's batch records thousands: one statement for them all
+            c.executemany("INSERT INTO ledger_messages (outcome, code, reason, tag, "
+                          "order_ids, message, key) VALUES (?,?,?,?,?,?,?)", new)
+        if before := max(m.inbox_before for m in messages):
+            SQLiteInbox.mark_in(c, before)
 
     def _heads_before(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]
                       ) -> dict[UUID | str, Head | None]:
