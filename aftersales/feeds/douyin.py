@@ -126,7 +126,7 @@ def _kept(tag: int, msg_id: str, given: object, data: dict[str, Any], at: dateti
     except UnicodeEncodeError:
         raise refuse(f"{where}: field 'data': holds a lone surrogate (\\ud800-\\udfff), "
                      "which is no text") from None
-    # orjson: json.dumps escaping every character beyond ASCII cost 6 % of a feed.
+    # orjson: json.dumps escaping every character beyond ASCII was about 5 % of a feed.
     return orjson.dumps({"tag": tag, "msg_id": msg_id,
                          "data": given if isinstance(given, str) else text,
                          "at": at.isoformat()}).decode()
