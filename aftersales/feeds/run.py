@@ -134,6 +134,7 @@ class Feed:
         #: While a batch is recorded: for each of its items, the first line of the items
         #: after it (none: 0), which the inbox rows before its message's are not.
         self._later: list[int] = []
+        self._first = 0  # ...and the first line held in the window or not read whole
 
     def say(self, number: int, what: str, code: str, reason: str) -> None:
         self.on_refused(f"line {number}{what}: {code}: {reason}")
@@ -240,7 +241,8 @@ class Feed:
         queue = self._queue
         if not queue:
             return
-        if self.inbox:
+        if self.inbox:  # (the window does not move while the batch is recorded)
+            self._first = min([n for n, _ in self.window.held()] + [self._reading()])
             later, self._later = 0, [0] * len(queue)
             for q in reversed(queue):
                 self._later[q.position] = later
@@ -313,10 +315,8 @@ class Feed:
         """The first line some message of which is not recorded by the time `q`'s is
         (recorded with the items before it in its batch, or after them): one held in
         the window, one not read whole yet, or one of the items queued after it."""
-        firsts = [number for number, _ in self.window.held()] + [self._reading()]
-        if later := self._later[q.position]:
-            firsts.append(later)
-        return min(firsts)
+        later = self._later[q.position]
+        return min(self._first, later) if later else self._first
 
     def _told(self, q: _Queued, result: object) -> None:
         """Count what deciding a message did and say why a part of it was not applied."""
