@@ -50,9 +50,23 @@ def id_bytes(originator_id: UUID | str) -> bytes:
 
 def digest(previous: bytes, ident: bytes, version: int, topic: str, state: bytes) -> bytes:
     """The order-chain digest of an event (`ident` from `id_bytes`)."""
+    name = _NAMES.get(topic) or _named(topic)
+    return _SHA256(b"".join((previous, ident, version.to_bytes(8, "big", signed=True), name,
+                             state))).digest()
+
+
+#: A topic as the digest reads it (its length, then its UTF-8 text), kept for the few
+#: topics there are: every event's digest is computed on record and checked on each read
+#: (a 200-event order read as of a time: 0.9 of 4.6 ms profiled in `digest`).
+_NAMES: dict[str, bytes] = {}
+
+
+def _named(topic: str) -> bytes:
     name = topic.encode()
-    return _SHA256(previous + ident + version.to_bytes(8, "big", signed=True)
-                   + len(name).to_bytes(2, "big") + name + state).digest()
+    named = len(name).to_bytes(2, "big") + name
+    if len(_NAMES) < 256:  # what a store holds is not trusted to be few
+        _NAMES[topic] = named
+    return named
 
 
 def link(previous: bytes, event_digest: bytes) -> bytes:

@@ -36,7 +36,7 @@ from aftersales.storage.chain import (
     check_chain,
     check_head,
 )
-from aftersales.storage.logcheck import LinkRow, LogBreak, LogWalk, break_rows
+from aftersales.storage.logcheck import LinkRow, LogBreak, LogWalk, as_uuid, break_rows
 from aftersales.storage.port import LedgerRecorder
 
 PAGE = 20_000
@@ -234,12 +234,12 @@ def _checked_gone(recorder: LedgerRecorder, checked: LinkRow, row: LinkRow | Non
     (at the log's end, no later event names it) or changed since."""
     ref = (checked.originator_id, checked.version)
     if row is not None and row.id == checked.id:
-        return LogBreak(checked.id, row.originator_id, row.version, (
+        return LogBreak(checked.id, as_uuid(row.originator_id), row.version, (
             f"the event at position {checked.id} has another log link than when the log "
             "was last walked: the history up to it was rewritten"),
             ((row.originator_id, row.version),))
     gone = bool(recorder.missing_events([ref]))
-    return LogBreak(checked.id, checked.originator_id, checked.version, (
-        f"the event at position {checked.id} (order {checked.originator_id} version "
+    return LogBreak(checked.id, as_uuid(checked.originator_id), checked.version, (
+        f"the event at position {checked.id} (order {as_uuid(checked.originator_id)} version "
         f"{checked.version}), which the last walk of the log reached, "
         + ("was removed" if gone else "was moved")), (ref,))

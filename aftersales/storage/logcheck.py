@@ -34,6 +34,10 @@ from aftersales.storage.chain import ZERO, Break, Head, HeadCache, Row, check_hi
 
 _SHA256 = hashlib.sha256
 
+#: A named tuple made without the Python `__new__` its class generates: the reads that
+#: check an order build one per event and neighbour (half the time of `Placed(...)`).
+NEW = tuple.__new__
+
 #: An event by (originator id, version).
 Ref = tuple[UUID | str, int]
 
@@ -81,9 +85,9 @@ def placements(events: Sequence[Beside], near: Mapping[int, Beside],
     the position next to it: a removed one, a gap in the ids, the log's end)
     `nearest(position, step)` looks the nearest one up."""
     get = near.get
-    return [Placed(e, get(e.position - 1) or (None if e.position <= 1
-                                               else nearest(e.position, -1)),
-                   get(e.position + 1) or nearest(e.position, 1)) for e in events]
+    return [NEW(Placed, (e, get(e.position - 1) or (None if e.position <= 1
+                                                     else nearest(e.position, -1)),
+                         get(e.position + 1) or nearest(e.position, 1))) for e in events]
 
 
 def check_places(originator_id: UUID | str, places: Sequence[Placed],
@@ -207,10 +211,12 @@ def checked(rows: Mapping[UUID | str, Sequence[Row]], heads: Mapping[UUID | str,
 
 
 class LinkRow(NamedTuple):
-    """One event as the log walk reads it."""
+    """One event as the log walk reads it.  Its order's id may be the store's hex text
+    (SQLite's): building a UUID per row was a third of a walk (3.2 s for 522,333 events,
+    cProfile), and the walk only compares ids; a break names UUIDs (`LogBreak`)."""
 
     id: int
-    originator_id: UUID
+    originator_id: UUID | str
     version: int
     digest: bytes | None
     link: bytes | None
@@ -229,6 +235,14 @@ class LogBreak:
     reason: str
     blamed: tuple[tuple[Any, int], ...] = ()
 
+    def __post_init__(self) -> None:  # the walk's rows may hold ids as stored hex text
+        object.__setattr__(self, "blamed", tuple((as_uuid(o), v) for o, v in self.blamed))
+
+
+def as_uuid(oid: UUID | str) -> UUID:
+    """An order's id as a UUID (from the stored hex text of SQLite's rows)."""
+    return oid if isinstance(oid, UUID) else UUID(oid)
+
 
 @dataclass
 class LogWalk:
@@ -246,43 +260,51 @@ class LogWalk:
     def take(self, page: Sequence[LinkRow]) -> None:
         previous = self.previous
         for row in page:
-            found = self._check(row, previous)
-            if found is not None:
-                self.breaks.append(found)
+            # The usual case without a call: the row follows the one before it, and its
+            # link is the hash of the two (a walk of 522,333 events: 2.1 s to 1.6 s).
+            if not (previous is not None and row.prev_link is not None
+                    and row.digest is not None and row.link is not None
+                    and row.prev_link == previous.link
+                    and row.prev == (previous.originator_id, previous.version)
+                    and row.link == _SHA256(row.prev_link + row.digest).digest()):
+                found = self._check(row, previous)
+                if found is not None:
+                    self.breaks.append(found)
             previous = row
-            self.head, self.position = row.link or ZERO, row.id
+        if page:
+            self.head, self.position = page[-1].link or ZERO, page[-1].id
         self.previous = previous
 
     def _check(self, row: LinkRow, previous: LinkRow | None) -> LogBreak | None:
         mine: tuple[tuple[Any, int], ...] = ((row.originator_id, row.version),)
         expected = None if previous is None else (previous.originator_id, previous.version)
+
+        def broken(reason: str, blamed: tuple[tuple[Any, int], ...] = mine) -> LogBreak:
+            return LogBreak(row.id, as_uuid(row.originator_id), row.version, reason, blamed)
+
         if row.digest is None or row.link is None or row.prev_link is None:
-            return LogBreak(row.id, row.originator_id, row.version,
-                            "the event has no digest or log link: they were removed (a "
-                            "chained store always has them)", mine)
+            return broken("the event has no digest or log link: they were removed (a "
+                          "chained store always has them)")
         if not holds(row):
-            return LogBreak(row.id, row.originator_id, row.version, (
-                "the event's log link does not follow the link it records before it: it "
-                "was rewritten with its order's digests recomputed"), mine)
+            return broken("the event's log link does not follow the link it records "
+                          "before it: it was rewritten with its order's digests recomputed")
         if row.prev == expected:
             if previous is not None and previous.link is None:
                 return None  # that event's own break
             if row.prev_link != (ZERO if previous is None else previous.link):
-                both = mine if previous is None else (
-                    (previous.originator_id, previous.version), *mine)
-                return LogBreak(row.id, row.originator_id, row.version, (
-                    "the log chain breaks here: this event, or the one before it, was "
-                    "rewritten with its log link recomputed"), both)
+                return broken("the log chain breaks here: this event, or the one before it, "
+                              "was rewritten with its log link recomputed",
+                              mine if previous is None else (
+                                  (previous.originator_id, previous.version), *mine))
             return None
         prev = row.prev
         if prev is not None and prev[0] != row.originator_id \
                 and self.missing([(prev[0], prev[1])]):
-            return LogBreak(row.id, row.originator_id, row.version, (
-                f"the event before it in the log, {_name(prev)}, was removed"),
-                ((prev[0], prev[1]),))
-        return LogBreak(row.id, row.originator_id, row.version, (
-            f"its record of the event before it ({_name(prev)}) is not the event there "
-            f"({_name(expected)}): the log was reordered or this record changed"), mine)
+            return broken(f"the event before it in the log, {_name(prev)}, was removed",
+                          ((prev[0], prev[1]),))
+        return broken(f"its record of the event before it ({_name(prev)}) is not the event "
+                      f"there ({_name(expected)}): the log was reordered or this record "
+                      "changed")
 
 
 class BreakRow(NamedTuple):

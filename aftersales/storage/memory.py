@@ -290,7 +290,7 @@ class MemoryLedgerRecorder(CheckedReads, InboxOf, POPOApplicationRecorder):
                                    self._prevs[position], self._prev_links[position]))
             return out
 
-    def missing_events(self, refs: Collection[tuple[UUID, int]]) -> set[tuple[UUID, int]]:
+    def missing_events(self, refs: Collection[Ref]) -> set[Ref]:
         with self._database_lock:
             return {(oid, v) for oid, v in refs
                     if v not in self._stored_events_index.get(str(oid), {})}

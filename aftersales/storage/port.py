@@ -13,7 +13,7 @@ from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 
 from aftersales.errors import IntegrityBroken
 from aftersales.storage.chain import Break, Head
-from aftersales.storage.logcheck import BreakRow, LinkRow
+from aftersales.storage.logcheck import BreakRow, LinkRow, Ref
 from aftersales.storage.shard import Partition
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -272,7 +272,7 @@ class LedgerRecorder(Protocol):
     def links_page(self, after: int, limit: int) -> list[LinkRow]:
         """The events after position `after`, in log order, as the log chain reads them."""
 
-    def missing_events(self, refs: Collection[tuple[UUID, int]]) -> set[tuple[UUID, int]]:
+    def missing_events(self, refs: Collection[Ref]) -> set[Ref]:
         """Which of these (originator id, version) are not recorded at any position."""
 
     def record_breaks(self, rows: Sequence[BreakRow]) -> int:

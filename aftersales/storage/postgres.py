@@ -45,6 +45,7 @@ from aftersales.storage.logcheck import (
     BreakRow,
     LinkRow,
     Ref,
+    as_uuid,
     checked,
     placements,
 )
@@ -524,11 +525,12 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
                             _ref(r["prev_id"], r["prev_version"]), _bytes(r["prev_link"]))
                     for r in curs.fetchall()]
 
-    def missing_events(self, refs: Collection[tuple[UUID, int]]) -> set[tuple[UUID, int]]:
-        wanted = sorted(set(refs))
+    def missing_events(self, refs: Collection[Ref]) -> set[Ref]:
+        wanted = sorted({(as_uuid(oid), version) for oid, version in refs})
         if not wanted:
             return set()
-        return set(wanted) - self.versions_present(wanted)
+        present = self.versions_present(wanted)
+        return {ref for ref in refs if (as_uuid(ref[0]), ref[1]) not in present}
 
     def record_breaks(self, rows: Sequence[BreakRow]) -> int:
         with self.datastore.transaction(commit=True) as curs:

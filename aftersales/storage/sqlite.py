@@ -47,6 +47,7 @@ from aftersales.storage.chain import (
 from aftersales.storage.config import cannot_open
 from aftersales.storage.inbox import INDEX, SQLITE_DDL, TABLE, SQLiteInbox
 from aftersales.storage.logcheck import (
+    NEW,
     Beside,
     BreakRow,
     LinkRow,
@@ -150,7 +151,7 @@ _BESIDE = ("rowid, originator_id, originator_version, event_digest, log_link, pr
 
 
 def _beside(r: Sequence[Any]) -> Beside:
-    return Beside(r[0], r[1], r[2], r[3], r[4], _pair(r[5], r[6]), r[7])
+    return NEW(Beside, (r[0], r[1], r[2], r[3], r[4], _pair(r[5], r[6]), r[7]))
 
 
 def _hex(originator_id: UUID | str) -> str:
@@ -386,8 +387,8 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
                 keys.update((x, h) for h, x in ids.items())
                 c.execute(self._own.format(_marks(len(ids))), list(ids))
                 found = c.fetchall()  # by order and version
-                near = {r[5]: Beside(r[5], r[0], r[1], r[4], r[6], _pair(r[7], r[8]), r[9])
-                        for r in found}
+                near = {r[5]: NEW(Beside, (r[5], r[0], r[1], r[4], r[6], _pair(r[7], r[8]),
+                                           r[9])) for r in found}
                 wanted = sorted({p + d for p in near for d in (-1, 1)} - near.keys() - {0})
                 for chunk in chunks(wanted):
                     c.execute(f"SELECT {_BESIDE} FROM {self.events_table_name} WHERE rowid "
@@ -396,7 +397,7 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
                 for key, group in groupby(found, key=lambda r: r[0]):
                     mine = list(group)
                     oid = ids[key]
-                    rows[oid] = [Row(r[1], r[2], r[3], r[4]) for r in mine]
+                    rows[oid] = [NEW(Row, (r[1], r[2], r[3], r[4])) for r in mine]
                     places[oid] = placements([near[r[5]] for r in mine], near,
                                              lambda p, step: self._nearest(c, p, step))
                 heads.update(self._heads_in(c, part))
@@ -405,12 +406,6 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
                 recorded.update((ids[r[0]], (r[1], r[2])) for r in c.fetchall())
             return checked(rows, heads, self.heads, places, recorded,
                            lambda ref: self._missing(c, ref), keys)
-
-    def _id(self, known: dict[str, Any], hex_id: str) -> Any:
-        found = known.get(hex_id)
-        if found is None:
-            found = known[hex_id] = self.convert_originator_id(hex_id)
-        return found
 
     def _nearest(self, c: SQLiteCursor, position: int, step: int) -> Beside | None:
         """The event nearest to `position` before it (step -1) or after it (1)."""
@@ -442,7 +437,7 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
         with self.datastore.transaction(commit=False) as c:
             for oid, version in pairs:
                 c.execute(f"SELECT 1 FROM {self.events_table_name} WHERE originator_id=? "
-                          "AND originator_version=?", (oid.hex, version))
+                          "AND originator_version=?", (_hex(oid), version))
                 if c.fetchone() is not None:
                     found.add((oid, version))
         return found
@@ -479,18 +474,17 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
                       f"log_link, prev_id, prev_version, prev_link FROM "
                       f"{self.events_table_name} WHERE rowid > ? ORDER BY rowid LIMIT ?",
                       (after, limit))
-            ids: dict[str, Any] = {}
-            return [LinkRow(r[0], self._id(ids, r[1]), r[2], r[3], r[4],
-                            None if r[5] is None or r[6] is None else (
-                                self._id(ids, r[5]), r[6]), r[7])
-                    for r in c.fetchall()]
+            # Ids as stored (hex): see `LinkRow`.
+            return [NEW(LinkRow, (r[0], r[1], r[2], r[3], r[4],
+                                  None if r[5] is None or r[6] is None else (r[5], r[6]),
+                                  r[7])) for r in c.fetchall()]
 
-    def missing_events(self, refs: Collection[tuple[UUID, int]]) -> set[tuple[UUID, int]]:
+    def missing_events(self, refs: Collection[Ref]) -> set[Ref]:
         wanted = set(refs)
         with self.datastore.transaction(commit=False) as c:
             for oid, version in sorted(wanted):
                 c.execute(f"SELECT 1 FROM {self.events_table_name} WHERE originator_id=? "
-                          "AND originator_version=?", (oid.hex, version))
+                          "AND originator_version=?", (_hex(oid), version))
                 if c.fetchone() is not None:
                     wanted.discard((oid, version))
         return wanted
@@ -516,8 +510,8 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
             c.execute("SELECT position, log_link, originator_id, version "
                       "FROM ledger_log_checked")
             found = c.fetchone()
-            return None if found is None else LinkRow(
-                int(found[0]), UUID(found[2]), int(found[3]), None, bytes(found[1]))
+            return None if found is None else LinkRow(  # the id as stored, as `links_page`
+                int(found[0]), found[2], int(found[3]), None, bytes(found[1]))
 
     def set_log_checked(self, row: LinkRow) -> None:
         assert row.link is not None
