@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, timedelta, timezone
 
-_SHARED: dict[timezone, timezone] = {}  # equal zones (same offset) hash alike
+_SHARED: dict[timezone, timezone] = {UTC: UTC}  # equal zones (same offset) hash alike
 _MOST = 4096
 
 
@@ -17,6 +17,11 @@ def zone(offset: timedelta) -> timezone:
     """The one `timezone` object for this offset."""
     tz = timezone(offset) if offset else UTC
     return _SHARED.get(tz) or _share(tz)
+
+
+def shared(tz: timezone) -> timezone:
+    """The one `timezone` object for this zone's offset (its name, if any, dropped)."""
+    return _SHARED.get(tz) or zone(tz.utcoffset(None))
 
 
 def _share(tz: timezone) -> timezone:
