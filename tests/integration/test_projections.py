@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import date, datetime
+from pathlib import Path
 from threading import Event
 from typing import Any
 
+import psycopg
 import pytest
 from eventsourcing.persistence import Tracking
+from psycopg import sql
 from sqlalchemy import select, update
+from sqlalchemy.engine import make_url
 
 from aftersales import Ledger
+from aftersales.application.commands import parse_command
 from aftersales.errors import ViewsMismatch
 from projections import rebuild as rebuild_module
 from projections.database import ReadModels, StaleTracking, views_url
 from projections.queries import business_days
-from projections.runner import Runner, verify
+from projections.runner import Runner, _differences, _keyed, verify
 from projections.schema import (
     READ_MODELS,
     SCHEMA_VERSION,
@@ -28,6 +34,7 @@ from projections.schema import (
     return_cases,
     violations,
 )
+from tests.conftest import PG_URL, _conninfo, require_postgres
 from tests.scenario import DAY, GOODS, HOUR, POSTAGE, SECOND, T0, Scenario
 
 
@@ -368,3 +375,56 @@ def assert_rebuild_stores_what_was_projected(ledger: Ledger, views: ReadModels, 
     assert verify(ledger, views) == []
     Runner(ledger, views, batch=3).rebuild(workers=1)
     assert stored(views) == before
+
+
+def _database_sorting_text_by_the_english_rules() -> str:
+    """A PostgreSQL database (beside the tests' own) whose text sorts as English readers
+    expect ('A_1' < 'A-2' < 'a1' < 'A1'), not by code point as Python compares it."""
+    require_postgres()
+    name = f"{make_url(PG_URL).database}_icu_en"
+    with psycopg.connect(_conninfo("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {} LOCALE_PROVIDER icu ICU_LOCALE 'en' "
+                             "TEMPLATE template0").format(sql.Identifier(name)))
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def test_verify_streams_read_models_in_the_order_python_compares_keys(
+        tmp_path: Path) -> None:
+    """verify reads the live and rebuilt tables side by side in key order; read models in
+    a database whose text sorts by a locale's rules are still read in code-point order,
+    so every row meets its counterpart and a changed one is named."""
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ids = ["A_1", "A-2", "a1", "A1", "B", "A.1", "z", "Z-"]
+    ledger.execute_batch([parse_command(json.dumps(
+        {"command": "place_order", "order_id": oid, "at": "2026-03-01T10:00:00+08:00",
+         "payment": "online", "merchant_id": "M", "user_id": "U", "goods_amount": 100}))
+        for oid in ids])
+    views = ReadModels(_database_sorting_text_by_the_english_rules())
+    try:
+        project(ledger, views)
+        with views.engine.connect() as conn:
+            keys = [key for key, _ in _keyed(conn, "order_status", ("order_id",))]
+        assert keys == sorted((oid,) for oid in ids)
+        assert verify(ledger, views) == []
+        with views.engine.begin() as conn:
+            conn.execute(update(order_status).where(order_status.c.order_id == "a1")
+                         .values(goods_amount_fen=7))
+        assert verify(ledger, views) == [
+            "order_status ('a1',): goods_amount_fen is 7, rebuild says 100"]
+    finally:
+        views.close()
+        ledger.close()
+
+
+def test_differences_refuse_a_stream_out_of_key_order() -> None:
+    """A stream not in key order concludes nothing (verify then compares whole tables)."""
+    row = {"x": 1}
+    assert _differences("t", iter([(("b",), row), (("a",), row)]),
+                        iter([(("a",), row), (("b",), row)])) is None
+    assert _differences("t", iter([(("a",), row), (("b",), {"x": 2})]),
+                        iter([(("b",), row), (("c",), row)])) == [
+        (("a",), "t ('a',): extra row (rebuild has none)"),
+        (("b",), "t ('b',): x is 2, rebuild says 1"),
+        (("c",), "t ('c',): missing (rebuild has it)")]
