@@ -130,10 +130,17 @@ def rebuild(ledger: LedgerReading, views: ReadModels,
     (`projections.swap`); how many.  With several workers each replays the orders of one
     range of ids (this process the first), and this process finishes."""
     cut = ledger.store_log.max_notification_id() or 0
-    limits = ledger.walked_limits(cut)
     shadow = shadow_of(views)
     try:
-        done = _build(ledger, shadow, cut, limits, on_page, workers)
+        count = workers or default_workers(
+            cut, shared=not ledger.url.startswith("memory:") and views.url != "sqlite://")
+        done = None
+        if count > 1:  # the walk beside the other processes' replays
+            done = _build(ledger, shadow, cut, ledger.recorded_limits(), on_page, count,
+                          lambda: ledger.walked_limits(cut))
+        if done is None:  # (or the walk found breaks not recorded when they started)
+            done = _build(ledger, shadow, cut, ledger.walked_limits(cut), on_page, count)
+            assert done is not None  # (without a walk beside it, it is never redone)
         swap_in(views, shadow)
     finally:
         if shadow is not views:
@@ -141,14 +148,28 @@ def rebuild(ledger: LedgerReading, views: ReadModels,
     return done
 
 
+#: The log walk's cost beside the replay's (a 100,000-order log: 1.7 s against 17 s of
+#: replay, both CPU): the process that walks takes that much less of the orders.
+WALK_SHARE = 0.1
+
+
+def _edges(count: int, walking: bool) -> list[int]:
+    """The ranges' bounds: equal ranges, the first smaller when its process also walks."""
+    first = 1 / count - (WALK_SHARE * (1 - 1 / count) if walking else 0)
+    return [0] + [int(SPACE * (first + (1 - first) * k / (count - 1)))
+                  for k in range(count - 1)] + [SPACE] if count > 1 else [0, SPACE]
+
+
 def _build(ledger: LedgerReading, views: ReadModels, cut: int,
            limits: Mapping[str, tuple[int, str]], on_page: Callable[[int], None],
-           workers: int | None) -> int:
-    """Replay every order up to `cut` into empty read models (the shadow ones)."""
-    count = workers or default_workers(
-        cut, shared=not ledger.url.startswith("memory:") and views.url != "sqlite://")
+           count: int, walk: Callable[[], Mapping[str, tuple[int, str]]] | None = None
+           ) -> int | None:
+    """Replay every order up to `cut` into empty read models (the shadow ones), not
+    adopting the histories `limits` names as broken.  With `walk`, this process walks the
+    log while the others replay (on the breaks recorded before); None if the walk named
+    other breaks (their replays are then stopped and nothing of them is kept)."""
     _start(views)
-    edges = [(SPACE * k) // count for k in range(count + 1)]
+    edges = _edges(count, walk is not None)
     jobs = [_Range(ledger.opener(), views.url, views.tz_name, cut, low, high, views.settings,
                    limits) for low, high in pairwise(edges)]
     spawned = [spawn("projections.rebuild", job) for job in jobs[1:]]
@@ -179,6 +200,8 @@ def _build(ledger: LedgerReading, views: ReadModels, cut: int,
                 hear(k)
 
     try:
+        if walk is not None and walk() != limits:
+            return None
         _replay(ledger, views, jobs[0], page_done)
         for k in list(running):
             while k in running:

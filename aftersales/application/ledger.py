@@ -121,6 +121,11 @@ class Ledger(Application[UUID]):
         clock is read here, at the edge, for the time the breaks are recorded.)"""
         walk = walk_log(self.index, cut)
         record_breaks(self.index, walk.breaks, datetime.now(UTC))
+        return self.recorded_limits()
+
+    def recorded_limits(self) -> dict[str, tuple[int, str]]:
+        """Every break recorded so far (by earlier walks), by order_uuid, as
+        `walked_limits` gives them."""
         return {r.originator_id.hex: (r.version, f"{r.reason} (found by a walk of the log)")
                 for r in self.index.recorded_breaks()}
 

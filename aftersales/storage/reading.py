@@ -54,6 +54,9 @@ class LedgerReading(Protocol):
         """Walk the whole log up to `cut` and record the breaks it finds; every recorded
         break, by order_uuid: (the first version not to adopt, why)."""
 
+    def recorded_limits(self) -> dict[str, tuple[int, str]]:
+        """Every break recorded so far, as `walked_limits` gives them (no walk)."""
+
     def opener(self) -> Callable[[], LedgerReading]:
         """A picklable callable that opens this ledger again, for reading, in another
         process."""

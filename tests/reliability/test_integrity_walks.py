@@ -108,16 +108,21 @@ def test_a_truncation_with_the_head_rewritten_is_named_by_the_sweep_and_refused_
     assert re.search(r"refused from now on: order C1 \(from version \d+\)", checked.stdout)
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 @pytest.mark.parametrize("first", ["rebuild", "verify"])
 def test_rebuild_never_adopts_a_truncated_history(store: tuple[Ledger, Store],
-                                                  tmp_path: Path, first: str) -> None:
+                                                  tmp_path: Path, first: str,
+                                                  workers: str) -> None:
+    """With two processes the walk runs beside the other's replay, which started on the
+    breaks recorded before: a break it finds first (`first` rebuild) redoes the rebuild."""
     ledger, db = store
     url = ledger.url
     views = f"sqlite:///{tmp_path / 'views.db'}"
     removed = _truncate(db, "C1")
     if first == "verify":
         assert run_cli("verify", "--db", url, "--views", views, cwd=tmp_path).returncode == 4
-    rebuilt = run_cli("rebuild", "--db", url, "--views", views, cwd=tmp_path)
+    rebuilt = run_cli("rebuild", "--db", url, "--views", views, "--workers", workers,
+                      cwd=tmp_path)
     assert rebuilt.returncode == 4, rebuilt.stdout + rebuilt.stderr
     assert "C1" in rebuilt.stderr
     found = _breaks(url, tmp_path)
