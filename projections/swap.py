@@ -54,6 +54,12 @@ def shadow_of(views: ReadModels) -> ReadModels:
     return views if url is None else ReadModels(url, views.tz_name, views.settings)
 
 
+def copies(views: ReadModels, shadow: ReadModels) -> bool:
+    """Whether `swap_in` copies the shadow's rows (SQLite: its indexes are built again on
+    the copy) rather than moving its tables."""
+    return shadow is not views and postgres_target(views.url) is None
+
+
 def swap_in(views: ReadModels, shadow: ReadModels) -> None:
     """Replace every read model of `views` by its shadow, in one transaction."""
     if shadow is views:
