@@ -130,7 +130,8 @@ def rebuild(ledger: LedgerReading, views: ReadModels,
             workers: int | None = None) -> int:
     """Replay all events order by order into shadow read models and swap them in at once
     (`projections.swap`); how many.  With several workers each replays the orders of one
-    range of ids (this process the first), and this process finishes."""
+    range of ids (this process the first, and it walks the log beside them), and this
+    process finishes."""
     cut = ledger.store_log.max_notification_id() or 0
     shadow = shadow_of(views)
     try:
@@ -159,7 +160,7 @@ WALK_SHARE = 0.1
 
 def _edges(count: int, walking: bool) -> list[int]:
     """The ranges' bounds: equal ranges, the first smaller when its process also walks."""
-    first = 1 / count - (WALK_SHARE * (1 - 1 / count) if walking else 0)
+    first = max(0.0, 1 / count - (WALK_SHARE * (1 - 1 / count) if walking else 0))
     return [0] + [int(SPACE * (first + (1 - first) * k / (count - 1)))
                   for k in range(count - 1)] + [SPACE] if count > 1 else [0, SPACE]
 

@@ -70,7 +70,7 @@ def _iso_text(value: Any) -> Any:
 def _plain_offset(at: datetime) -> datetime:
     """Keep the offset but as a standard-library timezone (what the event store decodes).
     A parsed time's zone is looked up as it is, and a year well inside the range needs no
-    comparison of instants (2.2 to 0.6 µs a command)."""
+    comparison of instants (2.2 to 1.1 µs a command)."""
     tz = at.tzinfo
     one = shared(tz) if type(tz) is timezone else zone(at.utcoffset() or timedelta(0))
     plain = at if one is tz else at.replace(tzinfo=one)

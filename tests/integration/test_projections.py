@@ -428,3 +428,17 @@ def test_differences_refuse_a_stream_out_of_key_order() -> None:
         (("a",), "t ('a',): extra row (rebuild has none)"),
         (("b",), "t ('b',): x is 2, rebuild says 1"),
         (("c",), "t ('c',): missing (rebuild has it)")]
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 20])
+@pytest.mark.parametrize("walking", [False, True])
+def test_rebuild_ranges_cover_every_order_once(count: int, walking: bool) -> None:
+    """The processes' ranges of order ids run from 0 to the end without gap or overlap;
+    the process that also walks the log takes a smaller one (never less than none)."""
+    edges = rebuild_module._edges(count, walking)
+    assert len(edges) == count + 1
+    assert edges[0] == 0 and edges[-1] == rebuild_module.SPACE
+    assert edges == sorted(edges)
+    if count > 1:
+        share = edges[1] / rebuild_module.SPACE
+        assert share == pytest.approx(1 / count) if not walking else 0 <= share < 1 / count
