@@ -34,7 +34,7 @@ from aftersales.devtools.workload import START, Workload, generate
 from aftersales.ingest.parallel import default_workers
 from aftersales.ingest.serial import BATCH
 from aftersales.storage.config import postgres_target, redacted
-from aftersales.storage.sqlite import PRAGMAS
+from aftersales.storage.sqlite_pool import PRAGMAS
 
 TARGETS = {
     "ingest_sqlite_commands_per_s": 20_000,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -18,10 +18,10 @@ from eventsourcing.persistence import (
     PersistenceError,
     StoredEvent,
 )
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
+from eventsourcing.postgres import PostgresFactory
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Identifier
 
 from aftersales.errors import LogBroken, StoreUnavailable
 from aftersales.settings import millis
@@ -32,11 +32,8 @@ from aftersales.storage.chain import (
     HeadCache,
     Row,
     chain_events,
-    digest,
     firsts_of,
     heads_before,
-    id_bytes,
-    link,
 )
 from aftersales.storage.connections import answering, session
 from aftersales.storage.inbox import INDEX, TABLE
@@ -50,7 +47,6 @@ from aftersales.storage.logcheck import (
     placements,
 )
 from aftersales.storage.port import (
-    REPORTED,
     ChainedNotification,
     CheckedReads,
     CommandRow,
@@ -65,211 +61,31 @@ from aftersales.storage.port import (
     prefix_bounds,
 )
 from aftersales.storage.postgres_inbox import PostgresInbox
+from aftersales.storage.postgres_sql import as_bytes, statements
+from aftersales.storage.postgres_upgrade import PostgresUpgrade
 from aftersales.storage.retry import FirstContact, describe, may_pass, retry_races
-from aftersales.storage.shard import POSTGRES_SHARD, Partition
-
-if TYPE_CHECKING:
-    pass
+from aftersales.storage.shard import Partition
 
 DDL_ATTEMPTS = 5
 #: The lower bound of a due-orders query without one (before any business time).
 NO_LOWER_BOUND = datetime(1, 1, 1, tzinfo=UTC)
 #: Seconds the connection pool keeps trying in the background after a failed connection.
 RECONNECT_WITHIN = 3.0
-#: Events a `db upgrade` chains per statement.
-UPGRADE_PAGE = 5_000
-
-
 #: Above every order id (uuid5 ids carry version bits, so none is all ones).
 LAST_ID = UUID(int=2**128 - 1)
 
 
-class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder):
+class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresUpgrade):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.heads = HeadCache()
-        schema = Identifier(self.datastore.schema)
-        table = Identifier(self.events_table_name)
-
         # The originator id's column type, as the library's (`ORIGINATOR_ID_TYPE`).
         self.id_type = self.datastore.originator_id_type
-        kind = SQL(self.id_type)  # checked by the library: "uuid" or "text"
-
-        def q(text: str) -> Composed:
-            return SQL(text).format(s=schema, t=table, i=kind)
-
-        self._q: dict[str, SQL | Composed] = {
-            "upsert": q(
-                "INSERT INTO {s}.ledger_deadlines VALUES (%s, %s, %s, %s, %s) "
-                "ON CONFLICT (originator_id) DO UPDATE SET order_id = excluded.order_id, "
-                "due = excluded.due, rule = excluded.rule, case_no = excluded.case_no"),
-            "delete": q("DELETE FROM {s}.ledger_deadlines WHERE originator_id = %s"),
-            "command": q("INSERT INTO {s}.ledger_commands VALUES (%s, %s, %s)"),
-            # A row there already is the same decision (another writer's, on the same
-            # version), or one an earlier version remembered that is now decided afresh.
-            "refusal": q("INSERT INTO {s}.ledger_refusals VALUES (%s, %s, %s, %s) "
-                         "ON CONFLICT (command_id, digest) DO UPDATE SET "
-                         "code = excluded.code, reason = excluded.reason"),
-            "message": q("INSERT INTO {s}.ledger_messages (outcome, code, reason, tag, "
-                         "order_ids, message, key) VALUES (%s, %s, %s, %s, %s, %s, %s)"),
-            "message_again": q("UPDATE {s}.ledger_messages SET outcome = %s, code = %s, "
-                               "reason = %s, tag = %s, order_ids = %s, message = %s "
-                               f"WHERE key = %s AND outcome = '{REPORTED}'"),
-            "messages": q("SELECT key, outcome, code, reason, tag, order_ids, message "
-                          "FROM {s}.ledger_messages WHERE key = ANY(%s)"),
-            # `outcome` a literal: the partial index's term.
-            "reported": q("SELECT key, outcome, code, reason, tag, order_ids, message "
-                          "FROM {s}.ledger_messages WHERE outcome = '" + REPORTED + "' "
-                          "AND key > %s AND key >= %s ORDER BY key LIMIT %s"),
-            "reported_below": q("SELECT key, outcome, code, reason, tag, order_ids, message "
-                                "FROM {s}.ledger_messages WHERE outcome = '" + REPORTED +
-                                "' AND key > %s AND key >= %s AND key < %s "
-                                "ORDER BY key LIMIT %s"),
-            "refusals": q("SELECT command_id, digest, code, reason FROM {s}.ledger_refusals "
-                          "WHERE command_id = ANY(%s)"),
-            "due": q("SELECT originator_id, order_id FROM {s}.ledger_deadlines "
-                     "WHERE due < %s AND due >= %s ORDER BY due LIMIT %s"),
-            # The shard: the id's low four bits (see aftersales/storage/shard.py).
-            "due_mine": q("SELECT originator_id, order_id FROM {s}.ledger_deadlines "
-                          "WHERE due < %s AND due >= %s AND " + POSTGRES_SHARD + " %% %s = %s "
-                          "ORDER BY due LIMIT %s"),
-            "digest": q("SELECT digest FROM {s}.ledger_commands WHERE command_id = %s"),
-            "digests": q("SELECT command_id, digest FROM {s}.ledger_commands "
-                         "WHERE command_id = ANY(%s)"),
-            "by_order": q(
-                "SELECT notification_id, originator_id, originator_version, topic, state, "
-                "event_digest FROM {s}.{t} WHERE notification_id <= %s AND "
-                "(originator_id, originator_version) > (%s, %s) AND originator_id < %s "
-                "ORDER BY originator_id, originator_version LIMIT %s"),
-            "between": q("SELECT notification_id, originator_id FROM {s}.{t} "
-                         "WHERE notification_id > %s AND notification_id <= %s"),
-            "between_mine": q("SELECT notification_id, originator_id FROM {s}.{t} "
-                              "WHERE notification_id > %s AND notification_id <= %s "
-                              "AND " + POSTGRES_SHARD + " %% %s = %s"),
-            # An order's rows, the events either side of each in the log that are not
-            # its own (by id: ids next to its own), its head record and a recorded break,
-            # in one statement: one snapshot.  (A join per event for each neighbour, as a
-            # LATERAL subquery: an order of 200 events as of a time took 4.9 ms, 2.4 ms
-            # before the log checks.)
-            "many": q(
-                "WITH own AS (SELECT originator_id, originator_version, topic, state, "
-                "event_digest, notification_id, log_link, prev_id, prev_version, prev_link "
-                "FROM {s}.{t} WHERE originator_id = ANY(%s)) "
-                "SELECT 0 AS kind, originator_id, originator_version AS version, topic, "
-                "state, event_digest AS digest, notification_id AS pos, log_link AS link, "
-                "prev_id, prev_version, prev_link, NULL::text AS reason FROM own UNION ALL "
-                "SELECT 3, originator_id, originator_version, NULL, NULL, event_digest, "
-                "notification_id, log_link, prev_id, prev_version, prev_link, NULL "
-                "FROM {s}.{t} WHERE notification_id = ANY(ARRAY(SELECT notification_id - 1 "
-                "FROM own UNION SELECT notification_id + 1 FROM own EXCEPT "
-                "SELECT notification_id FROM own)) UNION ALL "
-                "SELECT 1, originator_id, version, NULL, NULL, event_digest, NULL, NULL, "
-                "NULL, NULL, NULL, NULL FROM {s}.ledger_heads WHERE originator_id = ANY(%s) "
-                "UNION ALL SELECT 2, originator_id, version, NULL, NULL, NULL, NULL, NULL, "
-                "NULL, NULL, NULL, reason FROM {s}.ledger_breaks "
-                "WHERE originator_id = ANY(%s) ORDER BY 1, 2, 3"),
-            "nearest_before": q("SELECT notification_id, originator_id, originator_version, "
-                                "event_digest, log_link, prev_id, prev_version, prev_link "
-                                "FROM {s}.{t} WHERE notification_id < %s "
-                                "ORDER BY notification_id DESC LIMIT 1"),
-            "nearest_after": q("SELECT notification_id, originator_id, originator_version, "
-                               "event_digest, log_link, prev_id, prev_version, prev_link "
-                               "FROM {s}.{t} WHERE notification_id > %s "
-                               "ORDER BY notification_id LIMIT 1"),
-            "heads": q("SELECT originator_id, version, event_digest FROM {s}.ledger_heads "
-                       "WHERE originator_id = ANY(%s)"),
-            "heads_page": q("SELECT originator_id, version, event_digest "
-                            "FROM {s}.ledger_heads WHERE originator_id > %s "
-                            "ORDER BY originator_id LIMIT %s"),
-            "put_heads": q(
-                "INSERT INTO {s}.ledger_heads SELECT * FROM unnest(%s::{i}[], "
-                "%s::bigint[], %s::bytea[]) ON CONFLICT (originator_id) DO UPDATE "
-                "SET version = excluded.version, event_digest = excluded.event_digest"),
-            "insert": q(
-                "INSERT INTO {s}.{t} (originator_id, originator_version, topic, state, "
-                "event_digest, log_link, prev_id, prev_version, prev_link) SELECT * FROM "
-                "unnest(%s::{i}[], %s::bigint[], %s::text[], %s::bytea[], %s::bytea[], "
-                "%s::bytea[], %s::{i}[], %s::bigint[], %s::bytea[]) RETURNING notification_id"),
-            "last_link": q("SELECT notification_id, log_link, originator_id, "
-                           "originator_version FROM {s}.{t} "
-                           "ORDER BY notification_id DESC LIMIT 1"),
-            "present": q("SELECT originator_id, originator_version FROM {s}.{t} "
-                         "WHERE (originator_id, originator_version) IN "
-                         "(SELECT * FROM unnest(%s::{i}[], %s::bigint[]))"),
-            "links": q("SELECT notification_id, originator_id, originator_version, "
-                       "event_digest, log_link, prev_id, prev_version, prev_link "
-                       "FROM {s}.{t} WHERE notification_id > %s "
-                       "ORDER BY notification_id LIMIT %s"),
-            "breaks": q("SELECT originator_id, version, position, reason, found_at "
-                        "FROM {s}.ledger_breaks ORDER BY originator_id"),
-            "put_breaks": q("INSERT INTO {s}.ledger_breaks SELECT * FROM unnest(%s::{i}[], "
-                            "%s::bigint[], %s::bigint[], %s::text[], %s::text[]) "
-                            "ON CONFLICT (originator_id) DO NOTHING"),
-            "checked": q("SELECT position, log_link, originator_id, version "
-                         "FROM {s}.ledger_log_checked"),
-            "set_checked": q("INSERT INTO {s}.ledger_log_checked VALUES (1, %s, %s, %s, %s) "
-                             "ON CONFLICT (one) DO UPDATE SET position = excluded.position, "
-                             "log_link = excluded.log_link, originator_id = "
-                             "excluded.originator_id, version = excluded.version"),
-            "event_there": q("SELECT 1 AS one FROM {s}.{t} WHERE originator_id = %s "
-                             "AND originator_version = %s"),
-            "log": q("SELECT notification_id, originator_id, originator_version, topic, "
-                     "state, event_digest, log_link FROM {s}.{t} "
-                     "WHERE notification_id >= %s AND notification_id <= %s "
-                     "ORDER BY notification_id LIMIT %s"),
-            "log_topics": q("SELECT notification_id, originator_id, originator_version, "
-                            "topic, state, event_digest, log_link FROM {s}.{t} "
-                            "WHERE notification_id >= %s AND notification_id <= %s "
-                            "AND topic = ANY(%s) ORDER BY notification_id LIMIT %s"),
-            "commands": q("SELECT command_id FROM {s}.ledger_commands"),
-            "pending": q("SELECT originator_id, order_id, due, rule, case_no "
-                         "FROM {s}.ledger_deadlines ORDER BY due"),
-            "version": q("SELECT MAX(originator_version) AS v FROM {s}.{t} "
-                         "WHERE originator_id = %s"),
-            "columns": SQL("SELECT column_name FROM information_schema.columns "
-                           "WHERE table_schema = %s AND table_name = %s"),
-        }
-        # The events table with the chained record's two columns.
-        self.sql_create_statements[self.create_table_statement_index] = q(
-            "CREATE TABLE IF NOT EXISTS {s}.{t} ("
-            "originator_id {i} NOT NULL, originator_version bigint NOT NULL, "
-            "topic text, state bytea, notification_id bigserial, "
-            "event_digest bytea, log_link bytea, prev_id {i}, prev_version bigint, "
-            "prev_link bytea, "
-            "PRIMARY KEY (originator_id, originator_version)) "
-            "WITH (autovacuum_enabled = true, autovacuum_vacuum_threshold = 100000000, "
-            "autovacuum_vacuum_scale_factor = 0.5, autovacuum_analyze_threshold = 1000, "
-            "autovacuum_analyze_scale_factor = 0.01)")
-        self.sql_create_statements += [
-            q("CREATE TABLE IF NOT EXISTS {s}.ledger_heads ("
-              "originator_id {i} PRIMARY KEY, version bigint NOT NULL, "
-              "event_digest bytea NOT NULL)"),
-            q("CREATE TABLE IF NOT EXISTS {s}.ledger_breaks ("
-              "originator_id {i} PRIMARY KEY, version bigint NOT NULL, "
-              "position bigint NOT NULL, reason text NOT NULL, found_at text NOT NULL)"),
-            q("CREATE TABLE IF NOT EXISTS {s}.ledger_log_checked ("
-              "one integer PRIMARY KEY CHECK (one = 1), position bigint NOT NULL, "
-              "log_link bytea NOT NULL, originator_id {i} NOT NULL, version bigint NOT NULL)"),
-            q("CREATE TABLE IF NOT EXISTS {s}.ledger_deadlines ("
-              "originator_id {i} PRIMARY KEY, order_id text NOT NULL, "
-              "due timestamptz NOT NULL, rule text NOT NULL, case_no integer)"),
-            q("CREATE INDEX IF NOT EXISTS ledger_deadlines_due ON {s}.ledger_deadlines "
-              "(due)"),
-            q("CREATE TABLE IF NOT EXISTS {s}.ledger_commands ("
-              "command_id text PRIMARY KEY, originator_id {i} NOT NULL, "
-              "digest text NOT NULL)"),
-            q("CREATE TABLE IF NOT EXISTS {s}.ledger_refusals ("
-              "command_id text NOT NULL, digest text NOT NULL, code text NOT NULL, "
-              "reason text NOT NULL, PRIMARY KEY (command_id, digest))"),
-            # Keys compared byte by byte (as SQLite and Python do), whatever the
-            # database's collation: a prefix's keys are one range.
-            q("CREATE TABLE IF NOT EXISTS {s}.ledger_messages ("
-              'key text COLLATE "C" PRIMARY KEY, outcome text NOT NULL, '
-              "code text NOT NULL, reason text NOT NULL, tag bigint NOT NULL, "
-              "order_ids text NOT NULL, message text NOT NULL)"),
-            q("CREATE INDEX IF NOT EXISTS ledger_messages_reported ON {s}.ledger_messages "
-              "(key) WHERE outcome = '" + REPORTED + "'"),
-        ]
+        sql = statements(self.datastore.schema, self.events_table_name, self.id_type)
+        self._q = sql.queries
+        # The events table with the chained record's columns, and the ledger's tables.
+        self.sql_create_statements[self.create_table_statement_index] = sql.events_table
+        self.sql_create_statements += sql.tables
         self.inbox = PostgresInbox(self.datastore)
         self.sql_create_statements += self.inbox.ddl
 
@@ -444,8 +260,8 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
                     recorded[oid] = (r["version"], r["reason"])
                 else:
                     event = near[r["pos"]] = Beside(
-                        r["pos"], oid, r["version"], _bytes(r["digest"]), _bytes(r["link"]),
-                        _ref(r["prev_id"], r["prev_version"]), _bytes(r["prev_link"]))
+                        r["pos"], oid, r["version"], as_bytes(r["digest"]), as_bytes(r["link"]),
+                        _ref(r["prev_id"], r["prev_version"]), as_bytes(r["prev_link"]))
                     if kind == 0:  # the order's own, by version
                         rows.setdefault(oid, []).append(Row(
                             r["version"], r["topic"], bytes(r["state"]), event.digest))
@@ -463,8 +279,8 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
         r = curs.fetchone()
         return None if r is None else Beside(
             r["notification_id"], r["originator_id"], r["originator_version"],
-            _bytes(r["event_digest"]), _bytes(r["log_link"]),
-            _ref(r["prev_id"], r["prev_version"]), _bytes(r["prev_link"]))
+            as_bytes(r["event_digest"]), as_bytes(r["log_link"]),
+            _ref(r["prev_id"], r["prev_version"]), as_bytes(r["prev_link"]))
 
     def _missing(self, curs: Cursor[DictRow], ref: Ref) -> bool:
         """Whether `ref` is an event not in the store at any position."""
@@ -514,15 +330,15 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
             return [ChainedNotification(
                 id=r["notification_id"], originator_id=r["originator_id"],
                 originator_version=r["originator_version"], topic=r["topic"],
-                state=bytes(r["state"]), digest=_bytes(r["event_digest"]),
-                link=_bytes(r["log_link"])) for r in curs.fetchall()]
+                state=bytes(r["state"]), digest=as_bytes(r["event_digest"]),
+                link=as_bytes(r["log_link"])) for r in curs.fetchall()]
 
     def links_page(self, after: int, limit: int) -> list[LinkRow]:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self._q["links"], (after, limit), prepare=True)
             return [LinkRow(r["notification_id"], r["originator_id"], r["originator_version"],
-                            _bytes(r["event_digest"]), _bytes(r["log_link"]),
-                            _ref(r["prev_id"], r["prev_version"]), _bytes(r["prev_link"]))
+                            as_bytes(r["event_digest"]), as_bytes(r["log_link"]),
+                            _ref(r["prev_id"], r["prev_version"]), as_bytes(r["prev_link"]))
                     for r in curs.fetchall()]
 
     def missing_events(self, refs: Collection[Ref]) -> set[Ref]:
@@ -629,7 +445,7 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
             return [ChainedNotification(
                 id=r["notification_id"], originator_id=r["originator_id"],
                 originator_version=r["originator_version"], topic=r["topic"],
-                state=bytes(r["state"]), digest=_bytes(r["event_digest"]))
+                state=bytes(r["state"]), digest=as_bytes(r["event_digest"]))
                 for r in curs.fetchall()]
 
     def command_ids(self) -> set[str]:
@@ -645,159 +461,6 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresApplicationRecorder)
                      DeadlineRow(r["order_id"], r["due"], r["rule"], r["case_no"]))
                     for r in curs.fetchall()]
 
-    # --- stores written before the chained record --------------------------------------
-
-    def _columns(self, curs: Cursor[DictRow]) -> set[str]:
-        curs.execute(self._q["columns"], (self.datastore.schema, self.events_table_name))
-        return {str(r["column_name"]) for r in curs.fetchall()}
-
-    def has_ledger(self) -> bool:
-        with self.datastore.transaction(commit=False) as curs:
-            return bool(self._columns(curs))
-
-    def needs_upgrade(self) -> bool:
-        """Whether the events table lacks the chained record or the predecessor columns
-        (an earlier version wrote it); an empty table gets the columns here.  Events
-        without a digest or link in a chained store are breaks, never an upgrade."""
-        table = SQL("{}.{}").format(Identifier(self.datastore.schema),
-                                    Identifier(self.events_table_name))
-        with self.datastore.transaction(commit=False) as curs:
-            columns = self._columns(curs)
-            if not columns or "prev_link" in columns:
-                return False
-            curs.execute(SQL("SELECT 1 FROM {} LIMIT 1").format(table))
-            if curs.fetchone() is not None:
-                return True
-        self.upgrade(lambda n: None)  # nothing to chain: just the columns
-        return False
-
-    def unchained(self) -> int:
-        """How many events lack their digest or link (a whole scan, for `db upgrade`)."""
-        table = SQL("{}.{}").format(Identifier(self.datastore.schema),
-                                    Identifier(self.events_table_name))
-        with self.datastore.transaction(commit=False) as curs:
-            if "event_digest" not in self._columns(curs):
-                curs.execute(SQL("SELECT count(*) AS n FROM {}").format(table))
-            else:
-                curs.execute(SQL("SELECT count(*) AS n FROM {} WHERE event_digest IS NULL "
-                                 "OR log_link IS NULL").format(table))
-            found = curs.fetchone()
-            return int(found["n"]) if found else 0
-
-    def upgrade(self, on_progress: Callable[[int], None]) -> int:
-        """In one transaction that holds the events table's lock: a store written before
-        the chained record (no event has a digest) gets the digests, head records and
-        links, each order's events in version order, then the log in position order; a
-        chained store written before the predecessor columns gets each event's
-        predecessor in the log.  No event is touched, and no digest or link is computed
-        where one exists."""
-        s, t = Identifier(self.datastore.schema), Identifier(self.events_table_name)
-        done = 0
-        with self.datastore.transaction(commit=True) as curs:
-            self._lock_table(curs)
-            chain = "event_digest" not in self._columns(curs)
-            for column, kind in (("event_digest", "bytea"), ("log_link", "bytea"),
-                                 ("prev_id", self.id_type), ("prev_version", "bigint"),
-                                 ("prev_link", "bytea")):
-                curs.execute(SQL("ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS {} {}")
-                             .format(s, t, Identifier(column), SQL(kind)))
-            for statement in self.sql_create_statements:
-                if "CREATE TABLE" in statement.as_string() or \
-                        "CREATE INDEX" in statement.as_string():
-                    curs.execute(statement)
-            if chain:
-                done = self._digest_orders(curs, on_progress)
-            position, current = 0, ZERO
-            before: tuple[Any, int, bytes] | None = None
-            while True:
-                curs.execute(SQL("SELECT notification_id, event_digest, originator_id, "
-                                 "originator_version, log_link FROM {}.{} "
-                                 "WHERE notification_id > %s "
-                                 "ORDER BY notification_id LIMIT %s")
-                             .format(s, t), (position, UPGRADE_PAGE))
-                page = curs.fetchall()
-                if not page:
-                    break
-                links: list[bytes | None] = []
-                refs: list[tuple[Any, int, bytes] | None] = []
-                for r in page:
-                    if chain:
-                        current = link(current, bytes(r["event_digest"]))
-                    links.append(current if chain else None)
-                    refs.append(before)
-                    # Each event's predecessor and its link, as the log holds them (copied,
-                    # never computed: a break there stays a break).
-                    stored = current if chain else _bytes(r["log_link"])
-                    before = (r["originator_id"], r["originator_version"], stored or b"")
-                if not chain:
-                    done += len(page)
-                    on_progress(len(page))
-                curs.execute(SQL(
-                    "UPDATE {}.{} AS e SET log_link = coalesce(u.l, e.log_link), "
-                    "prev_id = u.p, prev_version = u.pv, prev_link = u.pl FROM "
-                    "unnest(%s::bytea[], %s::bigint[], %s::{}[], %s::bigint[], %s::bytea[]) "
-                    "AS u(l, n, p, pv, pl) WHERE e.notification_id = u.n"
-                ).format(s, t, SQL(self.id_type)),
-                    (links, [r["notification_id"] for r in page],
-                     [None if x is None else x[0] for x in refs],
-                     [None if x is None else x[1] for x in refs],
-                     [ZERO if x is None else x[2] or None for x in refs]))
-                position = page[-1]["notification_id"]
-        self.heads.clear()
-        return done
-
-    def _digest_orders(self, curs: Cursor[DictRow], on_progress: Callable[[int], None]
-                       ) -> int:
-        """Digest every event of a store that has none, and write the head records."""
-        s, t = Identifier(self.datastore.schema), Identifier(self.events_table_name)
-        done = 0
-        after: tuple[Any, int] = (UUID(int=0) if self.id_type == "uuid" else "", 0)
-        head: tuple[Any, bytes, bytes, int] = (None, b"", ZERO, 0)
-        heads: dict[Any, Head] = {}
-        while True:
-            curs.execute(SQL(
-                "SELECT originator_id, originator_version, topic, state FROM {}.{} "
-                "WHERE (originator_id, originator_version) > (%s, %s) ORDER BY "
-                "originator_id, originator_version LIMIT %s").format(s, t),
-                (*after, UPGRADE_PAGE))
-            page = curs.fetchall()
-            if not page:
-                break
-            updates: list[tuple[bytes, Any, int]] = []
-            for r in page:
-                oid = r["originator_id"]
-                if oid != head[0]:
-                    head = (oid, id_bytes(oid), ZERO, 0)
-                d = digest(head[2], head[1], r["originator_version"], r["topic"],
-                           bytes(r["state"]))
-                head = (oid, head[1], d, r["originator_version"])
-                heads[oid] = Head(head[3], d)
-                updates.append((d, oid, r["originator_version"]))
-            curs.execute(SQL(
-                "UPDATE {}.{} AS e SET event_digest = u.d FROM unnest(%s::bytea[], "
-                "%s::{}[], %s::bigint[]) AS u(d, o, v) WHERE e.originator_id = u.o "
-                "AND e.originator_version = u.v").format(s, t, SQL(self.id_type)),
-                ([u[0] for u in updates], [u[1] for u in updates],
-                 [u[2] for u in updates]))
-            after = (page[-1]["originator_id"], page[-1]["originator_version"])
-            done += len(page)
-            on_progress(len(page))
-            if len(heads) >= UPGRADE_PAGE:
-                self._put_heads(curs, heads, keep=head[0])
-        self._put_heads(curs, heads, keep=None)
-        return done
-
-    def _put_heads(self, curs: Cursor[DictRow], heads: dict[UUID, Head],
-                   keep: UUID | None) -> None:
-        """Write the heads gathered so far, but the one still growing (`keep`)."""
-        put = sorted((oid, h) for oid, h in heads.items() if oid != keep)
-        if put:
-            curs.execute(self._q["put_heads"], ([oid for oid, _ in put],
-                                                [h.version for _, h in put],
-                                                [h.digest for _, h in put]))
-        for oid, _ in put:
-            del heads[oid]
-
 
 def _message(r: DictRow) -> MessageRow:
     return message_row(r["key"], r["outcome"], r["code"], r["reason"], r["tag"],
@@ -807,9 +470,6 @@ def _message(r: DictRow) -> MessageRow:
 def _ref(originator_id: Any, version: int | None) -> tuple[Any, int] | None:
     return None if originator_id is None or version is None else (originator_id, version)
 
-
-def _bytes(value: Any) -> bytes | None:
-    return None if value is None else bytes(value)
 
 
 class LedgerPostgresFactory(PostgresFactory):

@@ -5,29 +5,14 @@ all in the events' transaction."""
 from __future__ import annotations
 
 import contextlib
-import sqlite3
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from itertools import groupby
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import (
-    IntegrityError,
-    InterfaceError,
-    Notification,
-    OperationalError,
-    StoredEvent,
-)
-from eventsourcing.sqlite import (
-    SQLiteApplicationRecorder,
-    SQLiteConnection,
-    SQLiteConnectionPool,
-    SQLiteCursor,
-    SQLiteFactory,
-    SQLiteTransaction,
-)
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
+from eventsourcing.sqlite import SQLiteCursor, SQLiteFactory
 from eventsourcing.utils import Environment, EnvType
 
 from aftersales.errors import LogBroken
@@ -38,13 +23,9 @@ from aftersales.storage.chain import (
     HeadCache,
     Row,
     chain_events,
-    digest,
     firsts_of,
     heads_before,
-    id_bytes,
-    link,
 )
-from aftersales.storage.config import cannot_open
 from aftersales.storage.inbox import INDEX, SQLITE_DDL, TABLE, SQLiteInbox
 from aftersales.storage.logcheck import (
     NEW,
@@ -74,72 +55,9 @@ from aftersales.storage.port import (
     prefix_bounds,
     to_micros,
 )
-from aftersales.storage.retry import retrying
 from aftersales.storage.shard import SQLITE_SHARD, Partition
-
-FIRST_USE_ATTEMPTS = 20
-#: Events a `db upgrade` chains per statement batch.
-UPGRADE_PAGE = 5_000
-
-#: Set on every connection.  Events and command ids are keyed by random ids, so a batch's
-#: inserts land all over their indexes: group commit inserts them in key order (each index
-#: is walked once, so an 8 MiB page cache serves; SQLite's default is 2 MiB), and
-#: checkpointing every 20,000 WAL pages (default 1,000) copies a page that many
-#: transactions rewrote back once.  Measured on 460,000 inserts in batches: 32 to 8.5 µs
-#: per row for the commits.  Durability is unchanged (`synchronous` stays FULL).
-PRAGMAS = ("PRAGMA cache_size=-8192", "PRAGMA wal_autocheckpoint=20000")
-
-
-class _Transaction(SQLiteTransaction):
-    """The library's transaction, but a writing one begins IMMEDIATE: it takes the write
-    lock first (waiting for it as long as the busy timeout allows), so what it reads before
-    it writes (the log's last link, an order's head) cannot change under it."""
-
-    def __enter__(self) -> SQLiteCursor:
-        cursor = self.connection.cursor()
-        try:
-            cursor.execute("BEGIN IMMEDIATE" if self.commit else "BEGIN")
-        except sqlite3.OperationalError as e:
-            cursor.__exit__()
-            raise OperationalError(e) from e
-        return cursor
-
-
-class _Connection(SQLiteConnection):
-    @contextmanager
-    def transaction(self, *, commit: bool) -> Iterator[SQLiteCursor]:
-        with _Transaction(self, commit=commit) as curs, curs:
-            yield curs
-
-
-class TunedConnectionPool(SQLiteConnectionPool):
-    #: Seconds a connection waits for another process's lock when no lock timeout is set.
-    DEFAULT_BUSY_TIMEOUT = 5.0
-
-    def _create_connection(self) -> SQLiteConnection:
-        try:
-            # Connections made at once to a new file race to switch it to WAL, and SQLite
-            # answers the loser `database is locked` at once: wait a little and try again
-            # (here: the pool does not give its writer lock back when this fails).
-            plain = retrying(super()._create_connection, (sqlite3.OperationalError,),
-                             FIRST_USE_ATTEMPTS, pause=0.01)
-        except (sqlite3.OperationalError, InterfaceError) as e:
-            cause = e if isinstance(e, sqlite3.Error) else e.__cause__
-            if isinstance(cause, sqlite3.Error) and "unable to open" in str(cause):
-                said = sqlite3.OperationalError(cannot_open(self.db_name))  # which, and why
-                raise OperationalError(said) from said
-            if isinstance(e, sqlite3.OperationalError):
-                raise OperationalError(e) from e
-            raise
-        try:
-            raw = plain._sqlite_conn  # rewrapped, with our transactions
-            for pragma in PRAGMAS:
-                raw.execute(pragma)
-            busy = self.lock_timeout or self.DEFAULT_BUSY_TIMEOUT
-            raw.execute(f"PRAGMA busy_timeout={max(1, int(busy * 1000))}")
-        except sqlite3.OperationalError as e:
-            raise OperationalError(e) from e
-        return _Connection(raw, max_age=self.max_age)
+from aftersales.storage.sqlite_pool import TunedConnectionPool
+from aftersales.storage.sqlite_upgrade import SQLiteUpgrade
 
 
 def _pair(hex_id: str | None, version: int | None) -> tuple[str, int] | None:
@@ -162,7 +80,7 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
+class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteUpgrade):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._last_id: tuple[str, UUID | str] = ("", "")
@@ -634,126 +552,6 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteApplicationRecorder):
                 (UUID(r[0]), DeadlineRow(r[1], datetime.fromisoformat(r[2]), r[3], r[4]))
                 for r in c.fetchall()
             ]
-
-    # --- stores written before the chained record --------------------------------------
-
-    def _columns(self, c: SQLiteCursor) -> set[str]:
-        c.execute(f"PRAGMA table_info({self.events_table_name})")
-        return {str(r[1]) for r in c.fetchall()}
-
-    def has_ledger(self) -> bool:
-        with self.datastore.transaction(commit=False) as c:
-            return bool(self._columns(c))
-
-    def needs_upgrade(self) -> bool:
-        """Whether the events table lacks the chained record or the predecessor columns
-        (an earlier version wrote it); an empty table gets the columns here.  Events
-        without a digest or link in a chained store are breaks, never an upgrade."""
-        with self.datastore.transaction(commit=False) as c:
-            columns = self._columns(c)
-            if not columns or "prev_link" in columns:
-                return False
-            c.execute(f"SELECT 1 FROM {self.events_table_name} LIMIT 1")
-            if c.fetchone() is not None:
-                return True
-        self.upgrade(lambda n: None)  # nothing to chain: just the columns
-        return False
-
-    def unchained(self) -> int:
-        """How many events lack their digest or link (a whole scan, for `db upgrade`)."""
-        with self.datastore.transaction(commit=False) as c:
-            if "event_digest" not in self._columns(c):
-                c.execute(f"SELECT count(*) FROM {self.events_table_name}")
-            else:
-                c.execute(f"SELECT count(*) FROM {self.events_table_name} "
-                          "WHERE event_digest IS NULL OR log_link IS NULL")
-            return int(c.fetchone()[0])
-
-    def upgrade(self, on_progress: Callable[[int], None]) -> int:
-        """In one transaction: a store written before the chained record (no event has a
-        digest) gets the digests, head records and links, each order's events in version
-        order, then the log in position order; a chained store written before the
-        predecessor columns gets each event's predecessor in the log.  No event is
-        touched, and no digest or link is computed where one exists."""
-        t = self.events_table_name
-        with self.datastore.transaction(commit=True) as c:
-            columns = self._columns(c)
-            chain = "event_digest" not in columns
-            for column, kind in (("event_digest", "BLOB"), ("log_link", "BLOB"),
-                                 ("prev_id", "TEXT"), ("prev_version", "INTEGER"),
-                                 ("prev_link", "BLOB")):
-                if column not in columns:
-                    c.execute(f"ALTER TABLE {t} ADD COLUMN {column} {kind}")
-            for statement in self.create_table_statements:
-                c.execute(statement)
-            done = self._digest_orders(c, on_progress) if chain else 0
-            position, current = 0, ZERO
-            before: tuple[str, int, bytes] | None = None
-            while True:
-                c.execute(f"SELECT rowid, event_digest, originator_id, originator_version, "
-                          f"log_link FROM {t} WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                          (position, UPGRADE_PAGE))
-                page = c.fetchall()
-                if not page:
-                    break
-                if chain:
-                    links = []
-                    for rowid, d, _, _, _ in page:
-                        current = link(current, d)
-                        links.append((current, rowid))
-                    c.executemany(f"UPDATE {t} SET log_link=? WHERE rowid=?", links)
-                else:
-                    on_progress(len(page))
-                    done += len(page)
-                # Each event's predecessor and its link, as the log holds them (copied,
-                # never computed: a break there stays a break).
-                c.execute(f"SELECT rowid, originator_id, originator_version, log_link "
-                          f"FROM {t} WHERE rowid >= ? AND rowid <= ? ORDER BY rowid",
-                          (page[0][0], page[-1][0]))
-                refs = []
-                for rowid, hex_id, version, stored in c.fetchall():
-                    refs.append((*(before or (None, None, ZERO)), rowid))
-                    before = (hex_id, version, stored)
-                c.executemany(f"UPDATE {t} SET prev_id=?, prev_version=?, prev_link=? "
-                              "WHERE rowid=?", refs)
-                position = page[-1][0]
-        self.heads.clear()
-        return done
-
-    def _digest_orders(self, c: SQLiteCursor, on_progress: Callable[[int], None]) -> int:
-        """Digest every event of a store that has none, and write the head records."""
-        t = self.events_table_name
-        done = 0
-        after: tuple[str, int] = ("", 0)
-        head: tuple[str, bytes, bytes, int] = ("", b"", ZERO, 0)  # id, ident, digest, v
-        while True:
-            c.execute(f"SELECT originator_id, originator_version, topic, state FROM {t} "
-                      "WHERE (originator_id, originator_version) > (?, ?) "
-                      "ORDER BY originator_id, originator_version LIMIT ?",
-                      (*after, UPGRADE_PAGE))
-            page = c.fetchall()
-            if not page:
-                break
-            updates, heads = [], []
-            for hex_id, version, topic, state in page:
-                if hex_id != head[0]:
-                    if head[0]:
-                        heads.append((head[0], head[3], head[2]))
-                    oid = self.convert_originator_id(hex_id)
-                    head = (hex_id, id_bytes(oid), ZERO, 0)
-                d = digest(head[2], head[1], version, topic, state)
-                head = (hex_id, head[1], d, version)
-                updates.append((d, hex_id, version))
-            c.executemany(f"UPDATE {t} SET event_digest=? WHERE originator_id=? AND "
-                          "originator_version=?", updates)
-            c.executemany("INSERT OR REPLACE INTO ledger_heads VALUES (?,?,?)", heads)
-            after = (page[-1][0], page[-1][1])
-            done += len(page)
-            on_progress(len(page))
-        if head[0]:
-            c.execute("INSERT OR REPLACE INTO ledger_heads VALUES (?,?,?)",
-                      (head[0], head[3], head[2]))
-        return done
 
 
 class LedgerSQLiteFactory(SQLiteFactory):
