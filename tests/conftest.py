@@ -16,10 +16,16 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from aftersales import Ledger
+
+# No test asserts a time: Hypothesis's default limit of 200 ms an example is one, and on a
+# loaded machine it fails tests whose behaviour is right.
+settings.register_profile("aftersales", deadline=None)
+settings.load_profile("aftersales")
 
 PG_URL = os.environ.get("AFTERSALES_TEST_PG",
                         "postgresql://postgres@127.0.0.1:5432/aftersales_test")

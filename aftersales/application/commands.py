@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from aftersales.domain import rules
-from aftersales.domain.order import EVIDENCE_REFERENCES
+from aftersales.domain.order_platform import EVIDENCE_REFERENCES
 from aftersales.domain.reconciliation import ORDER_FACTS
 from aftersales.domain.zones import shared, zone
 from aftersales.errors import CommandRefused

@@ -19,7 +19,7 @@ from aftersales.domain.states import CaseStatus, Flow, Lapse, OrderStatus, Payme
 from aftersales.domain.steps import FIRST_STATUS, TIMEOUTS
 
 if TYPE_CHECKING:
-    from aftersales.domain.order import Order
+    from aftersales.domain.order_core import OrderCore
 
 
 class OrderEvent(Aggregate.Event):
@@ -29,11 +29,11 @@ class OrderEvent(Aggregate.Event):
     actor: str
     command_id: str | None
 
-    def apply(self, aggregate: Order) -> None:
+    def apply(self, aggregate: OrderCore) -> None:
         aggregate.last_at = self.at
         self.evolve(aggregate)
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         """Change the order's state; overridden by each event."""
 
 
@@ -42,7 +42,7 @@ class CaseEvent(OrderEvent):
 
     case: int
 
-    def the_case(self, order: Order) -> ReturnCase:
+    def the_case(self, order: OrderCore) -> ReturnCase:
         return order.cases[self.case - 1]
 
 
@@ -57,7 +57,7 @@ class DeadlineMissed(SystemEvent):
     """A timeout that counts a miss: the violation (a merchant's deadline) or the lapse (a
     user's) that its rule's row of the rules table names."""
 
-    def apply(self, aggregate: Order) -> None:
+    def apply(self, aggregate: OrderCore) -> None:
         super().apply(aggregate)
         timeout = TIMEOUTS[self.rule]
         case = self.case if isinstance(self, CaseEvent) else None
@@ -84,7 +84,7 @@ class OrderPlaced(OrderEvent, Aggregate.Created):
     currency: str
     payment_deadline: datetime | None
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         order.order_id = self.order_id
         order.payment = Payment(self.payment)
         order.merchant_id = self.merchant_id
@@ -107,14 +107,14 @@ class OrderPlaced(OrderEvent, Aggregate.Created):
 
 
 class PaymentReceived(OrderEvent):
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         order.status = OrderStatus.PAID
         order.paid_at = self.at
         order.payment_deadline = None
 
 
 class OrderConfirmed(OrderEvent):
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         order.status = OrderStatus.STOCKING
 
 
@@ -122,12 +122,12 @@ class OrderShipped(OrderEvent):
     carrier: str
     tracking_no: str
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         order.status = OrderStatus.SHIPPED
 
 
 class OrderDelivered(OrderEvent):
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         order.status = OrderStatus.DELIVERED
         order.delivered_at = self.at
 
@@ -136,17 +136,17 @@ class OrderCancelled(OrderEvent):
     reason: str
     refund_amount: int
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         cancel(order, self)
         order.refunded_total += self.refund_amount
 
 
 class OrderAutoCancelled(DeadlineMissed):
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         cancel(order, self)
 
 
-def cancel(order: Order, e: OrderEvent) -> None:
+def cancel(order: OrderCore, e: OrderEvent) -> None:
     order.status = OrderStatus.CANCELLED
     order.cancelled_by = e.actor
     order.cancelled_at = e.at
@@ -173,21 +173,21 @@ class CaseRequested(CaseEvent):
 
 
 class ReturnRequested(CaseRequested):
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         open_case(order, self, Flow.RETURN)
 
 
 class MerchantApproved(CaseEvent):
     tracking_deadline: datetime
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         approve(self.the_case(order), self.at, self.actor, self.tracking_deadline)
 
 
 class ReturnAutoApproved(CaseEvent, DeadlineMissed):
     tracking_deadline: datetime
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         approve(self.the_case(order), self.at, self.actor, self.tracking_deadline)
 
 
@@ -199,7 +199,7 @@ def approve(case: ReturnCase, at: datetime, by: str, tracking_deadline: datetime
 class MerchantRejected(CaseEvent):
     reason: str
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         case = self.the_case(order)
         decide(case, self.at, self.actor)
         case.reject_reason = self.reason
@@ -208,7 +208,7 @@ class MerchantRejected(CaseEvent):
 
 
 class ReturnWithdrawn(CaseEvent):
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         self.the_case(order).move_to(CaseStatus.WITHDRAWN, self.at)
 
 
@@ -220,7 +220,7 @@ class TrackingSubmitted(CaseEvent):
     tracking_no: str | None
     receipt_deadline: datetime
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         case = self.the_case(order)
         case.carrier = self.carrier
         case.tracking_no = self.tracking_no
@@ -229,7 +229,7 @@ class TrackingSubmitted(CaseEvent):
 
 
 class ReturnAutoClosed(CaseEvent, DeadlineMissed):
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         self.the_case(order).move_to(CaseStatus.CLOSED, self.at)
 
 
@@ -246,7 +246,7 @@ class Received(CaseEvent):
     def upcast_v1_v2(state: dict[str, object]) -> None:
         state["reship_deadline"] = None
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         case = self.the_case(order)
         case.received_at = self.at
         case.received_by = self.actor
@@ -266,7 +266,7 @@ class ReceiptRejected(CaseEvent):
 
     reason: str
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         case = self.the_case(order)
         case.receipt_rejected_at = self.at
         case.reject_reason = self.reason
@@ -277,7 +277,7 @@ class ReceiptRejected(CaseEvent):
 class PlatformRefunded(CaseEvent, SystemEvent):
     amount: int
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         case = self.the_case(order)
         refund_user(order, case, self.amount)
         case.refunded_at = self.at
@@ -290,7 +290,7 @@ class RefundVoucherUploaded(CaseEvent):
     amount: int
     settles_debt: bool
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         case = self.the_case(order)
         case.voucher_ref = self.voucher_ref
         case.voucher_at = self.at
@@ -306,7 +306,7 @@ class RefundVoucherUploaded(CaseEvent):
 class AdvanceCompensationPaid(CaseEvent, SystemEvent):
     amount: int
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         case = self.the_case(order)
         refund_user(order, case, self.amount)
         case.compensated_at = self.at
@@ -316,7 +316,7 @@ class AdvanceCompensationPaid(CaseEvent, SystemEvent):
 class MerchantPenalized(CaseEvent, DeadlineMissed):
     debt: int
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         self.the_case(order).merchant_debt = self.debt
 
 
@@ -328,7 +328,7 @@ class RefundRequested(CaseRequested):
 
     before_shipment: bool
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         flow = Flow.REFUND_BEFORE_SHIPMENT if self.before_shipment else Flow.REFUND_AFTER_SHIPMENT
         open_case(order, self, flow)
 
@@ -336,21 +336,21 @@ class RefundRequested(CaseRequested):
 class RefundApproved(CaseEvent):
     """The merchant agreed to a refund; the platform refunds at once."""
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         decide(self.the_case(order), self.at, self.actor)
 
 
 class RefundAutoApproved(CaseEvent, DeadlineMissed):
     """F-1, F-2: the merchant did not answer; the system agreed to the refund."""
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         decide(self.the_case(order), self.at, self.actor)
 
 
 class OrderCancelledByRefund(SystemEvent):
     """F-1: the order refunded in full before shipment is cancelled."""
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         cancel(order, self)
 
 
@@ -358,7 +358,7 @@ class OrderCancelledByRefund(SystemEvent):
 
 
 class ExchangeRequested(CaseRequested):
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         open_case(order, self, Flow.EXCHANGE)
 
 
@@ -370,7 +370,7 @@ class RequestAmended(CaseEvent):
     new_amount: int
     reason: str
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         case = self.the_case(order)
         case.amount = self.new_amount
         if self.reason:
@@ -384,7 +384,7 @@ class ReplacementShipped(CaseEvent):
     carrier: str | None
     tracking_no: str | None
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         case = self.the_case(order)
         case.replacement_carrier = self.carrier
         case.replacement_tracking_no = self.tracking_no
@@ -393,7 +393,7 @@ class ReplacementShipped(CaseEvent):
 
 
 class ReplacementDelivered(CaseEvent):
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         case = self.the_case(order)
         case.replacement_delivered_at = self.at
         case.move_to(CaseStatus.EXCHANGED, self.at)
@@ -406,7 +406,7 @@ class ExchangeConvertedToRefund(CaseEvent, DeadlineMissed):
     amount: int
     debt: int
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         case = self.the_case(order)
         case.converted_to_refund = True
         case.merchant_debt = self.debt
@@ -422,7 +422,7 @@ class Appealed(CaseEvent):
     reason: str
     evidence_deadline: datetime
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         case = self.the_case(order)
         case.arbitration = Arbitration(self.at, self.reason, self.evidence_deadline)
         case.move_to(CaseStatus.ARBITRATING, self.at, self.evidence_deadline)
@@ -434,7 +434,7 @@ class EvidenceSubmitted(CaseEvent):
     evidence: list[str]
     note: str
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         case = self.the_case(order)
         dispute = case.arbitration
         assert dispute is not None
@@ -455,7 +455,7 @@ class Ruled(CaseEvent):
     resumes: str
     next_deadline: datetime | None
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         case = self.the_case(order)
         dispute = case.arbitration
         assert dispute is not None
@@ -485,7 +485,7 @@ class AppealWithdrawn(CaseEvent):
 
     reason: str
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         case = self.the_case(order)
         dispute = case.arbitration
         assert dispute is not None
@@ -501,7 +501,7 @@ class BlameRecorded(CaseEvent):
     blame: str
     ruled_at: datetime
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         dispute = self.the_case(order).arbitration
         assert dispute is not None
         dispute.blame = self.blame
@@ -518,7 +518,7 @@ class DeadlineChanged(OrderEvent):
     old_deadline: datetime
     new_deadline: datetime
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         if self.case is None:
             order.payment_deadline = self.new_deadline
             return
@@ -529,7 +529,7 @@ class DeadlineChanged(OrderEvent):
 class DeadlineExtended(DeadlineChanged):
     """D-1: the merchant extended the receipt deadline (once)."""
 
-    def evolve(self, order: Order) -> None:
+    def evolve(self, order: OrderCore) -> None:
         super().evolve(order)
         assert self.case is not None
         order.cases[self.case - 1].extended = True
@@ -579,7 +579,7 @@ class PlatformDiffered(PlatformReported):
     platform: str
 
 
-def open_case(order: Order, e: CaseRequested, flow: Flow) -> None:
+def open_case(order: OrderCore, e: CaseRequested, flow: Flow) -> None:
     case = ReturnCase(number=e.case, amount=e.amount, reason=e.reason, requested_at=e.at,
                       flow=flow, ref=e.case_ref)
     case.move_to(CaseStatus.REQUESTED, e.at, e.response_deadline)
@@ -591,7 +591,7 @@ def decide(case: ReturnCase, at: datetime, by: str) -> None:
     case.decided_by = by
 
 
-def refund_user(order: Order, case: ReturnCase, amount: int) -> None:
+def refund_user(order: OrderCore, case: ReturnCase, amount: int) -> None:
     case.paid_to_user += amount
     order.refunded_total += amount
     order.returned_goods += amount
