@@ -36,6 +36,8 @@ DEFAULT_TZ = "Asia/Shanghai"
 
 #: The ledger's store: --db, else this variable, else this file (`storage.config`).
 ENV_VAR, DEFAULT_URL = "AFTERSALES_DB", "sqlite:///aftersales.db"
+#: A partitioned ledger's map (`storage.partition_map`).
+PARTITIONS_ENV_VAR = "AFTERSALES_PARTITIONS"
 #: The read models' database, when not the store's (`projections.database`).
 VIEWS_ENV_VAR = "AFTERSALES_VIEWS_DB"
 #: The anchor log outside the store (`storage.anchor`).

@@ -11,7 +11,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import QueuePool, StaticPool
 
@@ -226,6 +236,16 @@ class ReadModels(TrackingRecorder):
         with self.engine.begin() as conn:
             yield conn
 
+    @staticmethod
+    def one_writer(conn: Connection) -> None:
+        """Hold, until the transaction ends, the right to change the read models' rows: the
+        runners of several partitions write the same merchants' daily counters, which a
+        batch reads and writes back (SQLite's write lock does this already; on PostgreSQL a
+        transaction-scoped advisory lock)."""
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended("
+                              "'aftersales read models ' || current_schema(), 0))"))
+
     # --- TrackingRecorder ----------------------------------------------------------------
 
     def insert_tracking(self, tracking: Tracking) -> None:
@@ -235,6 +255,15 @@ class ReadModels(TrackingRecorder):
     def max_tracking_id(self, application_name: str) -> int | None:
         with self.engine.connect() as conn:
             return self._max(conn, application_name)
+
+    def positions(self) -> dict[str, int]:
+        """Every recorded position, by the name of the ledger (or partition) projected."""
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table(projection_tracking.name):
+                return {}
+            return {name: position for name, position in conn.execute(
+                select(projection_tracking.c.application_name,
+                       projection_tracking.c.notification_id))}
 
     @staticmethod
     def _max(conn: Connection, application_name: str) -> int | None:

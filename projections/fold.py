@@ -44,6 +44,7 @@ from aftersales.domain.steps import (
 )
 from aftersales.storage.chain import ZERO, digest, id_bytes
 from aftersales.storage.port import ChainedNotification
+from aftersales.storage.reading import AS_RECORDED, Positions
 
 Row = dict[str, Any]
 _ENDED = frozenset(s.value for s in TERMINAL_CASE_STATUSES)
@@ -82,6 +83,9 @@ class Batch:
     #: Orders a walk of the log found broken (order_uuid: first version, why): folded
     #: only up to that version.
     limits: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+    #: How the ledger's log positions are numbered in the rows (a partition's apart from
+    #: the other partitions': `aftersales.storage.partition_map.Positions`).
+    positions: Positions = AS_RECORDED
 
     #: The first and the last business day the batch's events fall on, or any day its
     #: rows hold (the span `business_calendar` must cover).
@@ -139,7 +143,7 @@ def fold_recorded(batch: Batch, notification: Notification, decode: Decode) -> N
             event = decode(notification)
             if not isinstance(event, ev.OrderPlaced) and key not in batch.orders:
                 raise TypeError("the first event is not OrderPlaced")
-            fold(batch, event, notification.id)
+            fold(batch, event, batch.positions.of(notification.id))
             batch.orders[key]["history_digest"] = checked.hex()
             return
         except Exception as e:  # whatever decoding raises: the event is unreadable
@@ -176,7 +180,8 @@ def broken(batch: Batch, key: str, notification: Notification | None, version: i
     batch.breaks[key] = {
         "order_uuid": key, "order_id": order["order_id"] if order else None,
         "merchant_id": order["merchant_id"] if order else None, "version": version,
-        "position": notification.id if notification is not None else None, "reason": reason,
+        "position": (batch.positions.of(notification.id) if notification is not None
+                     else None), "reason": reason,
     }
     if order is not None:
         order.update(history_broken=True, awaiting=None, next_deadline=None,

@@ -12,6 +12,7 @@ from eventsourcing.persistence import Notification, Tracking
 from eventsourcing.projection import Projection
 from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, select, update
 
+from aftersales.storage.reading import AS_RECORDED, Positions
 from projections.calendar import cover_days
 from projections.database import ReadModels
 from projections.fold import (
@@ -53,7 +54,8 @@ class ReportingProjection(Projection[ReadModels]):
                                   "process_batch (projections.runner.Runner)")
 
     def process_batch(self, notifications: Sequence[Notification], application: str,
-                      expected: int | None, decode: Decode) -> None:
+                      expected: int | None, decode: Decode,
+                      positions: Positions = AS_RECORDED) -> None:
         """Check the recorded events against their orders' chains, fold them into the read
         models, and move the position from `expected` to the last one's, all in one
         transaction."""
@@ -65,14 +67,16 @@ class ReportingProjection(Projection[ReadModels]):
                 fold_recorded(batch, n, decode)
 
         keys = {n.originator_id.hex for n in notifications}  # type: ignore[union-attr]
-        self._project(Tracking(application, notifications[-1].id), expected, keys, fill)
+        self._project(Tracking(application, notifications[-1].id), expected, keys, fill,
+                      positions)
 
     def _project(self, last: Tracking, expected: int | None, keys: set[str],
-                 fill: Callable[[Batch], None]) -> None:
+                 fill: Callable[[Batch], None], positions: Positions) -> None:
         with self.view.transaction() as conn:
+            self.view.one_writer(conn)
             self.view.advance(conn, last, expected)
             self.view.check(conn)
-            batch = Batch(self.view.tz)
+            batch = Batch(self.view.tz, positions=positions)
             load(conn, batch, keys)
             fill(batch)
             write(conn, batch)

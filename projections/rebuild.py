@@ -127,11 +127,15 @@ def default_workers(events: int, shared: bool = True) -> int:
 
 def rebuild(ledger: LedgerReading, views: ReadModels,
             on_page: Callable[[int], None] = lambda n: None,
-            workers: int | None = None) -> int:
+            workers: int | None = None, partitions: Sequence[LedgerReading] = ()) -> int:
     """Replay all events order by order into shadow read models and swap them in at once
     (`projections.swap`); how many.  With several workers each replays the orders of one
     range of ids (this process the first, and it walks the log beside them), and this
-    process finishes."""
+    process finishes.  A partitioned ledger's read models are rebuilt from every one of
+    its `partitions` (`ledger` is then one of them), one after another, each log walked
+    first, and swapped in once, each partition's position its own."""
+    if partitions:
+        return _rebuild_partitions(partitions, views, on_page, workers)
     cut = ledger.store_log.max_notification_id() or 0
     shadow = shadow_of(views)
     try:
@@ -146,6 +150,29 @@ def rebuild(ledger: LedgerReading, views: ReadModels,
             done = _build(ledger, shadow, cut, ledger.walked_limits(cut), on_page, count,
                           copied)
             assert done is not None  # (without a walk beside it, it is never redone)
+        swap_in(views, shadow)
+    finally:
+        if shadow is not views:
+            shadow.close()
+    return done
+
+
+def _rebuild_partitions(ledgers: Sequence[LedgerReading], views: ReadModels,
+                        on_page: Callable[[int], None], workers: int | None) -> int:
+    cuts = [ledger.store_log.max_notification_id() or 0 for ledger in ledgers]
+    shadow = shadow_of(views)
+    try:
+        count = workers or default_workers(sum(cuts), shared=views.url != "sqlite://")
+        copied = copies(views, shadow)
+        _start(shadow)
+        done = 0
+        for ledger, cut in zip(ledgers, cuts, strict=True):
+            replayed = _replay_ranges(ledger, shadow, cut, ledger.walked_limits(cut), on_page,
+                                      count)
+            assert replayed is not None  # (without a walk beside it, it is never redone)
+            done += replayed
+        _finish(shadow, [(ledger.name, cut) for ledger, cut in zip(ledgers, cuts,
+                                                                    strict=True)], copied)
         swap_in(views, shadow)
     finally:
         if shadow is not views:
@@ -174,6 +201,19 @@ def _build(ledger: LedgerReading, views: ReadModels, cut: int,
     log while the others replay (on the breaks recorded before); None if the walk named
     other breaks (their replays are then stopped and nothing of them is kept)."""
     _start(views)
+    done = _replay_ranges(ledger, views, cut, limits, on_page, count, walk)
+    if done is not None:
+        _finish(views, [(ledger.name, cut)], copied)
+    return done
+
+
+def _replay_ranges(ledger: LedgerReading, views: ReadModels, cut: int,
+                   limits: Mapping[str, tuple[int, str]], on_page: Callable[[int], None],
+                   count: int,
+                   walk: Callable[[], Mapping[str, tuple[int, str]]] | None = None
+                   ) -> int | None:
+    """`_build`'s replay, into read models started: `count` processes, each the orders
+    of one range of ids."""
     edges = _edges(count, walk is not None)
     jobs = [_Range(ledger.opener(), views.url, views.tz_name, cut, low, high, views.settings,
                    limits) for low, high in pairwise(edges)]
@@ -214,7 +254,6 @@ def _build(ledger: LedgerReading, views: ReadModels, cut: int,
     finally:
         for worker in spawned:
             worker.stop()
-    _finish(views, ledger.name, cut, copied)
     return done
 
 
@@ -272,7 +311,7 @@ def _start(views: ReadModels) -> None:
 
 def _project_page(ledger: LedgerReading, views: ReadModels, page: Sequence[Notification],
                   limits: Mapping[str, tuple[int, str]]) -> None:
-    batch = Batch(views.tz, limits=limits)
+    batch = Batch(views.tz, limits=limits, positions=ledger.positions)
     decode = decoding(ledger.to_domain_event)
     for notification in page:
         fold_recorded(batch, notification, decode)
@@ -331,8 +370,10 @@ def _check(conn: Connection, views: ReadModels) -> None:
                                  "run `aftersales rebuild` again")
 
 
-def _finish(views: ReadModels, application: str, cut: int, copied: bool = False) -> None:
-    """Sum the daily counters, compute the medians, and open the read models at `cut`.
+def _finish(views: ReadModels, positions: Sequence[tuple[str, int]], copied: bool = False
+            ) -> None:
+    """Sum the daily counters, compute the medians, and open the read models at the
+    positions (each ledger's, or partition's, name and cut).
     Read models `copied` into others by the swap (SQLite's) get only the index the medians
     read: the swap builds every index on the copy (built here as well, they took a
     twentieth of a 100,000-order rebuild's one-process time)."""
@@ -350,8 +391,9 @@ def _finish(views: ReadModels, application: str, cut: int, copied: bool = False)
                 if not copied or index.name == MEDIANS_INDEX:
                     index.create(conn)
         _medians(conn)  # after the indexes: one of them orders the cases for it
-        if cut:
-            views.advance(conn, Tracking(application, cut), None)
+        for application, cut in positions:
+            if cut:
+                views.advance(conn, Tracking(application, cut), None)
         conn.execute(update(projection_meta).where(projection_meta.c.name == PROJECTION_NAME)
                      .values(schema_version=SCHEMA_VERSION))
 

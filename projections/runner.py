@@ -8,7 +8,7 @@ polls (eventsourcing's SQLite recorder has no `subscribe()`).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -71,7 +71,8 @@ class Runner:
             if not page:
                 return done
             try:
-                self.projection.process_batch(page, self.ledger.name, expected, self.decode)
+                self.projection.process_batch(page, self.ledger.name, expected, self.decode,
+                                              self.ledger.positions)
             except StaleTracking:
                 continue  # another runner projected them: carry on from its position
             done += len(page)
@@ -100,11 +101,12 @@ class Runner:
             yield wait
 
     def rebuild(self, on_batch: Callable[[int], None] = lambda n: None,
-                workers: int | None = None) -> int:
+                workers: int | None = None, partitions: Sequence[LedgerReading] = ()
+                ) -> int:
         """Drop every read model and replay all events (with this process's schema version
-        and time zone), order by order, by `workers` processes
-        (`projections.rebuild`)."""
-        return rebuild(self.ledger, self.views, on_batch, workers)
+        and time zone), order by order, by `workers` processes (`projections.rebuild`);
+        a partitioned ledger's from each of its `partitions`."""
+        return rebuild(self.ledger, self.views, on_batch, workers, partitions)
 
 
 class Lag(NamedTuple):
@@ -184,24 +186,30 @@ def projected(views: ReadModels, name: str) -> Projected:
 
 
 def verify(ledger: LedgerReading, views: ReadModels, limit: int = 20, attempts: int = 5,
-           on_page: Callable[[int], None] = lambda n: None) -> list[str]:
+           on_page: Callable[[int], None] = lambda n: None,
+           partitions: Sequence[LedgerReading] = ()) -> list[str]:
     """Rebuild into a scratch database and compare row by row with the live read models.
 
     Returns the differences (at most `limit` per table); empty when they agree.  The live
     models are first caught up; the scratch ones are built up to the live position, and the
     comparison counts only if no batch was projected while it ran (else it is repeated).
-    `on_page` hears how many events each batch of the scratch rebuild replayed."""
-    Runner(ledger, views).catch_up()
+    `on_page` hears how many events each batch of the scratch rebuild replayed.  A
+    partitioned ledger's read models are compared with a replay of every one of its
+    `partitions`, each up to its own position."""
+    ledgers = list(partitions) or [ledger]
+    for one in ledgers:
+        Runner(one, views).catch_up()
     for _ in range(attempts):
-        position = views.max_tracking_id(ledger.name) or 0
+        positions = [views.max_tracking_id(one.name) or 0 for one in ledgers]
         with tempfile.TemporaryDirectory() as tmp:
             scratch = ReadModels(f"sqlite:///{Path(tmp) / 'verify.db'}", views.tz_name)
             try:
-                Runner(ledger, scratch).catch_up(on_page, upto=position)
+                for one, position in zip(ledgers, positions, strict=True):
+                    Runner(one, scratch).catch_up(on_page, upto=position)
                 differences = _compare(views, scratch, limit)
             finally:
                 scratch.close()
-        if (views.max_tracking_id(ledger.name) or 0) == position:
+        if [views.max_tracking_id(one.name) or 0 for one in ledgers] == positions:
             return differences
     raise Unsettled(f"the read models moved during each of {attempts} comparisons; "
                     "run verify again when fewer events arrive")

@@ -29,7 +29,7 @@ from aftersales.storage.codec import FastJSONTranscoder
 from aftersales.storage.config import eventsourcing_env, redacted, resolve_url
 from aftersales.storage.integrity import record_breaks, walk_log
 from aftersales.storage.port import LedgerRecorder, MessageRow
-from aftersales.storage.reading import LogReading
+from aftersales.storage.reading import AS_RECORDED, LogReading, Positions
 from aftersales.storage.shard import Partition
 
 if TYPE_CHECKING:
@@ -59,6 +59,8 @@ class Ledger(Application[UUID]):
         upgrading: bool = False,
         settings: Settings = DEFAULT_SETTINGS,
         guard: FutureGuard | None = None,
+        name: str | None = None,
+        positions: Positions = AS_RECORDED,
     ) -> None:
         self.url = resolve_url(url)
         self.settings = settings
@@ -69,6 +71,11 @@ class Ledger(Application[UUID]):
         env = eventsourcing_env(self.url, settings)
         env["CREATE_TABLE"] = "y" if create_tables else "n"
         super().__init__(env=env)
+        if name is not None:  # a partition's: its read-model position is its own
+            self.name = name  # (`aftersales.storage.partition_map`)
+        #: How its log positions are numbered in the read models (a partition's: apart
+        #: from the other partitions').
+        self.positions = positions
         self.uow = UnitOfWork(self.recorder, self.mapper, partition)
         self._guard, self._max_retries = guard, max_retries
         if not upgrading and self.index.needs_upgrade():
@@ -131,7 +138,8 @@ class Ledger(Application[UUID]):
 
     def opener(self) -> Callable[[], Ledger]:
         """This ledger opened again (tables not created), in another process."""
-        return partial(Ledger, self.url, create_tables=False, settings=self.settings)
+        return partial(Ledger, self.url, create_tables=False, settings=self.settings,
+                       name=self.name, positions=self.positions)
 
     def store_reason(self) -> str | None:
         """Why the store cannot be reached now, in its own words, if it can say (used when

@@ -51,6 +51,8 @@ def cmd_db(edge: Edge) -> int:
             return fail(f"--{name.replace('_', '-')} {bound:g}: expected 0 or more seconds",
                         EXIT_USAGE)
     init = args.action == "init"
+    if edge.partitions is not None:
+        return _partitions_health(edge, init)
     try:
         with closing(edge.ledger(create=init)) as ledger:
             health = _health(ledger, edge, init)
@@ -71,6 +73,71 @@ def cmd_db(edge: Edge) -> int:
         return health.code
     _say_health(health, init)
     return health.code
+
+
+def _partitions_health(edge: Edge, init: bool) -> int:
+    """`db init` and `db check` of a partitioned ledger: each partition's store and its
+    read-model position (a partition that cannot be reached is said, the others checked);
+    `--json`: the sums, and each partition's object under `partitions`."""
+    assert edge.partitions is not None
+    found: list[Health] = []
+    worst = 0  # a partition that cannot be reached: its exit code (3)
+    for k, url in edge.partitions:
+        try:
+            with closing(edge.ledger(create=init, partition=k)) as ledger:
+                health = _health(ledger, edge, init)
+        except Exception as e:
+            code, said = failure(e)
+            worst = max(worst, code)
+            health = Health(redacted(url), problems=[said])
+        health.problems = [f"partition {k}: {p}" for p in health.problems]
+        found.append(health)
+    problems = [p for h in found for p in h.problems]
+    if edge.args.json:
+        whole = _health_json(Health(f"{edge.partitions.count} partitions", problems=problems))
+        parts = [{"partition": k, **_health_json(h)} for k, h in enumerate(found)]
+        whole.update(_sums(parts))
+        whole["partitions"] = parts
+        print(json.dumps(whole))
+        for problem in problems:
+            print(f"aftersales: {problem}", file=sys.stderr)
+        return worst or (1 if problems else 0)
+    for k, health in enumerate(found):
+        print(f"partition {k} of {edge.partitions.count}:")
+        if health.events is None:  # not reached, or no ledger there
+            print(f"store {health.store}: cannot be checked (below)")
+            for problem in health.problems:
+                print(f"aftersales: {problem}", file=sys.stderr)
+        else:
+            _say_health(health, init)
+    return worst or (1 if problems else 0)
+
+
+def _sums(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The partitions' figures together: counts summed, the oldest of the ages (None where
+    a partition's is unknown)."""
+    def total(values: list[Any]) -> Any:
+        return None if any(v is None for v in values) else sum(values)
+
+    def oldest(values: list[Any]) -> Any:
+        known = [v for v in values if v is not None]
+        return max(known) if known else None
+
+    models = [p["read_models"] for p in parts]
+    return {
+        "events": total([p["events"] for p in parts]),
+        "pending_deadlines": total([p["pending_deadlines"] for p in parts]),
+        "overdue_deadlines": total([p["overdue_deadlines"] for p in parts]),
+        "oldest_overdue_seconds": oldest([p["oldest_overdue_seconds"] for p in parts]),
+        "read_models": {
+            "position": None,
+            "lag_events": total([m["lag_events"] for m in models]),
+            "lag_seconds": None if any(m["lag_seconds"] is None for m in models)
+            else oldest([m["lag_seconds"] for m in models]),
+            "schema_version": oldest([m["schema_version"] for m in models]),
+            "created": all(m["created"] for m in models),
+        },
+    }
 
 
 def _grant_reader(edge: Edge, role: str) -> int:

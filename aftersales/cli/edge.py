@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -21,16 +22,18 @@ from aftersales.errors import (
     LedgerMissing,
     LogBroken,
     RebuildInterrupted,
+    StoreConfigError,
     StoreUnavailable,
     Unsettled,
 )
-from aftersales.settings import ENV_VAR, Settings, business_zone
+from aftersales.settings import ENV_VAR, PARTITIONS_ENV_VAR, Settings, business_zone
 from aftersales.storage.config import redacted, resolve_url, sqlite_hint, sqlite_path
 from aftersales.storage.retry import Patience, is_store_error
 from aftersales.storage.retry import describe as store_error
 
 if TYPE_CHECKING:
     from aftersales.application.ledger import Ledger
+    from aftersales.storage.partition_map import PartitionMap
 
 T = TypeVar("T")
 
@@ -47,41 +50,66 @@ class Edge:
         if getattr(args, "allow_future", False):
             settings = replace(settings, future_margin=None)
         self.settings = settings
-        self.url = resolve_url(getattr(args, "db", None))
+        #: A partitioned ledger's map (None: one store, `url`).
+        self.partitions: PartitionMap | None = None
+        if getattr(args, "partitions", None) or os.environ.get(PARTITIONS_ENV_VAR):
+            from aftersales.storage.partition_map import read_map  # (loads the shards)
+            self.partitions = read_map(getattr(args, "partitions", None))
+        if self.partitions is not None and getattr(args, "db", None) is not None:
+            raise StoreConfigError("give --db (one store) or a partition map, not both")
+        self.url = resolve_url(getattr(args, "db", None)) if self.partitions is None \
+            else self.partitions.urls[0]
         self.tz_name, self.zone = business_zone()  # where a person reads business times
         #: How far the work got, for the line Ctrl-C prints ("line 1,234", say).
         self.reached: str | None = None
 
-    def ledger(self, create: bool, patient: bool = True) -> Ledger:
+    def ledger(self, create: bool, patient: bool = True, partition: int | None = None
+               ) -> Ledger:
         """The ledger at the URL; a command that does not create one needs it there.  A
         store that cannot be reached is waited for (`--retry-for`), unless not `patient`
-        (a service's own loop waits, and hears its stop signal meanwhile)."""
+        (a service's own loop waits, and hears its stop signal meanwhile).  With a
+        partition map: the store of `partition`, else of the order the command names,
+        else partition 0's."""
         from aftersales.application.ledger import Ledger  # the store: loaded to open one
+        from aftersales.storage.reading import AS_RECORDED
 
-        path = sqlite_path(self.url)
+        url, name, positions = self.url, None, AS_RECORDED
+        if self.partitions is not None:
+            if partition is None:
+                partition = getattr(self.args, "partition", None)
+            if partition is None:
+                order_id = getattr(self.args, "order_id", None)
+                partition = 0 if order_id is None else self.partitions.partition_of(order_id)
+            self.partitions.partition(partition)  # (one the map has)
+            url, name = self.partitions.urls[partition], self.partitions.name(partition)
+            positions = self.partitions.positions(partition)
+        path = sqlite_path(url)
         if not create and path is not None and not Path(path).exists():
-            raise LedgerMissing(self.missing())
+            raise LedgerMissing(self.missing(url))
 
         def open_it() -> Ledger:
-            return Ledger(self.url, create_tables=create, settings=self.settings,
-                          guard=guard_for(self.settings))
+            return Ledger(url, create_tables=create, settings=self.settings,
+                          guard=guard_for(self.settings), name=name, positions=positions)
 
-        ledger = self.patience().run(open_it, "opening the ledger") if patient else open_it()
+        ledger = self.patience(url=url).run(open_it, "opening the ledger") if patient \
+            else open_it()
         if not create and not ledger.index.has_ledger():
             ledger.close()
-            raise LedgerMissing(self.missing())
+            raise LedgerMissing(self.missing(url))
         return ledger
 
-    def missing(self) -> str:
-        return (f"no ledger at {redacted(self.url)}{sqlite_hint(self.url)}: nothing was "
+    def missing(self, url: str | None = None) -> str:
+        url = url or self.url
+        return (f"no ledger at {redacted(url)}{sqlite_hint(url)}: nothing was "
                 f"created (give --db or "
                 f"${ENV_VAR}, or start one with `aftersales ingest FILE` or `aftersales db "
                 "init`)")
 
-    def patience(self, ledger: Ledger | None = None, retry_for: float | None = -1.0
-                 ) -> Patience:
+    def patience(self, ledger: Ledger | None = None, retry_for: float | None = -1.0,
+                 url: str | None = None) -> Patience:
+        where = url or (ledger.url if ledger is not None else self.url)
         return Patience(self.settings.retry_for if retry_for == -1.0 else retry_for,
-                        redacted(self.url), on_wait=waiting,
+                        redacted(where), on_wait=waiting,
                         explain=ledger.store_reason if ledger is not None else lambda: None)
 
 

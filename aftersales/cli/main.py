@@ -27,11 +27,11 @@ if TYPE_CHECKING:
     from aftersales.cli.edge import Edge
 
 #: Commands that may create a ledger; every other one needs one already there.
-CREATING = {"ingest", "demo", "serve-webhook"}
+CREATING = {"ingest", "demo", "serve-webhook", "work"}
 
 #: Commands that change the ledger or its read models (the others only read).
 WRITING = {"ingest", "tick", "demo", "project", "rebuild", "db", "serve-webhook", "feed",
-           "anchor"}
+           "anchor", "publish", "work"}
 
 #: Each command's handler: (module in aftersales.cli, function).
 HANDLERS = {
@@ -43,7 +43,14 @@ HANDLERS = {
     "violations": ("reporting", "cmd_violations"), "lapses": ("reporting", "cmd_lapses"),
     "disputes": ("reporting", "cmd_disputes"),
     "discrepancies": ("reporting", "cmd_discrepancies"), "report": ("reporting", "cmd_report"),
-    "demo": ("tools", "cmd_demo"),
+    "demo": ("tools", "cmd_demo"), "work": ("streaming", "cmd_work"),
+}
+
+#: Commands a partitioned ledger does not run, and why.
+NOT_PARTITIONED = {
+    "demo": "makes a ledger of its own: run it without a partition map",
+    "anchor": "appends one store's head; a partitioned ledger's combined head is printed "
+              "by `aftersales verify`: keep that elsewhere",
 }
 
 #: What to do after Ctrl-C, by command (the others: run it again to carry on).
@@ -79,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cmd == "db":
             from aftersales.cli.database import cmd_db
             return cmd_db(edge)
+        if args.cmd == "publish":
+            from aftersales.cli.streaming import cmd_publish
+            return cmd_publish(edge)
         if args.cmd == "bench":
             from aftersales.cli.tools import cmd_bench
             return cmd_bench(args, getattr(args, "db", None))
@@ -92,6 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from aftersales.storage.retry import FirstContact  # a service waits for a
             FirstContact.wait_at_start()  # store not up yet (a command: says so at once)
         run = handler(args.cmd)
+        if edge.partitions is not None and args.cmd in CREATING:
+            for k in range(edge.partitions.count):  # every partition's tables
+                edge.ledger(create=True, partition=k).close()
         with closing(edge.ledger(create=args.cmd in CREATING)) as ledger:
             return run(ledger, edge)
     except KeyboardInterrupt:  # Ctrl-C: one line, where it stopped and how to go on
@@ -130,6 +143,9 @@ def _before_any_work(args: argparse.Namespace, edge: Edge) -> str | None:
     if since is not None and until is not None and since >= until:
         return (f"--since {since.isoformat()} is not before --until {until.isoformat()}: "
                 "the window is empty")
+    if edge.partitions is not None and args.cmd in NOT_PARTITIONED:
+        return (f"`{args.cmd}` {NOT_PARTITIONED[args.cmd]} (a partition map is given: "
+                f"{edge.partitions.source})")
     if args.cmd == "serve-webhook":
         from aftersales.cli.webhook import check_options
         if (problem := check_options(args)) is not None:

@@ -17,7 +17,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from aftersales.settings import ANCHOR_ENV_VAR, DEFAULT_URL, ENV_VAR, VIEWS_ENV_VAR
+from aftersales.settings import (
+    ANCHOR_ENV_VAR,
+    DEFAULT_URL,
+    ENV_VAR,
+    PARTITIONS_ENV_VAR,
+    VIEWS_ENV_VAR,
+)
 
 #: Where an anchor log may be (the anchor options' help and their errors).
 ANCHOR_TARGETS = ("a file, sqlite:///PATH or postgresql://USER@HOST/DB, outside the "
@@ -200,6 +206,10 @@ def store(p: argparse.ArgumentParser) -> None:
     """Where the ledger is, and how long a store failure is waited out."""
     p.add_argument("--db", metavar="URL", default=argparse.SUPPRESS,
                    help=f"store URL (default: ${ENV_VAR} or {DEFAULT_URL})")
+    p.add_argument("--partitions", metavar="MAP", default=argparse.SUPPRESS,
+                   help="a partitioned ledger: a file naming one store URL per partition, "
+                   f"or the URLs separated by commas (default: ${PARTITIONS_ENV_VAR}; "
+                   "docs/operations.md, \"Partitions\")")
     p.add_argument("--views", metavar="URL", default=argparse.SUPPRESS,
                    help=f"read-model URL (default: ${VIEWS_ENV_VAR} or the store's database)")
     p.add_argument("--retry-for", metavar="SECONDS", type=seconds(most=86400.0),
@@ -207,6 +217,19 @@ def store(p: argparse.ArgumentParser) -> None:
                    help="how long a store failure that may pass (lost connection, locked "
                    "database, ...) is retried before giving up (default: "
                    "$AFTERSALES_RETRY_FOR or 60)")
+
+
+def stream_name(text: str) -> str:
+    """A JetStream stream's name: letters, digits, - and _."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", text):
+        raise argparse.ArgumentTypeError(f"{text!r}: a stream's name is 1-64 letters, "
+                                         "digits, - and _")
+    return text
+
+
+def partition(p: argparse.ArgumentParser, text: str) -> None:
+    """--partition K: one partition of a partitioned ledger."""
+    p.add_argument("--partition", metavar="K", type=count(0, 15), default=None, help=text)
 
 
 def projecting(p: argparse.ArgumentParser) -> None:

@@ -34,6 +34,8 @@ _EXIT_1 = {
     "db": "check: the store's tables are not usable (run `aftersales db init`), or "
           "the read models or the deadlines are later than --max-lag or --max-overdue",
     "feed": "some messages were refused or are still reported",
+    "publish": "some lines were refused (each printed as `line N: CODE: reason`) and not "
+               "published",
 }
 
 
@@ -134,6 +136,8 @@ def _tick(p: argparse.ArgumentParser) -> None:
     options.future(p)
     p.add_argument("--now", metavar="T", type=options.business_time,
                    help="business time (default: wall clock)")
+    options.partition(p, "sweep only this partition of a partitioned ledger (default: "
+                      "every one, in turn)")
     options.anchor_every(p, follow=False)
 
 
@@ -177,6 +181,8 @@ def _project(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
                    default="info", help="with --follow: the JSON log lines on standard "
                    "error (default info)")
+    options.partition(p, "project only this partition of a partitioned ledger (one "
+                      "runner per partition; --follow needs it)")
     options.anchor_every(p, follow=True)
 
 
@@ -214,6 +220,47 @@ def _serve_webhook(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
                    default="info", help="the JSON log lines on standard error (default "
                    "info; debug: one line per accepted body)")
+
+
+def _nats(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--nats", metavar="URL", required=True,
+                   help="the NATS server with JetStream: nats://HOST:PORT (several: "
+                   "separated by commas)")
+    p.add_argument("--stream", metavar="NAME", type=options.stream_name, default="AFTERSALES",
+                   help="the JetStream stream (default AFTERSALES; made if it is not there)")
+
+
+def _publish(p: argparse.ArgumentParser) -> None:
+    options.store(p)
+    _nats(p)
+    p.add_argument("file", help="the file, or - for standard input")
+    p.add_argument("--format", choices=("commands", "douyin"), default="commands",
+                   help="commands: JSON Lines of ledger commands (default); douyin: "
+                   "Douyin push bodies, one per line, with ledger command lines mixed in")
+    p.add_argument("--received-at", metavar="T", type=options.business_time,
+                   help="--format douyin: when bare bodies were received (the time of "
+                   "their messages that carry none)")
+
+
+def _work(p: argparse.ArgumentParser) -> None:
+    options.store(p)
+    options.ack(p)
+    options.future(p)
+    options.feeding(p)
+    _nats(p)
+    p.add_argument("--partition", metavar="K", type=options.count(0, 15), required=True,
+                   help="the partition this worker decides (one worker per partition)")
+    p.add_argument("--lateness", metavar="SECONDS", type=options.lateness, default=600.0,
+                   help="how long a message is held for earlier ones of the partition to "
+                   "arrive (default 600)")
+    p.add_argument("--batch", type=options.count(1, 100_000), default=1_000,
+                   help="messages taken from the stream at a time, and recorded in one "
+                   "transaction (default 1,000)")
+    p.add_argument("--poll", metavar="SECONDS", type=options.seconds(positive=True, most=60.0),
+                   default=1.0, help="how long a fetch waits for messages (default 1)")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                   default="info", help="the JSON log lines on standard error (default "
+                   "info)")
 
 
 def _feed(p: argparse.ArgumentParser) -> None:
@@ -384,6 +431,12 @@ COMMANDS: list[tuple[str, str, Fill]] = [
      "$AFTERSALES_DOUYIN_APP_SECRET, or the files their _FILE variables name), "
      "commit it to the store's inbox before answering success, and apply it to "
      "the ledger; /healthz, /readyz and /metrics (docs/operations.md)", _serve_webhook),
+    ('publish', "put a file's lines (ledger commands, or Douyin push bodies with "
+     "--format douyin) on the NATS JetStream stream, each on its partition's subject "
+     "(docs/operations.md, \"Partitions\")", _publish),
+    ('work', "a partition's worker: decide what was published on its subject, "
+     "acknowledging each message once the transaction that decided it committed",
+     _work),
     ('feed', "platform feeds: the webhook's inbox (received, applied, backlog), "
      "or decide the reported messages again (after the orders they named were "
      "placed)", _feed),

@@ -8,14 +8,22 @@ import signal
 import sys
 import threading
 import time
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import ExitStack, closing
+from functools import partial
 from typing import TYPE_CHECKING
 
 from aftersales.application.ledger import Ledger
 from aftersales.cli.anchors import FollowAnchors
 from aftersales.cli.edge import Edge, fail, failure, few
 from aftersales.cli.progress import Progress
-from aftersales.errors import EXIT_INTEGRITY, EXIT_USAGE, AftersalesError, StoreUnavailable
+from aftersales.errors import (
+    EXIT_INTEGRITY,
+    EXIT_USAGE,
+    AftersalesError,
+    StoreUnavailable,
+    ViewsMismatch,
+)
 from aftersales.storage.config import redacted
 from projections.database import ReadModels, views_url
 from projections.queries import broken_orders
@@ -32,8 +40,54 @@ __all__ = ["broken_in_read_models", "cmd_project", "cmd_rebuild", "open_views", 
 
 
 def open_views(ledger: Ledger, edge: Edge) -> ReadModels:
-    return ReadModels(views_url(ledger.url, getattr(edge.args, "views", None)),
+    """The read models: --views, else $AFTERSALES_VIEWS_DB, else in the store's database
+    (a partitioned ledger's: partition 0's; every partition projects into them)."""
+    return ReadModels(views_url(edge.url, getattr(edge.args, "views", None)),
                       settings=edge.settings)
+
+
+def partition_ledgers(edge: Edge, ledger: Ledger | None = None, only: int | None = None,
+                      create: bool = False) -> Iterator[tuple[int, Ledger]]:
+    """Each partition (its index and ledger) in turn, opened and closed (`ledger`, already
+    open, is given as it is); partition 0, the one ledger, where there is no map."""
+    if edge.partitions is None:
+        assert ledger is not None
+        yield 0, ledger
+        return
+    for k, url in edge.partitions:
+        if only is not None and k != only:
+            continue
+        if ledger is not None and ledger.url == url:
+            yield k, ledger
+            continue
+        with closing(edge.ledger(create=create, partition=k)) as opened:
+            yield k, opened
+
+
+def all_partitions(edge: Edge, ledger: Ledger, stack: ExitStack) -> list[Ledger]:
+    """Every partition's ledger, open at once (closed with `stack`), partition 0 first;
+    `ledger`, already open, given as it is."""
+    assert edge.partitions is not None
+    found = []
+    for k, url in edge.partitions:
+        if ledger.url == url:
+            found.append(ledger)
+        else:
+            found.append(stack.enter_context(closing(edge.ledger(create=False, partition=k))))
+    return found
+
+
+def check_positions(views: ReadModels, edge: Edge) -> None:
+    """The read models' positions are this partition map's (or one store's): read models
+    projected from another map would fold events twice; refused."""
+    expected = {"aftersales"} if edge.partitions is None else {
+        edge.partitions.name(k) for k, _ in edge.partitions}
+    foreign = sorted(set(views.positions()) - expected)
+    if foreign:
+        raise ViewsMismatch(
+            f"the read models at {redacted(views.url)} were projected from another "
+            f"partition map (positions {', '.join(foreign)}; this one's are "
+            f"{', '.join(sorted(expected))}): run `aftersales rebuild` with this map")
 
 
 def project(ledger: Ledger, edge: Edge, label: str = "project", closing_line: bool = True
@@ -46,11 +100,15 @@ def project(ledger: Ledger, edge: Edge, label: str = "project", closing_line: bo
         return 0
 
     def catch_up() -> int:
+        done = 0
         with closing(open_views(ledger, edge)) as views:
-            runner = Runner(ledger, views)
-            progress = Progress(label, runner.lag(), unit="events")
-            done = runner.catch_up(progress.advance_by)
-            progress.close()
+            if edge.partitions is not None:
+                check_positions(views, edge)
+            for _, one in partition_ledgers(edge, ledger):
+                runner = Runner(one, views)
+                progress = Progress(label, runner.lag(), unit="events")
+                done += runner.catch_up(progress.advance_by)
+                progress.close()
             return done
 
     try:
@@ -79,6 +137,12 @@ def broken_in_read_models(ledger: Ledger, edge: Edge) -> int:
 
 def cmd_project(ledger: Ledger, edge: Edge) -> int:
     args = edge.args
+    if args.partition is not None and edge.partitions is None:
+        return fail("--partition is for a partitioned ledger (--partitions, or "
+                    "$AFTERSALES_PARTITIONS)", EXIT_USAGE)
+    if args.follow and edge.partitions is not None and args.partition is None:
+        return fail("project --follow on a partitioned ledger follows one partition: give "
+                    "--partition K (one runner per partition)", EXIT_USAGE)
     if not args.follow:
         if args.metrics_port is not None:
             return fail("--metrics-port is for `project --follow` (a service to scrape)",
@@ -185,19 +249,26 @@ def _follow(ledger: Ledger, edge: Edge, metrics: ProjectionMetrics | None) -> in
 
 
 def _project_once(ledger: Ledger, edge: Edge) -> int:
-    def once() -> int:
-        with closing(open_views(ledger, edge)) as views:
-            runner = Runner(ledger, views, batch=max(1, edge.args.batch))
+    only = getattr(edge.args, "partition", None)
+
+    def once(k: int, one: Ledger) -> int:
+        with closing(open_views(one, edge)) as views:
+            runner = Runner(one, views, batch=max(1, edge.args.batch))
 
             def acknowledge(n: int) -> None:
                 if edge.args.ack:
                     print(f"ack position {runner.position}", flush=True)
 
             done = runner.catch_up(acknowledge)
-            print(f"projected {done:,} events; position {runner.position}")
+            print(f"projected {done:,} events; position {runner.position}"
+                  + ("" if edge.partitions is None else f" of partition {k}"))
             return done
 
-    edge.patience(ledger).run(once, "bringing the read models up to date")
+    if edge.partitions is not None:
+        with closing(open_views(ledger, edge)) as views:
+            check_positions(views, edge)
+    for k, one in partition_ledgers(edge, ledger, only):
+        edge.patience(one).run(partial(once, k, one), "bringing the read models up to date")
     return broken_in_read_models(ledger, edge)
 
 
@@ -207,12 +278,15 @@ def cmd_rebuild(ledger: Ledger, edge: Edge) -> int:
         return fail("--workers takes 1 to 16", EXIT_USAGE)
 
     def rebuild() -> tuple[int, float]:
-        with closing(open_views(ledger, edge)) as views:
+        with closing(open_views(ledger, edge)) as views, ExitStack() as stack:
             runner = Runner(ledger, views, prepare=False)  # whatever is there is replaced
-            total = ledger.recorder.max_notification_id() or 0
+            partitions = [] if edge.partitions is None else \
+                all_partitions(edge, ledger, stack)
+            total = sum(one.recorder.max_notification_id() or 0
+                        for one in partitions or [ledger])
             progress = Progress("rebuild", total, unit="events")
             started = time.perf_counter()
-            done = runner.rebuild(progress.advance_by, args.workers)
+            done = runner.rebuild(progress.advance_by, args.workers, partitions)
             progress.close()
             return done, time.perf_counter() - started
 

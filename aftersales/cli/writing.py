@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, BinaryIO
 
 from aftersales.application.clock import wall_clock
@@ -18,7 +18,7 @@ from aftersales.cli.edge import Edge, fail, report_broken, waiting
 from aftersales.cli.human import local, printable
 from aftersales.cli.integrity import blamed_names
 from aftersales.cli.progress import Progress
-from aftersales.cli.projecting import project
+from aftersales.cli.projecting import partition_ledgers, project
 from aftersales.errors import EXIT_INTEGRITY, EXIT_STORE, EXIT_USAGE, CommandRefused
 from aftersales.ingest.parallel import default_workers, ingest_in_parallel
 from aftersales.ingest.serial import Settled, broken_names, ingest
@@ -28,6 +28,7 @@ from aftersales.storage.shard import SHARDS
 
 if TYPE_CHECKING:
     from aftersales.feeds.douyin import Tolerance
+    from aftersales.storage.partition_map import PartitionMap
 
 
 def unreadable(path: str) -> int:
@@ -92,7 +93,7 @@ def cmd_ingest(ledger: Ledger, edge: Edge) -> int:
             return unreadable(args.file)
     if args.format == "douyin":
         return _ingest_feed(ledger, edge, source, total)
-    workers = _workers(args, ledger, total)
+    workers = _workers(args, ledger, total, edge.partitions)
     if isinstance(workers, str):
         source.close()
         return fail(workers, EXIT_USAGE)
@@ -106,7 +107,7 @@ def cmd_ingest(ledger: Ledger, edge: Edge) -> int:
     others = _OtherWriters(progress)
     with source:
         refused = refusals_beside(progress)
-        if workers == 1:
+        if workers == 1 and edge.partitions is None:
             report = ingest(ledger, _lines_of(source), refused, progress.advance,
                             acknowledge, batch=args.batch, patience=edge.patience(ledger),
                             on_other=others)
@@ -115,7 +116,8 @@ def cmd_ingest(ledger: Ledger, edge: Edge) -> int:
                 progress.count()
                 acknowledge(settled)
 
-            report = ingest_in_parallel(ledger.url, args.file, workers, refused,
+            stores = ledger.url if edge.partitions is None else edge.partitions.urls
+            report = ingest_in_parallel(stores, args.file, workers, refused,
                                         done, progress.reach, batch=args.batch,
                                         settings=edge.settings, on_wait=waiting,
                                         on_other=others)
@@ -143,6 +145,9 @@ def _ingest_feed(ledger: Ledger, edge: Edge, source: BinaryIO, total: int | None
 
     # A store failure stops it (exit 3); run it again: what was applied is skipped by
     # its message id, the rest applied.
+    if edge.partitions is not None:
+        source.close()
+        return _ingest_feed_partitions(ledger, edge, total)
     with source:
         report = ingest_feed(ledger, read(_lines_of(source)),
                              lateness=timedelta(seconds=edge.args.lateness),
@@ -154,6 +159,41 @@ def _ingest_feed(ledger: Ledger, edge: Edge, source: BinaryIO, total: int | None
     project(ledger, edge)
     return report_broken(broken_names(ledger)) or (
         1 if report.refused or report.reported else 0)
+
+
+def _ingest_feed_partitions(ledger: Ledger, edge: Edge, total: int | None) -> int:
+    """A platform feed into a partitioned ledger: the file read once per partition, each
+    partition deciding its part (its orders' lines and messages, in its own lateness
+    window), one after another."""
+    from aftersales.feeds.run import ingest_feed
+    from aftersales.storage.shard import Partition
+    assert edge.partitions is not None and total is not None
+    count, broken, unsettled = edge.partitions.count, set(), False
+    for k, one in partition_ledgers(edge, ledger):
+        progress = Progress(f"ingest {k + 1}/{count}", total)
+
+        def read(lines: Iterator[bytes], progress: Progress = progress) -> Iterator[bytes]:
+            for line in lines:
+                progress.advance(len(line))
+                yield line
+
+        with open(edge.args.file, "rb") as source:
+            report = ingest_feed(one, read(_lines_of(source)),
+                                 lateness=timedelta(seconds=edge.args.lateness),
+                                 on_refused=_saying(progress),
+                                 tolerance=_tolerance(edge.args),
+                                 received_at=edge.args.received_at,
+                                 part=Partition(k, count))
+        progress.close()
+        print(f"partition {k}: {report.summary()}")
+        broken |= broken_names(one)
+        unsettled = unsettled or bool(report.refused or report.reported)
+    project(ledger, edge)
+    return report_broken(broken) or (1 if unsettled else 0)
+
+
+def _saying(progress: Progress) -> Callable[[str], None]:
+    return lambda text: progress.say(printable(text))
 
 
 def _tolerance(args: argparse.Namespace) -> Tolerance:
@@ -181,8 +221,18 @@ def cmd_feed(ledger: Ledger, edge: Edge) -> int:
         1 if report.refused or report.reported else 0)
 
 
-def _workers(args: argparse.Namespace, ledger: Ledger, size: int | None) -> int | str:
-    """How many processes ingest the file (or why the number asked for cannot be)."""
+def _workers(args: argparse.Namespace, ledger: Ledger, size: int | None,
+             partitions: PartitionMap | None = None) -> int | str:
+    """How many processes ingest the file (or why the number asked for cannot be): a
+    partitioned ledger's, one per partition."""
+    if partitions is not None:
+        if args.workers not in (None, partitions.count):
+            return f"--workers: a partitioned ledger is ingested by one process per " \
+                   f"partition ({partitions.count})"
+        if size is None:
+            return "a partitioned ledger ingests a file, not standard input (or publish " \
+                   "standard input to NATS: `aftersales publish - --nats URL`)"
+        return partitions.count
     if args.workers is not None:
         if not 1 <= args.workers <= SHARDS:
             return f"--workers takes 1 to {SHARDS}"
@@ -196,8 +246,27 @@ def _workers(args: argparse.Namespace, ledger: Ledger, size: int | None) -> int 
 
 
 def cmd_tick(ledger: Ledger, edge: Edge) -> int:
+    """`tick`: sweep the timeouts due (a partitioned ledger's: in every partition, or in
+    `--partition K`), then project."""
     now = edge.args.now or wall_clock()
+    only = getattr(edge.args, "partition", None)
+    if only is not None and edge.partitions is None:
+        return fail("--partition is for a partitioned ledger (--partitions, or "
+                    "$AFTERSALES_PARTITIONS)", EXIT_USAGE)
+    broken: set[str] = set()
+    breaks = False
+    for k, one in partition_ledgers(edge, ledger, only):
+        breaks = _sweep(one, edge, now, None if edge.partitions is None else k) or breaks
+        broken |= broken_names(one)
+    project(ledger, edge)
+    code = report_broken(broken) or (EXIT_INTEGRITY if breaks else 0)
+    anchored = anchor_if_due(ledger, edge) if edge.args.anchor_every is not None else 0
+    return code or anchored
 
+
+def _sweep(ledger: Ledger, edge: Edge, now: datetime, partition: int | None) -> bool:
+    """Walk one ledger's log since its last check, then sweep it; whether the walk found
+    the log broken."""
     def acknowledge(oid: object, n: int) -> None:
         if edge.args.ack:
             print(f"ack swept {getattr(oid, 'hex', oid)} {n}", flush=True)
@@ -208,15 +277,13 @@ def cmd_tick(ledger: Ledger, edge: Edge) -> int:
     _say_log_breaks(ledger, walked)
     swept = patience.run(lambda: ledger.sweep(now, acknowledge),
                          f"sweeping the timeouts due before {now.isoformat()}")
-    print(f"swept {swept.timeouts:,} timeouts due before {local(now, edge.zone)} "
+    print(("" if partition is None else f"partition {partition}: ")
+          + f"swept {swept.timeouts:,} timeouts due before {local(now, edge.zone)} "
           f"({swept.events:,} events recorded, with the refunds, penalties and compensations "
           "that follow)" + ("; a store failure was tried again, and what the sweep had "
                             "recorded before it is not counted here" if patience.retries
                             else ""))
-    project(ledger, edge)
-    broken = report_broken(broken_names(ledger)) or (EXIT_INTEGRITY if walked.breaks else 0)
-    anchored = anchor_if_due(ledger, edge) if edge.args.anchor_every is not None else 0
-    return broken or anchored
+    return bool(walked.breaks)
 
 
 def _say_log_breaks(ledger: Ledger, walked: LogWalk) -> None:

@@ -50,6 +50,7 @@ from aftersales.feeds.window import Window
 from aftersales.ingest.serial import decode_line
 from aftersales.settings import INGEST_BATCH
 from aftersales.storage.port import MessageRow
+from aftersales.storage.shard import Partition
 
 #: How far behind the latest business time a message may arrive and still be put in its
 #: place (AFTERSALES_FEED_LATENESS / --lateness).
@@ -115,8 +116,12 @@ class Feed:
     def __init__(self, ledger: Ledger, lateness: timedelta = LATENESS,
                  on_refused: Callable[[str], None] = lambda text: None, *,
                  tolerance: Tolerance = TOLERANCE,
-                 received_at: datetime | None = None, inbox: bool = False) -> None:
+                 received_at: datetime | None = None, inbox: bool = False,
+                 part: Partition | None = None) -> None:
         self.ledger = ledger
+        #: A partition's feed decides only its orders' lines and messages (and the sub-orders
+        #: of a message that are its own); what names no order is partition 0's to say.
+        self.part = part
         #: The lines are the webhook inbox's rows (their seqs): a message's decision marks
         #: the rows it completes applied, in its own transaction.
         self.inbox = inbox
@@ -169,23 +174,36 @@ class Feed:
             body = read_line(text, self.received_at)
             if body is None:
                 command = parse_command(text)
+                if not self._mine(command):
+                    return
                 report.commands += 1  # applied in file order (an order export comes
                 self._release(command.at)  # before the pushes about its orders), after
                 self._enqueue(_Queued(number, 0, command))  # the messages held that
                 return  # precede it
         except CommandRefused as refused:
-            report.refused[refused.code] += 1
-            self.say(number, "", refused.code, refused.reason)
+            if self._mine(None):
+                report.refused[refused.code] += 1
+                self.say(number, "", refused.code, refused.reason)
             return
         for n, found in enumerate(body.messages):
-            report.messages += 1
             try:
                 m = message(n, found, body.received_at)
+                if isinstance(m, Message) and self.part is not None:
+                    own = self._own_part(m)
+                    if own is None:
+                        continue
+                    m = own
             except UNREADABLE as e:  # a field nothing reads: the message, not the reader
+                if not self._mine(None):
+                    continue
+                report.messages += 1
                 unread = _unreadable(e, f"message {n + 1}")
                 report.refused[unread.code] += 1  # one message of the body: the rest
                 self.say(number, "", unread.code, unread.reason)  # stand
                 continue
+            if isinstance(m, Skipped) and not self._mine(None):
+                continue
+            report.messages += 1
             if isinstance(m, Skipped):
                 report.ignored += 1
                 report.by_tag[str(m.tag)] += 1
@@ -201,6 +219,24 @@ class Feed:
             self._seen.add(m.key)
             for due, late in self.window.add(m.at, (number, m), RANK.get(m.tag, m.tag)):
                 self._apply(due, late)
+
+    def _mine(self, command: OrderCommand | Tick | None) -> bool:
+        """Whether this feed decides a command line (None: a line or message that names no
+        order, said by partition 0 alone)."""
+        if self.part is None or isinstance(command, Tick):
+            return True
+        return self.part.owns(command.order_id) if command is not None \
+            else self.part.index == 0
+
+    def _own_part(self, m: Message) -> Message | None:
+        """The message for this partition's sub-orders (None: it names none of them)."""
+        assert self.part is not None
+        if not m.order_ids:
+            return m if self.part.index == 0 else None
+        owned = tuple(o for o in m.order_ids if self.part.owns(o))
+        if not owned:
+            return None
+        return m if owned == m.order_ids else replace(m, order_ids=owned)
 
     def drain(self) -> None:
         """Apply everything held (the end of the input)."""
@@ -434,9 +470,12 @@ def ingest_feed(ledger: Ledger, lines: Iterable[bytes], *,
                 lateness: timedelta = LATENESS,
                 on_refused: Callable[[str], None] = lambda text: None,
                 tolerance: Tolerance = TOLERANCE,
-                received_at: datetime | None = None) -> FeedReport:
-    """Apply a feed; each refused or reported message is told as `line N: …`."""
-    feed = Feed(ledger, lateness, on_refused, tolerance=tolerance, received_at=received_at)
+                received_at: datetime | None = None,
+                part: Partition | None = None) -> FeedReport:
+    """Apply a feed (a partition's: its part of it); each refused or reported message is
+    told as `line N: …`."""
+    feed = Feed(ledger, lateness, on_refused, tolerance=tolerance, received_at=received_at,
+                part=part)
     for number, raw in enumerate(lines, start=1):
         feed.add(number, raw)
     feed.drain()

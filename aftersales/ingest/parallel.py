@@ -9,6 +9,10 @@ workers settle, line by line in file order, and reports it as a one-process inge
 refusals, `--ack` lines (each once the line is durable), the orders another process wrote
 meanwhile (never a worker of this ingest: they share no order), the summary.
 
+A partitioned ledger's file (`aftersales.storage.partition_map`) is ingested the same way,
+one worker per partition, each writing its own partition's store: the orders a worker owns
+are exactly its partition's (the same shard rule), and each partition sweeps its own.
+
 Two rules keep the outcome that of a one-process ingest where orders meet:
 
 - a command id given explicitly may be reused on another order's line; the later line is
@@ -164,7 +168,7 @@ class _Reader:
 
 @dataclass(frozen=True)
 class _Job:
-    url: str
+    url: str  # the store; a partitioned ledger's: the worker's partition's (`urls`)
     path: str
     workers: int
     index: int  # this worker's
@@ -172,6 +176,8 @@ class _Job:
     window: int
     progress: str  # the SettledLines file (each worker's settled line)
     settings: Settings = DEFAULT_SETTINGS
+    #: A partitioned ledger's stores, one per worker (empty: every worker's is `url`).
+    urls: tuple[str, ...] = ()
 
 
 def _run_worker(job: _Job, out: Connection, stop: threading.Event | None = None
@@ -182,6 +188,8 @@ def _run_worker(job: _Job, out: Connection, stop: threading.Event | None = None
     it (each line: the first it had not settled)."""
     index = job.index
     partition = Partition(index, job.workers)
+    if job.urls:
+        job = replace(job, url=job.urls[index])
     progress = SettledLines(job.progress, job.workers)
     share = WorkerShare(partition, progress, job.window, stop)
     settled: list[tuple[object, ...]] = []
@@ -304,7 +312,7 @@ class _Merge:
 
 
 def ingest_in_parallel(
-    url: str,
+    url: str | tuple[str, ...],
     path: str,
     workers: int,
     on_refused: Callable[[int, CommandRefused], None],
@@ -318,9 +326,13 @@ def ingest_in_parallel(
     """Ingest the file at `path` with `workers` processes (this one included); report as
     `ingest` does.  `on_progress` hears the bytes of the file every worker has settled,
     `on_wait` what a worker waits for when the store fails, `on_other` (once each) the
-    orders another process wrote while a worker decided their lines."""
-    job = _Job(url, path, workers, 0, batch, LEAD * max(batch, 1) * workers,
-               SettledLines.create(workers), settings)
+    orders another process wrote while a worker decided their lines.  `url` may be a
+    partitioned ledger's stores, one per worker (partition k's orders are worker k's)."""
+    urls = url if isinstance(url, tuple) else ()
+    if urls and len(urls) != workers:
+        raise ValueError(f"{len(urls)} partitions for {workers} workers")
+    job = _Job(urls[0] if urls else str(url), path, workers, 0, batch,
+               LEAD * max(batch, 1) * workers, SettledLines.create(workers), settings, urls)
     read, write = os.pipe()
     pipes = [Connection(read, writable=False)]  # worker 0's, then the spawned ones'
     out = Connection(write, readable=False)

@@ -10,13 +10,30 @@ implements it; the command line hands it over.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import Notification, StoredEvent
 
 from aftersales.storage.chain import Head
 from aftersales.storage.port import ChainedNotification
+
+
+class Positions(NamedTuple):
+    """How a ledger's log positions are numbered in the read models, where the rows of a
+    violation, a lapse, a deadline change or a discrepancy are keyed by position: one
+    store's as they are; partition K's of a map of N > 1, `position * 16 + K`, so that the
+    partitions' rows never share a key (and a position says which partition it is)."""
+
+    stride: int = 1
+    offset: int = 0
+
+    def of(self, notification_id: int) -> int:
+        return notification_id * self.stride + self.offset
+
+
+#: One store's positions: as they are.
+AS_RECORDED = Positions()
 
 
 class LogReading(Protocol):
@@ -43,6 +60,9 @@ class LedgerReading(Protocol):
     name: str
     #: The store's URL (for the rebuild's own processes and for saying which store).
     url: str
+    #: How its log positions are numbered in the read models (a partition's apart from
+    #: the others').
+    positions: Positions
 
     @property
     def store_log(self) -> LogReading: ...

@@ -8,13 +8,14 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import select
 
 from aftersales import Ledger
+from aftersales.application.status import status_document
 from projections.database import ReadModels
 from projections.schema import READ_MODELS, metadata
 from tests.integration.test_stateful import comparable
@@ -29,15 +30,35 @@ class Snapshot:
     events: dict[str, list[Any]]
     commands: set[str]
     read_models: dict[str, list[str]]
+    #: Each order's status document (`aftersales status --json`).
+    statuses: dict[str, Any] = field(default_factory=dict)
 
 
 def snapshot(url: str) -> Snapshot:
-    ledger = Ledger(url)
-    views = ReadModels(url)
+    return partitioned_snapshot([url], url)
+
+
+def partitioned_snapshot(urls: list[str], views_url: str) -> Snapshot:
+    """What a ledger of these partitions holds (one URL: one store), with the read models
+    at `views_url`."""
+    events: dict[str, list[Any]] = {}
+    statuses: dict[str, Any] = {}
+    commands: set[str] = set()
+    for url in urls:
+        ledger = Ledger(url)
+        try:
+            order_ids = sorted({e.order_id for e in ledger.all_events()  # type: ignore[attr-defined]
+                                if type(e).__name__ == "OrderPlaced"})
+            for oid in order_ids:
+                events[oid] = [comparable(e) for e in ledger.order_events(oid)]
+                order = ledger.get_order(oid)
+                assert order is not None
+                statuses[oid] = status_document(order)
+            commands |= ledger.index.command_ids()
+        finally:
+            ledger.close()
+    views = ReadModels(views_url)
     try:
-        order_ids = sorted({e.order_id for e in ledger.all_events()  # type: ignore[attr-defined]
-                            if type(e).__name__ == "OrderPlaced"})
-        events = {oid: [comparable(e) for e in ledger.order_events(oid)] for oid in order_ids}
         rows: dict[str, list[str]] = {}
         with views.engine.connect() as conn:
             for name in READ_MODELS:
@@ -45,10 +66,9 @@ def snapshot(url: str) -> Snapshot:
                 rows[name] = sorted(
                     repr(sorted((k, v) for k, v in r.items() if k not in POSITIONS))
                     for r in conn.execute(select(table)).mappings())
-        return Snapshot(events, ledger.index.command_ids(), rows)
+        return Snapshot(events, commands, rows, statuses)
     finally:
         views.close()
-        ledger.close()
 
 
 def cli(*args: str) -> list[str]:

@@ -1,0 +1,146 @@
+"""A partitioned ledger fed through NATS JetStream, with its parts failing: a worker killed
+(SIGKILL) at a random point and started again, the NATS server (the test's own) restarted
+under a running worker, and one partition's PostgreSQL (a cluster of the test's own)
+stopped and started under its worker.  The end state equals the uninterrupted run's, one
+ledger's; and `verify` names the partition and the order when one partition's history is
+altered."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from tests.conftest import PG_URL, drop_schema, require_postgres
+from tests.faults import Cluster, Store, cluster  # noqa: F401
+from tests.integration.test_partitions import (  # noqa: F401
+    B3,
+    _same,
+    one_ledger,
+    publish_and_work,
+    workload,
+)
+from tests.nats_server import NatsServer, nats_server, wait_for  # noqa: F401
+from tests.reliability.snapshot import Snapshot, cli, env, partitioned_snapshot, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+class Worker:
+    """`aftersales work` for one partition, its acknowledgements read as they come."""
+
+    def __init__(self, partition: int, where: str, server: NatsServer, folder: Path) -> None:
+        #: Its JSON log lines (said when the test fails).
+        self.log = folder / f"work-{partition}.log"
+        with open(self.log, "a") as log:
+            self.proc = subprocess.Popen(
+                cli("work", "--partition", str(partition), "--nats", server.url,
+                    "--partitions", where, "--batch", "20", "--ack"),
+                cwd=folder, env=env(), stdout=subprocess.PIPE, stderr=log, text=True)
+
+    def acks(self, count: int) -> None:
+        """Read until `count` more acknowledgements came (or the stream's end for it)."""
+        out: IO[str] | None = self.proc.stdout
+        assert out is not None
+        seen = 0
+        while seen < count:
+            line = out.readline()
+            if not line:
+                return
+            seen += line.startswith("ack message ")
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=60)
+        self._close()
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=120)
+        self._close()
+        return code
+
+    def _close(self) -> None:
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+@pytest.fixture
+def two_partitions(cluster: Cluster) -> Iterator[list[str]]:  # noqa: F811
+    """Partition 0 in a schema of the shared server, partition 1 on the test's own
+    cluster."""
+    require_postgres()
+    first = f"{PG_URL}?schema=t_{uuid.uuid4().hex[:12]}"
+    try:
+        yield [first, cluster.url]
+    finally:
+        drop_schema(first)
+
+
+def test_a_killed_worker_a_restarted_nats_and_a_stopped_partition_change_nothing(
+        two_partitions: list[str], cluster: Cluster, nats_server: NatsServer,  # noqa: F811
+        workload: tuple[Path, Path], one_ledger: Snapshot, tmp_path: Path) -> None:  # noqa: F811
+    seed = random.randrange(10**6)
+    chance = random.Random(seed)
+    urls, where = two_partitions, ",".join(two_partitions)
+    commands, feed = workload
+    for args in (("publish", str(commands)), ("publish", str(feed), "--format", "douyin")):
+        done = run_cli(*args, "--nats", nats_server.url, "--partitions", where, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+
+    first = Worker(0, where, nats_server, tmp_path)  # killed at a random point
+    first.acks(chance.randint(1, 8))
+    first.kill()
+
+    second = Worker(1, where, nats_server, tmp_path)
+    second.acks(chance.randint(1, 4))
+    cluster.stop()  # partition 1's server, under its worker
+    cluster.start()
+    second.acks(1)  # it took up its work again
+    nats_server.stop()  # the NATS server, under the running worker
+    nats_server.start()
+    again = Worker(0, where, nats_server, tmp_path)
+    try:
+        wait_for(lambda: nats_server.messages("AFTERSALES") == 0,
+                 f"the workers to take every message (seed {seed}; their logs: "
+                 f"{again.log.read_text()[-3000:]})", limit=120)
+    finally:
+        assert again.stop() == 0 and second.stop() == 0
+    done = run_cli("project", "--partitions", where, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    _same(partitioned_snapshot(urls, urls[0]), one_ledger)
+
+
+def test_verify_names_the_partition_and_the_order_of_an_altered_history(
+        workload: tuple[Path, Path], nats_server: NatsServer,  # noqa: F811
+        tmp_path: Path) -> None:
+    urls = [f"sqlite:///{tmp_path / f'p{k}.db'}" for k in range(4)]
+    where = ",".join(urls)
+    publish_and_work(urls, workload, nats_server, tmp_path)
+    before = run_cli("verify", "--partitions", where, cwd=tmp_path)
+    assert before.returncode == 0, before.stdout + before.stderr
+    combined = before.stdout.split("verify: combined head ", 1)[1].split()[0]
+    assert len(combined) == 4 * 64
+    kept = run_cli("verify", "--partitions", where, "--head", combined, cwd=tmp_path)
+    assert kept.returncode == 0 and "holds in every partition" in kept.stdout
+
+    partition = 3  # where B3 is (shard 3 of 16, of 4 partitions)
+    store = Store(urls[partition])
+    try:
+        row = store.rows(str(B3))[0]  # its placing: a byte of the goods' amount
+        state = bytes(row.state)
+        assert b"9900" in state
+        store.run("UPDATE {events} SET state = :s WHERE {id} = :n",
+                  s=state.replace(b"9900", b"9901", 1), n=row.n)
+    finally:
+        store.close()
+    after = run_cli("verify", "--partitions", where, "--head", combined, cwd=tmp_path)
+    assert after.returncode == 4, after.stdout + after.stderr
+    assert f"verify: partition {partition}: order {B3}: its history is broken" in after.stdout
+    assert "partition 0: the chained record holds" in after.stdout
