@@ -143,6 +143,9 @@ def _before_any_work(args: argparse.Namespace, edge: Edge) -> str | None:
     if since is not None and until is not None and since >= until:
         return (f"--since {since.isoformat()} is not before --until {until.isoformat()}: "
                 "the window is empty")
+    if edge.partitions is not None and args.cmd == "serve-webhook" and args.nats is None:
+        return ("serve-webhook on a partitioned ledger publishes to NATS: give --nats URL "
+                "(and run `aftersales work --partition K` for each partition)")
     if edge.partitions is not None and args.cmd in NOT_PARTITIONED:
         return (f"`{args.cmd}` {NOT_PARTITIONED[args.cmd]} (a partition map is given: "
                 f"{edge.partitions.source})")

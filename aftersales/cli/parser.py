@@ -220,6 +220,12 @@ def _serve_webhook(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
                    default="info", help="the JSON log lines on standard error (default "
                    "info; debug: one line per accepted body)")
+    p.add_argument("--nats", metavar="URL", default=None,
+                   help="publish each accepted body to this NATS JetStream server's stream "
+                   "(nats://HOST:PORT), for the partitions' workers (`aftersales work`), "
+                   "instead of the store's inbox; a partitioned ledger's webhook needs it")
+    p.add_argument("--stream", metavar="NAME", type=options.stream_name, default="AFTERSALES",
+                   help="with --nats: the JetStream stream (default AFTERSALES)")
 
 
 def _nats(p: argparse.ArgumentParser) -> None:

@@ -23,10 +23,14 @@ EXIT_USAGE, EXIT_STORE = 2, 3
 
 
 def serve_webhook(ledger: Ledger, args: Namespace, open_ledger: Callable[[], Ledger],
-                  tolerance: Tolerance) -> int:
+                  tolerance: Tolerance, partitions: int = 1) -> int:
     """Serve until SIGTERM or Ctrl-C: stop accepting, answer what was received, let the
     applier record its transaction, exit 0 (3 if the applier stopped on an error).  The
-    inbox is written through `ledger`; the applier opens its own (`open_ledger`)."""
+    inbox is written through `ledger`; the applier opens its own (`open_ledger`).  With
+    --nats, each body is published to the stream of a ledger of `partitions` instead, and
+    no applier runs here (the partitions' workers decide the bodies)."""
+    if args.nats is not None:
+        return _serve_to_stream(args, partitions)
     from aftersales.feeds.webhook import Applier, migrate_spool, secrets
     from aftersales.service import app as webapp
     from aftersales.service.logs import configure
@@ -95,6 +99,61 @@ def serve_webhook(ledger: Ledger, args: Namespace, open_ledger: Callable[[], Led
             "store_retries": applier.progress.store_retries}})
     print("stopped", flush=True)
     return EXIT_STORE if applier.progress.failed is not None else 0
+
+
+def _serve_to_stream(args: Namespace, partitions: int) -> int:
+    """`serve-webhook --nats`: the same service, each accepted body published to the
+    NATS stream (`aftersales.feeds.publish.StreamIntake`)."""
+    import asyncio
+
+    from aftersales.feeds.jetstream import Target
+    from aftersales.feeds.publish import StreamIntake
+    from aftersales.feeds.webhook import secrets
+    from aftersales.service import app as webapp
+    from aftersales.service.logs import configure
+    from aftersales.service.metrics import WebhookMetrics
+    from aftersales.service.server import listen, server
+
+    key, secret = secrets()
+    log = configure(args.log_level)
+    target = Target.of(args.nats, args.stream)
+    try:
+        sock = listen(args.host, args.port)
+    except OSError as e:
+        return fail(f"cannot listen on {args.host}:{args.port}: {e.strerror}", EXIT_USAGE)
+
+    def say(text: str) -> None:
+        if args.ack:
+            print(text, flush=True)
+
+    intake = StreamIntake(target, partitions)
+    settings = webapp.Settings(key=key, secret=secret, lateness=timedelta(
+        seconds=args.lateness), max_lag=args.max_lag, body_timeout=args.body_timeout,
+        clock=wall_clock, ack=say)
+    app = webapp.create_app(None, None, settings, WebhookMetrics(), log, intake)
+    http = server(app, max_connections=args.max_connections,
+                  header_timeout=args.header_timeout, keep_alive=args.keep_alive)
+    host, port = sock.getsockname()[:2]
+    print(f"listening on http://{_host(host)}:{port}/ (publishing to stream {target.stream} "
+          f"at {', '.join(target.servers)}, {partitions} partition(s))", flush=True)
+    log.info("listening", extra={"fields": {"host": host, "port": port, "pid": os.getpid(),
+                                            "stream": target.stream}})
+
+    async def run() -> None:
+        try:
+            await http.serve(sockets=[sock])
+        finally:
+            await intake.close()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):  # (as above: uvicorn's re-raise ends here)
+        signal.signal(sig, lambda *_: None)
+
+    try:
+        asyncio.run(run())
+    finally:
+        sock.close()
+    print("stopped", flush=True)
+    return 0
 
 
 def check_options(args: object) -> str | None:

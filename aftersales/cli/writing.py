@@ -302,4 +302,5 @@ def cmd_serve_webhook(ledger: Ledger, edge: Edge) -> int:
     """Serve Douyin's pushes until SIGTERM or Ctrl-C (aftersales/cli/webhook.py)."""
     from aftersales.cli.webhook import serve_webhook
     return serve_webhook(ledger, edge.args, lambda: edge.ledger(create=False, patient=False),
-                         _tolerance(edge.args))
+                         _tolerance(edge.args),
+                         1 if edge.partitions is None else edge.partitions.count)

@@ -149,6 +149,41 @@ async def publish(target: Target, lines: Iterable[tuple[int, bytes]], count: int
         await nc.close()
 
 
+class StreamIntake:
+    """`serve-webhook --nats`: each accepted body published, as received (with its
+    receive time), to its partitions' subjects; answered success once the stream has
+    acknowledged every copy.  Connected on the first body (in the server's event loop)."""
+
+    def __init__(self, target: Target, count: int) -> None:
+        self.target, self.count = target, count
+        self._client: Any = None
+        self._js: Any = None
+        self._lock = asyncio.Lock()
+
+    async def _stream(self) -> Any:
+        async with self._lock:
+            if self._client is None or self._client.is_closed:
+                self._client = await connect(self.target, "aftersales serve-webhook")
+                self._js = self._client.jetstream()
+                await ensure_stream(self._js, self.target)
+            return self._js
+
+    async def keep(self, body: bytes, received_at: datetime) -> tuple[int, bool]:
+        """Publish the body; (its first copy's stream sequence, whether it was new)."""
+        js = await self._stream()
+        found = outgoing(received_line(body, received_at), self.count, douyin=True)
+        acks = [await js.publish(self.target.subject(o.partition), o.data, headers={
+            "Nats-Msg-Id": o.msg_id, PARTITIONS_HEADER: str(self.count)}) for o in found]
+        return (acks[0].seq if acks else 0), not all(a.duplicate for a in acks)
+
+    def connected(self) -> bool:
+        return self._client is not None and bool(self._client.is_connected)
+
+    async def close(self) -> None:
+        if self._client is not None and not self._client.is_closed:
+            await self._client.close()
+
+
 async def _settle(flying: list[asyncio.Future[Any]], report: PublishReport) -> None:
     """Wait for the stream's acknowledgement of every message in flight."""
     for ack in await asyncio.gather(*flying):

@@ -11,7 +11,11 @@ the platform sends it again) or the applier has stopped.
 
 `GET /healthz`: 200 while the process serves.  `GET /readyz`: 200 when the store answers
 and the oldest unapplied body has waited no longer than the lateness window and
-`max_lag`; 503 with the reason otherwise.  `GET /metrics`: Prometheus text format.
+`max_lag`; 503 with the reason otherwise (with --nats: 200 while connected to NATS).
+`GET /metrics`: Prometheus text format.
+
+With --nats, a body is published to the NATS stream instead (`aftersales.feeds.publish`)
+and answered success once the stream acknowledged it; 503 while NATS cannot take it.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from starlette.routing import Route
 
 from aftersales.application.ledger import Ledger
 from aftersales.errors import CommandRefused
+from aftersales.feeds.publish import StreamIntake
 from aftersales.feeds.pushes import MAX_BODY, ZONE, read_body
 from aftersales.feeds.webhook import Applier, sign
 from aftersales.service.metrics import WebhookMetrics
@@ -54,10 +59,12 @@ class Settings:
     ack: Callable[[str], None]  # `ack received N` lines (stdout, with --ack)
 
 
-def create_app(ledger: Ledger, applier: Applier, settings: Settings,
-               metrics: WebhookMetrics, log: logging.Logger) -> Starlette:
+def create_app(ledger: Ledger | None, applier: Applier | None, settings: Settings,
+               metrics: WebhookMetrics, log: logging.Logger,
+               intake: StreamIntake | None = None) -> Starlette:
     """The app; the store's inbox is written through `ledger` (from the server's thread
-    pool), applied by `applier`."""
+    pool), applied by `applier`; or, with `intake` (`--nats`), each body is published to
+    the NATS stream, for the partitions' workers."""
     s = settings
 
     def answer(request: Request, status: int, doc: dict[str, Any]) -> JSONResponse:
@@ -92,12 +99,19 @@ def create_app(ledger: Ledger, applier: Applier, settings: Settings,
             messages = len(read_body(body.decode("utf-8"), kept=False).messages)
         except (CommandRefused, UnicodeDecodeError) as e:
             return answer(request, 400, {"code": 40000, "msg": f"not push messages: {e}"})
-        if applier.progress.failed is not None:
+        if applier is not None and applier.progress.failed is not None:
             return answer(request, 503, {"code": 50300, "msg": "the ledger is not applying"})
         received_at = s.clock().astimezone(ZONE)
         try:
-            seq, new = await run_in_threadpool(keep, body, received_at)
+            seq, new = (await run_in_threadpool(keep, body, received_at) if intake is None
+                        else await intake.keep(body, received_at))
         except Exception as e:
+            if intake is not None and _nats_failed(e):
+                metrics.retries.labels("inbox").inc()
+                log.warning("a body could not be published: answered 503", extra={
+                    "fields": {"reason": str(e) or type(e).__name__, "bytes": len(body)}})
+                return answer(request, 503, {"code": 50300, "msg": "the stream cannot take "
+                                             "the body now; send it again"})
             if not is_store_error(e):
                 raise
             metrics.retries.labels("inbox").inc()
@@ -111,12 +125,14 @@ def create_app(ledger: Ledger, applier: Applier, settings: Settings,
         log.debug("body received", extra={"fields": {
             "seq": seq, "new": new, "messages": messages, "bytes": len(body)}})
         s.ack(f"ack received {seq}")
-        applier.wake.set()
+        if applier is not None:
+            applier.wake.set()
         return answer(request, 200, SUCCESS)
 
     def keep(body: bytes, received_at: datetime) -> tuple[int, bool]:
         """Commit the body to the inbox; a failure that may pass (a pooled connection the
         server closed while it was down) is tried once more, on another connection."""
+        assert ledger is not None
         try:
             return ledger.index.inbox_add(body, received_at)
         except Exception as e:
@@ -129,7 +145,12 @@ def create_app(ledger: Ledger, applier: Applier, settings: Settings,
         return answer(request, 200, {"status": "alive"})
 
     async def readyz(request: Request) -> Response:
-        if applier.progress.failed is not None:
+        if intake is not None:  # the workers' lag: `db check --json`, per partition
+            ready = intake.connected()
+            return answer(request, 200 if ready else 503, {"ready": ready, **(
+                {} if ready else {"reason": "not connected to NATS (yet: the first body "
+                                  "connects)"})})
+        if ledger is None or applier is None or applier.progress.failed is not None:
             return answer(request, 503, {"ready": False, "reason": "the applier stopped"})
         try:
             stats = await asyncio.wait_for(run_in_threadpool(ledger.index.inbox_stats),
@@ -155,6 +176,10 @@ def create_app(ledger: Ledger, applier: Applier, settings: Settings,
         return answer(request, 200, doc)
 
     async def scrape(request: Request) -> Response:
+        if ledger is None or applier is None:
+            metrics.responses.labels("200", "/metrics").inc()
+            return Response(generate_latest(metrics.registry), 200,
+                            media_type=CONTENT_TYPE_LATEST)
         try:
             stats = await asyncio.wait_for(run_in_threadpool(ledger.index.inbox_stats),
                                            timeout=5.0)
@@ -190,6 +215,11 @@ async def _read(request: Request, timeout: float) -> bytes | None:
                 return None
             chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _nats_failed(error: Exception) -> bool:
+    from nats.errors import Error as NatsError
+    return isinstance(error, NatsError | ConnectionError | TimeoutError)
 
 
 def _age(stats: InboxStats, now: datetime) -> float:

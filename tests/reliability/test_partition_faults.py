@@ -7,6 +7,7 @@ altered."""
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import subprocess
@@ -144,3 +145,43 @@ def test_verify_names_the_partition_and_the_order_of_an_altered_history(
     assert after.returncode == 4, after.stdout + after.stderr
     assert f"verify: partition {partition}: order {B3}: its history is broken" in after.stdout
     assert "partition 0: the chained record holds" in after.stdout
+
+
+def test_the_webhook_publishes_each_body_to_its_partitions_for_their_workers(
+        nats_server: NatsServer, tmp_path: Path) -> None:  # noqa: F811
+    from tests.douyin_bodies import HOUR, place
+    from tests.webhook_server import ENV, NOW, Server, paid
+
+    urls = [f"sqlite:///{tmp_path / f'p{k}.db'}" for k in range(2)]
+    where = ",".join(urls)
+    orders = tmp_path / "orders.jsonl"
+    orders.write_bytes(b"\n".join(place(f"W{n}", at=NOW - 2 * HOUR) for n in range(10)))
+    done = run_cli("ingest", str(orders), "--partitions", where, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    process = subprocess.Popen(
+        cli("--partitions", where, "serve-webhook", "--port", "0", "--nats", nats_server.url,
+            "--ack"), cwd=tmp_path, env=env() | ENV, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    try:
+        webhook = Server(process)
+        for n in range(10):
+            assert webhook.post(paid(n)) == (200, {"code": 0, "msg": "success"})
+            webhook.expect("ack received ")
+        assert webhook.post(paid(3))[0] == 200  # sent again: the stream drops the copy
+        assert nats_server.messages("AFTERSALES") == 10
+        assert webhook.get("/readyz")[0] == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        assert process.stdout is not None
+        process.stdout.close()
+    workers = [Worker(k, where, nats_server, tmp_path) for k in range(2)]
+    try:
+        wait_for(lambda: nats_server.messages("AFTERSALES") == 0,
+                 "the workers to take every body")
+    finally:
+        assert all(w.stop() == 0 for w in workers)
+    for n in range(10):
+        shown = run_cli("--partitions", where, "status", f"W{n}", "--json", cwd=tmp_path)
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["order_status"] == "paid"
