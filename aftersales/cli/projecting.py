@@ -8,9 +8,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing
-from functools import partial
 from typing import TYPE_CHECKING
 
 from aftersales.application.ledger import Ledger
@@ -99,16 +98,25 @@ def project(ledger: Ledger, edge: Edge, label: str = "project", closing_line: bo
     if getattr(edge.args, "no_project", False):
         return 0
 
+    if edge.partitions is not None:
+        def step(k: int, one: Ledger, views: ReadModels) -> int:
+            runner = Runner(one, views)
+            progress = Progress(f"{label} {k}", runner.lag(), unit="events")
+            found = runner.catch_up(progress.advance_by)
+            progress.close()
+            return found
+
+        done = _project_partitions(ledger, edge, step)
+        if done and closing_line:
+            print(f"projected {done:,} events into the read models")
+        return done
+
     def catch_up() -> int:
-        done = 0
         with closing(open_views(ledger, edge)) as views:
-            if edge.partitions is not None:
-                check_positions(views, edge)
-            for _, one in partition_ledgers(edge, ledger):
-                runner = Runner(one, views)
-                progress = Progress(label, runner.lag(), unit="events")
-                done += runner.catch_up(progress.advance_by)
-                progress.close()
+            runner = Runner(ledger, views)
+            progress = Progress(label, runner.lag(), unit="events")
+            done = runner.catch_up(progress.advance_by)
+            progress.close()
             return done
 
     try:
@@ -118,6 +126,39 @@ def project(ledger: Ledger, edge: Edge, label: str = "project", closing_line: bo
                                "project` when the store is back") from e
     if done and closing_line:
         print(f"projected {done:,} events into the read models")
+    return done
+
+
+def _project_partitions(ledger: Ledger, edge: Edge,
+                        step: Callable[[int, Ledger, ReadModels], int],
+                        only: int | None = None) -> int:
+    """`step` for every partition (or `only` one), into the one reporting database, each
+    partition from its own position: a partition whose store cannot be reached is passed
+    over (its rows wait; the others' are brought up to date), and said once the others
+    are done.  How many events the steps projected."""
+    assert edge.partitions is not None
+    with closing(open_views(ledger, edge)) as views:
+        edge.patience(url=views.url).run(lambda: check_positions(views, edge),
+                                         "reading the read models")
+        done, down = 0, []
+        for k, url in edge.partitions:
+            if only is not None and k != only:
+                continue
+
+            def catch_up(k: int = k, url: str = url) -> int:
+                with ExitStack() as stack:
+                    one = ledger if ledger.url == url else \
+                        stack.enter_context(closing(edge.ledger(create=False, partition=k,
+                                                                patient=False)))
+                    return step(k, one, views)
+            try:
+                done += edge.patience(url=url).run(catch_up, f"projecting partition {k}")
+            except StoreUnavailable as e:
+                down.append(f"partition {k}: {e}")
+    if down:
+        raise StoreUnavailable("; ".join(down) + ".  The ledger itself is recorded, and the "
+                               "other partitions' rows are up to date; run `aftersales "
+                               "project` when it is back")
     return done
 
 
@@ -249,26 +290,26 @@ def _follow(ledger: Ledger, edge: Edge, metrics: ProjectionMetrics | None) -> in
 
 
 def _project_once(ledger: Ledger, edge: Edge) -> int:
-    only = getattr(edge.args, "partition", None)
+    def once(k: int, one: Ledger, views: ReadModels) -> int:
+        runner = Runner(one, views, batch=max(1, edge.args.batch))
 
-    def once(k: int, one: Ledger) -> int:
-        with closing(open_views(one, edge)) as views:
-            runner = Runner(one, views, batch=max(1, edge.args.batch))
+        def acknowledge(n: int) -> None:
+            if edge.args.ack:
+                print(f"ack position {runner.position}", flush=True)
 
-            def acknowledge(n: int) -> None:
-                if edge.args.ack:
-                    print(f"ack position {runner.position}", flush=True)
+        done = runner.catch_up(acknowledge)
+        print(f"projected {done:,} events; position {runner.position}"
+              + ("" if edge.partitions is None else f" of partition {k}"))
+        return done
 
-            done = runner.catch_up(acknowledge)
-            print(f"projected {done:,} events; position {runner.position}"
-                  + ("" if edge.partitions is None else f" of partition {k}"))
-            return done
-
-    if edge.partitions is not None:
+    def alone() -> int:
         with closing(open_views(ledger, edge)) as views:
-            check_positions(views, edge)
-    for k, one in partition_ledgers(edge, ledger, only):
-        edge.patience(one).run(partial(once, k, one), "bringing the read models up to date")
+            return once(0, ledger, views)
+
+    if edge.partitions is None:
+        edge.patience(ledger).run(alone, "bringing the read models up to date")
+    else:
+        _project_partitions(ledger, edge, once, getattr(edge.args, "partition", None))
     return broken_in_read_models(ledger, edge)
 
 

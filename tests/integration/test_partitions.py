@@ -162,3 +162,37 @@ def _same(found: Snapshot, expected: Snapshot) -> None:
         assert found.read_models[name] == rows, name
     assert expected.read_models["violations"] and expected.read_models["disputes"] \
         and expected.read_models["discrepancies"] and expected.read_models["lapses"]
+
+
+def test_one_runner_per_partition_follows_into_one_reporting_database(
+        workload: tuple[Path, Path], one_ledger: Snapshot, tmp_path: Path) -> None:
+    """Two `project --follow --partition K` at once, on PostgreSQL: each from its own
+    position, both writing the same merchants' daily counters; the read models equal one
+    ledger's and a rebuild's."""
+    import json
+
+    commands, feed = workload
+    for urls in stores("postgres", 2, tmp_path):
+        where = ",".join(urls)
+        for args in (("ingest", str(commands)), ("ingest", str(feed), "--format", "douyin")):
+            done = run_cli(*args, "--no-project", "--partitions", where, cwd=tmp_path)
+            assert done.returncode == 0, done.stderr
+        followers = [subprocess.Popen(
+            cli("project", "--follow", "--partition", str(k), "--batch", "50",
+                "--partitions", where), cwd=tmp_path, env=env(),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for k in range(2)]
+
+        def caught_up(where: str = where) -> bool:
+            found = run_cli("db", "check", "--json", "--partitions", where, cwd=tmp_path)
+            models = [p["read_models"] for p in json.loads(found.stdout)["partitions"]]
+            return all(m["created"] and m["lag_events"] == 0 and m["position"]
+                       for m in models)
+        try:
+            wait_for(caught_up, "both runners to catch up")
+        finally:
+            for f in followers:
+                f.send_signal(signal.SIGTERM)
+            assert [f.wait(timeout=60) for f in followers] == [0, 0]
+        _same(partitioned_snapshot(urls, urls[0]), one_ledger)
+        verified = run_cli("verify", "--partitions", where, cwd=tmp_path)
+        assert verified.returncode == 0, verified.stdout + verified.stderr

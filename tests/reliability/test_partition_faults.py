@@ -185,3 +185,34 @@ def test_the_webhook_publishes_each_body_to_its_partitions_for_their_workers(
         shown = run_cli("--partitions", where, "status", f"W{n}", "--json", cwd=tmp_path)
         assert shown.returncode == 0, shown.stderr
         assert json.loads(shown.stdout)["order_status"] == "paid"
+
+
+def test_a_partition_that_is_down_delays_only_its_own_rows(
+        two_partitions: list[str], cluster: Cluster,  # noqa: F811
+        workload: tuple[Path, Path], tmp_path: Path) -> None:  # noqa: F811
+    where = ",".join(two_partitions)
+    commands, _ = workload
+    done = run_cli("ingest", str(commands), "--no-project", "--partitions", where,
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    cluster.stop()
+    partial = run_cli("project", "--partitions", where, "--retry-for", "0", cwd=tmp_path)
+    assert partial.returncode == 3, partial.stdout + partial.stderr
+    assert "partition 1: " in partial.stderr and "other partitions' rows are up to date" \
+        in partial.stderr
+    checked = run_cli("db", "check", "--json", "--partitions", where, "--retry-for", "0",
+                      cwd=tmp_path)
+    health = json.loads(checked.stdout)
+    assert checked.returncode == 3 and not health["ok"]
+    first, second = health["partitions"]
+    assert first["ok"] and first["events"] > 0 and first["read_models"]["lag_events"] == 0
+    assert first["read_models"]["position"] == first["events"]
+    assert not second["ok"] and second["problems"][0].startswith("partition 1: ")
+    cluster.start()
+    behind = json.loads(run_cli("db", "check", "--json", "--partitions", where,
+                                cwd=tmp_path).stdout)
+    assert behind["partitions"][1]["read_models"]["lag_events"] > 0  # its rows waited
+    assert run_cli("project", "--partitions", where, cwd=tmp_path).returncode == 0
+    caught_up = json.loads(run_cli("db", "check", "--json", "--partitions", where,
+                                   cwd=tmp_path).stdout)
+    assert caught_up["ok"] and caught_up["read_models"]["lag_events"] == 0
