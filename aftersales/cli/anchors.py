@@ -9,10 +9,11 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from aftersales.application.clock import wall_clock
@@ -30,6 +31,7 @@ from aftersales.storage.anchor import (
     Anchor,
     AnchorFailure,
     AnchorLog,
+    Part,
     anchor_target,
     check_anchors,
     check_target,
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from aftersales.application.ledger import Ledger
     from aftersales.settings import Settings
     from aftersales.storage.integrity import Check
+    from aftersales.storage.partition_map import PartitionMap
 
 T = TypeVar("T")
 
@@ -57,9 +60,13 @@ class Edge(Protocol):
 
     args: argparse.Namespace
     settings: Settings
+    partitions: PartitionMap | None
 
     def patience(self, ledger: Ledger | None = None, retry_for: float | None = -1.0
                  ) -> Patience: ...
+
+    def ledger(self, create: bool, patient: bool = True, partition: int | None = None
+               ) -> Ledger: ...
 
 
 class Reader(Protocol):
@@ -130,14 +137,22 @@ class Anchored:
     breaks: list[LogBreak] = field(default_factory=list)
 
 
+def last_of(log: AnchorLog, part: Part) -> Anchor | None:
+    """The anchor appended last (of partition `part`, for a partitioned ledger)."""
+    if part is None:
+        return log.last()
+    return next((a for a in reversed(log.read()) if a.part == part), None)
+
+
 def anchor_now(ledger: Ledger, log: AnchorLog, at: datetime, read: Reader,
-               patience: Patience, last: Anchor | None = None, known: bool = False
-               ) -> Anchored:
+               patience: Patience, last: Anchor | None = None, known: bool = False,
+               part: Part = None) -> Anchored:
     """Append the log's head, taken at `at`, once the anchor appended last (`last` if
     `known`, else read first) is found to hold still at its position (a cheap look: one
-    link; `verify` checks every anchor against the whole chain)."""
+    link; `verify` checks every anchor against the whole chain).  `part`: the ledger is
+    that partition of a partitioned ledger."""
     if not known:
-        last = patience.run(log.last, "reading the anchor log")
+        last = patience.run(lambda: last_of(log, part), "reading the anchor log")
 
     def head() -> tuple[tuple[int, bytes] | None, dict[int, bytes | None]]:
         end = ledger.recorder.max_notification_id() or 0
@@ -155,7 +170,7 @@ def anchor_now(ledger: Ledger, log: AnchorLog, at: datetime, read: Reader,
             return Anchored(failure=failed[0])
     if found is None:
         return Anchored()
-    anchor = Anchor(found[0], found[1], at)
+    anchor = Anchor(found[0], found[1], at, part)
     patience.run(lambda: log.append(anchor), "appending to the anchor log")
     return Anchored(appended=anchor)
 
@@ -164,8 +179,8 @@ def _say(done: Anchored, ledger: Ledger, target: str) -> int:
     """Print what anchoring did (`anchor`, `tick`); its exit code."""
     if done.appended is not None:
         a = done.appended
-        print(f"anchor: position {a.position}, head {a.head.hex()}, appended to "
-              f"{_name(target)}", flush=True)
+        print(f"anchor: {_of(a.part)}position {a.position}, head {a.head.hex()}, appended "
+              f"to {_name(target)}", flush=True)
         return 0
     if done.breaks:
         for b in done.breaks:
@@ -185,26 +200,59 @@ def _say(done: Anchored, ledger: Ledger, target: str) -> int:
     return 0
 
 
+def _head_of(ledger: Ledger) -> tuple[int, bytes] | None:
+    return log_head(ledger.index, ledger.recorder.max_notification_id() or 0)
+
+
+def _of(part: Part) -> str:
+    return "" if part is None else f"partition {part[0]} of {part[1]}: "
+
+
+def _parts(ledger: Ledger, edge: Edge) -> Iterator[tuple[Part, Ledger]]:
+    """The ledger, or each partition of a partitioned one (opened in turn)."""
+    partitions = edge.partitions
+    if partitions is None:
+        yield None, ledger
+        return
+    for k, url in partitions:
+        if url == ledger.url:
+            yield (k, partitions.count), ledger
+            continue
+        with closing(edge.ledger(create=False, partition=k)) as one:
+            yield (k, partitions.count), one
+
+
 def cmd_anchor(ledger: Ledger, edge: Edge) -> int:
     """`aftersales anchor [--to TARGET]`: the log's position and head, with the time,
-    appended to the anchor log (`--to -`: the line written to standard output)."""
+    appended to the anchor log (`--to -`: the line written to standard output); a
+    partitioned ledger's: one anchor per partition, all taken at the same time."""
     target = anchor_target(edge.args.to)
     assert target is not None  # checked before the ledger was opened
     at = wall_clock()
-    read = edge.patience(ledger).run
-    if target == "-":
-        found = read(lambda: log_head(ledger.index, ledger.recorder.max_notification_id() or 0),
-                     "reading the log's head")
-        if found is None:
-            return _say(Anchored(), ledger, target)
-        anchor = Anchor(found[0], found[1], at)
-        print(anchor.line(), flush=True)
-        print(f"anchor: position {anchor.position}, head {anchor.head.hex()}, written to "
-              "standard output", file=sys.stderr)
-        return 0
-    with closing(open_anchor_log(target, ledger.url, edge.settings)) as log:
-        done = anchor_now(ledger, log, at, read, _patience(target, edge.settings.retry_for))
-    return _say(done, ledger, target)
+    code, heads = 0, []
+    for part, one in _parts(ledger, edge):
+        read = edge.patience(one).run
+        if target == "-":
+            found = read(partial(_head_of, one), "reading the log's head")
+            if found is None:
+                code = max(code, _say(Anchored(), one, target))
+                continue
+            anchor = Anchor(found[0], found[1], at, part)
+            print(anchor.line(), flush=True)
+            print(f"anchor: {_of(part)}position {anchor.position}, head {anchor.head.hex()}, "
+                  "written to standard output", file=sys.stderr)
+            heads.append(anchor.head)
+            continue
+        with closing(open_anchor_log(target, one.url, edge.settings)) as log:
+            done = anchor_now(one, log, at, read, _patience(target, edge.settings.retry_for),
+                              part=part)
+        code = max(code, _say(done, one, target))
+        if done.appended is not None:
+            heads.append(done.appended.head)
+    if heads and edge.partitions is not None:
+        print(f"anchor: combined head {b''.join(heads).hex()}", file=sys.stderr
+              if target == "-" else sys.stdout)
+    return code
 
 
 def _due(last: Anchor | None, every: timedelta, now: datetime) -> bool:
@@ -221,17 +269,20 @@ def anchor_if_due(ledger: Ledger, edge: Edge) -> int:
     assert target is not None  # checked before the ledger was opened
     every = timedelta(minutes=args.anchor_every)
     patience = _patience(target, edge.settings.retry_for)
-    with closing(open_anchor_log(target, ledger.url, edge.settings)) as log:
-        last = patience.run(log.last, "reading the anchor log")
-        now = wall_clock()
-        if not _due(last, every, now):
-            assert last is not None
-            print(f"anchor: the last anchor, of {last.when}, is less than "
-                  f"{args.anchor_every:g} minutes old: none appended")
-            return 0
-        done = anchor_now(ledger, log, now, edge.patience(ledger).run, patience, last,
-                          known=True)
-    return _say(done, ledger, target)
+    now = wall_clock()
+    code = 0
+    for part, one in _parts(ledger, edge):
+        with closing(open_anchor_log(target, one.url, edge.settings)) as log:
+            last = patience.run(partial(last_of, log, part), "reading the anchor log")
+            if not _due(last, every, now):
+                assert last is not None
+                print(f"anchor: {_of(part)}the last anchor, of {last.when}, is less than "
+                      f"{args.anchor_every:g} minutes old: none appended")
+                continue
+            done = anchor_now(one, log, now, edge.patience(one).run, patience, last,
+                              known=True, part=part)
+        code = max(code, _say(done, one, target))
+    return code
 
 
 class FollowAnchors:
@@ -249,6 +300,9 @@ class FollowAnchors:
         self.target = target
         self.every = timedelta(minutes=edge.args.anchor_every)
         self.anchors = open_anchor_log(target, ledger.url, edge.settings)
+        #: Which partition's log this follower anchors (None: one store's).
+        self.part: Part = None if edge.partitions is None else (
+            edge.args.partition, edge.partitions.count)
         self.due: float | None = None  # monotonic; None: as the anchor log's last says
 
     def __call__(self) -> None:
@@ -258,14 +312,15 @@ class FollowAnchors:
         patience = Patience(0.0, redacted_or(self.target))  # no wait: tried again later
         every = self.every.total_seconds()
         try:
-            last = patience.run(self.anchors.last, "reading the anchor log")
+            last = patience.run(lambda: last_of(self.anchors, self.part),
+                                "reading the anchor log")
             wall = wall_clock()
             if self.due is None and not _due(last, self.every, wall):
                 assert last is not None
                 self.due = now + (last.at + self.every - wall).total_seconds()
                 return
             done = anchor_now(self.ledger, self.anchors, wall, _direct,
-                              patience, last, known=True)
+                              patience, last, known=True, part=self.part)
         except (AnchorLogError, StoreUnavailable) as e:
             self.due = now + min(FOLLOW_RETRY, every)
             self._log(self.logger, logging.WARNING, "anchor failed: trying again",
@@ -288,11 +343,12 @@ class FollowAnchors:
         self.anchors.close()
 
 
-def verify_anchors(ledger: Ledger, edge: Edge, found: Check) -> int:
+def verify_anchors(ledger: Ledger, edge: Edge, found: Check, part: Part = None) -> int:
     """`verify`'s check of the log against every anchor of the anchor log (`--anchors`,
     else $AFTERSALES_ANCHOR; none: nothing to check), after the chain check `found`:
-    printed; the exit code (0, or 4: an anchor does not hold; 2 or 3: the anchor log
-    cannot be read)."""
+    printed; the exit code (0, or 4: an anchor does not hold, or is of another shape of
+    ledger; 2 or 3: the anchor log cannot be read).  `part`: the ledger is this partition
+    of a partitioned one, held against that partition's anchors."""
     target = anchor_target(getattr(edge.args, "anchors", None))
     if target is None:
         return 0
@@ -308,10 +364,24 @@ def verify_anchors(ledger: Ledger, edge: Edge, found: Check) -> int:
         print(f"aftersales: the log was not checked against its anchors: {e}",
               file=sys.stderr)
         return EXIT_STORE if isinstance(e, StoreUnavailable) else EXIT_USAGE
+    where = _of(part)
+    shape = None if part is None else part[1]
+    alien = [a for a in anchors if (None if a.part is None else a.part[1]) != shape]
+    anchors = [a for a in anchors if a.part == part]
+    code = 0
+    if alien and (part is None or part[0] == 0):  # said once
+        print(f"verify: {_anchors(len(alien))} of {name} "
+              f"{'is' if len(alien) == 1 else 'are'} of "
+              + ("one store's ledger" if alien[0].part is None else
+                 f"a ledger of {alien[0].part[1]} partitions")
+              + (": this one is one store" if part is None else
+                 f": this one has {part[1]}") + ": the log was not checked against them "
+              "(a re-partitioned ledger starts an anchor log of its own)", file=sys.stderr)
+        code = EXIT_INTEGRITY
     if not anchors:
-        print(f"verify: the anchor log {name} holds no anchors yet (`aftersales anchor` "
-              "appends one)")
-        return 0
+        print(f"verify: {where}the anchor log {name} holds no anchors yet (`aftersales "
+              "anchor` appends one)")
+        return code
 
     def read() -> tuple[int, dict[int, bytes | None]]:
         end = ledger.recorder.max_notification_id() or 0
@@ -321,18 +391,19 @@ def verify_anchors(ledger: Ledger, edge: Edge, found: Check) -> int:
     failures = check_anchors(anchors, links, end, [b.position for b in found.log_breaks])
     if not failures:
         last = anchors[-1]
-        print(f"verify: {_anchors(len(anchors))} of {name} "
+        print(f"verify: {where}{_anchors(len(anchors))} of {name} "
               f"{'holds' if len(anchors) == 1 else 'hold'} (the last at position "
               f"{last.position}, {last.when})")
-        return 0
+        return code
     for failure in failures[:MOST]:
-        print(f"verify: {failure.describe()}")
+        print(f"verify: {where}{failure.describe()}")
     if len(failures) > MOST:
-        print(f"verify: ... and {_anchors(len(failures) - MOST)} more that do not hold")
+        print(f"verify: {where}... and {_anchors(len(failures) - MOST)} more that do not "
+              "hold")
     first = min(f.anchor.position for f in failures)
     held = [a for a in anchors if a.position < first]
-    summary = (f"verify: {len(failures):,} of {_anchors(len(anchors))} of {name} do not hold: "
-               "the log was changed after they were taken")
+    summary = (f"verify: {where}{len(failures):,} of {_anchors(len(anchors))} of {name} do "
+               "not hold: the log was changed after they were taken")
     if held:
         best = max(held, key=lambda a: a.position)
         summary += (f"; it is unchanged up to position {best.position} (the anchor of "

@@ -54,7 +54,7 @@ def cmd_verify(ledger: Ledger, edge: Edge) -> int:
             found_code, found = _check_chains(one, edge, kept[k], upto, progress,
                                               f"partition {k}: ")
             progress.close()
-            code = max(code, found_code)
+            code = max(code, found_code, verify_anchors(one, edge, found, (k, count)))
             heads.append(found.head)
         print(f"verify: combined head {b''.join(heads).hex()} (the {count} partitions' log "
               "heads, in order: keep it elsewhere; `verify --head` checks it later)")
@@ -131,8 +131,8 @@ def _check_chains(ledger: Ledger, edge: Edge, kept: bytes | None, upto: int,
         print(f"verify: {where}the chained record is broken: {len(found.breaks)} order(s), "
               f"{len(found.log_breaks)} log position(s)", file=sys.stderr)
         code = EXIT_INTEGRITY
-    print(f"verify: {where}log head {found.head.hex()} at position {found.position} (keep it "
-          "elsewhere; `verify --head` checks it later)")
+    print(f"verify: {where}log head {found.head.hex()} at position {found.position}"
+          + ("" if where else " (keep it elsewhere; `verify --head` checks it later)"))
     if kept is not None:
         if found.kept_at is None:
             print(f"verify: {where}the digest kept is not in the log: the history up to it was "
@@ -156,6 +156,5 @@ def _check_chains(ledger: Ledger, edge: Edge, kept: bytes | None, upto: int,
 def _compare(ledger: Ledger, edge: Edge, progress: Progress,
              partitions: Sequence[Ledger] = ()) -> list[str]:
     with closing(open_views(ledger, edge)) as views:
-        if partitions:
-            check_positions(views, edge)
+        check_positions(views, edge)
         return verify(ledger, views, on_page=progress.advance_by, partitions=partitions)

@@ -49,8 +49,6 @@ HANDLERS = {
 #: Commands a partitioned ledger does not run, and why.
 NOT_PARTITIONED = {
     "demo": "makes a ledger of its own: run it without a partition map",
-    "anchor": "appends one store's head; a partitioned ledger's combined head is printed "
-              "by `aftersales verify`: keep that elsewhere",
 }
 
 #: What to do after Ctrl-C, by command (the others: run it again to carry on).
@@ -155,7 +153,9 @@ def _before_any_work(args: argparse.Namespace, edge: Edge) -> str | None:
             return problem
     if args.cmd in ("anchor", "tick", "project", "verify"):
         from aftersales.cli.anchors import check_options as anchor_problem
-        return anchor_problem(args, edge.url)
+        for url in [edge.url] if edge.partitions is None else edge.partitions.urls:
+            if (problem := anchor_problem(args, url)) is not None:
+                return problem
     return None
 
 

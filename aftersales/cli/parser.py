@@ -402,6 +402,11 @@ def _bench(p: argparse.ArgumentParser) -> None:
                    help="instead: a load benchmark of serve-webhook (signed Douyin bodies "
                    "from concurrent kept-alive clients; SQLite, and PostgreSQL with --db "
                    "postgresql://...) beside the same run's ingest of the same payments")
+    p.add_argument("--nats", metavar="URL", default=None,
+                   help="instead: commands per second through NATS JetStream (this "
+                   "server: nats://HOST:PORT) into 1, 2 and 4 partitions (schemas of --db "
+                   "postgresql://..., or SQLite files), beside one partition and a direct "
+                   "ingest of the same file")
     p.add_argument("--bodies", type=options.count(1, 10_000_000), default=1_000,
                    help="--webhook: bodies (and orders) per run (default 1000)")
     p.add_argument("--clients", metavar="N,N,...", type=options.client_counts, default=(8, 32, 64),

@@ -113,6 +113,7 @@ def project(ledger: Ledger, edge: Edge, label: str = "project", closing_line: bo
 
     def catch_up() -> int:
         with closing(open_views(ledger, edge)) as views:
+            check_positions(views, edge)
             runner = Runner(ledger, views)
             progress = Progress(label, runner.lag(), unit="events")
             done = runner.catch_up(progress.advance_by)
@@ -250,6 +251,7 @@ def _follow(ledger: Ledger, edge: Edge, metrics: ProjectionMetrics | None) -> in
             return
         before[0] = position[0]
         with closing(open_views(ledger, edge)) as views:
+            check_positions(views, edge)
             runner = Runner(ledger, views, batch=max(1, args.batch))
             position[0] = runner.position
             print(f"projecting from position {position[0]}", flush=True)
@@ -304,6 +306,7 @@ def _project_once(ledger: Ledger, edge: Edge) -> int:
 
     def alone() -> int:
         with closing(open_views(ledger, edge)) as views:
+            check_positions(views, edge)
             return once(0, ledger, views)
 
     if edge.partitions is None:

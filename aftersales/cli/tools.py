@@ -200,7 +200,14 @@ def cmd_bench(args: argparse.Namespace, url: str | None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(args.workdir or scratch)
         workdir.mkdir(parents=True, exist_ok=True)
-        if args.webhook:
+        if args.nats is not None:
+            from aftersales.devtools import nats_bench
+
+            report = nats_bench.NatsBench(
+                orders=args.orders, workdir=workdir, nats=args.nats, db=url,
+                repeat=max(1, args.repeat or 3), say=say).run()
+            text, ok = nats_bench.render(report), True
+        elif args.webhook:
             from aftersales.devtools import webhook_load
 
             report = webhook_load.WebhookBench(

@@ -3,9 +3,11 @@
 (`aftersales.feeds.jetstream`), for the partitions' workers to decide.
 
 Where each line goes:
-- a command line: to its order's partition, `Nats-Msg-Id` its command id (given, or derived
-  from its content as the ledger derives it); a tick, to every partition (`@K` after its
-  id: each partition sweeps its own orders);
+- a command line: to its order's partition, `Nats-Msg-Id` its command id as the ledger
+  derives it from its content, or the id given with its content's digest (a copy is
+  dropped; the same id with other content is not, and reaches the ledger to be refused
+  there); a tick, to every partition (`@K` after its id: each partition sweeps its own
+  orders);
 - a push body: to every partition that holds an order one of its messages names (a message
   naming none, or that cannot be read, to partition 0, which says so), as it was received
   (a bare body with --received-at: wrapped with that receive time, as the webhook keeps
@@ -67,7 +69,9 @@ def outgoing(raw: bytes, count: int, douyin: bool,
     body = read_line(text) if douyin else None
     if body is None:
         command = parse_command(text)
-        command_id = command.identity()[0]
+        command_id, digest = command.identity()
+        if command.command_id is not None:  # given: the same id with other content must
+            command_id += f":{digest[:16]}"  # reach the ledger, to be refused DUPLICATE-ID
         data = text.encode()
         if isinstance(command, Tick):
             return [Outgoing(k, data, f"{command_id}@{k}") for k in range(count)]

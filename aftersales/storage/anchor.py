@@ -11,7 +11,10 @@ An anchor target is named by `--to`, `--anchor-to`, `--anchors` or $AFTERSALES_A
 
 A line of the file reads `{"position": 14603, "head": "3f…9c", "at": "2026-12-07T08:00:00Z"}`:
 the position of the log's last event, that event's link (the head digest `verify` prints)
-and the wall-clock time it was taken, in UTC.
+and the wall-clock time it was taken, in UTC.  A partitioned ledger's anchor is one line
+per partition, taken at the same time, each naming its partition and how many there are
+(`"partition": 1, "of": 4`; the table's columns `partition` and `partitions`): together
+they hold the combined head `verify` prints.
 
 An anchor (P, D) holds while the log still has an event at position P whose link is D, and
 the log chain does not break at or before P (`aftersales.storage.integrity`).  A history
@@ -59,27 +62,35 @@ TABLE = "ledger_anchors"
 #: Anchored positions this close together are read in one page of the log.
 WINDOW = 256
 _HEX = re.compile(r"[0-9a-fA-F]{64}")
-_SHAPE = '{"position": N, "head": "64 hex digits", "at": "an ISO 8601 time with Z or an offset"}'
+_SHAPE = ('{"position": N, "head": "64 hex digits", "at": "an ISO 8601 time with Z or an '
+          'offset"} (a partition\'s: with "partition": K, "of": N)')
+
+#: Whose log an anchor is of: None (one store's), or (partition, partitions).
+Part = tuple[int, int] | None
 
 
 @dataclass(frozen=True)
 class Anchor:
     """The log's position `position` had the link `head` (32 bytes) at `at` (aware; kept
-    in UTC, to the second)."""
+    in UTC, to the second); of partition `part[0]` of `part[1]` (None: one store's)."""
 
     position: int
     head: bytes
     at: datetime
+    part: Part = None
 
     def __post_init__(self) -> None:
-        if self.position < 1 or len(self.head) != 32 or self.at.tzinfo is None:
+        if self.position < 1 or len(self.head) != 32 or self.at.tzinfo is None or (
+                self.part is not None and not 0 <= self.part[0] < self.part[1] <= 16):
             raise ValueError(f"not an anchor: {self!r}")
         object.__setattr__(self, "at", self.at.astimezone(UTC).replace(microsecond=0))
 
     def line(self) -> str:
         """The anchor as a line of an anchor file (without its newline)."""
         return json.dumps({"position": self.position, "head": self.head.hex(),
-                           "at": self.at.isoformat().replace("+00:00", "Z")})
+                           "at": self.at.isoformat().replace("+00:00", "Z"),
+                           **({} if self.part is None else
+                              {"partition": self.part[0], "of": self.part[1]})})
 
     @property
     def when(self) -> str:
@@ -237,16 +248,22 @@ def _anchor(value: Any, where: str) -> Anchor:
     if not isinstance(value, dict):
         raise AnchorLogError(f"{where}: not an anchor; expected {_SHAPE}")
     position, head, at = value.get("position"), value.get("head"), value.get("at")
+    partition = value.get("partition")
+    of = value.get("of", value.get("partitions"))
     if not isinstance(position, int) or isinstance(position, bool) or position < 1:
         why = f"position {position!r} is not a position (a whole number, 1 or more)"
     elif not isinstance(head, str) or not _HEX.fullmatch(head):
         why = f"head {head!r} is not a digest (64 hex digits)"
+    elif (partition, of) != (None, None) and not (
+            type(partition) is int and type(of) is int and 0 <= partition < of <= 16):
+        why = f"partition {partition!r} of {of!r} is not a partition (0 to 15, of 1 to 16)"
     else:
         when = _time(at)
         if when is None:
             why = f"at {at!r} is not an ISO 8601 time with Z or an offset"
         else:
-            return Anchor(position, bytes.fromhex(head), when)
+            part: Part = None if partition is None else (int(partition), int(of or 0))
+            return Anchor(position, bytes.fromhex(head), when, part)
     raise AnchorLogError(f"{where}: {why}; expected {_SHAPE}")
 
 
@@ -335,7 +352,12 @@ anchors_table = Table(
     Column("position", BigInteger, nullable=False),
     Column("head", String(64), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
+    # A partitioned ledger's anchors: which partition of how many (None: one store's).
+    Column("partition", Integer, nullable=True),
+    Column("partitions", Integer, nullable=True),
 )
+#: The columns of a table made before partitions.
+_FIRST_COLUMNS = ("id", "position", "head", "at")
 
 
 class DatabaseAnchorLog:
@@ -351,10 +373,11 @@ class DatabaseAnchorLog:
         self.engine = _engine(url, self.postgres, settings)
 
     def read(self) -> list[Anchor]:
-        return self._rows(select(anchors_table).order_by(anchors_table.c.id))
+        return self._rows(lambda columns: select(*columns).order_by(anchors_table.c.id))
 
     def last(self) -> Anchor | None:
-        found = self._rows(select(anchors_table).order_by(anchors_table.c.id.desc()).limit(1))
+        found = self._rows(lambda columns: select(*columns).order_by(
+            anchors_table.c.id.desc()).limit(1))
         return found[0] if found else None
 
     def _rows(self, query: Any) -> list[Anchor]:
@@ -363,16 +386,32 @@ class DatabaseAnchorLog:
         with self.engine.connect() as conn:
             if not inspect(conn).has_table(TABLE):
                 return []
-            rows = conn.execute(query).mappings().all()
+            rows = conn.execute(query(self._columns(conn))).mappings().all()
         return [_anchor(dict(r), f"anchor log {redacted(self.target)}, "
                         f"table {TABLE}, row id {r['id']}") for r in rows]
+
+    @staticmethod
+    def _columns(conn: Any) -> list[Any]:
+        """The table's columns as this table has them (one made before partitions has
+        no partition columns: its anchors are one store's)."""
+        found = {c["name"] for c in inspect(conn).get_columns(TABLE)}
+        return [c for c in anchors_table.c if c.name in found]
 
     def append(self, anchor: Anchor) -> None:
         retry_races(self._create, (sa_exc.DBAPIError,))
         with self.engine.begin() as conn:
-            conn.execute(insert(anchors_table).values(
-                position=anchor.position, head=anchor.head.hex(),
-                at=anchor.at if self.postgres is not None else anchor.at.replace(tzinfo=None)))
+            values: dict[str, Any] = {
+                "position": anchor.position, "head": anchor.head.hex(),
+                "at": anchor.at if self.postgres is not None else anchor.at.replace(
+                    tzinfo=None)}
+            if anchor.part is not None:
+                if len(self._columns(conn)) == len(_FIRST_COLUMNS):
+                    raise AnchorLogError(
+                        f"the anchor log {redacted(self.target)}: its table {TABLE} was "
+                        "made before partitions (no partition columns): give a partitioned "
+                        "ledger's anchors a log of their own")
+                values.update(partition=anchor.part[0], partitions=anchor.part[1])
+            conn.execute(insert(anchors_table).values(**values))
 
     def _create(self) -> None:
         """The table (and the URL's schema), if missing: looked for first, so that a role

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import drop_schema, new_schema_url
+from tests.nats_server import NatsServer, nats_server  # noqa: F401
 from tests.reliability.snapshot import run_cli, snapshot
 
 pytestmark = pytest.mark.slow
@@ -52,3 +53,17 @@ def test_bench_report_is_complete_and_ingest_equals_the_per_command_path(
     assert run_cli("project", "--db", batched, cwd=tmp_path).returncode == 0
     assert snapshot(batched) == snapshot(one_by_one)
     drop_schema(postgres)
+
+
+def test_bench_through_nats_reports_every_partition_count(
+        nats_server: NatsServer, tmp_path: Path) -> None:  # noqa: F811
+    out = run_cli("bench", "--nats", nats_server.url, "--orders", "40", "--repeat", "1",
+                  "--json", str(tmp_path / "nats.json"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads((tmp_path / "nats.json").read_text())
+    assert report["direct"]["lines_per_s"] > 0
+    assert set(report["partitions"]) == {"1", "2", "4"}
+    assert report["partitions"]["1"]["ratio_to_one"] == 1.0
+    assert all(f["lines_per_s"] > 0 and f["publish_seconds"] > 0
+               for f in report["partitions"].values())
+    assert "x direct" in out.stdout

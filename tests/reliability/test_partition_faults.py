@@ -130,6 +130,19 @@ def test_verify_names_the_partition_and_the_order_of_an_altered_history(
     assert len(combined) == 4 * 64
     kept = run_cli("verify", "--partitions", where, "--head", combined, cwd=tmp_path)
     assert kept.returncode == 0 and "holds in every partition" in kept.stdout
+    anchored = run_cli("anchor", "--to", "anchors.jsonl", "--partitions", where,
+                       cwd=tmp_path)
+    assert anchored.returncode == 0, anchored.stderr
+    assert f"anchor: combined head {combined}" in anchored.stdout
+    lines = (tmp_path / "anchors.jsonl").read_text().splitlines()
+    assert [(json.loads(x)["partition"], json.loads(x)["of"]) for x in lines] == \
+        [(k, 4) for k in range(4)]
+    held = run_cli("verify", "--partitions", where, "--anchors", "anchors.jsonl",
+                   cwd=tmp_path)
+    assert held.returncode == 0 and held.stdout.count("1 anchor of anchors.jsonl holds") == 4
+    alone = run_cli("verify", "--db", urls[0], "--views", "sqlite:///alone.db", "--anchors",
+                    "anchors.jsonl", cwd=tmp_path)  # one partition taken for a whole ledger
+    assert alone.returncode == 4 and "of a ledger of 4 partitions" in alone.stderr
 
     partition = 3  # where B3 is (shard 3 of 16, of 4 partitions)
     store = Store(urls[partition])

@@ -77,8 +77,10 @@ def test_a_command_line_goes_to_its_orders_partition_under_its_command_id() -> N
     assert only.msg_id == parse_command(line.decode()).identity()[0]
     given = json.dumps({"command": "pay", "order_id": str(B5), "command_id": "pay-B5",
                         "at": "2026-03-01T11:00:00+08:00"}).encode()
-    assert [(o.partition, o.msg_id) for o in outgoing(given, 2, douyin=False)] == \
-        [(1, "pay-B5")]
+    [paying] = outgoing(given, 2, douyin=False)
+    assert paying.partition == 1 and paying.msg_id.startswith("pay-B5:")
+    other = given.replace(b"11:00", b"12:00")  # the same id, other content: not a copy
+    assert outgoing(other, 2, douyin=False)[0].msg_id != paying.msg_id
 
 
 def test_a_tick_goes_to_every_partition() -> None:
@@ -126,3 +128,19 @@ def test_a_line_that_is_neither_is_refused_before_publishing() -> None:
         outgoing(b'{"command":"pay"}', 2, douyin=False)
     assert refused.value.code == "INPUT"
     assert outgoing(b"   \n", 2, douyin=True) == []
+
+
+def test_a_partitions_anchor_names_its_partition_and_how_many_there_are() -> None:
+    from aftersales.errors import AnchorLogError
+    from aftersales.storage.anchor import Anchor, parse_anchors
+
+    at = datetime.fromisoformat("2026-12-07T08:00:00+00:00")
+    anchor = Anchor(7, bytes(32), at, (1, 4))
+    [read] = parse_anchors([anchor.line()], "a file")
+    assert read == anchor and json.loads(anchor.line())["of"] == 4
+    assert parse_anchors([Anchor(7, bytes(32), at).line()], "a file")[0].part is None
+    for part in ('"partition": 4, "of": 4', '"partition": 0', '"partition": 0, "of": 17',
+                 '"partition": "0", "of": 2'):
+        with pytest.raises(AnchorLogError, match="is not a partition"):
+            parse_anchors(['{"position": 7, "head": "' + "0" * 64 + '", "at": '
+                           '"2026-12-07T08:00:00Z", ' + part + "}"], "a file")
