@@ -249,9 +249,13 @@ def cmd_anchor(ledger: Ledger, edge: Edge) -> int:
         code = max(code, _say(done, one, target))
         if done.appended is not None:
             heads.append(done.appended.head)
-    if heads and edge.partitions is not None:
+    if edge.partitions is not None and len(heads) == edge.partitions.count:
         print(f"anchor: combined head {b''.join(heads).hex()}", file=sys.stderr
               if target == "-" else sys.stdout)
+    elif edge.partitions is not None:  # a partition empty, or refused: no whole head
+        print(f"anchor: no combined head: {edge.partitions.count - len(heads)} of the "
+              f"{edge.partitions.count} partitions appended nothing (above)",
+              file=sys.stderr)
     return code
 
 

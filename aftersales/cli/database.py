@@ -44,6 +44,10 @@ def cmd_db(edge: Edge) -> int:
         if args.json or args.max_lag is not None or args.max_overdue is not None:
             return fail("--json, --max-lag and --max-overdue are for `db check`",
                         EXIT_USAGE)
+        if edge.partitions is not None:
+            return fail("db upgrade is for a store written before the chained record; a "
+                        "partitioned ledger's stores were made with it (run it on each "
+                        "store with --db before making them partitions)", EXIT_USAGE)
         return _upgrade(edge)
     for name in ("max_lag", "max_overdue"):
         bound = getattr(args, name)

@@ -96,7 +96,30 @@ class Edge:
         if not create and not ledger.index.has_ledger():
             ledger.close()
             raise LedgerMissing(self.missing(url))
+        try:
+            self._check_partition(ledger, partition)
+        except BaseException:
+            ledger.close()
+            raise
         return ledger
+
+    def _check_partition(self, ledger: Ledger, partition: int | None) -> None:
+        """The store holds the partition the map says (recorded on first use, for a map
+        of several), or is one store's ledger where no map is given
+        (`aftersales.storage.partition_claim`)."""
+        count = 1 if self.partitions is None else self.partitions.count
+        claim = None if count == 1 or partition is None else (partition, count)
+        found = ledger.index.partition_claim(claim)
+        if found is None or found == (claim or (0, 1)):
+            return
+        what = f"partition {found[0]} of a ledger of {found[1]} partitions"
+        said = (f"the map makes it partition {partition} of {count}" if self.partitions
+                is not None else "it was given as a ledger of its own (--db)")
+        raise StoreConfigError(
+            f"{redacted(ledger.url)} holds {what}, but {said}: give the partition map it "
+            "was made with (a map changed, or lines of it reordered, would look for and "
+            "write orders in the wrong store; changing the number of partitions is a "
+            're-partition: docs/operations.md, "Partitions")')
 
     def missing(self, url: str | None = None) -> str:
         url = url or self.url

@@ -96,13 +96,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             from aftersales.cli.tools import demo_store_problem
             if (problem := demo_store_problem(edge)) is not None:
                 return _fail(problem, EXIT_USAGE)
-        if args.cmd == "serve-webhook" or getattr(args, "follow", False):
+        if args.cmd in ("serve-webhook", "work") or getattr(args, "follow", False):
             from aftersales.storage.retry import FirstContact  # a service waits for a
             FirstContact.wait_at_start()  # store not up yet (a command: says so at once)
         run = handler(args.cmd)
-        if edge.partitions is not None and args.cmd in CREATING:
-            for k in range(edge.partitions.count):  # every partition's tables
-                edge.ledger(create=True, partition=k).close()
+        if edge.partitions is not None and args.cmd == "ingest":
+            for k in range(edge.partitions.count):  # every partition's tables (a worker
+                edge.ledger(create=True, partition=k).close()  # makes its own only)
+        if args.cmd == "serve-webhook" and args.nats is not None:  # no store: the
+            from aftersales.cli.webhook import serve_to_stream  # workers have them
+            return serve_to_stream(args, 1 if edge.partitions is None
+                                   else edge.partitions.count)
         with closing(edge.ledger(create=args.cmd in CREATING)) as ledger:
             return run(ledger, edge)
     except KeyboardInterrupt:  # Ctrl-C: one line, where it stopped and how to go on

@@ -22,7 +22,7 @@ from aftersales.storage.shard import Partition
 
 def cmd_publish(edge: Edge) -> int:
     """`publish FILE --nats URL`: no store is opened (the partition map gives the count)."""
-    from aftersales.feeds.publish import publish
+    from aftersales.feeds.publish import Unordered, publish
     args = edge.args
     target = Target.of(args.nats, args.stream)
     count = 1 if edge.partitions is None else edge.partitions.count
@@ -45,6 +45,10 @@ def cmd_publish(edge: Edge) -> int:
         except ConnectionError as e:
             progress.close()
             return fail(f"{e}; nothing more was published", EXIT_STORE)
+        except Unordered as e:
+            progress.close()
+            return fail(f"NATS failed part way: {e} (docs/operations.md, \"Partitions\": "
+                        "a publish that stopped out of order)", EXIT_STORE)
         except Exception as e:
             from nats.errors import Error as NatsError
             if not isinstance(e, NatsError | asyncio.TimeoutError):

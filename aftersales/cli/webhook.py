@@ -30,7 +30,7 @@ def serve_webhook(ledger: Ledger, args: Namespace, open_ledger: Callable[[], Led
     --nats, each body is published to the stream of a ledger of `partitions` instead, and
     no applier runs here (the partitions' workers decide the bodies)."""
     if args.nats is not None:
-        return _serve_to_stream(args, partitions)
+        return serve_to_stream(args, partitions)
     from aftersales.feeds.webhook import Applier, migrate_spool, secrets
     from aftersales.service import app as webapp
     from aftersales.service.logs import configure
@@ -101,7 +101,7 @@ def serve_webhook(ledger: Ledger, args: Namespace, open_ledger: Callable[[], Led
     return EXIT_STORE if applier.progress.failed is not None else 0
 
 
-def _serve_to_stream(args: Namespace, partitions: int) -> int:
+def serve_to_stream(args: Namespace, partitions: int) -> int:
     """`serve-webhook --nats`: the same service, each accepted body published to the
     NATS stream (`aftersales.feeds.publish.StreamIntake`)."""
     import asyncio

@@ -147,6 +147,10 @@ def _ingest_feed(ledger: Ledger, edge: Edge, source: BinaryIO, total: int | None
     # its message id, the rest applied.
     if edge.partitions is not None:
         source.close()
+        if total is None:
+            return fail("a partitioned ledger ingests a file, not standard input (or "
+                        "publish standard input to NATS: `aftersales publish - --format "
+                        "douyin --nats URL`)", EXIT_USAGE)
         return _ingest_feed_partitions(ledger, edge, total)
     with source:
         report = ingest_feed(ledger, read(_lines_of(source)),
@@ -206,19 +210,28 @@ def cmd_feed(ledger: Ledger, edge: Edge) -> int:
     """`feed` (`feed inbox`): what the webhook received and applied; `feed retry`: the
     reported messages decided again, on the ledger as it is now."""
     from aftersales.feeds.run import retry
-    ledger.index.create_table()  # a store older than the messages' table gets it
+    unsettled, broken = False, set()
+    for k, one in partition_ledgers(edge, ledger):  # (a partitioned ledger's: each)
+        where = "" if edge.partitions is None else f"partition {k}: "
+        one.index.create_table()  # a store older than the messages' table gets it
+        if edge.args.action == "inbox":
+            from aftersales.cli.webhook import show_inbox
+            if where:
+                print(where.rstrip(": ") + ":")
+            show_inbox(one, edge.zone)
+            continue
+        report = retry(one, tolerance=_tolerance(edge.args),
+                       on_refused=lambda text: print(printable(text), file=sys.stderr))
+        print(f"{where}{report.messages:,} reported messages decided again: "
+              f"{report.applied:,} applied ({report.reconciled:,} reconciled), "
+              f"{report.ignored:,} ignored, {report.reported:,} still reported, "
+              f"{sum(report.refused.values()):,} refused; {report.events:,} events recorded")
+        unsettled = unsettled or bool(report.refused or report.reported)
+        broken |= broken_names(one)
     if edge.args.action == "inbox":
-        from aftersales.cli.webhook import show_inbox
-        return show_inbox(ledger, edge.zone)
-    report = retry(ledger, tolerance=_tolerance(edge.args),
-                   on_refused=lambda text: print(printable(text), file=sys.stderr))
-    print(f"{report.messages:,} reported messages decided again: {report.applied:,} applied "
-          f"({report.reconciled:,} reconciled), {report.ignored:,} ignored, "
-          f"{report.reported:,} still reported, {sum(report.refused.values()):,} refused; "
-          f"{report.events:,} events recorded")
+        return 0
     project(ledger, edge)
-    return report_broken(broken_names(ledger)) or (
-        1 if report.refused or report.reported else 0)
+    return report_broken(broken) or (1 if unsettled else 0)
 
 
 def _workers(args: argparse.Namespace, ledger: Ledger, size: int | None,

@@ -3,7 +3,8 @@
 One stream (`AFTERSALES` unless --stream names another) holds every line to be decided: a
 ledger command line, or a platform's push body as received.  Partition K's lines are on
 subject `aftersales.K`: the stream's name in small letters, then K (a stream `S1`'s are
-`s1.K`, so that two streams never share a subject).  The publisher computes K with the
+`s1.K`; two streams whose names differ only in case would share them, and the second
+is refused by the server).  The publisher computes K with the
 shard function: the nats-server 2.9 this project runs has no subject mapping a client can
 set.  The stream is a work queue: a message stays until its partition's worker
 acknowledges it, which it does only once the ledger transaction that decided it has
@@ -45,9 +46,10 @@ DUPLICATE_WINDOW = timedelta(minutes=10)
 #: Headers of a published message besides Nats-Msg-Id.
 PARTITIONS_HEADER = "Aftersales-Partitions"
 LINE_HEADER = "Aftersales-Line"
-#: Messages a worker may hold unacknowledged: what its lateness window holds, and a
-#: batch being recorded.
-MAX_ACK_PENDING = 65_536
+#: Messages a worker may hold unacknowledged: what its lateness window holds (live pushes
+#: are held for the lateness: at 600 s, this bounds a partition at about 1,600 pushes a
+#: second), and a batch being recorded.
+MAX_ACK_PENDING = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,15 @@ async def ensure_stream(js: JetStreamContext, target: Target) -> None:
         raise SettingsError(f"the NATS stream {target.stream} holds subjects "
                             f"{found.subjects} ({found.retention}): not an aftersales "
                             f"stream (subjects {wanted}, a work queue); give --stream NAME")
+    losing = [f"{name} {value}" for name, value in (
+        ("storage", found.storage), ("max_age", found.max_age), ("max_msgs", found.max_msgs),
+        ("max_bytes", found.max_bytes), ("max_msgs_per_subject", found.max_msgs_per_subject))
+        if (value != StorageType.FILE if name == "storage" else value not in (None, 0, -1))]
+    if losing:  # a message acknowledged to its sender could go before its worker took it
+        raise SettingsError(f"the NATS stream {target.stream} may drop messages before "
+                            f"they are decided ({', '.join(losing)}): an aftersales stream "
+                            "keeps every message on disk until its worker acknowledges it; "
+                            "remove the limits (or give --stream NAME for a new stream)")
 
 
 async def fresh_consumer(js: JetStreamContext, target: Target, partition: int,

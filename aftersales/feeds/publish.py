@@ -109,6 +109,9 @@ class PublishReport:
     messages: int = 0
     copies: int = 0  # dropped by the stream: published before
     refused: dict[str, int] = field(default_factory=dict)
+    #: A message failed while a later one was stored: published again, it comes after
+    #: the later one in its subject.
+    out_of_order: bool = False
 
     def summary(self) -> str:
         refused = sum(self.refused.values())
@@ -153,6 +156,14 @@ async def publish(target: Target, lines: Iterable[tuple[int, bytes]], count: int
         await nc.close()
 
 
+class Unordered(RuntimeError):
+    """The stream stored a message after one before it failed (see `_settle`)."""
+
+
+class TooLarge(ValueError):
+    """A body the NATS server cannot take (its max_payload): never, however often sent."""
+
+
 class StreamIntake:
     """`serve-webhook --nats`: each accepted body published, as received (with its
     receive time), to its partitions' subjects; answered success once the stream has
@@ -173,15 +184,25 @@ class StreamIntake:
             return self._js
 
     async def keep(self, body: bytes, received_at: datetime) -> tuple[int, bool]:
-        """Publish the body; (its first copy's stream sequence, whether it was new)."""
+        """Publish the body; (its first copy's stream sequence, whether it was new).
+        `TooLarge` for a body larger, with its receive time, than the server takes."""
         js = await self._stream()
         found = outgoing(received_line(body, received_at), self.count, douyin=True)
+        if any(len(o.data) > self._client.max_payload for o in found):
+            raise TooLarge(f"the body, with its receive time, is larger than the NATS "
+                           f"server's max_payload ({self._client.max_payload:,} bytes): "
+                           "raise it to 2 MB (docs/operations.md, \"Partitions\")")
         acks = [await js.publish(self.target.subject(o.partition), o.data, headers={
             "Nats-Msg-Id": o.msg_id, PARTITIONS_HEADER: str(self.count)}) for o in found]
         return (acks[0].seq if acks else 0), not all(a.duplicate for a in acks)
 
-    def connected(self) -> bool:
-        return self._client is not None and bool(self._client.is_connected)
+    async def ready(self) -> bool:
+        """Whether the stream can take a body now (connecting first, if need be)."""
+        try:
+            await self._stream()
+        except (ConnectionError, OSError, TimeoutError):
+            return False
+        return bool(self._client.is_connected)
 
     async def close(self) -> None:
         if self._client is not None and not self._client.is_closed:
@@ -189,8 +210,23 @@ class StreamIntake:
 
 
 async def _settle(flying: list[asyncio.Future[Any]], report: PublishReport) -> None:
-    """Wait for the stream's acknowledgement of every message in flight."""
-    for ack in await asyncio.gather(*flying):
-        report.messages += 1
-        report.copies += bool(ack.duplicate)
+    """Wait for the stream's acknowledgement of every message in flight.  One that failed
+    is raised (the publish stops there; run again, what the stream has is dropped as a
+    copy); one that failed before another the stream stored is said first: that message
+    reaches its subject after a later line when the file is published again."""
+    found = await asyncio.gather(*flying, return_exceptions=True)
     flying.clear()
+    failed = next((e for e in found if isinstance(e, BaseException)), None)
+    for ack in found:
+        if not isinstance(ack, BaseException):
+            report.messages += 1
+            report.copies += bool(ack.duplicate)
+    if failed is not None:
+        first = found.index(failed)
+        if any(not isinstance(a, BaseException) for a in found[first + 1:]):
+            report.out_of_order = True
+            raise Unordered(f"a message was not stored ({failed or type(failed).__name__}) "
+                            "while a later one was: published again, it would come after "
+                            "lines published after it in the file, and an order's lines "
+                            "must reach its partition in their order") from failed
+        raise failed

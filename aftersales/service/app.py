@@ -37,7 +37,7 @@ from starlette.routing import Route
 
 from aftersales.application.ledger import Ledger
 from aftersales.errors import CommandRefused
-from aftersales.feeds.publish import StreamIntake
+from aftersales.feeds.publish import StreamIntake, TooLarge
 from aftersales.feeds.pushes import MAX_BODY, ZONE, read_body
 from aftersales.feeds.webhook import Applier, sign
 from aftersales.service.metrics import WebhookMetrics
@@ -106,6 +106,10 @@ def create_app(ledger: Ledger | None, applier: Applier | None, settings: Setting
             seq, new = (await run_in_threadpool(keep, body, received_at) if intake is None
                         else await intake.keep(body, received_at))
         except Exception as e:
+            if isinstance(e, TooLarge):  # never, however often sent: said, not 503
+                log.warning("a body is too large for the stream", extra={"fields": {
+                    "reason": str(e), "bytes": len(body)}})
+                return answer(request, 413, {"code": 41300, "msg": str(e)})
             if intake is not None and _nats_failed(e):
                 metrics.retries.labels("inbox").inc()
                 log.warning("a body could not be published: answered 503", extra={
@@ -146,10 +150,9 @@ def create_app(ledger: Ledger | None, applier: Applier | None, settings: Setting
 
     async def readyz(request: Request) -> Response:
         if intake is not None:  # the workers' lag: `db check --json`, per partition
-            ready = intake.connected()
+            ready = await intake.ready()
             return answer(request, 200 if ready else 503, {"ready": ready, **(
-                {} if ready else {"reason": "not connected to NATS (yet: the first body "
-                                  "connects)"})})
+                {} if ready else {"reason": "NATS cannot be reached"})})
         if ledger is None or applier is None or applier.progress.failed is not None:
             return answer(request, 503, {"ready": False, "reason": "the applier stopped"})
         try:

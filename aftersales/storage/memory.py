@@ -375,6 +375,10 @@ class MemoryLedgerRecorder(CheckedReads, InboxOf, POPOApplicationRecorder):
         with self._database_lock:
             return set(self._commands)
 
+    def partition_claim(self, claim: tuple[int, int] | None) -> tuple[int, int] | None:
+        """A store of one process is never a partition (`storage.partition_claim`)."""
+        return None
+
     def pending_deadlines(self) -> list[tuple[UUID, DeadlineRow]]:
         with self._database_lock:
             return sorted(self._deadlines.items(), key=lambda x: x[1].deadline)

@@ -226,6 +226,10 @@ class LedgerRecorder(Protocol):
 
     def command_ids(self) -> set[str]: ...
 
+    def partition_claim(self, claim: tuple[int, int] | None) -> tuple[int, int] | None:
+        """Which partition of how many this store holds, as recorded (None: none);
+        `claim` recorded first if none is (`aftersales.storage.partition_claim`)."""
+
     def known_digests(self, command_ids: Sequence[str]) -> dict[str, str]: ...
 
     def known_refusals(self, commands: Sequence[tuple[str, str]]

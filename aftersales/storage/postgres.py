@@ -46,6 +46,7 @@ from aftersales.storage.logcheck import (
     checked,
     placements,
 )
+from aftersales.storage.partition_claim import Claim, postgres_claim
 from aftersales.storage.port import (
     ChainedNotification,
     CheckedReads,
@@ -447,6 +448,12 @@ class PostgresLedgerRecorder(CheckedReads, InboxOf, PostgresUpgrade):
                 originator_version=r["originator_version"], topic=r["topic"],
                 state=bytes(r["state"]), digest=as_bytes(r["event_digest"]))
                 for r in curs.fetchall()]
+
+    def partition_claim(self, claim: Claim) -> Claim:
+        # (processes starting together may race on the catalog: the loser tries again)
+        found: Claim = retry_races(lambda: postgres_claim(self.datastore, claim),
+                                   (PersistenceError,), DDL_ATTEMPTS)
+        return found
 
     def command_ids(self) -> set[str]:
         """Every applied command id (for audits and tests)."""

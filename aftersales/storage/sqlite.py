@@ -37,6 +37,7 @@ from aftersales.storage.logcheck import (
     checked,
     placements,
 )
+from aftersales.storage.partition_claim import Claim, sqlite_claim
 from aftersales.storage.port import (
     REPORTED,
     ChainedNotification,
@@ -537,6 +538,9 @@ class SQLiteLedgerRecorder(CheckedReads, InboxOf, SQLiteUpgrade):
                 id=r[0], originator_id=ids.get(r[1]) or ids.setdefault(r[1], UUID(r[1])),
                 originator_version=r[2], topic=r[3], state=r[4], digest=r[5])
                 for r in c.fetchall()]
+
+    def partition_claim(self, claim: Claim) -> Claim:
+        return sqlite_claim(self.datastore, claim)
 
     def command_ids(self) -> set[str]:
         """Every applied command id (for audits and tests)."""

@@ -21,6 +21,7 @@ import pytest
 from tests.conftest import PG_URL, drop_schema, require_postgres
 from tests.faults import Cluster, Store, cluster  # noqa: F401
 from tests.integration.test_partitions import (  # noqa: F401
+    B1,
     B3,
     _same,
     one_ledger,
@@ -140,8 +141,14 @@ def test_verify_names_the_partition_and_the_order_of_an_altered_history(
     held = run_cli("verify", "--partitions", where, "--anchors", "anchors.jsonl",
                    cwd=tmp_path)
     assert held.returncode == 0 and held.stdout.count("1 anchor of anchors.jsonl holds") == 4
-    alone = run_cli("verify", "--db", urls[0], "--views", "sqlite:///alone.db", "--anchors",
-                    "anchors.jsonl", cwd=tmp_path)  # one partition taken for a whole ledger
+    refused = run_cli("status", str(B3), "--db", urls[3], cwd=tmp_path)
+    assert refused.returncode == 2 and "holds partition 3 of a ledger of 4 partitions" in \
+        refused.stderr  # a partition is not a ledger of its own
+    reordered = ",".join([urls[1], urls[0], *urls[2:]])
+    assert run_cli("status", str(B1), "--partitions", reordered, cwd=tmp_path).returncode == 2
+    single = f"sqlite:///{tmp_path / 'single.db'}"
+    assert run_cli("ingest", str(workload[0]), "--db", single, cwd=tmp_path).returncode == 0
+    alone = run_cli("verify", "--db", single, "--anchors", "anchors.jsonl", cwd=tmp_path)
     assert alone.returncode == 4 and "of a ledger of 4 partitions" in alone.stderr
 
     partition = 3  # where B3 is (shard 3 of 16, of 4 partitions)
