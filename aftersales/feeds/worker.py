@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from aftersales.application.ledger import Ledger
 from aftersales.errors import SettingsError, StoreUnavailable
 from aftersales.feeds.douyin import TOLERANCE, Tolerance
 from aftersales.feeds.jetstream import (
+    LINE_HEADER,
     PARTITIONS_HEADER,
     Target,
     connect,
@@ -77,6 +79,7 @@ class Worker:
     on_acked: Callable[[int], None] = lambda seq: None
     stop: threading.Event = field(default_factory=threading.Event)
     report: WorkReport = field(default_factory=WorkReport)
+    _lines: dict[int, str] = field(default_factory=dict)
 
     def run(self) -> WorkReport:
         """Work until `stop` is set; a store failure is waited out and work starts again."""
@@ -138,6 +141,7 @@ class Worker:
                 "partition": self.part.index, "partitions": self.part.count,
                 "stream": self.target.stream}})
             pending: dict[int, Any] = {}  # taken, not yet acknowledged: by stream sequence
+            self._lines = {}  # their lines in the published files, for what is said
             last = 0
             while not self.stop.is_set():
                 if not held():
@@ -160,6 +164,8 @@ class Worker:
                         continue
                     self._check(msg)
                     pending[seq], last = msg, seq
+                    if (line := (msg.headers or {}).get(LINE_HEADER)) is not None:
+                        self._lines[seq] = line
                     fresh.append((seq, msg.data))
                     self.report.taken += 1
                 if fresh:
@@ -170,6 +176,7 @@ class Worker:
                 done = sorted(s for s in pending if s < upto)
                 for seq in done:
                     await pending.pop(seq).ack()
+                    self._lines.pop(seq, None)
                 if done:
                     self.report.acknowledged += len(done)
                     self.on_acked(done[-1])
@@ -188,10 +195,15 @@ class Worker:
                 "docs/operations.md)")
 
     def _refused(self, text: str) -> None:
+        """A message not applied, said as `message SEQ (line N of the published file):
+        CODE: reason` (the feed says `line SEQ…`)."""
+        found = re.match(r"line (\d+)", text)
+        if found is not None:
+            line = self._lines.get(int(found[1]))
+            text = (f"message {found[1]}" + (f" (line {line} of the published file)"
+                                             if line else "") + text[found.end():])
         self.log.warning("not applied", extra={"fields": {
-            "partition": self.part.index,
-            "detail": "message" + text.removeprefix("line") if text.startswith("line")
-            else text}})
+            "partition": self.part.index, "detail": text}})
 
 
 def _passing(error: Exception) -> bool:

@@ -236,3 +236,48 @@ def test_a_partition_that_is_down_delays_only_its_own_rows(
     caught_up = json.loads(run_cli("db", "check", "--json", "--partitions", where,
                                    cwd=tmp_path).stdout)
     assert caught_up["ok"] and caught_up["read_models"]["lag_events"] == 0
+
+
+def test_a_stream_that_could_drop_messages_is_refused(
+        nats_server: NatsServer, workload: tuple[Path, Path],  # noqa: F811
+        tmp_path: Path) -> None:
+    import asyncio
+
+    async def make() -> None:
+        import nats
+        from nats.js.api import RetentionPolicy, StreamConfig
+        nc = await nats.connect(nats_server.url)
+        try:  # a work queue of the right subjects, but messages older than a minute go
+            await nc.jetstream().add_stream(StreamConfig(
+                name="AFTERSALES", subjects=["aftersales.*"],
+                retention=RetentionPolicy.WORK_QUEUE, max_age=60.0))
+        finally:
+            await nc.close()
+
+    asyncio.run(make())
+    done = run_cli("publish", str(workload[0]), "--nats", nats_server.url, cwd=tmp_path)
+    assert done.returncode == 2 and "may drop messages before they are decided (max_age" \
+        in done.stderr, done.stderr
+    assert nats_server.messages("AFTERSALES") == 0
+
+
+def test_a_worker_names_the_published_line_of_a_refused_command(
+        nats_server: NatsServer, tmp_path: Path) -> None:  # noqa: F811
+    from tests.douyin_bodies import T0, place
+
+    where = f"sqlite:///{tmp_path / 'p0.db'}"
+    lines = tmp_path / "lines.jsonl"
+    ship = json.dumps({"command": "ship", "order_id": "R1", "at": "2026-03-01T12:00:00+08:00",
+                       "carrier": "SF", "tracking_no": "SF1"})  # before it was paid
+    lines.write_text(place("R1", at=T0).decode() + "\n" + ship + "\n")
+    assert run_cli("publish", str(lines), "--nats", nats_server.url, "--partitions", where,
+                   cwd=tmp_path).returncode == 0
+    worker = Worker(0, where, nats_server, tmp_path)
+    try:
+        wait_for(lambda: nats_server.messages("AFTERSALES") == 0, "the worker")
+    finally:
+        assert worker.stop() == 0
+    said = [json.loads(x) for x in worker.log.read_text().splitlines()]
+    refused = [x for x in said if x["event"] == "not applied"]
+    assert len(refused) == 1 and refused[0]["detail"].startswith("message 2 (line 2 of the "
+                                                                   "published file): FLOW: ")
