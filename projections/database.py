@@ -38,7 +38,10 @@ from projections.schema import (
 )
 
 PROJECTION_NAME = "reporting"
-DDL_ATTEMPTS = 5
+#: Processes creating the read models at once each try again after losing a race; two of
+#: them creating a dozen tables side by side can each lose on several tables in turn (a
+#: run of the multi-process test lost five times in a row on SQLite).
+DDL_ATTEMPTS = 20
 #: On PostgreSQL the read models live in a schema of their own (`reporting_schema`): the
 #: boundary a reporting role is given (`projections.boundary.grant_reader`).
 REPORTING_SCHEMA = "reporting"

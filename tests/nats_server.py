@@ -9,14 +9,17 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
 from tests.faults import free_port
 
 SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
+T = TypeVar("T")
 
 
 class NatsServer:
@@ -57,7 +60,15 @@ class NatsServer:
                 return int(info.state.messages)
             finally:
                 await nc.close()
-        return asyncio.run(count())
+        return run_async(count)
+
+
+def run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """`asyncio.run` of the coroutine `make()` gives, in a thread of its own: the test
+    process's main thread may hold a running loop already (the browser tests' Playwright
+    keeps one for the session), where `asyncio.run` refuses to start."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
 
 
 def wait_for(condition: Callable[[], bool], what: str, limit: float = 120.0) -> None:

@@ -122,23 +122,27 @@ def publish_and_work(urls: list[str], workload: tuple[Path, Path], server: NatsS
         done = run_cli(*args, "--nats", server.url, "--stream", stream, "--partitions", where,
                        cwd=folder)
         assert done.returncode == 0, done.stderr
-    workers = [subprocess.Popen(cli("work", "--partition", str(k), "--nats", server.url,
-                                    "--stream", stream, "--partitions", where),
-                                cwd=folder, env=env(), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
-               for k in range(len(urls))]
+    logs = [folder / f"work-{k}.log" for k in range(len(urls))]  # (a pipe could fill)
+    workers = []
+    for k, log in enumerate(logs):
+        with open(log, "a") as said:
+            workers.append(subprocess.Popen(
+                cli("work", "--partition", str(k), "--nats", server.url, "--stream", stream,
+                    "--partitions", where), cwd=folder, env=env(),
+                stdout=subprocess.DEVNULL, stderr=said))
+
+    def their_logs() -> str:
+        return "; ".join(log.read_text()[-2000:] for log in logs)
     try:
         wait_for(lambda: server.messages(stream) == 0 or any(
-            w.poll() is not None for w in workers), "the workers to take every message")
-        assert all(w.poll() is None for w in workers), [w.stderr.read() for w in workers
-                                                        if w.stderr is not None]
+            w.poll() is not None for w in workers),
+            "the workers to take every message", limit=300)
+        assert all(w.poll() is None for w in workers), their_logs()
     finally:
         for w in workers:
             w.send_signal(signal.SIGTERM)
-        for w in workers:
-            assert w.wait(timeout=60) == 0
-            assert w.stderr is not None
-            w.stderr.close()
+        codes = [w.wait(timeout=60) for w in workers]
+    assert codes == [0] * len(workers), their_logs()
     done = run_cli("project", "--partitions", where, cwd=folder)
     assert done.returncode == 0, done.stderr
 
